@@ -1,0 +1,1 @@
+"""Storage backends for davserver's DAV mounts (installed as ``davserver.backends``)."""

@@ -1,0 +1,486 @@
+"""A folder on disk as a DAV store.
+
+Every disk call runs in the default thread pool. Writes go to a hidden temporary file in
+the target's folder and are renamed into place, so a reader or a crash sees the old bytes
+or the new ones, never half of them. Dead properties live in a hidden ``.davprops`` folder
+beside the resources they describe (``m.<name>`` for a member, ``self`` for the folder
+itself), so they move, copy and vanish with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import mimetypes
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
+
+from lxml import etree
+
+from .base import (
+    AlreadyExists,
+    Body,
+    Conflict,
+    DeadProps,
+    DeleteFailure,
+    Forbidden,
+    InsufficientStorage,
+    NotFound,
+    Resource,
+    StorageError,
+)
+
+PROPS_DIR = ".davprops"
+TEMP_PREFIX = ".davtmp-"
+SELF_PROPS = "self"
+LISTING_BATCH = 256
+WRITE_BUFFER = 1 << 20
+_MAX_SIDE_NAME = 200
+
+_T = TypeVar("_T")
+_PROPS_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def _etag(st: os.stat_result) -> str:
+    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+def _content_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def _member_props_name(name: str) -> str:
+    if len(name) > _MAX_SIDE_NAME:
+        return "h." + hashlib.sha256(name.encode()).hexdigest()
+    return "m." + name
+
+
+def _encode_props(props: DeadProps) -> bytes:
+    return b"<props>" + b"".join(props.values()) + b"</props>"
+
+
+def _decode_props(data: bytes) -> dict[str, bytes]:
+    root = etree.fromstring(data, _PROPS_PARSER)
+    return {child.tag: etree.tostring(child) for child in root}
+
+
+def _os_error(exc: OSError) -> StorageError:
+    """Map an OS error to the storage error the protocol layer understands."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage(str(exc))
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return Conflict(str(exc))
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EROFS):
+        return Forbidden(str(exc))
+    if exc.errno == errno.EEXIST:
+        return AlreadyExists(str(exc))
+    return StorageError(str(exc))
+
+
+class FilesystemStorage:
+    """Serves the files below ``root``; see the module docstring for the layout."""
+
+    reserved_names = frozenset({PROPS_DIR})
+    reserved_prefixes = (TEMP_PREFIX,)
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.path.realpath(root)
+        os.makedirs(self.root, exist_ok=True)
+
+    # -- helpers (run in the thread pool) ---------------------------------------------
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def _full(self, path: str) -> str:
+        """The disk path of ``path``; refuses one that a symlink leads out of the root."""
+        full = os.path.join(self.root, path) if path else self.root
+        real = os.path.realpath(full)
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise Forbidden(f"{path!r} leads outside the store")
+        return full
+
+    def _props_file(self, path: str, is_collection: bool) -> str:
+        full = self._full(path)
+        if is_collection:
+            return os.path.join(full, PROPS_DIR, SELF_PROPS)
+        parent, _, name = full.rpartition(os.sep)
+        return os.path.join(parent, PROPS_DIR, _member_props_name(name))
+
+    @staticmethod
+    def _read_props_file(file: str) -> dict[str, bytes]:
+        try:
+            with open(file, "rb") as f:
+                return _decode_props(f.read())
+        except FileNotFoundError:
+            return {}
+        except etree.XMLSyntaxError:
+            return {}
+
+    def _resource(self, path: str, st: os.stat_result, props: DeadProps | None) -> Resource:
+        is_dir = os.path.stat.S_ISDIR(st.st_mode)
+        return Resource(
+            path=path,
+            is_collection=is_dir,
+            size=0 if is_dir else st.st_size,
+            mtime=st.st_mtime,
+            ctime=st.st_ctime,
+            etag=_etag(st),
+            content_type=None if is_dir else _content_type(path),
+            dead_props=props,
+        )
+
+    def _stat_sync(self, path: str, dead_props: bool) -> Resource | None:
+        full = self._full(path)
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        props = None
+        if dead_props:
+            props = self._read_props_file(self._props_file(path, os.path.stat.S_ISDIR(st.st_mode)))
+        return self._resource(path, st, props)
+
+    def _visible(self, name: str) -> bool:
+        return name not in self.reserved_names and not name.startswith(TEMP_PREFIX)
+
+    def _list_sync(self, path: str, dead_props: bool) -> list[Resource]:
+        full = self._full(path)
+        prefix = path + "/" if path else ""
+        out: list[Resource] = []
+        side_dir = os.path.join(full, PROPS_DIR)
+        side_names: set[str] = set()
+        if dead_props:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                side_names = set(os.listdir(side_dir))
+        with os.scandir(full) as it:
+            for entry in it:
+                name = entry.name
+                if not self._visible(name):
+                    continue
+                member = prefix + name
+                try:
+                    if entry.is_symlink():
+                        self._full(member)
+                    st = entry.stat()
+                except (Forbidden, OSError):
+                    continue
+                props = None
+                if dead_props:
+                    is_dir = os.path.stat.S_ISDIR(st.st_mode)
+                    if is_dir:
+                        props = self._read_props_file(
+                            os.path.join(full, name, PROPS_DIR, SELF_PROPS)
+                        )
+                    else:
+                        side = _member_props_name(name)
+                        props = (
+                            self._read_props_file(os.path.join(side_dir, side))
+                            if side in side_names
+                            else {}
+                        )
+                out.append(self._resource(member, st, props))
+        out.sort(key=lambda r: r.path)
+        return out
+
+    def _read_sync(self, path: str, inline_limit: int) -> Body:
+        full = self._full(path)
+        try:
+            f = open(full, "rb")  # noqa: SIM115 - handed to the caller, who closes it
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound(path) from exc
+        except IsADirectoryError:
+            return Body(resource=self._resource(path, os.stat(full), None))
+        st = os.fstat(f.fileno())
+        resource = self._resource(path, st, None)
+        if st.st_size <= inline_limit:
+            with f:
+                return Body(resource=resource, data=f.read())
+        return Body(resource=resource, file=f)
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def stat(self, path: str, *, dead_props: bool = False) -> Resource | None:
+        """The resource at ``path``, or None."""
+        return await self._run(self._stat_sync, path, dead_props)
+
+    async def children(
+        self, path: str, *, dead_props: bool = False
+    ) -> AsyncIterator[list[Resource]]:
+        """The members of the collection at ``path``, sorted by name, in batches."""
+        members = await self._run(self._list_sync, path, dead_props)
+        for i in range(0, len(members), LISTING_BATCH):
+            yield members[i : i + LISTING_BATCH]
+
+    async def read(self, path: str, *, inline_limit: int) -> Body:
+        """Open ``path`` for sending."""
+        return await self._run(self._read_sync, path, inline_limit)
+
+    async def quota(self, path: str) -> tuple[int, int] | None:
+        """Bytes used and available on the filesystem that holds the root."""
+
+        def statvfs() -> tuple[int, int]:
+            st = os.statvfs(self.root)
+            return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize
+
+        return await self._run(statvfs)
+
+    @contextlib.asynccontextmanager
+    async def change(self, *, author: str, message: str) -> AsyncIterator[FilesystemChange]:
+        """Writes on a folder apply as they go; each one is atomic on its own."""
+        yield FilesystemChange(self)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class FilesystemChange:
+    """The write operations of :class:`FilesystemStorage`."""
+
+    def __init__(self, storage: FilesystemStorage) -> None:
+        self._s = storage
+
+    # -- sync parts ---------------------------------------------------------------------
+
+    def _prepare_target(self, path: str) -> tuple[str, bool]:
+        """Check the parent of ``path``; return its disk path and whether it existed."""
+        full = self._s._full(path)
+        parent = os.path.dirname(full)
+        try:
+            if not os.path.isdir(parent):
+                raise Conflict(f"the parent of {path!r} is not a collection")
+            existed = os.path.lexists(full)
+        except OSError as exc:
+            raise _os_error(exc) from exc
+        if existed and os.path.isdir(full):
+            raise AlreadyExists(f"{path!r} is a collection")
+        return full, existed
+
+    def _open_temp(self, full: str) -> tuple[str, int]:
+        tmp = os.path.join(os.path.dirname(full), TEMP_PREFIX + secrets.token_hex(8))
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise _os_error(exc) from exc
+
+    @staticmethod
+    def _discard(tmp: str, fd: int) -> None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    def _commit(self, path: str, full: str, tmp: str, fd: int, existed: bool) -> Resource:
+        try:
+            os.close(fd)
+            os.replace(tmp, full)
+            if not existed:
+                self._drop_member_props(full)
+            st = os.stat(full)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise _os_error(exc) from exc
+        return self._s._resource(path, st, None)
+
+    def _write_small(self, path: str, data: bytes) -> tuple[Resource, bool]:
+        full, existed = self._prepare_target(path)
+        tmp, fd = self._open_temp(full)
+        try:
+            self._write_all(fd, data)
+        except OSError as exc:
+            self._discard(tmp, fd)
+            raise _os_error(exc) from exc
+        return self._commit(path, full, tmp, fd, existed), not existed
+
+    @staticmethod
+    def _drop_member_props(full: str) -> None:
+        parent, _, name = full.rpartition(os.sep)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(os.path.join(parent, PROPS_DIR, _member_props_name(name)))
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def write(
+        self, path: str, body: bytes | AsyncIterator[bytes], expected_size: int | None = None
+    ) -> tuple[Resource, bool]:
+        """Store a body atomically; see :meth:`backends.base.Change.write`."""
+        run = self._s._run
+        if isinstance(body, bytes):
+            if expected_size is not None and len(body) != expected_size:
+                raise ValueError("body length differs from the announced length")
+            return await run(self._write_small, path, body)
+        full, existed = await run(self._prepare_target, path)
+        tmp, fd = await run(self._open_temp, full)
+        try:
+            size = 0
+            pending: list[bytes] = []
+            buffered = 0
+            async for chunk in body:
+                pending.append(chunk)
+                buffered += len(chunk)
+                if buffered >= WRITE_BUFFER:
+                    await run(self._write_all, fd, b"".join(pending))
+                    size += buffered
+                    pending, buffered = [], 0
+            if pending:
+                await run(self._write_all, fd, b"".join(pending))
+                size += buffered
+            if expected_size is not None and size != expected_size:
+                raise ValueError("body length differs from the announced length")
+        except BaseException as exc:
+            await run(self._discard, tmp, fd)
+            if isinstance(exc, OSError):
+                raise _os_error(exc) from exc
+            raise
+        return await run(self._commit, path, full, tmp, fd, existed), not existed
+
+    async def mkcol(self, path: str) -> None:
+        """Create an empty folder."""
+
+        def mkdir() -> None:
+            full = self._s._full(path)
+            try:
+                os.mkdir(full)
+            except FileExistsError as exc:
+                raise AlreadyExists(path) from exc
+            except OSError as exc:
+                raise _os_error(exc) from exc
+            self._drop_member_props(full)
+
+        await self._s._run(mkdir)
+
+    async def delete(self, path: str) -> list[DeleteFailure]:
+        """Delete a file or a whole folder; report what could not be deleted."""
+
+        def remove() -> list[DeleteFailure]:
+            full = self._s._full(path)
+            failures: list[DeleteFailure] = []
+            try:
+                is_dir = os.path.isdir(full) and not os.path.islink(full)
+                if not is_dir:
+                    os.unlink(full)
+                    self._drop_member_props(full)
+                    return failures
+            except FileNotFoundError as exc:
+                raise NotFound(path) from exc
+            except OSError as exc:
+                raise _os_error(exc) from exc
+
+            def on_error(_fn: Any, failed: str, exc: BaseException) -> None:
+                rel = os.path.relpath(failed, self._s.root).replace(os.sep, "/")
+                if not any(part in self._s.reserved_names for part in rel.split("/")):
+                    failures.append(DeleteFailure(rel, 403))
+
+            if sys.version_info >= (3, 12):
+                shutil.rmtree(full, onexc=on_error)
+            else:
+                shutil.rmtree(full, onerror=lambda fn, p, info: on_error(fn, p, info[1]))
+            return failures
+
+        return await self._s._run(remove)
+
+    async def copy(self, src: str, dst: str, *, recursive: bool) -> None:
+        """Copy a file, or a folder with (``recursive``) or without its members."""
+
+        def copy() -> None:
+            s, d = self._s._full(src), self._s._full(dst)
+            try:
+                if os.path.isdir(s):
+                    if recursive:
+                        shutil.copytree(
+                            s, d, symlinks=True, ignore=shutil.ignore_patterns(TEMP_PREFIX + "*")
+                        )
+                    else:
+                        os.mkdir(d)
+                        side = os.path.join(s, PROPS_DIR, SELF_PROPS)
+                        if os.path.exists(side):
+                            os.mkdir(os.path.join(d, PROPS_DIR))
+                            shutil.copyfile(side, os.path.join(d, PROPS_DIR, SELF_PROPS))
+                    return
+                full, _ = self._prepare_target(dst)
+                tmp, fd = self._open_temp(full)
+                os.close(fd)
+                shutil.copyfile(s, tmp)
+                os.replace(tmp, full)
+                self._copy_member_props(s, d, move=False)
+            except FileNotFoundError as exc:
+                raise NotFound(src) from exc
+            except OSError as exc:
+                raise _os_error(exc) from exc
+
+        await self._s._run(copy)
+
+    def _copy_member_props(self, s: str, d: str, *, move: bool) -> None:
+        sp, _, sn = s.rpartition(os.sep)
+        dp, _, dn = d.rpartition(os.sep)
+        side = os.path.join(sp, PROPS_DIR, _member_props_name(sn))
+        target = os.path.join(dp, PROPS_DIR, _member_props_name(dn))
+        if not os.path.exists(side):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            return
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if move:
+            os.replace(side, target)
+        else:
+            shutil.copyfile(side, target)
+
+    async def move(self, src: str, dst: str) -> None:
+        """Rename ``src`` to ``dst`` (falling back to copy and delete across devices)."""
+
+        def move() -> None:
+            s, d = self._s._full(src), self._s._full(dst)
+            try:
+                if not os.path.isdir(os.path.dirname(d)):
+                    raise Conflict(f"the parent of {dst!r} is not a collection")
+                is_dir = os.path.isdir(s)
+                shutil.move(s, d)
+                if not is_dir:
+                    self._copy_member_props(s, d, move=True)
+            except FileNotFoundError as exc:
+                raise NotFound(src) from exc
+            except OSError as exc:
+                raise _os_error(exc) from exc
+
+        await self._s._run(move)
+
+    async def set_props(self, path: str, props: Mapping[str, bytes]) -> None:
+        """Replace the dead properties of ``path``, atomically."""
+
+        def store() -> None:
+            full = self._s._full(path)
+            try:
+                is_dir = os.path.isdir(full)
+                if not is_dir and not os.path.exists(full):
+                    raise NotFound(path)
+                side = self._s._props_file(path, is_dir)
+                if not props:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(side)
+                    return
+                os.makedirs(os.path.dirname(side), exist_ok=True)
+                tmp, fd = self._open_temp(side)
+                try:
+                    self._write_all(fd, _encode_props(props))
+                    os.close(fd)
+                    os.replace(tmp, side)
+                except OSError:
+                    self._discard(tmp, fd)
+                    raise
+            except OSError as exc:
+                raise _os_error(exc) from exc
+
+        await self._s._run(store)

@@ -1,0 +1,749 @@
+"""Side-by-side WebDAV throughput benchmark: davserver vs WsgiDAV 4.4 vs a bare aiohttp app.
+
+Usage: bench/run [--duration S] [--warmup S] [--rounds N] [--workloads get,put,...]
+   or: python3 bench/webdav.py [same options]
+
+In one run it starts davserver (filesystem WebDAV), WsgiDAV 4.4 on cheroot and a bare aiohttp
+app, each on a free loopback port with a fresh temporary folder, creates the same fixtures on
+the two DAV servers over HTTP, then measures every workload with wrk (1 thread, 16 connections),
+servers interleaved per workload, and prints requests/s, the ratios and PASS/FAIL per floor.
+It installs what it needs itself: wrk (apt-get) and a venv with the peers (bench/.venv-peers).
+A benchmark, not a test: the exit code is 0 even when a floor fails. See docs/benchmarks.md.
+"""
+
+import argparse
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PEERS_VENV = BENCH / ".venv-peers"
+REQUIREMENTS = BENCH / "requirements-peers.txt"
+WRK_SCRIPT = BENCH / "lua" / "workload.lua"
+HZ = os.sysconf("SC_CLK_TCK")
+
+# workload -> (label, path requested on the server); the fixtures below create these paths.
+WORKLOADS: dict[str, tuple[str, str]] = {
+    "get": ("GET 4 KiB", "/bench/file4k.bin"),
+    "put": ("PUT 4 KiB x8 paths", "/bench/put/"),
+    "propfind0": ("PROPFIND D0 file", "/bench/file4k.bin"),
+    "propfind1": ("PROPFIND D1 1000", "/bench/dir1000/"),
+}
+SERVERS = ("davserver", "wsgidav", "aiohttp-bare")
+# (workload, reference server, minimum requests/s of davserver divided by the reference's)
+FLOORS = (
+    ("get", "aiohttp-bare", 0.5),
+    ("put", "wsgidav", 3.0),
+    ("propfind0", "wsgidav", 3.0),
+    ("propfind1", "wsgidav", 15.0),
+)
+PUT_PATHS = 8
+FILE_4K = bytes(range(256)) * 16
+PROPFIND_ALLPROP = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n'
+    b'<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>\n'
+)
+NOISY_OTHER_PCT = 25.0  # other processes' CPU (% of one core) above which a run is flagged
+
+
+@dataclass
+class Server:
+    """One server under test: how to start it and, once started, where it listens."""
+
+    name: str
+    cmd: list[str]
+    workloads: tuple[str, ...]
+    tmp: Path
+    config: str = ""  # WsgiDAV's YAML config; @PORT@ is replaced at start
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    problem: str = ""  # set when the server cannot be measured (not installed, fixtures bad)
+
+    @property
+    def url(self) -> str:
+        """Base URL without a trailing slash."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Run:
+    """The outcome of one wrk run."""
+
+    server: str
+    workload: str
+    seconds: int
+    rps: float = 0.0
+    requests: int = 0
+    non2xx: int = 0
+    socket_errors: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    other_cpu_pct: float = 0.0
+    settle_s: float = 0.0
+    problem: str = ""
+
+    @property
+    def flags(self) -> str:
+        """Short text naming what is wrong with this run ('' when nothing is)."""
+        out = []
+        if self.problem:
+            out.append(self.problem)
+        if self.non2xx:
+            out.append(f"{self.non2xx} non-2xx")
+        if self.socket_errors:
+            out.append(f"{self.socket_errors} socket errors/timeouts")
+        if self.other_cpu_pct > NOISY_OTHER_PCT:
+            out.append("noisy machine")
+        return ", ".join(out)
+
+    @property
+    def has_errors(self) -> bool:
+        """True when the run failed or saw non-2xx responses or socket errors."""
+        return bool(self.problem or self.non2xx or self.socket_errors)
+
+
+# ---------------------------------------------------------------- setup
+
+
+def sh(cmd: list[str], env: dict[str, str] | None = None) -> int:
+    """Run a command (bounded to 15 minutes), echoing it first; return its exit code."""
+    print("+", shlex.join(cmd), flush=True)
+    return subprocess.run(cmd, env=env, check=False, timeout=900).returncode
+
+
+def ensure_wrk() -> None:
+    """Install wrk with apt-get when it is missing (apt-get update only if the install fails)."""
+    if shutil.which("wrk"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    if sh(install, env) != 0:
+        sh(["apt-get", "update"], env)
+        sh(install, env)
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing and could not be installed (apt-get install -y wrk)")
+
+
+def ensure_peers_venv() -> None:
+    """Create bench/.venv-peers with the pinned peers unless it matches the requirements."""
+    stamp = PEERS_VENV / ".requirements.sha256"
+    want = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text().strip() == want:
+        return
+    py = PEERS_VENV / "bin" / "python"
+    if not py.exists() and sh([sys.executable, "-m", "venv", str(PEERS_VENV)]) != 0:
+        sys.exit(f"could not create {PEERS_VENV}")
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if sh([*pip, "-r", str(REQUIREMENTS)]) != 0:
+        sys.exit(f"pip install -r {REQUIREMENTS} failed")
+    stamp.write_text(want + "\n")
+
+
+def davserver_command() -> list[str] | None:
+    """The project's davserver: .venv/bin/davserver, else $DAVSERVER (a command prefix)."""
+    exe = REPO / ".venv" / "bin" / "davserver"
+    if exe.exists():
+        return [str(exe)]
+    if os.environ.get("DAVSERVER", "").strip():
+        return shlex.split(os.environ["DAVSERVER"])
+    return None
+
+
+def bare_python() -> Path:
+    """Python for the bare app: the project's venv (same aiohttp as davserver) if it has aiohttp."""
+    py = REPO / ".venv" / "bin" / "python"
+    if py.exists():
+        ok = subprocess.run([str(py), "-c", "import aiohttp"], capture_output=True, check=False)
+        if ok.returncode == 0:
+            return py
+    return PEERS_VENV / "bin" / "python"
+
+
+def versions(bare_py: Path) -> list[str]:
+    """One line per component with its version."""
+    peers = subprocess.run(
+        [
+            str(PEERS_VENV / "bin" / "python"),
+            "-c",
+            "import wsgidav, cheroot, platform; "
+            "print(f'WsgiDAV {wsgidav.__version__} on cheroot {cheroot.__version__}, "
+            "Python {platform.python_version()} (bench/.venv-peers)')",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    bare = subprocess.run(
+        [
+            str(bare_py),
+            "-c",
+            "import aiohttp, platform; "
+            "print(f'aiohttp {aiohttp.__version__}, Python {platform.python_version()}')",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    return [
+        f"wsgidav: {peers.stdout.strip() or peers.stderr.strip()}",
+        f"aiohttp-bare: {bare.stdout.strip() or bare.stderr.strip()} ({bare_py})",
+        f"wrk: {(wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else '?'}",
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start",
+    ]
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    """A free loopback TCP port (bind to port 0 and let the kernel choose)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_servers(dav_cmd: list[str] | None, bare_py: Path) -> list[Server]:
+    """The three servers, each with a fresh temporary folder (data/ inside it is served)."""
+    servers = []
+    for name in SERVERS:
+        tmp = Path(tempfile.mkdtemp(prefix=f"davbench-{name}-"))
+        (tmp / "data").mkdir()
+        data, config = str(tmp / "data"), ""
+        if name == "davserver":
+            cmd = (
+                [*dav_cmd, "serve", "--host", "127.0.0.1", "--port", "@PORT@", "--root", data]
+                if dav_cmd
+                else []
+            )
+            wls = tuple(WORKLOADS)
+        elif name == "wsgidav":
+            config = (BENCH / "wsgidav.yaml.in").read_text().replace("@DATA@", data)
+            cmd = [str(PEERS_VENV / "bin" / "wsgidav"), "--config", str(tmp / "wsgidav.yaml")]
+            wls = tuple(WORKLOADS)
+        else:
+            cmd = [str(bare_py), str(BENCH / "bare_aiohttp.py"), "--port", "@PORT@"]
+            wls = ("get",)
+        srv = Server(name, cmd, wls, tmp, config)
+        if not cmd:
+            srv.problem = "not available (no .venv/bin/davserver and $DAVSERVER unset)"
+        servers.append(srv)
+    return servers
+
+
+def start(srv: Server, log: Path) -> None:
+    """Start a server on a free port and wait (at most 30 s) until it answers HTTP."""
+    srv.port = free_port()
+    cmd = [a.replace("@PORT@", str(srv.port)) for a in srv.cmd]
+    if srv.config:
+        (srv.tmp / "wsgidav.yaml").write_text(srv.config.replace("@PORT@", str(srv.port)))
+    print(f"starting {srv.name}: {shlex.join(cmd)}", flush=True)
+    with log.open("wb") as out:
+        srv.proc = subprocess.Popen(
+            cmd, cwd=srv.tmp, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            srv.problem = f"exited with {srv.proc.returncode} at start (log: {log})"
+            return
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=2)
+            conn.request("OPTIONS", "/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    srv.problem = f"did not answer within 30 s (log: {log})"
+
+
+def descendants(pid: int) -> list[int]:
+    """PIDs of all live descendants of pid (from /proc)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                kids = Path(f"/proc/{p}/task/{tid}/children").read_text().split()
+                out.extend(int(k) for k in kids)
+                todo.extend(int(k) for k in kids)
+        except OSError:
+            pass
+    return out
+
+
+def stop(srv: Server) -> None:
+    """Stop a server by its PID (TERM, KILL after 10 s), then any child it left behind."""
+    proc = srv.proc
+    if proc is None or proc.poll() is not None:
+        return
+    kids = descendants(proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid in kids if Path(f"/proc/{pid}").exists()]
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if alive and sig == signal.SIGTERM:
+            time.sleep(2)
+
+
+def tree_cpu_ticks(pid: int) -> int:
+    """CPU ticks (user + system) used so far by pid and its live descendants."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def settle(srv: Server, limit: float = 60.0) -> float:
+    """Wait until the server is idle (< 10 % of a core over 0.5 s; at most limit s).
+
+    After wrk stops, a threaded server may go on computing the requests still in flight
+    (WsgiDAV with PROPFIND Depth 1 does for seconds); that must not load the next run.
+    Returns the seconds waited.
+    """
+    assert srv.proc is not None
+    t0 = time.monotonic()
+    prev = tree_cpu_ticks(srv.proc.pid)
+    while time.monotonic() - t0 < limit:
+        time.sleep(0.5)
+        cur = tree_cpu_ticks(srv.proc.pid)
+        if (cur - prev) / HZ < 0.05:
+            break
+        prev = cur
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+class Client:
+    """A minimal keep-alive HTTP/1.1 client for one loopback server."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """Send one request (reconnecting once if the connection was dropped)."""
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if resp.will_close:
+                    self.close()
+                return resp.status, data
+            except (http.client.HTTPException, OSError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the connection, if open."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def count_responses(xml: bytes) -> int:
+    """Number of DAV:response elements in a multistatus body (-1 if it is not XML)."""
+    try:
+        return len(ET.fromstring(xml).findall("{DAV:}response"))
+    except ET.ParseError:
+        return -1
+
+
+def make_fixtures(srv: Server) -> str:
+    """Create and verify the fixtures over HTTP; return '' or what went wrong.
+
+    /bench/file4k.bin (4096 bytes), /bench/dir1000/f0000.txt..f0999.txt (100 bytes each),
+    /bench/put/p0.bin..p7.bin (4096 bytes each; the PUT workload overwrites these).
+    """
+    c = Client(srv.port)
+    try:
+        if srv.name == "aiohttp-bare":
+            st, body = c.request("GET", WORKLOADS["get"][1])
+            return "" if st == 200 and len(body) == 4096 else f"GET -> {st}, {len(body)} bytes"
+        octet = {"Content-Type": "application/octet-stream"}
+        for col in ("/bench/", "/bench/dir1000/", "/bench/put/"):
+            st, _ = c.request("MKCOL", col)
+            if st != 201:
+                return f"MKCOL {col} -> {st}"
+        puts = [("/bench/file4k.bin", FILE_4K, octet)]
+        puts += [
+            (f"/bench/dir1000/f{i:04d}.txt", b"%04d" % i * 25, {"Content-Type": "text/plain"})
+            for i in range(1000)
+        ]
+        puts += [(f"/bench/put/p{i}.bin", b"x" * 4096, octet) for i in range(PUT_PATHS)]
+        for path, body, headers in puts:
+            st, _ = c.request("PUT", path, body, headers)
+            if st not in (200, 201, 204):
+                return f"PUT {path} -> {st}"
+        st, body = c.request("GET", "/bench/file4k.bin")
+        if st != 200 or body != FILE_4K:
+            return f"GET /bench/file4k.bin -> {st}, {len(body)} bytes (not the bytes PUT)"
+        xml = {"Content-Type": "application/xml"}
+        for path, depth, want in (("/bench/file4k.bin", "0", 1), ("/bench/dir1000/", "1", 1001)):
+            st, body = c.request("PROPFIND", path, PROPFIND_ALLPROP, {**xml, "Depth": depth})
+            if st != 207 or count_responses(body) != want:
+                return (
+                    f"PROPFIND Depth {depth} {path} -> {st}, "
+                    f"{count_responses(body)} responses (want {want})"
+                )
+        return ""
+    except OSError as e:
+        return f"fixtures: {e}"
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def cpu_snapshot(srv: Server) -> tuple[float, int, int, float]:
+    """(wall time, busy ticks of the machine, server ticks, CPU s of reaped children)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    busy = sum(v) - v[3] - v[4]  # everything but idle and iowait (steal counts as busy)
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert srv.proc is not None
+    return time.monotonic(), busy, tree_cpu_ticks(srv.proc.pid), ru.ru_utime + ru.ru_stime
+
+
+def run_wrk(srv: Server, workload: str, seconds: int, connections: int, out: Path) -> Run:
+    """One wrk run of a workload against a server; raw output goes to out."""
+    url = srv.url + WORKLOADS[workload][1]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+    ]
+    env = {**os.environ, "BENCH_WORKLOAD": workload, "PUT_PATHS": str(PUT_PATHS)}
+    run = Run(srv.name, workload, seconds)
+    t0, busy0, srv0, kids0 = cpu_snapshot(srv)
+    try:
+        res = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        run.problem = "wrk did not finish"
+        return run
+    t1, busy1, srv1, kids1 = cpu_snapshot(srv)
+    out.write_text(f"$ {shlex.join(cmd)}\n{res.stdout}{res.stderr}")
+    m = re.search(r"^WRKJSON (.*)$", res.stdout, re.M)
+    if res.returncode != 0 or not m:
+        run.problem = f"wrk failed (rc {res.returncode}, see {out})"
+        return run
+    j = json.loads(m.group(1))
+    run.requests = j["requests"]
+    run.rps = j["requests"] / (j["duration_us"] / 1e6)
+    run.statuses = j["statuses"]
+    run.non2xx = sum(n for code, n in j["statuses"].items() if not code.startswith("2"))
+    run.socket_errors = sum(j[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
+    run.p50_ms, run.p99_ms = j["lat_p50_us"] / 1000, j["lat_p99_us"] / 1000
+    other_s = (busy1 - busy0 - (srv1 - srv0)) / HZ - (kids1 - kids0)
+    run.other_cpu_pct = max(0.0, 100 * other_s / (t1 - t0))
+    return run
+
+
+def measure(
+    servers: list[Server], workloads: list[str], args: argparse.Namespace, results: Path
+) -> list[Run]:
+    """Interleave servers per workload: warm-up run, settle, measured run, settle."""
+    runs = []
+    live = [s for s in servers if not s.problem]
+    for rnd in range(1, args.rounds + 1):
+        order = live if rnd % 2 else live[::-1]  # alternate the order between rounds
+        for wl in workloads:
+            for srv in (s for s in order if wl in s.workloads):
+                tag = f"{wl}.{srv.name}.r{rnd}"
+                warm = run_wrk(
+                    srv, wl, args.warmup, args.connections, results / f"{tag}.warmup.txt"
+                )
+                warm.settle_s = settle(srv)
+                run = run_wrk(srv, wl, args.duration, args.connections, results / f"{tag}.txt")
+                run.settle_s = settle(srv)
+                runs.append(run)
+                note = f"  [warm-up: {warm.flags}]" if warm.flags else ""
+                print(
+                    f"  round {rnd} {WORKLOADS[wl][0]:<19} {srv.name:<13} "
+                    f"{run.rps:>10,.1f} req/s  p50 {run.p50_ms:8.1f} ms  "
+                    f"other CPU {run.other_cpu_pct:3.0f}%  settled {run.settle_s:4.1f}s"
+                    f"{'  ! ' + run.flags if run.flags else ''}{note}",
+                    flush=True,
+                )
+    return runs
+
+
+# ---------------------------------------------------------------- report
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    """Render rows (first = header) as an aligned Markdown table."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def line(r: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    return [
+        line(rows[0]),
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        *(line(r) for r in rows[1:]),
+    ]
+
+
+def summarize(runs: list[Run], workloads: list[str]) -> tuple[list[str], list[dict[str, object]]]:
+    """The runs table, the final table with ratios and verdicts, and the verdicts as dicts."""
+    by: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        by.setdefault((r.server, r.workload), []).append(r)
+
+    def rps(server: str, wl: str) -> float | None:
+        rs = by.get((server, wl))
+        return statistics.median(r.rps for r in rs) if rs else None
+
+    def errs(server: str, wl: str) -> bool:
+        return any(r.has_errors for r in by.get((server, wl), []))
+
+    def cell(server: str, wl: str) -> str:
+        v = rps(server, wl)
+        return "-" if v is None else f"{v:,.1f}" + (" !" if errs(server, wl) else "")
+
+    def ratio(num: float | None, den: float | None) -> str:
+        return "-" if num is None or not den else f"{num / den:.2f}x"
+
+    run_rows = [
+        [
+            "server",
+            "workload",
+            "req/s",
+            "requests",
+            "non-2xx",
+            "socket errs",
+            "p50 ms",
+            "p99 ms",
+            "other CPU %",
+            "flags",
+        ]
+    ]
+    run_rows += [
+        [
+            r.server,
+            WORKLOADS[r.workload][0],
+            f"{r.rps:,.1f}",
+            str(r.requests),
+            str(r.non2xx),
+            str(r.socket_errors),
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            f"{r.other_cpu_pct:.0f}",
+            r.flags or "ok",
+        ]
+        for r in runs
+    ]
+
+    floors = {wl: (ref, k) for wl, ref, k in FLOORS}
+    rows = [["workload", *SERVERS, "ratio vs wsgidav", "ratio vs bare", "floor", "PASS/FAIL"]]
+    verdicts: list[dict[str, object]] = []
+    for wl in workloads:
+        dav = rps("davserver", wl)
+        ref, k = floors[wl]
+        floor = f">= {k:g}x {'bare' if ref == 'aiohttp-bare' else ref}"
+        den = rps(ref, wl)
+        if dav is None or den is None:
+            verdict = "n/a (not measured)"
+        elif den == 0:
+            verdict = f"n/a ({ref} completed no request)"
+        else:
+            verdict = "PASS" if dav >= k * den else "FAIL"
+            if errs("davserver", wl):
+                verdict = "FAIL (davserver run had errors)"
+            elif errs(ref, wl):
+                verdict += f" ({ref} run had errors)"
+        verdicts.append(
+            {
+                "workload": wl,
+                "floor": floor,
+                "verdict": verdict,
+                "ratio": dav / den if dav is not None and den else None,
+            }
+        )
+        rows.append(
+            [
+                WORKLOADS[wl][0],
+                *(cell(s, wl) for s in SERVERS),
+                ratio(dav, rps("wsgidav", wl)),
+                ratio(dav, rps("aiohttp-bare", wl)),
+                floor,
+                verdict,
+            ]
+        )
+    return [
+        "Runs:",
+        *table(run_rows),
+        "",
+        "Requests/s (median of rounds; ! = a run had errors):",
+        *table(rows),
+    ], verdicts
+
+
+# ---------------------------------------------------------------- main
+
+
+def on_signal(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM/SIGHUP into SystemExit so that the servers are stopped."""
+    raise SystemExit(128 + signum)
+
+
+def env_int(env: str, default: int) -> int:
+    """An integer setting from the environment (default when unset)."""
+    return int(os.environ.get(env) or default)
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options (defaults from BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--duration",
+        type=int,
+        default=env_int("BENCH_DURATION", 10),
+        help="seconds per measured run (default 10, env BENCH_DURATION)",
+    )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=env_int("BENCH_WARMUP", 2),
+        help="seconds of the warm-up run before each (default 2, env BENCH_WARMUP)",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=env_int("BENCH_ROUNDS", 1),
+        help="measured runs per server and workload; the median counts (default 1)",
+    )
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    ap.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)}",
+    )
+    args = ap.parse_args()
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    if any(w not in WORKLOADS for w in args.workloads):
+        ap.error(f"workloads are {', '.join(WORKLOADS)}")
+    if min(args.duration, args.warmup, args.rounds, args.connections) < 1:
+        ap.error("--duration, --warmup, --rounds and --connections must be >= 1")
+    return args
+
+
+def main() -> int:
+    """Install what is missing, start the servers, measure, print the tables, clean up."""
+    args = parse_args()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    ensure_wrk()
+    ensure_peers_venv()
+    results = BENCH / "results" / time.strftime("%Y%m%d-%H%M%S")
+    results.mkdir(parents=True, exist_ok=True)
+    dav_cmd, bare_py = davserver_command(), bare_python()
+    header = [
+        f"davserver: {shlex.join(dav_cmd) if dav_cmd else 'NOT AVAILABLE'}",
+        *versions(bare_py),
+        f"wrk -t1 -c{args.connections}, {args.duration} s per run after a {args.warmup} s "
+        f"warm-up, {args.rounds} round(s), servers interleaved per workload",
+    ]
+    print("\n".join(header), flush=True)
+    servers = make_servers(dav_cmd, bare_py)
+    try:
+        for srv in servers:
+            if not srv.problem:
+                start(srv, results / f"{srv.name}.log")
+            if not srv.problem:
+                t0 = time.monotonic()
+                srv.problem = make_fixtures(srv)
+                print(
+                    f"  {srv.name} at {srv.url}/ (pid {srv.proc.pid if srv.proc else '?'}): "
+                    f"fixtures {'FAILED: ' + srv.problem if srv.problem else 'ok'} "
+                    f"({time.monotonic() - t0:.1f} s)",
+                    flush=True,
+                )
+            if not srv.problem:
+                settle(srv)
+        runs = measure(servers, args.workloads, args, results)
+    finally:
+        for srv in servers:
+            stop(srv)
+            shutil.rmtree(srv.tmp, ignore_errors=True)
+    report, verdicts = summarize(runs, args.workloads)
+    skipped = [f"NOTE: {s.name} not measured: {s.problem}" for s in servers if s.problem]
+    text = "\n".join(["", *report, *skipped])
+    print(text)
+    (results / "table.md").write_text("\n".join(header) + "\n" + text + "\n")
+    (results / "summary.json").write_text(
+        json.dumps(
+            {
+                "header": header,
+                "runs": [asdict(r) for r in runs],
+                "verdicts": verdicts,
+                "skipped": skipped,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"\nraw wrk output, server logs and summary.json: {results.relative_to(REPO)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("interrupted; servers stopped")

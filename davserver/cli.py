@@ -1,0 +1,85 @@
+"""``davserver serve``: run the server from a config file or the embedded default."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from .app import create_app
+from .config import Config, ConfigError, embedded_default, load, override
+
+log = logging.getLogger("davserver")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="davserver", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument("--host", help="address to listen on (overrides the config)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides the config)")
+    serve.add_argument(
+        "--root", type=Path, help="folder to serve (overrides the first filesystem WebDAV mount)"
+    )
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+async def serve(config: Config) -> None:
+    """Listen until SIGINT or SIGTERM, then let in-flight requests finish."""
+    config.server.state_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(config)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("davserver.access") if config.server.access_log else None,
+        shutdown_timeout=config.server.shutdown_timeout,
+        handle_signals=False,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
+    await site.start()
+    for host, port in (a[:2] for a in runner.addresses):
+        base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        for m in config.mounts:
+            where = m.root or m.repo
+            print(f"davserver: {m.type} of {where} at {base}{m.prefix}/", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("davserver: stopping", flush=True)
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line entry point."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load(args.config) if args.config else embedded_default(Path.cwd())
+        config = override(config, host=args.host, port=args.port, root=args.root)
+        if config.source == "<embedded default>":
+            for m in config.mounts:
+                if m.root is not None:
+                    m.root.mkdir(parents=True, exist_ok=True)
+        asyncio.run(serve(config))
+    except ConfigError as exc:
+        print(f"davserver: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"davserver: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

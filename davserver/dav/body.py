@@ -1,0 +1,43 @@
+"""Reading small request bodies (XML) under a size limit."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from lxml import etree
+
+from .errors import DAVError
+from .xml import XMLError, parse
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``limit`` bytes."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise DAVError(413, f"body of {length} bytes exceeds the limit of {limit}")
+    data = bytearray()
+    async for chunk in request.content.iter_any():
+        data += chunk
+        if len(data) > limit:
+            raise DAVError(413, f"body exceeds the limit of {limit} bytes")
+    return bytes(data)
+
+
+def has_body(request: web.Request) -> bool:
+    """Whether the request announces a body (a length above zero, or chunks)."""
+    return (
+        bool(request.content_length)
+        or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    )
+
+
+async def read_xml(request: web.Request, limit: int) -> etree._Element | None:
+    """The parsed XML body, None when there is none; 400 with the reason when malformed."""
+    if not has_body(request):
+        return None
+    data = await read_limited(request, limit)
+    if not data.strip():
+        return None
+    try:
+        return parse(data)
+    except XMLError as exc:
+        raise DAVError(400, str(exc)) from exc

@@ -1,0 +1,43 @@
+"""207 Multi-Status answers, whole or streamed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .xml import MULTISTATUS_CLOSE, MULTISTATUS_OPEN, XML_CONTENT_TYPE
+
+# Streamed answers are written in pieces of about this many characters.
+FLUSH_AT = 64 << 10
+
+
+def complete(responses: str) -> web.Response:
+    """A 207 answer holding the given ``<D:response>`` elements."""
+    return web.Response(
+        status=207,
+        body=(MULTISTATUS_OPEN + responses + MULTISTATUS_CLOSE).encode(),
+        content_type=XML_CONTENT_TYPE,
+        charset="utf-8",
+    )
+
+
+async def stream(request: web.Request, responses: AsyncIterator[str]) -> web.StreamResponse:
+    """A 207 answer written as the ``<D:response>`` elements come, never whole in memory."""
+    resp = web.StreamResponse(status=207)
+    resp.content_type = XML_CONTENT_TYPE
+    resp.charset = "utf-8"
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    pending = [MULTISTATUS_OPEN]
+    size = 0
+    async for piece in responses:
+        pending.append(piece)
+        size += len(piece)
+        if size >= FLUSH_AT:
+            await resp.write("".join(pending).encode())
+            pending, size = [], 0
+    pending.append(MULTISTATUS_CLOSE)
+    await resp.write("".join(pending).encode())
+    await resp.write_eof()
+    return resp

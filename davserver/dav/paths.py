@@ -1,0 +1,61 @@
+"""From request URLs to storage paths and back to hrefs.
+
+The request's raw path is decoded here, segment by segment, so that ``%2F`` cannot smuggle
+a separator in and ``%2e%2e`` is caught like ``..``. Everything that could escape the tree
+is refused before a backend sees the path.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote_to_bytes, urlsplit
+
+from .errors import DAVError
+
+_HREF_SAFE = "/:@!$'()*+,;=-._~"
+
+
+def strip_query(raw_path: str) -> str:
+    """The path part of a raw request target."""
+    for sep in "?#":
+        raw_path = raw_path.partition(sep)[0]
+    return raw_path
+
+
+def normalize(raw_rel: str, reserved: frozenset[str], reserved_prefixes: tuple[str, ...]) -> str:
+    """Decode a mount-relative raw path into a storage path, refusing unsafe segments."""
+    segments: list[str] = []
+    for seg in raw_rel.split("/"):
+        if not seg:
+            continue
+        if "%" in seg:
+            try:
+                seg = unquote_to_bytes(seg).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DAVError(400, "path is not UTF-8") from exc
+        if seg in (".", ".."):
+            raise DAVError(403, "dot segments are not allowed in paths")
+        if "\x00" in seg or "/" in seg:
+            raise DAVError(400, "NUL or encoded slash in path")
+        if seg in reserved or seg.startswith(reserved_prefixes):
+            raise DAVError(403, f"{seg!r} is a reserved name")
+        segments.append(seg)
+    return "/".join(segments)
+
+
+def href(prefix: str, path: str, is_collection: bool) -> str:
+    """The percent-encoded absolute href of a storage path under a mount prefix."""
+    url = prefix + "/" + quote(path, safe=_HREF_SAFE) if path else prefix + "/"
+    if is_collection and path:
+        url += "/"
+    return url
+
+
+def destination_raw_path(header: str, request_host: str | None) -> str:
+    """The raw path of a Destination header; 502 when it names another server."""
+    parts = urlsplit(header)
+    foreign_host = request_host is not None and parts.netloc.lower() != request_host.lower()
+    if (parts.scheme or parts.netloc) and (parts.scheme not in ("http", "https") or foreign_host):
+        raise DAVError(502, "Destination is on another server")
+    if not parts.path.startswith("/"):
+        raise DAVError(400, "Destination is not an absolute URL or path")
+    return parts.path

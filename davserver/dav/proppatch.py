@@ -1,0 +1,80 @@
+"""PROPPATCH (RFC 4918 §9.2): all instructions succeed together or none does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from lxml import etree
+
+from . import multistatus
+from .body import read_xml
+from .errors import DAVError
+from .paths import href
+from .props import PROTECTED, propstat
+from .write import author
+from .xml import empty_element
+
+if TYPE_CHECKING:
+    from davserver.mounts.dav import DavMount
+
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
+def _serialize(prop: etree._Element) -> bytes:
+    """A property element as stored: exact, with an inherited xml:lang made explicit."""
+    if prop.get(_XML_LANG) is None:
+        for ancestor in prop.iterancestors():
+            lang = ancestor.get(_XML_LANG)
+            if lang is not None:
+                prop.set(_XML_LANG, lang)
+                break
+    prop.tail = None
+    return etree.tostring(prop)
+
+
+def parse_update(root: etree._Element | None) -> list[tuple[str, bytes | None]]:
+    """The instructions of a propertyupdate body, in order: (name, value or None to remove)."""
+    if root is None or root.tag != "{DAV:}propertyupdate":
+        raise DAVError(400, "the body is not a DAV:propertyupdate")
+    ops: list[tuple[str, bytes | None]] = []
+    for instruction in root:
+        if instruction.tag not in ("{DAV:}set", "{DAV:}remove"):
+            continue
+        for prop_el in instruction.iterchildren("{DAV:}prop"):
+            for prop in prop_el:
+                if isinstance(prop.tag, str):
+                    is_set = instruction.tag == "{DAV:}set"
+                    ops.append((prop.tag, _serialize(prop) if is_set else None))
+    if not ops:
+        raise DAVError(400, "propertyupdate names no property")
+    return ops
+
+
+async def proppatch(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+    """Set and remove dead properties; refuse protected live ones with 403 and the rest 424."""
+    ops = parse_update(await read_xml(request, mount.settings.max_xml_size))
+    res = await mount.storage.stat(path, dead_props=True)
+    if res is None:
+        return web.Response(status=404, text="404 Not Found\n")
+    names = list(dict.fromkeys(name for name, _ in ops))
+    refused = [n for n in names if n in PROTECTED]
+    if refused:
+        error = "<D:error><D:cannot-modify-protected-property/></D:error>"
+        body = propstat("".join(empty_element(n) for n in refused), 403, error)
+        others = [n for n in names if n not in PROTECTED]
+        if others:
+            body += propstat("".join(empty_element(n) for n in others), 424)
+    else:
+        props = dict(res.dead_props or {})
+        for name, value in ops:
+            if value is None:
+                props.pop(name, None)
+            else:
+                props[name] = value
+        message = f"PROPPATCH /{path}"
+        async with mount.storage.change(author=author(request), message=message) as change:
+            await change.set_props(path, props)
+        body = propstat("".join(empty_element(n) for n in names), 200)
+    link = href(mount.prefix, path, res.is_collection)
+    return multistatus.complete(f"<D:response><D:href>{link}</D:href>{body}</D:response>")

@@ -1,0 +1,194 @@
+"""Properties: which ones a PROPFIND asks for, the live ones a resource has, and the
+``<D:response>`` text that reports them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from lxml import etree
+
+from davserver.backends.base import DeadProps, Resource
+
+from .errors import DAVError
+from .paths import href
+from .xml import empty_element, escape, status_line
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(ts: float) -> str:
+    """An IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``), independent of the locale."""
+    t = time.gmtime(ts)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def iso_date(ts: float) -> str:
+    """An RFC 3339 date-time in UTC, as creationdate wants it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+# A live property renders to its whole element, or None where the resource lacks it.
+LiveRenderer = Callable[["PropRenderer", Resource], str | None]
+
+
+def _displayname(r: PropRenderer, res: Resource) -> str | None:
+    dead = res.dead_props.get("{DAV:}displayname") if res.dead_props else None
+    if dead is not None:
+        return dead.decode()
+    return f"<D:displayname>{escape(res.name)}</D:displayname>"
+
+
+def _quota(index: int, local: str) -> LiveRenderer:
+    def render(r: PropRenderer, res: Resource) -> str | None:
+        if not res.is_collection or r.quota is None:
+            return None
+        return f"<D:{local}>{r.quota[index]}</D:{local}>"
+
+    return render
+
+
+LIVE: dict[str, LiveRenderer] = {
+    "{DAV:}creationdate": lambda r, res: (
+        f"<D:creationdate>{iso_date(min(res.ctime, res.mtime))}</D:creationdate>"
+    ),
+    "{DAV:}displayname": _displayname,
+    "{DAV:}getcontentlength": lambda r, res: (
+        None if res.is_collection else f"<D:getcontentlength>{res.size}</D:getcontentlength>"
+    ),
+    "{DAV:}getcontenttype": lambda r, res: (
+        f"<D:getcontenttype>{escape(res.content_type)}</D:getcontenttype>"
+        if res.content_type
+        else None
+    ),
+    "{DAV:}getetag": lambda r, res: f"<D:getetag>{escape(res.etag)}</D:getetag>",
+    "{DAV:}getlastmodified": lambda r, res: (
+        f"<D:getlastmodified>{http_date(res.mtime)}</D:getlastmodified>"
+    ),
+    "{DAV:}resourcetype": lambda r, res: (
+        "<D:resourcetype><D:collection/></D:resourcetype>"
+        if res.is_collection
+        else "<D:resourcetype/>"
+    ),
+    "{DAV:}supportedlock": lambda r, res: "<D:supportedlock/>",
+    "{DAV:}lockdiscovery": lambda r, res: "<D:lockdiscovery/>",
+    "{DAV:}quota-used-bytes": _quota(0, "quota-used-bytes"),
+    "{DAV:}quota-available-bytes": _quota(1, "quota-available-bytes"),
+}
+# RFC 4331 keeps the quota properties out of allprop.
+ALLPROP = tuple(n for n in LIVE if not n.startswith("{DAV:}quota"))
+# Live properties a client may not set; displayname is live only until a client names it.
+PROTECTED = frozenset(LIVE) - {"{DAV:}displayname"}
+QUOTA = frozenset(n for n in LIVE if n.startswith("{DAV:}quota"))
+
+
+@dataclass(frozen=True, slots=True)
+class PropRequest:
+    """What a PROPFIND asks: all properties (plus ``names`` via include), their names,
+    or the listed ``names``."""
+
+    mode: Literal["allprop", "propname", "prop"]
+    names: tuple[str, ...] = ()
+
+    @property
+    def needs_dead_props(self) -> bool:
+        """Whether the backend must load dead properties to answer."""
+        return self.mode != "prop" or any(n not in PROTECTED for n in self.names)
+
+    @property
+    def needs_quota(self) -> bool:
+        """Whether the answer reports quota figures."""
+        return any(n in QUOTA for n in self.names)
+
+
+ALLPROP_REQUEST = PropRequest("allprop")
+
+
+def parse_propfind(root: etree._Element | None) -> PropRequest:
+    """Read a PROPFIND body; an empty body means allprop (RFC 4918 §9.1)."""
+    if root is None:
+        return ALLPROP_REQUEST
+    if root.tag != "{DAV:}propfind":
+        raise DAVError(400, "the body is not a DAV:propfind")
+    kinds = [c for c in root if c.tag in ("{DAV:}allprop", "{DAV:}propname", "{DAV:}prop")]
+    includes = [c for c in root if c.tag == "{DAV:}include"]
+    if len(kinds) != 1:
+        raise DAVError(400, "propfind needs exactly one of allprop, propname and prop")
+    kind = kinds[0]
+    if kind.tag == "{DAV:}prop":
+        return PropRequest("prop", tuple(_names(kind)))
+    if kind.tag == "{DAV:}propname":
+        return PropRequest("propname")
+    return PropRequest("allprop", tuple(n for inc in includes for n in _names(inc)))
+
+
+def _names(parent: etree._Element) -> Iterable[str]:
+    return (c.tag for c in parent if isinstance(c.tag, str))
+
+
+def propstat(elements: str, status: int, error: str = "") -> str:
+    """One ``<D:propstat>`` with the given property elements, status and error element."""
+    return (
+        f"<D:propstat><D:prop>{elements}</D:prop><D:status>{status_line(status)}</D:status>"
+        f"{error}</D:propstat>"
+    )
+
+
+@dataclass(slots=True)
+class PropRenderer:
+    """Renders ``<D:response>`` elements for one PROPFIND answer."""
+
+    prefix: str
+    request: PropRequest
+    live: dict[str, LiveRenderer] = field(default_factory=lambda: LIVE)
+    quota: tuple[int, int] | None = None
+    minimal: bool = False
+
+    def render(self, res: Resource) -> str:
+        """The response element for one resource."""
+        req = self.request
+        found: list[str] = []
+        missing: list[str] = []
+        dead = res.dead_props or {}
+        if req.mode == "prop":
+            for name in req.names:
+                value = self._value(name, res, dead)
+                if value is None:
+                    missing.append(empty_element(name))
+                else:
+                    found.append(value)
+        elif req.mode == "allprop":
+            for name in ALLPROP:
+                value = self.live[name](self, res)
+                if value is not None:
+                    found.append(value)
+            found.extend(v.decode() for n, v in dead.items() if n not in self.live)
+            for name in req.names:
+                if name not in ALLPROP and name not in dead:
+                    value = self._value(name, res, dead)
+                    if value is not None:
+                        found.append(value)
+        else:
+            names = [n for n in ALLPROP if self.live[n](self, res) is not None]
+            names.extend(n for n in dead if n not in self.live)
+            found = [empty_element(n) for n in names]
+        parts = [f"<D:response><D:href>{href(self.prefix, res.path, res.is_collection)}</D:href>"]
+        if found or not missing:
+            parts.append(propstat("".join(found), 200))
+        if missing and not self.minimal:
+            parts.append(propstat("".join(missing), 404))
+        parts.append("</D:response>")
+        return "".join(parts)
+
+    def _value(self, name: str, res: Resource, dead: DeadProps) -> str | None:
+        renderer = self.live.get(name)
+        if renderer is not None:
+            return renderer(self, res)
+        stored = dead.get(name)
+        return stored.decode() if stored is not None else None

@@ -1,0 +1,19 @@
+"""Mounts: what serves the requests under one path prefix."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+
+
+class Mount(Protocol):
+    """Anything that answers the requests below ``prefix`` ("" for a mount at /)."""
+
+    prefix: str
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request whose path lies under the prefix."""
+
+    async def close(self) -> None:
+        """Release what the mount holds."""

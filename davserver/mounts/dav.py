@@ -1,0 +1,92 @@
+"""A WebDAV tree over one storage backend: method dispatch and error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from davserver.backends.base import Storage, StorageError
+from davserver.dav import copymove, propfind, proppatch, read, write
+from davserver.dav.errors import DAVError
+from davserver.dav.paths import normalize, strip_query
+
+log = logging.getLogger("davserver.dav")
+
+Handler = Callable[["DavMount", web.Request, str], Awaitable[web.StreamResponse]]
+
+METHODS: dict[str, Handler] = {
+    "OPTIONS": read.options,
+    "GET": read.get,
+    "HEAD": read.get,
+    "PUT": write.put,
+    "DELETE": write.delete,
+    "MKCOL": write.mkcol,
+    "COPY": copymove.copy_or_move,
+    "MOVE": copymove.copy_or_move,
+    "PROPFIND": propfind.propfind,
+    "PROPPATCH": proppatch.proppatch,
+}
+ALLOW = ", ".join(METHODS)
+
+
+@dataclass(frozen=True, slots=True)
+class DavSettings:
+    """Per-mount protocol settings (see docs/configuration.md)."""
+
+    depth_infinity: bool = False
+    max_xml_size: int = 1 << 20
+    inline_limit: int = 64 << 10
+    dav_classes: str = "1"
+
+
+class DavMount:
+    """Answers WebDAV requests below ``prefix`` from ``storage``."""
+
+    def __init__(self, prefix: str, storage: Storage, settings: DavSettings) -> None:
+        self.prefix = prefix
+        self.storage = storage
+        self.settings = settings
+        self.options_headers = {
+            "DAV": settings.dav_classes,
+            "MS-Author-Via": "DAV",
+            "Allow": ALLOW,
+        }
+
+    def storage_path(self, raw_path: str) -> str:
+        """The storage path of a raw URL path under this mount (which must contain it)."""
+        rel = strip_query(raw_path)[len(self.prefix) :]
+        return normalize(rel, self.storage.reserved_names, self.storage.reserved_prefixes)
+
+    def contains(self, raw_path: str) -> bool:
+        """Whether a raw path lies under this mount's prefix."""
+        p = self.prefix
+        return raw_path.startswith(p) and (len(raw_path) == len(p) or raw_path[len(p)] == "/")
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Dispatch one request to its method handler and map refusals to answers."""
+        handler = METHODS.get(request.method)
+        if handler is None:
+            return web.Response(status=405, headers={"Allow": ALLOW})
+        try:
+            if "#" in request.raw_path:
+                raise DAVError(400, "a request target cannot carry a fragment")
+            return await handler(self, request, self.storage_path(request.raw_path))
+        except DAVError as exc:
+            log.info(
+                "%s %s refused: %s %s",
+                request.method,
+                request.raw_path,
+                exc.status,
+                exc.reason or exc.condition or "",
+            )
+            return exc.response()
+        except StorageError as exc:
+            log.info("%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc)
+            return web.Response(status=exc.status, text=f"{exc.status} {type(exc).__name__}\n")
+
+    async def close(self) -> None:
+        """Close the storage."""
+        await self.storage.close()
