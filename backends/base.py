@@ -126,6 +126,9 @@ class Storage(Protocol):
     reserved_prefixes: tuple[str, ...]
     """Name prefixes no request may use (temporary files)."""
 
+    async def open(self) -> None:
+        """Prepare the store (create it when missing); called once before serving."""
+
     async def stat(self, path: str, *, dead_props: bool = False) -> Resource | None:
         """The resource at ``path``, or None when nothing is there."""
 

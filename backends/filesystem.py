@@ -45,6 +45,7 @@ _MAX_SIDE_NAME = 200
 
 _T = TypeVar("_T")
 _PROPS_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+mimetypes.init()  # reads the system's MIME tables now, not on the event loop later
 
 
 def _etag(st: os.stat_result) -> str:
@@ -90,8 +91,17 @@ class FilesystemStorage:
     reserved_prefixes = (TEMP_PREFIX,)
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = os.path.realpath(root)
-        os.makedirs(self.root, exist_ok=True)
+        self._configured_root = root
+        self.root = ""
+
+    async def open(self) -> None:
+        """Create the root folder when missing and resolve it."""
+
+        def prepare() -> str:
+            os.makedirs(self._configured_root, exist_ok=True)
+            return os.path.realpath(self._configured_root)
+
+        self.root = await self._run(prepare)
 
     # -- helpers (run in the thread pool) ---------------------------------------------
 
@@ -381,8 +391,17 @@ class FilesystemChange:
 
             def on_error(_fn: Any, failed: str, exc: BaseException) -> None:
                 rel = os.path.relpath(failed, self._s.root).replace(os.sep, "/")
-                if not any(part in self._s.reserved_names for part in rel.split("/")):
-                    failures.append(DeleteFailure(rel, 403))
+                if any(part in self._s.reserved_names for part in rel.split("/")):
+                    return
+                # A folder left non-empty by a member already reported is not an error of
+                # its own: RFC 4918 §9.6.1 leaves such ancestors out of the 207.
+                if (
+                    isinstance(exc, OSError)
+                    and exc.errno == errno.ENOTEMPTY
+                    and any(f.path.startswith(rel + "/") for f in failures)
+                ):
+                    return
+                failures.append(DeleteFailure(rel, 403))
 
             if sys.version_info >= (3, 12):
                 shutil.rmtree(full, onexc=on_error)

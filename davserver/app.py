@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import mimetypes
 
 from aiohttp import web
 
@@ -15,7 +15,6 @@ from .mounts.dav import DavMount, DavSettings
 
 log = logging.getLogger("davserver")
 
-MOUNTS_KEY = web.AppKey("davserver.mounts", list)
 # Windows' WebClient probes OPTIONS on the host root before mapping any sub-path.
 ROOT_OPTIONS = {"DAV": "1", "MS-Author-Via": "DAV", "Allow": "OPTIONS"}
 
@@ -32,6 +31,13 @@ class Router:
 
     def __init__(self, mounts: list[Mount]) -> None:
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no request is being handled."""
+        await self._idle.wait()
 
     def find(self, raw_path: str) -> Mount | None:
         """The mount whose prefix holds ``raw_path``."""
@@ -49,27 +55,43 @@ class Router:
             if request.method == "OPTIONS":
                 return web.Response(headers=ROOT_OPTIONS)
             return web.Response(status=404, text="404 Not Found\n")
+        self.in_flight += 1
+        self._idle.clear()
         try:
             return await mount.handle(request)
-        except (ConnectionResetError, web.HTTPException):
+        except web.HTTPException:
             raise
+        except ConnectionError as exc:
+            log.info("%s %s: client went away: %s", request.method, request.raw_path, exc)
+            return web.Response(status=400, text="connection lost\n")
         except Exception:
             log.exception("%s %s failed", request.method, request.raw_path)
             return web.Response(status=500, text="500 Internal Server Error\n")
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
+
+
+ROUTER_KEY = web.AppKey("davserver.router", Router)
 
 
 def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
-    mimetypes.init()
     app = web.Application(client_max_size=1 << 20)
     mounts = [build_mount(m, config) for m in config.mounts]
-    app[MOUNTS_KEY] = mounts
     router = Router(mounts)
+    app[ROUTER_KEY] = router
     app.router.add_route("*", "/{tail:.*}", router.handle)
+
+    async def open_mounts(_app: web.Application) -> None:
+        for mount in mounts:
+            await mount.open()
 
     async def close_mounts(_app: web.Application) -> None:
         for mount in mounts:
             await mount.close()
 
+    app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .app import create_app
+from .app import ROUTER_KEY, create_app
 from .config import Config, ConfigError, embedded_default, load, override
 
 log = logging.getLogger("davserver")
@@ -33,7 +34,6 @@ def _parser() -> argparse.ArgumentParser:
 
 async def serve(config: Config) -> None:
     """Listen until SIGINT or SIGTERM, then let in-flight requests finish."""
-    config.server.state_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(config)
     runner = web.AppRunner(
         app,
@@ -55,6 +55,12 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("davserver: stopping", flush=True)
+    # aiohttp's own shutdown stops reading request bodies at once; stop listening first and
+    # let the requests under way (uploads too) finish, for shutdown_timeout at most.
+    for running_site in list(runner.sites):
+        await running_site.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(app[ROUTER_KEY].wait_idle(), config.server.shutdown_timeout)
     await runner.cleanup()
 
 
@@ -67,10 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(args.config) if args.config else embedded_default(Path.cwd())
         config = override(config, host=args.host, port=args.port, root=args.root)
-        if config.source == "<embedded default>":
-            for m in config.mounts:
-                if m.root is not None:
-                    m.root.mkdir(parents=True, exist_ok=True)
         asyncio.run(serve(config))
     except ConfigError as exc:
         print(f"davserver: configuration error: {exc}", file=sys.stderr)

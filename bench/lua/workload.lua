@@ -56,8 +56,9 @@ function done(summary, latency, requests)
   local s, e = summary, summary.errors
   io.write(string.format(
     'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"err_connect":%d,"err_read":%d,'
-    .. '"err_write":%d,"err_status":%d,"err_timeout":%d,"lat_p50_us":%d,"lat_p99_us":%d,'
-    .. '"lat_max_us":%d,"statuses":{%s}}\n',
+    .. '"err_write":%d,"err_status":%d,"err_timeout":%d,"lat_mean_us":%.1f,"lat_p50_us":%d,'
+    .. '"lat_p99_us":%d,"lat_max_us":%d,"statuses":{%s}}\n',
     s.requests, s.duration, s.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50.0), latency:percentile(99.0), latency.max, table.concat(parts, ",")))
+    latency.mean, latency:percentile(50.0), latency:percentile(99.0), latency.max,
+    table.concat(parts, ",")))
 end

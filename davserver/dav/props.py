@@ -179,7 +179,9 @@ class PropRenderer:
             names.extend(n for n in dead if n not in self.live)
             found = [empty_element(n) for n in names]
         parts = [f"<D:response><D:href>{href(self.prefix, res.path, res.is_collection)}</D:href>"]
-        if found or not missing:
+        # A response needs a propstat (RFC 4918 §14.24): when minimal drops every 404,
+        # an empty 200 one stands in.
+        if found or not missing or self.minimal:
             parts.append(propstat("".join(found), 200))
         if missing and not self.minimal:
             parts.append(propstat("".join(missing), 404))

@@ -29,7 +29,7 @@ def parse(header: str, size: int) -> list[tuple[int, int]] | None:
         try:
             if first:
                 start = int(first)
-                end = int(last) if last else size - 1
+                end = int(last) if last else max(start, size - 1)
                 if start < 0 or end < start:
                     return None
             else:

@@ -15,5 +15,8 @@ class Mount(Protocol):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request whose path lies under the prefix."""
 
+    async def open(self) -> None:
+        """Prepare what the mount needs before the first request."""
+
     async def close(self) -> None:
         """Release what the mount holds."""

@@ -87,6 +87,10 @@ class DavMount:
             log.info("%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc)
             return web.Response(status=exc.status, text=f"{exc.status} {type(exc).__name__}\n")
 
+    async def open(self) -> None:
+        """Open the storage."""
+        await self.storage.open()
+
     async def close(self) -> None:
         """Close the storage."""
         await self.storage.close()

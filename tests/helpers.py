@@ -1,0 +1,115 @@
+"""Helpers shared by the tests (importable as ``helpers``; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every entry below ``folder`` (hidden ones too): files with their bytes, folders None."""
+    out: dict[str, bytes | None] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        rel = os.path.relpath(dirpath, folder)
+        for d in dirnames:
+            out[os.path.normpath(os.path.join(rel, d))] = None
+        for f in filenames:
+            full = os.path.join(dirpath, f)
+            out[os.path.normpath(os.path.join(rel, f))] = (
+                Path(full).read_bytes()
+                if not os.path.islink(full)
+                else b"->" + os.readlink(full).encode()
+            )
+    return out
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A ``davserver serve`` process started by a test."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    cwd: Path
+
+    @property
+    def url(self) -> str:
+        """The base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(cwd: Path, *args: str, port: int | None = None) -> ServerProcess:
+    """Run ``python -m davserver serve ARGS --port PORT`` in ``cwd``; wait until it listens."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "davserver", "serve", "--port", str(port), *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"server exited early: {proc.stdout.read() if proc.stdout else ''}"
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return ServerProcess(proc, port, cwd)
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("server did not start listening")
+
+
+async def raw_request(
+    host: str,
+    port: int,
+    method: str,
+    target: str,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> tuple[int, dict[str, str], bytes]:
+    """Send one request with the target exactly as given (no client-side normalization)."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(host, port)
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Connection: close",
+        f"Content-Length: {len(body)}",
+    ]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parsed = {}
+    for line in header_lines:
+        k, _, v = line.partition(":")
+        parsed[k.strip().lower()] = v.strip()
+    return int(status_line.split()[1]), parsed, rest
