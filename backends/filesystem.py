@@ -17,6 +17,7 @@ import mimetypes
 import os
 import secrets
 import shutil
+import stat
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
@@ -109,11 +110,25 @@ class FilesystemStorage:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     def _full(self, path: str) -> str:
-        """The disk path of ``path``; refuses one that a symlink leads out of the root."""
-        full = os.path.join(self.root, path) if path else self.root
-        real = os.path.realpath(full)
-        if real != self.root and not real.startswith(self.root + os.sep):
-            raise Forbidden(f"{path!r} leads outside the store")
+        """The disk path of ``path``; refuses one that a symlink leads out of the root.
+
+        Only the components below the (already resolved) root are checked, and only a
+        component that is a symlink gets resolved, which keeps the common case to one
+        lstat per path segment.
+        """
+        if not path:
+            return self.root
+        full = self.root
+        for seg in path.split("/"):
+            full = full + os.sep + seg
+            try:
+                mode = os.lstat(full).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return os.path.join(self.root, path)
+            if stat.S_ISLNK(mode):
+                real = os.path.realpath(full)
+                if real != self.root and not real.startswith(self.root + os.sep):
+                    raise Forbidden(f"{path!r} leads outside the store")
         return full
 
     def _props_file(self, path: str, is_collection: bool) -> str:
@@ -134,7 +149,7 @@ class FilesystemStorage:
             return {}
 
     def _resource(self, path: str, st: os.stat_result, props: DeadProps | None) -> Resource:
-        is_dir = os.path.stat.S_ISDIR(st.st_mode)
+        is_dir = stat.S_ISDIR(st.st_mode)
         return Resource(
             path=path,
             is_collection=is_dir,
@@ -154,7 +169,7 @@ class FilesystemStorage:
             return None
         props = None
         if dead_props:
-            props = self._read_props_file(self._props_file(path, os.path.stat.S_ISDIR(st.st_mode)))
+            props = self._read_props_file(self._props_file(path, stat.S_ISDIR(st.st_mode)))
         return self._resource(path, st, props)
 
     def _visible(self, name: str) -> bool:
@@ -183,7 +198,7 @@ class FilesystemStorage:
                     continue
                 props = None
                 if dead_props:
-                    is_dir = os.path.stat.S_ISDIR(st.st_mode)
+                    is_dir = stat.S_ISDIR(st.st_mode)
                     if is_dir:
                         props = self._read_props_file(
                             os.path.join(full, name, PROPS_DIR, SELF_PROPS)

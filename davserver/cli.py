@@ -47,8 +47,7 @@ async def serve(config: Config) -> None:
     for host, port in (a[:2] for a in runner.addresses):
         base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         for m in config.mounts:
-            where = m.root or m.repo
-            print(f"davserver: {m.type} of {where} at {base}{m.prefix}/", flush=True)
+            print(f"davserver: {m.type} of {m.root} at {base}{m.prefix}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

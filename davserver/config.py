@@ -44,8 +44,6 @@ class MountConfig:
     type: str
     backend: str = "filesystem"
     root: Path | None = None
-    repo: Path | None = None
-    branch: str = "main"
     depth_infinity: bool = False
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from conftest import MakeClient
 from helpers import snapshot
 from lxml import etree
 
@@ -111,10 +112,14 @@ async def test_delete_if_match_current_etag_is_204(client: TestClient, root: Pat
     assert not (root / "f.txt").exists()
 
 
-async def test_delete_mount_root_is_403(client: TestClient, root: Path) -> None:
+@pytest.mark.parametrize(("mount", "target"), [("/", "/"), ("/files", "/files/")])
+async def test_delete_mount_root_is_403(
+    make_client: MakeClient, root: Path, mount: str, target: str
+) -> None:
+    client = await make_client(path=mount)
     (root / "f.txt").write_bytes(b"f")
     before = snapshot(root)
-    resp = await client.delete("/")
+    resp = await client.delete(target)
     assert resp.status == 403
     assert snapshot(root) == before
 

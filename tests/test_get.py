@@ -18,7 +18,18 @@ from lxml import etree
 
 SMALL_SIZE = 1000  # served from memory
 LARGE_SIZE = 300 << 10  # above the 64 KiB inline limit: served by sendfile
-DAV_METHODS = ("OPTIONS", "GET", "HEAD", "PUT", "DELETE", "MKCOL", "COPY", "MOVE", "PROPFIND")
+DAV_METHODS = (
+    "OPTIONS",
+    "GET",
+    "HEAD",
+    "PUT",
+    "DELETE",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "PROPFIND",
+    "PROPPATCH",
+)
 
 
 @pytest.fixture(params=[SMALL_SIZE, LARGE_SIZE], ids=["small", "large"])
@@ -379,3 +390,17 @@ async def test_head_collection_has_no_body(client: TestClient, root: Path) -> No
     assert resp.status == 200
     assert resp.content_type == "text/html"
     assert await resp.read() == b""
+
+
+async def test_listing_under_mount_prefix_links_into_mount(
+    make_client: MakeClient, root: Path
+) -> None:
+    client = await make_client(path="/files")
+    (root / "sub").mkdir()
+    (root / "sub" / "a b.txt").write_bytes(b"ab")
+    resp = await client.get("/files/sub/")
+    assert resp.status == 200
+    links = links_of(await resp.text())
+    assert links == {"../": "/files/", "a b.txt": "/files/sub/a%20b.txt"}
+    follow = await client.get(links["a b.txt"])
+    assert await follow.read() == b"ab"

@@ -148,8 +148,7 @@ async def test_set_returns_nested_elements_exactly(client: TestClient, file: Pat
 
 async def test_set_keeps_attributes(client: TestClient, file: Path) -> None:
     value = (
-        f'<Z:link {Z} xmlns:Y="urn:y" href="a&amp;b" Y:rel="next" empty="">'
-        '<Z:part n="1"/></Z:link>'
+        f'<Z:link {Z} xmlns:Y="urn:y" href="a&amp;b" Y:rel="next" empty=""><Z:part n="1"/></Z:link>'
     )
     body = update(set_(value))
     await proppatch(client, "/a.txt", body)
@@ -349,9 +348,7 @@ async def test_a_protected_property_fails_the_whole_request(
 ) -> None:
     await proppatch(client, "/a.txt", update(set_(f"<Z:kept {Z}>before</Z:kept>")))
     before = snapshot(root)
-    body = update(
-        set_(f"<Z:new {Z}>n</Z:new>"), instruction, remove(f"<Z:kept {Z}/>")
-    )
+    body = update(set_(f"<Z:new {Z}>n</Z:new>"), instruction, remove(f"<Z:kept {Z}/>"))
     response = await proppatch(client, "/a.txt", body)
     stats = propstats(response)
     assert stats.keys() == {403, 424}
@@ -372,9 +369,7 @@ async def test_a_protected_property_fails_the_whole_request(
 # -- displayname ----------------------------------------------------------------------
 
 
-async def test_displayname_can_be_set_and_replaces_the_name(
-    client: TestClient, file: Path
-) -> None:
+async def test_displayname_can_be_set_and_replaces_the_name(client: TestClient, file: Path) -> None:
     before = await read_prop(client, "/a.txt", dav("displayname"))
     assert before is not None
     assert before.text == "a.txt"
@@ -440,7 +435,9 @@ async def test_a_body_that_is_not_a_propertyupdate_is_400(
     assert snapshot(root) == before
 
 
-async def test_doctype_is_400_and_changes_nothing(client: TestClient, root: Path, file: Path) -> None:
+async def test_doctype_is_400_and_changes_nothing(
+    client: TestClient, root: Path, file: Path
+) -> None:
     before = snapshot(root)
     body = (
         b'<?xml version="1.0"?><!DOCTYPE D:propertyupdate [<!ENTITY e "expanded">]>'
@@ -452,13 +449,9 @@ async def test_doctype_is_400_and_changes_nothing(client: TestClient, root: Path
     assert snapshot(root) == before
 
 
-async def test_missing_resource_is_404_and_creates_nothing(
-    client: TestClient, root: Path
-) -> None:
+async def test_missing_resource_is_404_and_creates_nothing(client: TestClient, root: Path) -> None:
     before = snapshot(root)
-    resp = await client.request(
-        "PROPPATCH", "/nope.txt", data=update(set_(f"<Z:v {Z}>x</Z:v>"))
-    )
+    resp = await client.request("PROPPATCH", "/nope.txt", data=update(set_(f"<Z:v {Z}>x</Z:v>")))
     assert resp.status == 404
     assert snapshot(root) == before
 

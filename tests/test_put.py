@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from conftest import MakeClient
 from helpers import snapshot
 from lxml import etree
 from yarl import URL
@@ -69,6 +70,14 @@ async def test_put_new_file_is_201_with_location(client: TestClient, root: Path)
     assert location.raw_path == "/dir/new%20file%20%C3%A9.txt"
     assert location.path == "/dir/new file é.txt"
     assert (root / "dir" / "new file é.txt").read_bytes() == b"fresh bytes"
+
+
+async def test_put_location_under_mount_prefix(make_client: MakeClient, root: Path) -> None:
+    client = await make_client(path="/files")
+    resp = await client.put("/files/new.txt", data=b"new")
+    assert resp.status == 201
+    assert URL(resp.headers["Location"]).raw_path == "/files/new.txt"
+    assert (root / "new.txt").read_bytes() == b"new"
 
 
 async def test_put_existing_file_is_204(client: TestClient, root: Path) -> None:

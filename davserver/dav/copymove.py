@@ -38,6 +38,7 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
     """Copy or move ``src`` to the Destination: 201 new, 204 overwritten."""
     is_move = request.method == "MOVE"
     dst = destination(mount, request)
+    overwrite = _overwrite(request)
     storage = mount.storage
     res = await storage.stat(src)
     if res is None:
@@ -49,12 +50,15 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
         raise DAVError(403, "source and destination are the same")
     if not src or (res.is_collection and (dst + "/").startswith(src + "/")):
         raise DAVError(409, "the destination lies inside the source")
+    if (src + "/").startswith(dst + "/"):
+        # Overwriting the destination would delete the source with it.
+        raise DAVError(409, "the source lies inside the destination")
     if not dst:
         raise DAVError(403, "the root of a mount cannot be replaced")
     if conditions.evaluate(request.headers, res, safe_method=False) is not None:
         raise DAVError(412, "precondition failed")
     target = await storage.stat(dst)
-    if target is not None and not _overwrite(request):
+    if target is not None and not overwrite:
         raise DAVError(412, "the destination exists and Overwrite is F")
     parent = await storage.stat(dst.rpartition("/")[0])
     if parent is None or not parent.is_collection:

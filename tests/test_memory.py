@@ -1,0 +1,83 @@
+"""Big files stream: a 1 GiB PUT and its GET never sit in the server's memory."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import psutil
+from helpers import ServerProcess
+
+GIB = 1 << 30
+CHUNK = 1 << 20
+LIMIT = 64 << 20
+
+
+class PeakRSS:
+    """Samples a process's resident memory in a thread and keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def test_one_gib_put_and_get_keep_memory_flat(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    server = server_process()
+    block = os.urandom(CHUNK)
+    async with aiohttp.ClientSession() as session:
+        # Warm up code paths (imports, buffers) before taking the baseline.
+        async with session.put(f"{server.url}/warm.bin", data=block * 2) as resp:
+            assert resp.status == 201
+        async with session.get(f"{server.url}/warm.bin") as resp:
+            assert len(await resp.read()) == 2 * CHUNK
+        baseline = psutil.Process(server.proc.pid).memory_info().rss
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(GIB // CHUNK):
+                yield block
+
+        with PeakRSS(server.proc.pid) as rss:
+            async with session.put(f"{server.url}/big.bin", data=body()) as resp:
+                assert resp.status == 201
+            put_peak = rss.peak
+            received = 0
+            async with session.get(f"{server.url}/big.bin") as resp:
+                assert resp.status == 200
+                assert resp.headers["Content-Length"] == str(GIB)
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    if received == 0:
+                        assert chunk == block[: len(chunk)]
+                    received += len(chunk)
+        assert received == GIB
+    stored = tmp_path / "data" / "big.bin"
+    assert stored.stat().st_size == GIB
+    with stored.open("rb") as f:
+        f.seek(GIB - CHUNK)
+        assert f.read() == block
+    print(
+        f"RSS baseline {baseline >> 20} MiB, PUT +{(put_peak - baseline) >> 20} MiB, "
+        f"GET +{(rss.peak - baseline) >> 20} MiB"
+    )
+    assert put_peak - baseline < LIMIT, f"PUT grew RSS by {(put_peak - baseline) >> 20} MiB"
+    assert rss.peak - baseline < LIMIT, f"GET grew RSS by {(rss.peak - baseline) >> 20} MiB"
