@@ -19,7 +19,10 @@ import secrets
 import shutil
 import stat
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lxml import etree
@@ -40,13 +43,29 @@ from .base import (
 PROPS_DIR = ".davprops"
 TEMP_PREFIX = ".davtmp-"
 SELF_PROPS = "self"
-LISTING_BATCH = 256
+LISTING_BATCH = 512
 WRITE_BUFFER = 1 << 20
 _MAX_SIDE_NAME = 200
 
 _T = TypeVar("_T")
 _PROPS_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 mimetypes.init()  # reads the system's MIME tables now, not on the event loop later
+
+
+_last_mtime_ns = 0
+_mtime_lock = threading.Lock()
+
+
+def _unique_mtime_ns() -> int:
+    """Now, in nanoseconds, and never the same value twice in this process.
+
+    Every write stamps its file with this, so the ETag (inode, mtime, size) changes on
+    every write even when the filesystem's clock is coarse and inodes get reused.
+    """
+    global _last_mtime_ns
+    with _mtime_lock:
+        _last_mtime_ns = max(time.time_ns(), _last_mtime_ns + 1)
+        return _last_mtime_ns
 
 
 def _etag(st: os.stat_result) -> str:
@@ -83,6 +102,17 @@ def _os_error(exc: OSError) -> StorageError:
     if exc.errno == errno.EEXIST:
         return AlreadyExists(str(exc))
     return StorageError(str(exc))
+
+
+@dataclass(slots=True)
+class _Listing:
+    """A folder being read by :meth:`FilesystemStorage.children`."""
+
+    path: str
+    full: str
+    entries: Any  # the iterator os.scandir returns (it has close())
+    side_names: set[str]
+    dead_props: bool
 
 
 class FilesystemStorage:
@@ -175,44 +205,45 @@ class FilesystemStorage:
     def _visible(self, name: str) -> bool:
         return name not in self.reserved_names and not name.startswith(TEMP_PREFIX)
 
-    def _list_sync(self, path: str, dead_props: bool) -> list[Resource]:
+    def _open_listing(self, path: str, dead_props: bool) -> _Listing:
         full = self._full(path)
-        prefix = path + "/" if path else ""
-        out: list[Resource] = []
-        side_dir = os.path.join(full, PROPS_DIR)
         side_names: set[str] = set()
         if dead_props:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                side_names = set(os.listdir(side_dir))
-        with os.scandir(full) as it:
-            for entry in it:
-                name = entry.name
-                if not self._visible(name):
-                    continue
-                member = prefix + name
-                try:
-                    if entry.is_symlink():
-                        self._full(member)
-                    st = entry.stat()
-                except (Forbidden, OSError):
-                    continue
-                props = None
-                if dead_props:
-                    is_dir = stat.S_ISDIR(st.st_mode)
-                    if is_dir:
-                        props = self._read_props_file(
-                            os.path.join(full, name, PROPS_DIR, SELF_PROPS)
-                        )
-                    else:
-                        side = _member_props_name(name)
-                        props = (
-                            self._read_props_file(os.path.join(side_dir, side))
-                            if side in side_names
-                            else {}
-                        )
-                out.append(self._resource(member, st, props))
-        out.sort(key=lambda r: r.path)
-        return out
+                side_names = set(os.listdir(os.path.join(full, PROPS_DIR)))
+        return _Listing(path, full, os.scandir(full), side_names, dead_props)
+
+    def _next_batch(self, listing: _Listing) -> list[Resource] | None:
+        """Up to LISTING_BATCH visible members; None once the folder is exhausted."""
+        out: list[Resource] = []
+        prefix = listing.path + "/" if listing.path else ""
+        full = listing.full
+        for entry in listing.entries:
+            name = entry.name
+            if not self._visible(name):
+                continue
+            member = prefix + name
+            try:
+                if entry.is_symlink():
+                    self._full(member)
+                st = entry.stat()
+            except (Forbidden, OSError):
+                continue
+            props = None
+            if listing.dead_props:
+                if stat.S_ISDIR(st.st_mode):
+                    props = self._read_props_file(os.path.join(full, name, PROPS_DIR, SELF_PROPS))
+                else:
+                    side = _member_props_name(name)
+                    props = (
+                        self._read_props_file(os.path.join(full, PROPS_DIR, side))
+                        if side in listing.side_names
+                        else {}
+                    )
+            out.append(self._resource(member, st, props))
+            if len(out) >= LISTING_BATCH:
+                return out
+        return out or None
 
     def _read_sync(self, path: str, inline_limit: int) -> Body:
         full = self._full(path)
@@ -238,10 +269,14 @@ class FilesystemStorage:
     async def children(
         self, path: str, *, dead_props: bool = False
     ) -> AsyncIterator[list[Resource]]:
-        """The members of the collection at ``path``, sorted by name, in batches."""
-        members = await self._run(self._list_sync, path, dead_props)
-        for i in range(0, len(members), LISTING_BATCH):
-            yield members[i : i + LISTING_BATCH]
+        """The members of the collection at ``path``, in directory order, batch by batch
+        as the folder is read (a huge folder is never listed whole in memory)."""
+        listing = await self._run(self._open_listing, path, dead_props)
+        try:
+            while (batch := await self._run(self._next_batch, listing)) is not None:
+                yield batch
+        finally:
+            await self._run(listing.entries.close)
 
     async def read(self, path: str, *, inline_limit: int) -> Body:
         """Open ``path`` for sending."""
@@ -309,11 +344,13 @@ class FilesystemChange:
 
     def _commit(self, path: str, full: str, tmp: str, fd: int, existed: bool) -> Resource:
         try:
+            stamp = _unique_mtime_ns()
+            os.utime(fd, ns=(stamp, stamp))
+            st = os.fstat(fd)
             os.close(fd)
             os.replace(tmp, full)
             if not existed:
                 self._drop_member_props(full)
-            st = os.stat(full)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -448,6 +485,8 @@ class FilesystemChange:
                 tmp, fd = self._open_temp(full)
                 os.close(fd)
                 shutil.copyfile(s, tmp)
+                stamp = _unique_mtime_ns()
+                os.utime(tmp, ns=(stamp, stamp))
                 os.replace(tmp, full)
                 self._copy_member_props(s, d, move=False)
             except FileNotFoundError as exc:

@@ -170,6 +170,17 @@ def davserver_command() -> list[str] | None:
     return None
 
 
+def davserver_quiet_args(dav_cmd: list[str]) -> list[str]:
+    """['--log-level', 'WARNING'] if `davserver serve` offers it: no access log, like the peers."""
+    try:
+        res = subprocess.run(
+            [*dav_cmd, "serve", "--help"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ["--log-level", "WARNING"] if "--log-level" in res.stdout else []
+
+
 def bare_python() -> Path:
     """Python for the bare app: the project's venv (same aiohttp as davserver) if it has aiohttp."""
     py = REPO / ".venv" / "bin" / "python"
@@ -232,11 +243,10 @@ def make_servers(dav_cmd: list[str] | None, bare_py: Path) -> list[Server]:
         (tmp / "data").mkdir()
         data, config = str(tmp / "data"), ""
         if name == "davserver":
-            cmd = (
-                [*dav_cmd, "serve", "--host", "127.0.0.1", "--port", "@PORT@", "--root", data]
-                if dav_cmd
-                else []
-            )
+            cmd = []
+            if dav_cmd:
+                cmd = [*dav_cmd, "serve", "--host", "127.0.0.1", "--port", "@PORT@"]
+                cmd += ["--root", data, *davserver_quiet_args(dav_cmd)]
             wls = tuple(WORKLOADS)
         elif name == "wsgidav":
             config = (BENCH / "wsgidav.yaml.in").read_text().replace("@DATA@", data)
@@ -514,7 +524,7 @@ def measure(
                 run = run_wrk(srv, wl, args.duration, args.connections, results / f"{tag}.txt")
                 run.settle_s = settle(srv)
                 runs.append(run)
-                note = f"  [warm-up: {warm.flags}]" if warm.flags else ""
+                note = f"  [warm-up: {warm.flags}]" if warm.has_errors else ""
                 print(
                     f"  round {rnd} {WORKLOADS[wl][0]:<19} {srv.name:<13} "
                     f"{run.rps:>10,.1f} req/s  p50 {run.p50_ms:8.1f} ms  "

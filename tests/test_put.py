@@ -257,3 +257,11 @@ async def test_put_aborted_by_client_leaves_old_bytes_and_no_temp_file(
             break
         await asyncio.sleep(0.01)
     assert snapshot(root) == {"f.bin": b"old"}
+
+
+async def test_rapid_same_size_puts_all_get_distinct_etags(client: TestClient) -> None:
+    etags = set()
+    for i in range(50):
+        resp = await client.put("/same.bin", data=b"%04d" % i)
+        etags.add(resp.headers["ETag"])
+    assert len(etags) == 50

@@ -1,4 +1,4 @@
-"""The HTML page a browser gets for GET on a collection, streamed batch by batch."""
+"""The HTML page a browser gets for GET on a collection: folders first, then files, by name."""
 
 from __future__ import annotations
 
@@ -62,8 +62,10 @@ async def respond(
         parent = href(mount.prefix, res.path.rpartition("/")[0], True)
         head += f'<tr><td><a href="{html.escape(parent)}">../</a></td><td></td><td></td></tr>\n'
     await resp.write(head.encode())
-    async for batch in mount.storage.children(res.path):
-        await resp.write("".join(_row(mount.prefix, r) for r in batch).encode())
+    members = [r async for batch in mount.storage.children(res.path) for r in batch]
+    members.sort(key=lambda r: (not r.is_collection, r.name))
+    for i in range(0, len(members), 512):
+        await resp.write("".join(_row(mount.prefix, r) for r in members[i : i + 512]).encode())
     await resp.write(b"</table></body></html>\n")
     await resp.write_eof()
     return resp
