@@ -18,7 +18,7 @@ from typing import BinaryIO, Protocol
 DeadProps = Mapping[str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Resource:
     """What a backend knows about one stored resource."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import mimetypes
 import os
@@ -73,7 +74,12 @@ def _etag(st: os.stat_result) -> str:
 
 
 def _content_type(name: str) -> str:
-    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+    return _type_of_extension(name.rpartition("/")[2].rpartition(".")[2])
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_of_extension(ext: str) -> str:
+    return mimetypes.guess_type("x." + ext, strict=False)[0] or "application/octet-stream"
 
 
 def _member_props_name(name: str) -> str:

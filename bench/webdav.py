@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -262,8 +263,13 @@ def make_servers(dav_cmd: list[str] | None, bare_py: Path) -> list[Server]:
     return servers
 
 
-def start(srv: Server, log: Path) -> None:
-    """Start a server on a free port and wait (at most 30 s) until it answers HTTP."""
+def on_cpus(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A preexec_fn that pins the child (and so all its threads and children) to cpus."""
+    return None if not cpus else lambda: os.sched_setaffinity(0, cpus)
+
+
+def start(srv: Server, log: Path, cpus: set[int] | None) -> None:
+    """Start a server (pinned to cpus, if any) on a free port and wait until it answers HTTP."""
     srv.port = free_port()
     cmd = [a.replace("@PORT@", str(srv.port)) for a in srv.cmd]
     if srv.config:
@@ -271,7 +277,12 @@ def start(srv: Server, log: Path) -> None:
     print(f"starting {srv.name}: {shlex.join(cmd)}", flush=True)
     with log.open("wb") as out:
         srv.proc = subprocess.Popen(
-            cmd, cwd=srv.tmp, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            cmd,
+            cwd=srv.tmp,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=on_cpus(cpus),
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -463,8 +474,9 @@ def cpu_snapshot(srv: Server) -> tuple[float, int, int, float]:
     return time.monotonic(), busy, tree_cpu_ticks(srv.proc.pid), ru.ru_utime + ru.ru_stime
 
 
-def run_wrk(srv: Server, workload: str, seconds: int, connections: int, out: Path) -> Run:
+def run_wrk(srv: Server, workload: str, seconds: int, args: argparse.Namespace, out: Path) -> Run:
     """One wrk run of a workload against a server; raw output goes to out."""
+    connections = args.connections
     url = srv.url + WORKLOADS[workload][1]
     cmd = [
         "wrk",
@@ -482,7 +494,13 @@ def run_wrk(srv: Server, workload: str, seconds: int, connections: int, out: Pat
     t0, busy0, srv0, kids0 = cpu_snapshot(srv)
     try:
         res = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
+            preexec_fn=on_cpus(args.wrk_cpus),
         )
     except subprocess.TimeoutExpired:
         run.problem = "wrk did not finish"
@@ -517,11 +535,9 @@ def measure(
         for wl in workloads:
             for srv in (s for s in order if wl in s.workloads):
                 tag = f"{wl}.{srv.name}.r{rnd}"
-                warm = run_wrk(
-                    srv, wl, args.warmup, args.connections, results / f"{tag}.warmup.txt"
-                )
+                warm = run_wrk(srv, wl, args.warmup, args, results / f"{tag}.warmup.txt")
                 warm.settle_s = settle(srv)
-                run = run_wrk(srv, wl, args.duration, args.connections, results / f"{tag}.txt")
+                run = run_wrk(srv, wl, args.duration, args, results / f"{tag}.txt")
                 run.settle_s = settle(srv)
                 runs.append(run)
                 note = f"  [warm-up: {warm.flags}]" if warm.has_errors else ""
@@ -661,6 +677,12 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     ap.add_argument(
+        "--pin",
+        choices=("on", "off"),
+        default=os.environ.get("BENCH_PIN", "on"),
+        help="servers on the first CPU, wrk on the second (default on, env BENCH_PIN)",
+    )
+    ap.add_argument(
         "--workloads",
         default=",".join(WORKLOADS),
         help=f"comma-separated subset of {','.join(WORKLOADS)}",
@@ -671,6 +693,9 @@ def parse_args() -> argparse.Namespace:
         ap.error(f"workloads are {', '.join(WORKLOADS)}")
     if min(args.duration, args.warmup, args.rounds, args.connections) < 1:
         ap.error("--duration, --warmup, --rounds and --connections must be >= 1")
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = args.pin == "on" and len(cpus) >= 2
+    args.server_cpus, args.wrk_cpus = ({cpus[0]}, {cpus[1]}) if pin else (None, None)
     return args
 
 
@@ -689,13 +714,16 @@ def main() -> int:
         *versions(bare_py),
         f"wrk -t1 -c{args.connections}, {args.duration} s per run after a {args.warmup} s "
         f"warm-up, {args.rounds} round(s), servers interleaved per workload",
+        f"CPUs: servers on {sorted(args.server_cpus)}, wrk on {sorted(args.wrk_cpus)}"
+        if args.server_cpus
+        else "CPUs: not pinned",
     ]
     print("\n".join(header), flush=True)
     servers = make_servers(dav_cmd, bare_py)
     try:
         for srv in servers:
             if not srv.problem:
-                start(srv, results / f"{srv.name}.log")
+                start(srv, results / f"{srv.name}.log", args.server_cpus)
             if not srv.problem:
                 t0 = time.monotonic()
                 srv.problem = make_fixtures(srv)

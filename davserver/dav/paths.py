@@ -7,11 +7,14 @@ is refused before a backend sees the path.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from .errors import DAVError
 
 _HREF_SAFE = "/:@!$'()*+,;=-._~"
+# Paths made only of these characters need no percent-encoding (the common case).
+_PLAIN = re.compile(r"[A-Za-z0-9/._~-]*\Z").match
 
 
 def strip_query(raw_path: str) -> str:
@@ -44,7 +47,7 @@ def normalize(raw_rel: str, reserved: frozenset[str], reserved_prefixes: tuple[s
 
 def href(prefix: str, path: str, is_collection: bool) -> str:
     """The percent-encoded absolute href of a storage path under a mount prefix."""
-    url = prefix + "/" + quote(path, safe=_HREF_SAFE) if path else prefix + "/"
+    url = prefix + "/" + (path if _PLAIN(path) else quote(path, safe=_HREF_SAFE))
     if is_collection and path:
         url += "/"
     return url

@@ -6,6 +6,7 @@ thousands of members fast and lets it stream.
 
 from __future__ import annotations
 
+import functools
 from http import HTTPStatus
 
 from lxml import etree
@@ -99,6 +100,7 @@ def error_body(condition: str, inner: str = "") -> bytes:
     return (XML_DECL + f'<D:error xmlns:D="DAV:">{el}</D:error>\n').encode()
 
 
+@functools.lru_cache(maxsize=64)
 def status_line(code: int) -> str:
     """``HTTP/1.1 404 Not Found`` for a multistatus ``<D:status>``."""
     try:
