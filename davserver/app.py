@@ -10,20 +10,29 @@ from aiohttp import web
 from davserver.backends.filesystem import FilesystemStorage
 
 from .config import Config, MountConfig
+from .locks.manager import LockManager
+from .locks.sqlite_store import SQLiteLockStore
 from .mounts import Mount
 from .mounts.dav import DavMount, DavSettings
 
 log = logging.getLogger("davserver")
 
 # Windows' WebClient probes OPTIONS on the host root before mapping any sub-path.
-ROOT_OPTIONS = {"DAV": "1", "MS-Author-Via": "DAV", "Allow": "OPTIONS"}
+ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS"}
+LOCKS_FILE = "locks.sqlite3"
 
 
-def build_mount(m: MountConfig, config: Config) -> Mount:
+def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
     """The mount that a ``[[mounts]]`` table describes."""
     assert m.root is not None
-    settings = DavSettings(depth_infinity=m.depth_infinity, max_xml_size=config.server.max_xml_size)
-    return DavMount(m.prefix, FilesystemStorage(m.root), settings)
+    server = config.server
+    settings = DavSettings(
+        depth_infinity=m.depth_infinity,
+        max_xml_size=server.max_xml_size,
+        lock_timeout=server.lock_timeout,
+        lock_timeout_max=server.lock_timeout_max,
+    )
+    return DavMount(m.prefix, FilesystemStorage(m.root), settings, locks)
 
 
 class Router:
@@ -79,18 +88,21 @@ ROUTER_KEY = web.AppKey("davserver.router", Router)
 def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
-    mounts = [build_mount(m, config) for m in config.mounts]
+    locks = LockManager(SQLiteLockStore(config.server.state_dir / LOCKS_FILE))
+    mounts = [build_mount(m, config, locks) for m in config.mounts]
     router = Router(mounts)
     app[ROUTER_KEY] = router
     app.router.add_route("*", "/{tail:.*}", router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
+        await locks.open()
         for mount in mounts:
             await mount.open()
 
     async def close_mounts(_app: web.Application) -> None:
         for mount in mounts:
             await mount.close()
+        await locks.close()
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)

@@ -34,6 +34,8 @@ class ServerConfig:
     access_log: bool = True
     max_xml_size: int = 1 << 20
     shutdown_timeout: float = 30.0
+    lock_timeout: int = 3600
+    lock_timeout_max: int = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,9 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     )
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"{source}: server.port: {server.port} is not a TCP port")
+    for key in ("lock_timeout", "lock_timeout_max", "max_xml_size"):
+        if getattr(server, key) < 1:
+            raise ConfigError(f"{source}: server.{key}: must be at least 1")
     raw_mounts = data.get("mounts", [])
     if not isinstance(raw_mounts, list) or not raw_mounts:
         raise ConfigError(f"{source}: mounts: at least one [[mounts]] table is needed")

@@ -122,7 +122,11 @@ def main() -> int:
         print(f"litmus {m[1]}: {m[2]} run, {m[3]} passed, {m[4]} failed")
     expected_file = HERE / f"expected-{args.backend}.txt"
     if args.update:
-        expected_file.write_text("\n".join(results) + "\n")
+        header = (
+            f"# litmus results expected on the {args.backend} backend: suite, step, name, status.\n"
+            "# Regenerate with `python litmus/run.py --update` after a deliberate change.\n"
+        )
+        expected_file.write_text(header + "\n".join(results) + "\n")
         print(f"wrote {expected_file}")
         return 0
     expected = [

@@ -101,7 +101,7 @@ async def test_options_advertises_dav(client: TestClient, root: Path, path: str)
     (root / "file.txt").write_bytes(b"x")
     resp = await client.options(path)
     assert resp.status == 200
-    assert resp.headers["DAV"] == "1"
+    assert resp.headers["DAV"] == "1, 2"
     assert resp.headers["MS-Author-Via"] == "DAV"
     allowed = {m.strip() for m in resp.headers["Allow"].split(",")}
     assert allowed >= set(DAV_METHODS)
@@ -113,7 +113,7 @@ async def test_options_on_host_root_outside_mount(make_client: MakeClient) -> No
     client = await make_client(path="/files")
     resp = await client.options("/")
     assert resp.status == 200
-    assert resp.headers["DAV"] == "1"
+    assert resp.headers["DAV"] == "1, 2"
     assert resp.headers["MS-Author-Via"] == "DAV"
 
 

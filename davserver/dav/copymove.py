@@ -8,8 +8,9 @@ from aiohttp import web
 
 from . import conditions, multistatus
 from .errors import DAVError
+from .identity import author
+from .locking import require_unlocked
 from .paths import destination_raw_path, href
-from .write import author
 from .xml import status_line
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
     parent = await storage.stat(dst.rpartition("/")[0])
     if parent is None or not parent.is_collection:
         raise DAVError(409, "the destination's parent collection does not exist")
+    if is_move:
+        require_unlocked(mount, request, src, member=True, tree=True)
+    require_unlocked(mount, request, dst, member=True, tree=target is not None)
     message = f"{request.method} /{src} -> /{dst}"
     async with storage.change(author=author(request), message=message) as change:
         if target is not None:
@@ -75,8 +79,11 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
                         for f in failures
                     )
                 )
+            await mount.locks.release_tree(mount.prefix, dst)
         if is_move:
             await change.move(src, dst)
         else:
             await change.copy(src, dst, recursive=depth == "infinity")
+    if is_move:
+        await mount.locks.release_tree(mount.prefix, src)
     return web.Response(status=204 if target is not None else 201)

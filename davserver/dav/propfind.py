@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,12 @@ async def propfind(mount: DavMount, request: web.Request, path: str) -> web.Stre
     res = await storage.stat(path, dead_props=dead)
     if res is None:
         return web.Response(status=404, text="404 Not Found\n")
-    renderer = PropRenderer(mount.prefix, prop_request, minimal=wants_minimal(request))
+    renderer = PropRenderer(
+        mount.prefix,
+        prop_request,
+        minimal=wants_minimal(request),
+        locks=functools.partial(mount.locks.covering, mount.prefix),
+    )
     if prop_request.needs_quota:
         renderer.quota = await storage.quota(path)
     if depth == "0" or not res.is_collection:

@@ -10,9 +10,10 @@ from lxml import etree
 from . import multistatus
 from .body import read_xml
 from .errors import DAVError
+from .identity import author
+from .locking import require_unlocked
 from .paths import href
 from .props import PROTECTED, propstat
-from .write import author
 from .xml import empty_element
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ async def proppatch(mount: DavMount, request: web.Request, path: str) -> web.Str
     res = await mount.storage.stat(path, dead_props=True)
     if res is None:
         return web.Response(status=404, text="404 Not Found\n")
+    require_unlocked(mount, request, path)
     names = list(dict.fromkeys(name for name, _ in ops))
     refused = [n for n in names if n in PROTECTED]
     if refused:

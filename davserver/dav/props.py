@@ -12,8 +12,10 @@ from typing import Literal
 from lxml import etree
 
 from davserver.backends.base import DeadProps, Resource
+from davserver.locks.manager import Lock
 
 from .errors import DAVError
+from .lockinfo import SUPPORTEDLOCK, lockdiscovery
 from .paths import href
 from .xml import empty_element, escape, status_line
 
@@ -87,8 +89,10 @@ LIVE: dict[str, LiveRenderer] = {
         if res.is_collection
         else "<D:resourcetype/>"
     ),
-    "{DAV:}supportedlock": lambda r, res: "<D:supportedlock/>",
-    "{DAV:}lockdiscovery": lambda r, res: "<D:lockdiscovery/>",
+    "{DAV:}supportedlock": lambda r, res: SUPPORTEDLOCK if r.locks else "<D:supportedlock/>",
+    "{DAV:}lockdiscovery": lambda r, res: lockdiscovery(
+        r.locks(res.path) if r.locks else [], r.prefix, res.path, res.is_collection
+    ),
     "{DAV:}quota-used-bytes": _quota(0, "quota-used-bytes"),
     "{DAV:}quota-available-bytes": _quota(1, "quota-available-bytes"),
 }
@@ -160,6 +164,8 @@ class PropRenderer:
     live: dict[str, LiveRenderer] = field(default_factory=lambda: LIVE)
     quota: tuple[int, int] | None = None
     minimal: bool = False
+    locks: Callable[[str], list[Lock]] | None = None
+    """The locks covering a path, when the mount supports locking."""
 
     def render(self, res: Resource) -> str:
         """The response element for one resource."""

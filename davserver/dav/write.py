@@ -9,6 +9,8 @@ from aiohttp import web
 from . import conditions, multistatus
 from .body import has_body, read_limited
 from .errors import DAVError
+from .identity import author
+from .locking import require_unlocked
 from .paths import href
 from .props import http_date
 from .xml import status_line
@@ -19,11 +21,6 @@ if TYPE_CHECKING:
 # Bodies up to this size are read at once and written in one step; larger ones stream.
 SMALL_BODY = 256 << 10
 STREAM_CHUNK = 256 << 10
-
-
-def author(request: web.Request) -> str:
-    """Who a change is recorded as (the authenticated user, once there is one)."""
-    return request.get("user") or "anonymous"
 
 
 def _expected_length(request: web.Request) -> int | None:
@@ -47,6 +44,7 @@ async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
         raise DAVError(405, "cannot PUT to a collection")
     if conditions.evaluate(request.headers, current, safe_method=False) is not None:
         raise DAVError(412, "precondition failed")
+    require_unlocked(mount, request, path, member=current is None)
     expected = _expected_length(request)
     length = request.content_length
     body = (
@@ -73,6 +71,7 @@ async def mkcol(mount: DavMount, request: web.Request, path: str) -> web.StreamR
         raise DAVError(415, "MKCOL with a body is not supported here")
     if await mount.storage.stat(path) is not None:
         raise DAVError(405, "something already exists there")
+    require_unlocked(mount, request, path, member=True)
     async with mount.storage.change(author=author(request), message=f"MKCOL /{path}") as change:
         await change.mkcol(path)
     return web.Response(status=201)
@@ -89,9 +88,11 @@ async def delete(mount: DavMount, request: web.Request, path: str) -> web.Stream
         raise DAVError(400, "DELETE of a collection needs Depth: infinity")
     if conditions.evaluate(request.headers, res, safe_method=False) is not None:
         raise DAVError(412, "precondition failed")
+    require_unlocked(mount, request, path, member=True, tree=True)
     async with mount.storage.change(author=author(request), message=f"DELETE /{path}") as change:
         failures = await change.delete(path)
     if not failures:
+        await mount.locks.release_tree(mount.prefix, path)
         return web.Response(status=204)
     body = "".join(
         f"<D:response><D:href>{href(mount.prefix, f.path, False)}</D:href>"

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from davserver.backends.base import Storage, StorageError
-from davserver.dav import copymove, propfind, proppatch, read, write
+from davserver.dav import copymove, locking, propfind, proppatch, read, write
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import normalize, strip_query
+from davserver.locks.manager import LockManager
 
 log = logging.getLogger("davserver.dav")
 
@@ -28,6 +29,8 @@ METHODS: dict[str, Handler] = {
     "MOVE": copymove.copy_or_move,
     "PROPFIND": propfind.propfind,
     "PROPPATCH": proppatch.proppatch,
+    "LOCK": locking.lock,
+    "UNLOCK": locking.unlock,
 }
 ALLOW = ", ".join(METHODS)
 
@@ -39,18 +42,22 @@ class DavSettings:
     depth_infinity: bool = False
     max_xml_size: int = 1 << 20
     inline_limit: int = 64 << 10
-    dav_classes: str = "1"
+    lock_timeout: int = 3600
+    lock_timeout_max: int = 86400
 
 
 class DavMount:
     """Answers WebDAV requests below ``prefix`` from ``storage``."""
 
-    def __init__(self, prefix: str, storage: Storage, settings: DavSettings) -> None:
+    def __init__(
+        self, prefix: str, storage: Storage, settings: DavSettings, locks: LockManager
+    ) -> None:
         self.prefix = prefix
         self.storage = storage
         self.settings = settings
+        self.locks = locks
         self.options_headers = {
-            "DAV": settings.dav_classes,
+            "DAV": "1, 2",
             "MS-Author-Via": "DAV",
             "Allow": ALLOW,
         }
@@ -73,7 +80,10 @@ class DavMount:
         try:
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
-            return await handler(self, request, self.storage_path(request.raw_path))
+            path = self.storage_path(request.raw_path)
+            if "If" in request.headers:
+                await locking.check_if_header(self, request, path)
+            return await handler(self, request, path)
         except DAVError as exc:
             log.info(
                 "%s %s refused: %s %s",

@@ -1,0 +1,209 @@
+"""Write locks (RFC 4918 §6-7): who holds what, what conflicts, what a write must submit.
+
+The manager answers every question from an in-memory index, so checking locks costs no
+I/O on the request path; every change is written through to a :class:`LockStore`, from
+which the index is loaded at start, so a restart drops no lock. Paths are the storage
+paths of one mount; each mount has its own namespace in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+Scope = Literal["exclusive", "shared"]
+Depth = Literal["0", "infinity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """One active write lock."""
+
+    token: str
+    namespace: str
+    root: str
+    scope: Scope
+    depth: Depth
+    owner: bytes
+    timeout: int
+    expires: float
+    principal: str
+
+    def covers(self, path: str) -> bool:
+        """Whether the lock applies to ``path`` (its root, or below it at depth infinity)."""
+        if path == self.root:
+            return True
+        if self.depth != "infinity":
+            return False
+        return not self.root or path.startswith(self.root + "/")
+
+    def remaining(self, now: float | None = None) -> int:
+        """Seconds until the lock expires."""
+        return max(0, int(self.expires - (now or time.time())))
+
+
+class LockStore(Protocol):
+    """Where locks persist. A store shared by several workers implements this too."""
+
+    async def load(self) -> list[Lock]:
+        """Every stored lock (expired ones included; the manager drops them)."""
+
+    async def save(self, lock: Lock) -> None:
+        """Insert or replace a lock."""
+
+    async def delete(self, tokens: Iterable[str]) -> None:
+        """Forget locks."""
+
+    async def close(self) -> None:
+        """Release the store."""
+
+
+class LockConflict(Exception):
+    """A new lock would conflict with ``lock``."""
+
+    def __init__(self, lock: Lock) -> None:
+        super().__init__(lock.root)
+        self.lock = lock
+
+
+def _is_at_or_below(path: str, root: str) -> bool:
+    return not root or path == root or path.startswith(root + "/")
+
+
+class LockManager:
+    """Locks of all mounts, indexed by (namespace, root path)."""
+
+    def __init__(self, store: LockStore) -> None:
+        self._store = store
+        self._by_root: dict[tuple[str, str], list[Lock]] = {}
+        self._by_token: dict[str, Lock] = {}
+        self._write = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Load the stored locks, dropping those that expired while the server was down."""
+        now = time.time()
+        expired = []
+        for lock in await self._store.load():
+            if lock.expires <= now:
+                expired.append(lock.token)
+            else:
+                self._index(lock)
+        if expired:
+            await self._store.delete(expired)
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self._store.close()
+
+    # -- queries (no I/O) ---------------------------------------------------------------
+
+    def _live(self, locks: Iterable[Lock]) -> list[Lock]:
+        now = time.time()
+        return [lock for lock in locks if lock.expires > now]
+
+    def covering(self, namespace: str, path: str) -> list[Lock]:
+        """Locks that apply to ``path``: on it, or on an ancestor at depth infinity."""
+        found = list(self._by_root.get((namespace, path), ()))
+        parent = path
+        while parent:
+            parent = parent.rpartition("/")[0]
+            found.extend(
+                lock
+                for lock in self._by_root.get((namespace, parent), ())
+                if lock.depth == "infinity"
+            )
+        return self._live(found)
+
+    def direct(self, namespace: str, path: str) -> list[Lock]:
+        """Locks rooted exactly at ``path``."""
+        return self._live(self._by_root.get((namespace, path), ()))
+
+    def below(self, namespace: str, path: str) -> list[Lock]:
+        """Locks rooted strictly below ``path``."""
+        return self._live(
+            lock
+            for (ns, root), locks in self._by_root.items()
+            if ns == namespace and root != path and _is_at_or_below(root, path)
+            for lock in locks
+        )
+
+    def get(self, token: str) -> Lock | None:
+        """The live lock with this token."""
+        lock = self._by_token.get(token)
+        return lock if lock is not None and lock.expires > time.time() else None
+
+    # -- changes (written through to the store) -----------------------------------------
+
+    def _index(self, lock: Lock) -> None:
+        self._by_token[lock.token] = lock
+        self._by_root.setdefault((lock.namespace, lock.root), []).append(lock)
+
+    def _unindex(self, lock: Lock) -> None:
+        self._by_token.pop(lock.token, None)
+        key = (lock.namespace, lock.root)
+        remaining = [x for x in self._by_root.get(key, ()) if x.token != lock.token]
+        if remaining:
+            self._by_root[key] = remaining
+        else:
+            self._by_root.pop(key, None)
+
+    async def create(
+        self,
+        namespace: str,
+        root: str,
+        *,
+        scope: Scope,
+        depth: Depth,
+        owner: bytes,
+        timeout: int,
+        principal: str,
+    ) -> Lock:
+        """Take a new lock; :class:`LockConflict` when an existing one is in the way."""
+        async with self._write:
+            existing = self.covering(namespace, root)
+            if depth == "infinity":
+                existing += self.below(namespace, root)
+            for other in existing:
+                if scope == "exclusive" or other.scope == "exclusive":
+                    raise LockConflict(other)
+            lock = Lock(
+                token=f"urn:uuid:{uuid.uuid4()}",
+                namespace=namespace,
+                root=root,
+                scope=scope,
+                depth=depth,
+                owner=owner,
+                timeout=timeout,
+                expires=time.time() + timeout,
+                principal=principal,
+            )
+            await self._store.save(lock)
+            self._index(lock)
+            return lock
+
+    async def refresh(self, lock: Lock, timeout: int) -> Lock:
+        """Restart a lock's timeout."""
+        async with self._write:
+            fresh = replace(lock, timeout=timeout, expires=time.time() + timeout)
+            await self._store.save(fresh)
+            self._unindex(lock)
+            self._index(fresh)
+            return fresh
+
+    async def release(self, locks: Iterable[Lock]) -> None:
+        """Remove locks (UNLOCK, or the resources they protect are gone)."""
+        locks = list(locks)
+        if not locks:
+            return
+        async with self._write:
+            await self._store.delete(lock.token for lock in locks)
+            for lock in locks:
+                self._unindex(lock)
+
+    async def release_tree(self, namespace: str, path: str) -> None:
+        """Remove the locks rooted at or below ``path`` (after a DELETE or MOVE)."""
+        await self.release(self.direct(namespace, path) + self.below(namespace, path))
