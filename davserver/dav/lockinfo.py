@@ -113,10 +113,10 @@ def parse_timeout(header: str | None, default: int, maximum: int) -> int:
     return min(default, maximum)
 
 
-def activelock(lock: Lock, prefix: str, is_collection_root: bool) -> str:
+def activelock(lock: Lock, prefix: str) -> str:
     """One ``DAV:activelock`` element."""
     owner = lock.owner.decode("utf-8", "replace") if lock.owner else ""
-    root = href(prefix, lock.root, is_collection_root)
+    root = href(prefix, lock.root, lock.collection)
     return (
         f"<D:activelock><D:locktype><D:write/></D:locktype>"
         f"<D:lockscope><D:{lock.scope}/></D:lockscope><D:depth>{lock.depth}</D:depth>"
@@ -126,12 +126,9 @@ def activelock(lock: Lock, prefix: str, is_collection_root: bool) -> str:
     )
 
 
-def lockdiscovery(locks: list[Lock], prefix: str, path: str, is_collection: bool) -> str:
-    """The ``DAV:lockdiscovery`` property of the resource at ``path``. A lock rooted
-    elsewhere is inherited from an ancestor, which is a collection."""
+def lockdiscovery(locks: list[Lock], prefix: str) -> str:
+    """The ``DAV:lockdiscovery`` property listing these locks."""
     if not locks:
         return "<D:lockdiscovery/>"
-    inner = "".join(
-        activelock(lock, prefix, is_collection if lock.root == path else True) for lock in locks
-    )
+    inner = "".join(activelock(lock, prefix) for lock in locks)
     return f"<D:lockdiscovery>{inner}</D:lockdiscovery>"

@@ -20,8 +20,8 @@ from .xml import XML_DECL, XMLError, parse
 if TYPE_CHECKING:
     from davserver.mounts.dav import DavMount
 
-# The lock tokens a request submitted in its If header (a frozenset of str).
-SUBMITTED = "davserver.submitted_tokens"
+# The lock tokens a request submitted in its If header.
+SUBMITTED = web.RequestKey("davserver.submitted_tokens", frozenset)
 
 
 async def check_if_header(mount: DavMount, request: web.Request, path: str) -> None:
@@ -53,32 +53,40 @@ def _tagged_path(mount: DavMount, request: web.Request, tag: str) -> str | None:
 def require_unlocked(
     mount: DavMount, request: web.Request, path: str, *, member: bool = False, tree: bool = False
 ) -> None:
-    """423 unless the request submitted the token of every lock that protects this change.
+    """423 unless the request submitted the tokens that let it change ``path``.
 
     ``member``: the change adds or removes ``path`` in its parent, which a lock on the
     parent protects too. ``tree``: everything below ``path`` changes as well.
+    Each spot that changes needs the token of every exclusive lock that covers it; where
+    only shared locks cover it, any one of their tokens will do (every holder may write).
     """
     ns = mount.prefix
-    locks = mount.locks.covering(ns, path)
-    if tree:
-        locks += mount.locks.below(ns, path)
+    spots = [path]
     if member and path:
-        locks += mount.locks.direct(ns, path.rpartition("/")[0])
+        spots.append(path.rpartition("/")[0])
+    if tree:
+        spots.extend(lock.root for lock in mount.locks.below(ns, path))
     submitted = request.get(SUBMITTED, frozenset())
-    missing = {lock.root: lock for lock in locks if lock.token not in submitted}
+    missing: dict[str, Lock] = {}
+    for spot in spots:
+        covering = mount.locks.covering(ns, spot)
+        exclusive = [lk for lk in covering if lk.scope == "exclusive"]
+        if exclusive:
+            missing.update((lk.root, lk) for lk in exclusive if lk.token not in submitted)
+        elif covering and not any(lk.token in submitted for lk in covering):
+            missing.update((lk.root, lk) for lk in covering)
     if missing:
         hrefs = "".join(
-            f"<D:href>{href(ns, root, lock.root != path)}</D:href>"
-            for root, lock in missing.items()
+            f"<D:href>{href(ns, lk.root, lk.collection)}</D:href>" for lk in missing.values()
         )
         raise DAVError(423, "locked", condition="lock-token-submitted", inner=hrefs)
 
 
-def _answer(mount: DavMount, lock: Lock, is_collection: bool, status: int) -> web.Response:
+def _answer(mount: DavMount, lock: Lock, status: int) -> web.Response:
     body = (
         XML_DECL
         + '<D:prop xmlns:D="DAV:">'
-        + lockdiscovery([lock], mount.prefix, lock.root, is_collection)
+        + lockdiscovery([lock], mount.prefix)
         + "</D:prop>\n"
     )
     headers = {"Lock-Token": f"<{lock.token}>"} if status in (200, 201) else {}
@@ -100,7 +108,7 @@ async def lock(mount: DavMount, request: web.Request, path: str) -> web.StreamRe
     body = await read_limited(request, settings.max_xml_size)
     res = await mount.storage.stat(path)
     if not body.strip():
-        return await _refresh(mount, request, path, timeout, res is not None and res.is_collection)
+        return await _refresh(mount, request, path, timeout)
     try:
         root = parse(body)
     except XMLError as exc:
@@ -119,9 +127,10 @@ async def lock(mount: DavMount, request: web.Request, path: str) -> web.StreamRe
         new = await mount.locks.create(
             mount.prefix, path, scope=scope, depth=lock_depth,
             owner=owner_element(body, root), timeout=timeout, principal=author(request),
+            collection=res is not None and res.is_collection,
         )  # fmt: skip
     except LockConflict as exc:
-        link = href(mount.prefix, exc.lock.root, exc.lock.depth == "infinity")
+        link = href(mount.prefix, exc.lock.root, exc.lock.collection)
         raise DAVError(
             423, "conflicting lock", condition="no-conflicting-lock",
             inner=f"<D:href>{link}</D:href>",
@@ -134,12 +143,12 @@ async def lock(mount: DavMount, request: web.Request, path: str) -> web.StreamRe
         except BaseException:
             await mount.locks.release([new])
             raise
-        return _answer(mount, new, False, 201)
-    return _answer(mount, new, res.is_collection, 200)
+        return _answer(mount, new, 201)
+    return _answer(mount, new, 200)
 
 
 async def _refresh(
-    mount: DavMount, request: web.Request, path: str, timeout: int, is_collection: bool
+    mount: DavMount, request: web.Request, path: str, timeout: int
 ) -> web.StreamResponse:
     if "If" not in request.headers:
         raise DAVError(400, "a LOCK without a body refreshes a lock named in the If header")
@@ -148,7 +157,7 @@ async def _refresh(
     if not held:
         raise DAVError(412, "the If header names no lock on this resource")
     fresh = [await mount.locks.refresh(lk, timeout) for lk in held]
-    return _answer(mount, fresh[0], is_collection, 200)
+    return _answer(mount, fresh[0], 200)
 
 
 async def unlock(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:

@@ -91,7 +91,7 @@ LIVE: dict[str, LiveRenderer] = {
     ),
     "{DAV:}supportedlock": lambda r, res: SUPPORTEDLOCK if r.locks else "<D:supportedlock/>",
     "{DAV:}lockdiscovery": lambda r, res: lockdiscovery(
-        r.locks(res.path) if r.locks else [], r.prefix, res.path, res.is_collection
+        r.locks(res.path) if r.locks else [], r.prefix
     ),
     "{DAV:}quota-used-bytes": _quota(0, "quota-used-bytes"),
     "{DAV:}quota-available-bytes": _quota(1, "quota-available-bytes"),

@@ -32,6 +32,8 @@ class Lock:
     timeout: int
     expires: float
     principal: str
+    collection: bool
+    """Whether the lock root is a collection (its href ends with a slash)."""
 
     def covers(self, path: str) -> bool:
         """Whether the lock applies to ``path`` (its root, or below it at depth infinity)."""
@@ -161,6 +163,7 @@ class LockManager:
         owner: bytes,
         timeout: int,
         principal: str,
+        collection: bool,
     ) -> Lock:
         """Take a new lock; :class:`LockConflict` when an existing one is in the way."""
         async with self._write:
@@ -180,6 +183,7 @@ class LockManager:
                 timeout=timeout,
                 expires=time.time() + timeout,
                 principal=principal,
+                collection=collection,
             )
             await self._store.save(lock)
             self._index(lock)

@@ -26,10 +26,11 @@ CREATE TABLE IF NOT EXISTS locks (
     owner BLOB NOT NULL,
     timeout INTEGER NOT NULL,
     expires REAL NOT NULL,
-    principal TEXT NOT NULL
+    principal TEXT NOT NULL,
+    collection INTEGER NOT NULL
 )
 """
-_COLUMNS = "token, namespace, root, scope, depth, owner, timeout, expires, principal"
+_COLUMNS = "token, namespace, root, scope, depth, owner, timeout, expires, principal, collection"
 
 
 class SQLiteLockStore:
@@ -57,7 +58,7 @@ class SQLiteLockStore:
 
         def load() -> list[Lock]:
             rows = self._connect().execute(f"SELECT {_COLUMNS} FROM locks").fetchall()
-            return [Lock(*row) for row in rows]
+            return [Lock(*row[:-1], collection=bool(row[-1])) for row in rows]
 
         return await self._run(load)
 
@@ -66,9 +67,9 @@ class SQLiteLockStore:
 
         def save() -> None:
             self._connect().execute(
-                f"INSERT OR REPLACE INTO locks ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO locks ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (lock.token, lock.namespace, lock.root, lock.scope, lock.depth, lock.owner,
-                 lock.timeout, lock.expires, lock.principal),
+                 lock.timeout, lock.expires, lock.principal, int(lock.collection)),
             )  # fmt: skip
 
         await self._run(save)
