@@ -47,16 +47,12 @@ def test_good_file_is_read_with_paths_relative_to_it(tmp_path: Path) -> None:
     assert (top.prefix, top.root, top.depth_infinity) == ("", tmp_path / "data/top", True)
 
 
-def test_embedded_default_serves_data_at_root(tmp_path: Path) -> None:
+def test_embedded_default_serves_data_and_calendars(tmp_path: Path) -> None:
     config = embedded_default(tmp_path)
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)
-    (mount,) = config.mounts
-    assert (mount.path, mount.type, mount.backend, mount.root) == (
-        "/",
-        "webdav",
-        "filesystem",
-        tmp_path / "data",
-    )
+    files, calendars = config.mounts
+    assert (files.path, files.type, files.backend, files.root) == ("/", "webdav", "filesystem", tmp_path / "data")
+    assert (calendars.path, calendars.type, calendars.root) == ("/caldav", "caldav", tmp_path / "calendars")
 
 
 def test_overrides_replace_host_port_and_first_filesystem_root(tmp_path: Path) -> None:

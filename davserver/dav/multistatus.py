@@ -12,17 +12,20 @@ from .xml import MULTISTATUS_CLOSE, MULTISTATUS_OPEN, XML_CONTENT_TYPE
 FLUSH_AT = 64 << 10
 
 
-def complete(responses: str) -> web.Response:
-    """A 207 answer holding the given ``<D:response>`` elements."""
+def complete(responses: str, trailer: str = "") -> web.Response:
+    """A 207 answer holding the given ``<D:response>`` elements (then ``trailer``, such
+    as a sync-token)."""
     return web.Response(
         status=207,
-        body=(MULTISTATUS_OPEN + responses + MULTISTATUS_CLOSE).encode(),
+        body=(MULTISTATUS_OPEN + responses + trailer + MULTISTATUS_CLOSE).encode(),
         content_type=XML_CONTENT_TYPE,
         charset="utf-8",
     )
 
 
-async def stream(request: web.Request, responses: AsyncIterator[str]) -> web.StreamResponse:
+async def stream(
+    request: web.Request, responses: AsyncIterator[str], trailer: str = ""
+) -> web.StreamResponse:
     """A 207 answer written as the ``<D:response>`` elements come, never whole in memory."""
     resp = web.StreamResponse(status=207)
     resp.content_type = XML_CONTENT_TYPE
@@ -37,7 +40,7 @@ async def stream(request: web.Request, responses: AsyncIterator[str]) -> web.Str
         if size >= FLUSH_AT:
             await resp.write("".join(pending).encode())
             pending, size = [], 0
-    pending.append(MULTISTATUS_CLOSE)
+    pending.append(trailer + MULTISTATUS_CLOSE)
     await resp.write("".join(pending).encode())
     await resp.write_eof()
     return resp

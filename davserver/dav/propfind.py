@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from davserver.backends.base import Resource, Storage
 from . import multistatus
 from .body import read_xml
 from .errors import DAVError
-from .props import PropRenderer, parse_propfind
+from .props import parse_propfind
 
 if TYPE_CHECKING:
     from davserver.mounts.dav import DavMount
@@ -58,20 +57,17 @@ async def propfind(mount: DavMount, request: web.Request, path: str) -> web.Stre
     res = await storage.stat(path, dead_props=dead)
     if res is None:
         return web.Response(status=404, text="404 Not Found\n")
-    renderer = PropRenderer(
-        mount.prefix,
-        prop_request,
-        minimal=wants_minimal(request),
-        locks=functools.partial(mount.locks.covering, mount.prefix),
-    )
+    renderer = mount.renderer(request, prop_request)
     if prop_request.needs_quota:
         renderer.quota = await storage.quota(path)
+    await mount.annotate(renderer, [res])
     if depth == "0" or not res.is_collection:
         return multistatus.complete(renderer.render(res))
 
     async def responses() -> AsyncIterator[str]:
         yield renderer.render(res)
         async for batch in walk(storage, path, infinite=depth == "infinity", dead_props=dead):
+            await mount.annotate(renderer, batch)
             yield "".join(renderer.render(r) for r in batch)
 
     return await multistatus.stream(request, responses())

@@ -13,7 +13,7 @@ from .errors import DAVError
 from .identity import author
 from .locking import require_unlocked
 from .paths import href
-from .props import PROTECTED, propstat
+from .props import propstat
 from .xml import empty_element
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
-def _serialize(prop: etree._Element) -> bytes:
+def serialize_property(prop: etree._Element) -> bytes:
     """A property element as stored: exact, with an inherited xml:lang made explicit."""
     if prop.get(_XML_LANG) is None:
         for ancestor in prop.iterancestors():
@@ -46,7 +46,7 @@ def parse_update(root: etree._Element | None) -> list[tuple[str, bytes | None]]:
             for prop in prop_el:
                 if isinstance(prop.tag, str):
                     is_set = instruction.tag == "{DAV:}set"
-                    ops.append((prop.tag, _serialize(prop) if is_set else None))
+                    ops.append((prop.tag, serialize_property(prop) if is_set else None))
     if not ops:
         raise DAVError(400, "propertyupdate names no property")
     return ops
@@ -60,11 +60,11 @@ async def proppatch(mount: DavMount, request: web.Request, path: str) -> web.Str
         return web.Response(status=404, text="404 Not Found\n")
     require_unlocked(mount, request, path)
     names = list(dict.fromkeys(name for name, _ in ops))
-    refused = [n for n in names if n in PROTECTED]
+    refused = [n for n in names if n in mount.protected]
     if refused:
         error = "<D:error><D:cannot-modify-protected-property/></D:error>"
         body = propstat("".join(empty_element(n) for n in refused), 403, error)
-        others = [n for n in names if n not in PROTECTED]
+        others = [n for n in names if n not in mount.protected]
         if others:
             body += propstat("".join(empty_element(n) for n in others), 424)
     else:

@@ -131,10 +131,15 @@ def parse_propfind(root: etree._Element | None) -> PropRequest:
         return ALLPROP_REQUEST
     if root.tag != "{DAV:}propfind":
         raise DAVError(400, "the body is not a DAV:propfind")
-    kinds = [c for c in root if c.tag in ("{DAV:}allprop", "{DAV:}propname", "{DAV:}prop")]
-    includes = [c for c in root if c.tag == "{DAV:}include"]
+    return prop_selection(root)
+
+
+def prop_selection(parent: etree._Element) -> PropRequest:
+    """The allprop (with include), propname or prop child of a PROPFIND or REPORT body."""
+    kinds = [c for c in parent if c.tag in ("{DAV:}allprop", "{DAV:}propname", "{DAV:}prop")]
+    includes = [c for c in parent if c.tag == "{DAV:}include"]
     if len(kinds) != 1:
-        raise DAVError(400, "propfind needs exactly one of allprop, propname and prop")
+        raise DAVError(400, "exactly one of allprop, propname and prop is needed")
     kind = kinds[0]
     if kind.tag == "{DAV:}prop":
         return PropRequest("prop", tuple(_names(kind)))
@@ -166,6 +171,8 @@ class PropRenderer:
     minimal: bool = False
     locks: Callable[[str], list[Lock]] | None = None
     """The locks covering a path, when the mount supports locking."""
+    values: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Property elements worked out ahead (by path and name), taking precedence."""
 
     def render(self, res: Resource) -> str:
         """The response element for one resource."""
@@ -206,6 +213,9 @@ class PropRenderer:
         return "".join(parts)
 
     def _value(self, name: str, res: Resource, dead: DeadProps) -> str | None:
+        known = self.values.get((res.path, name))
+        if known is not None:
+            return known
         renderer = self.live.get(name)
         if renderer is not None:
             return renderer(self, res)

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from davserver.backends.base import NotFound
 
-from . import conditions, listing, ranges, send
+from . import conditions, history, listing, ranges, send
 from .props import http_date
 
 if TYPE_CHECKING:
@@ -21,11 +21,18 @@ async def options(mount: DavMount, request: web.Request, path: str) -> web.Strea
 
 
 async def get(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
-    """Send a file (ranges, conditionals, sendfile) or an HTML listing of a collection."""
-    try:
-        body = await mount.storage.read(path, inline_limit=mount.settings.inline_limit)
-    except NotFound:
-        return web.Response(status=404, text="404 Not Found\n")
+    """Send a file (ranges, conditionals, sendfile) or an HTML listing of a collection;
+    ``?history`` and ``?version=`` ask for past versions instead (see history.py)."""
+    if history.requested(request):
+        found = await history.answer(mount, request, path)
+        if isinstance(found, web.StreamResponse):
+            return found
+        body = found
+    else:
+        try:
+            body = await mount.storage.read(path, inline_limit=mount.settings.inline_limit)
+        except NotFound:
+            return web.Response(status=404, text="404 Not Found\n")
     res = body.resource
     headers = {"ETag": res.etag, "Last-Modified": http_date(res.mtime)}
     status = conditions.evaluate(request.headers, res, safe_method=True)

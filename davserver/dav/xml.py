@@ -14,7 +14,11 @@ from lxml import etree
 DAV = "DAV:"
 XML_CONTENT_TYPE = "application/xml"
 XML_DECL = '<?xml version="1.0" encoding="utf-8"?>\n'
-MULTISTATUS_OPEN = XML_DECL + '<D:multistatus xmlns:D="DAV:">'
+# CalDAV's namespaces are declared up front so its properties can use the C and CS prefixes.
+MULTISTATUS_OPEN = (
+    XML_DECL + '<D:multistatus xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
+    ' xmlns:CS="http://calendarserver.org/ns/">'
+)
 MULTISTATUS_CLOSE = "</D:multistatus>\n"
 
 _PARSER = etree.XMLParser(

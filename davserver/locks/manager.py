@@ -9,6 +9,7 @@ paths of one mount; each mount has its own namespace in the store.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -45,7 +46,7 @@ class Lock:
 
     def remaining(self, now: float | None = None) -> int:
         """Seconds until the lock expires."""
-        return max(0, int(self.expires - (now or time.time())))
+        return max(0, math.ceil(self.expires - (now or time.time())))
 
 
 class LockStore(Protocol):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from davserver.backends.base import Storage, StorageError
+from davserver.backends.base import Resource, Storage, StorageError
 from davserver.dav import copymove, locking, propfind, proppatch, read, write
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import normalize, strip_query
+from davserver.dav.propfind import wants_minimal
+from davserver.dav.props import LIVE, PROTECTED, LiveRenderer, PropRenderer, PropRequest
 from davserver.locks.manager import LockManager
 
 log = logging.getLogger("davserver.dav")
@@ -56,6 +59,11 @@ class DavMount:
         self.storage = storage
         self.settings = settings
         self.locks = locks
+        self.methods = dict(METHODS)
+        self.live = LIVE
+        self.protected = PROTECTED
+        self.discovery: DavMount | None = None
+        """The CalDAV mount whose principal and home this mount points clients to."""
         self.options_headers = {
             "DAV": "1, 2",
             "MS-Author-Via": "DAV",
@@ -74,9 +82,9 @@ class DavMount:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Dispatch one request to its method handler and map refusals to answers."""
-        handler = METHODS.get(request.method)
+        handler = self.methods.get(request.method)
         if handler is None:
-            return web.Response(status=405, headers={"Allow": ALLOW})
+            return web.Response(status=405, headers={"Allow": self.options_headers["Allow"]})
         try:
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
@@ -96,6 +104,26 @@ class DavMount:
         except StorageError as exc:
             log.info("%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc)
             return web.Response(status=exc.status, text=f"{exc.status} {type(exc).__name__}\n")
+
+    def renderer(self, request: web.Request, prop_request: PropRequest) -> PropRenderer:
+        """The renderer of this mount's properties for one request."""
+        live = self.live
+        if self.discovery is not None:
+            live = {**live, **self.discovery.discovery_props(request)}
+        return PropRenderer(
+            self.prefix,
+            prop_request,
+            live=live,
+            minimal=wants_minimal(request),
+            locks=functools.partial(self.locks.covering, self.prefix),
+        )
+
+    def discovery_props(self, request: web.Request) -> dict[str, LiveRenderer]:
+        """Properties that lead a client from any resource to the user's calendars."""
+        return {}
+
+    async def annotate(self, renderer: PropRenderer, batch: list[Resource]) -> None:
+        """Work out, before rendering, property values that need I/O (none for WebDAV)."""
 
     async def open(self) -> None:
         """Open the storage."""

@@ -1,0 +1,2 @@
+"""CalDAV (RFC 4791) on top of the WebDAV layer: principals, calendar homes, calendars,
+validated calendar objects, and the calendar REPORTs."""

@@ -1,0 +1,81 @@
+"""MKCALENDAR (RFC 4791 §5.3.1) and extended MKCOL (RFC 5689) for calendar collections."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from lxml import etree
+
+from davserver.backends.calendar import place
+from davserver.dav.body import read_xml
+from davserver.dav.errors import DAVError
+from davserver.dav.identity import author
+from davserver.dav.locking import require_unlocked
+from davserver.dav.proppatch import serialize_property
+
+from .names import COMPONENTS, c, dav
+from .props import SUPPORTED_COMPONENTS, components_xml
+
+if TYPE_CHECKING:
+    from .mount import CalDavMount
+
+
+def _props_to_set(root: etree._Element | None, container: str) -> dict[str, bytes]:
+    """The properties of ``<container><D:set><D:prop>...`` as dead properties to store."""
+    if root is None:
+        return {}
+    if root.tag != container:
+        raise DAVError(400, f"the body is not a {container}")
+    props: dict[str, bytes] = {}
+    for prop in root.iterfind(f"{dav('set')}/{dav('prop')}/*"):
+        if not isinstance(prop.tag, str) or prop.tag == dav("resourcetype"):
+            continue
+        props[prop.tag] = serialize_property(prop)
+    return props
+
+
+async def _create(
+    mount: CalDavMount, request: web.Request, path: str, props: dict[str, bytes]
+) -> web.StreamResponse:
+    where = place(path)
+    if where.kind != "calendar":
+        raise DAVError(
+            403, "calendars are created inside a calendar home",
+            condition=c("calendar-collection-location-ok"),
+        )  # fmt: skip
+    if await mount.storage.stat(path) is not None:
+        raise DAVError(405, "something already exists there", condition="resource-must-be-null")
+    home = await mount.storage.stat(path.rpartition("/")[0])
+    if home is None:
+        raise DAVError(409, "the calendar home does not exist")
+    refused = [name for name in props if name in mount.protected and name != SUPPORTED_COMPONENTS]
+    if refused:
+        raise DAVError(
+            403, f"cannot set {refused[0]}", condition="cannot-modify-protected-property"
+        )
+    require_unlocked(mount, request, path, member=True)
+    props.setdefault(SUPPORTED_COMPONENTS, components_xml(COMPONENTS, standalone=True).encode())
+    message = f"{request.method} /{path}"
+    async with mount.storage.change(author=author(request), message=message) as change:
+        await change.mkcol(path)
+        await change.set_props(path, props)
+    return web.Response(status=201, headers={"Cache-Control": "no-cache"})
+
+
+async def mkcalendar(mount: CalDavMount, request: web.Request, path: str) -> web.StreamResponse:
+    """Create a calendar with the properties the body sets."""
+    root = await read_xml(request, mount.settings.max_xml_size)
+    return await _create(mount, request, path, _props_to_set(root, c("mkcalendar")))
+
+
+async def mkcol(mount: CalDavMount, request: web.Request, path: str) -> web.StreamResponse:
+    """Extended MKCOL: a calendar when the body's resourcetype says so, or (no body) a
+    plain MKCOL inside a calendar home, which can only hold calendars."""
+    root = await read_xml(request, mount.settings.max_xml_size)
+    if root is not None:
+        types = root.find(f"{dav('set')}/{dav('prop')}/{dav('resourcetype')}")
+        if types is None or types.find(c("calendar")) is None:
+            refusal = "only calendar collections can be made here"
+            raise DAVError(403, refusal, condition="valid-resourcetype")
+    return await _create(mount, request, path, _props_to_set(root, dav("mkcol")))

@@ -1,0 +1,24 @@
+"""XML namespaces of CalDAV and its companions, and the names used across the package."""
+
+C = "urn:ietf:params:xml:ns:caldav"
+CS = "http://calendarserver.org/ns/"
+ICAL = "http://apple.com/ns/ical/"
+
+
+def c(local: str) -> str:
+    """A Clark name in the CalDAV namespace."""
+    return f"{{{C}}}{local}"
+
+
+def cs(local: str) -> str:
+    """A Clark name in the calendarserver.org namespace."""
+    return f"{{{CS}}}{local}"
+
+
+def dav(local: str) -> str:
+    """A Clark name in the DAV: namespace."""
+    return f"{{DAV:}}{local}"
+
+
+COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
+"""Components a calendar may hold (VFREEBUSY objects are not stored)."""

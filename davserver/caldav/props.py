@@ -1,0 +1,137 @@
+"""The live properties of a CalDAV tree: discovery (RFC 5397, RFC 6764), principals,
+calendar homes and calendar collections (RFC 4791 §5.2, §6.2), ctag and sync-token."""
+
+from __future__ import annotations
+
+from davserver.backends.base import Resource
+from davserver.backends.calendar import CALENDARS, PRINCIPALS, place
+from davserver.dav.paths import href
+from davserver.dav.props import LIVE, LiveRenderer, PropRenderer
+from davserver.dav.xml import escape
+
+from .names import COMPONENTS, C, c, cs, dav
+
+SUPPORTED_COMPONENTS = c("supported-calendar-component-set")
+REPORTS = ("C:calendar-multiget", "C:calendar-query", "D:sync-collection")
+PRIVILEGES = (
+    "read", "write", "write-properties", "write-content", "bind", "unbind",
+    "read-current-user-privilege-set",
+)  # fmt: skip
+# Worked out per request before rendering (they need the calendar index).
+INDEXED = frozenset({cs("getctag"), dav("sync-token")})
+
+
+def components_xml(components: tuple[str, ...], *, standalone: bool = False) -> str:
+    """The ``supported-calendar-component-set`` element for these components
+    (``standalone``: declaring its namespace, as a stored dead property must)."""
+    inner = "".join(f'<C:comp name="{name}"/>' for name in components)
+    declare = f' xmlns:C="{C}"' if standalone else ""
+    return (
+        f"<C:supported-calendar-component-set{declare}>{inner}</C:supported-calendar-component-set>"
+    )
+
+
+def _href_el(tag: str, url: str) -> str:
+    return f"<{tag}><D:href>{url}</D:href></{tag}>"
+
+
+def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, LiveRenderer]:
+    """The live properties of a CalDAV mount at ``prefix``, for requests of ``user``."""
+    principal = href(prefix, f"{PRINCIPALS}/{user}", True)
+    home = href(prefix, f"{CALENDARS}/{user}", True)
+
+    def resourcetype(r: PropRenderer, res: Resource) -> str | None:
+        kind = place(res.path).kind
+        if kind == "principal":
+            return "<D:resourcetype><D:collection/><D:principal/></D:resourcetype>"
+        if kind == "calendar" and res.is_collection:
+            return "<D:resourcetype><D:collection/><C:calendar/></D:resourcetype>"
+        return LIVE[dav("resourcetype")](r, res)
+
+    def displayname(r: PropRenderer, res: Resource) -> str | None:
+        where = place(res.path)
+        if where.kind == "principal" and where.user:
+            return f"<D:displayname>{escape(where.user)}</D:displayname>"
+        return LIVE[dav("displayname")](r, res)
+
+    def owner(r: PropRenderer, res: Resource) -> str | None:
+        who = place(res.path).user or user
+        return _href_el("D:owner", href(prefix, f"{PRINCIPALS}/{who}", True))
+
+    def on_calendars(value: str) -> LiveRenderer:
+        def render(r: PropRenderer, res: Resource) -> str | None:
+            return value if place(res.path).kind == "calendar" and res.is_collection else None
+
+        return render
+
+    def components(r: PropRenderer, res: Resource) -> str | None:
+        if place(res.path).kind != "calendar" or not res.is_collection:
+            return None
+        stored = (res.dead_props or {}).get(SUPPORTED_COMPONENTS)
+        return stored.decode() if stored is not None else components_xml(COMPONENTS)
+
+    def reports(r: PropRenderer, res: Resource) -> str | None:
+        if not res.is_collection:
+            return None
+        inner = "".join(
+            f"<D:supported-report><D:report><{name}/></D:report></D:supported-report>"
+            for name in REPORTS
+        )
+        return f"<D:supported-report-set>{inner}</D:supported-report-set>"
+
+    privileges = "".join(f"<D:privilege><D:{p}/></D:privilege>" for p in PRIVILEGES)
+    table = dict(LIVE)
+    table.update(
+        {
+            dav("resourcetype"): resourcetype,
+            dav("displayname"): displayname,
+            dav("owner"): owner,
+            dav("current-user-principal"): lambda r, res: _href_el(
+                "D:current-user-principal", principal
+            ),
+            dav("principal-URL"): lambda r, res: _href_el("D:principal-URL", principal),
+            dav("principal-collection-set"): lambda r, res: _href_el(
+                "D:principal-collection-set", href(prefix, PRINCIPALS, True)
+            ),
+            dav("current-user-privilege-set"): lambda r, res: (
+                f"<D:current-user-privilege-set>{privileges}</D:current-user-privilege-set>"
+            ),
+            dav("supported-report-set"): reports,
+            c("calendar-home-set"): lambda r, res: _href_el("C:calendar-home-set", home),
+            c("calendar-user-address-set"): lambda r, res: (
+                f"<C:calendar-user-address-set><D:href>mailto:{escape(user)}@localhost</D:href>"
+                f"<D:href>{principal}</D:href></C:calendar-user-address-set>"
+            ),
+            SUPPORTED_COMPONENTS: components,
+            c("supported-calendar-data"): on_calendars(
+                '<C:supported-calendar-data><C:calendar-data content-type="text/calendar"'
+                ' version="2.0"/></C:supported-calendar-data>'
+            ),
+            c("max-resource-size"): on_calendars(
+                f"<C:max-resource-size>{max_resource_size}</C:max-resource-size>"
+            ),
+        }
+    )
+    return table
+
+
+def sync_token(seq: int) -> str:
+    """The sync-token URI naming a calendar's state after change ``seq``."""
+    return f"http://davserver.org/ns/sync/{seq}"
+
+
+def parse_sync_token(token: str) -> int | None:
+    """The change number of one of our sync tokens, or None for anything else."""
+    prefix = "http://davserver.org/ns/sync/"
+    tail = token.strip()[len(prefix) :]
+    if not token.strip().startswith(prefix) or not tail.isdigit():
+        return None
+    return int(tail)
+
+
+def indexed_values(path: str, seq: int) -> dict[tuple[str, str], str]:
+    """The ctag and sync-token elements of the calendar at ``path`` after change ``seq``."""
+    return {
+        (path, cs("getctag")): f"<CS:getctag>{seq}</CS:getctag>",
+        (path, dav("sync-token")): f"<D:sync-token>{sync_token(seq)}</D:sync-token>",
+    }

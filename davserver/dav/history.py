@@ -1,0 +1,107 @@
+"""Versions over plain HTTP, for backends that keep them (see backends.base.History).
+
+- ``GET /path?history`` lists the versions of a file or collection, newest first, as an
+  HTML page; ``GET /path?history=json`` gives the same as JSON.
+- ``GET /path?version=<commit id>`` sends the file as it was in that version, with
+  ranges and conditionals like any GET.
+
+A backend without history answers 404 to both.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from davserver.backends.base import Body, History, NotFound, Version
+
+from .errors import DAVError
+from .paths import href
+from .props import http_date, iso_date
+
+if TYPE_CHECKING:
+    from davserver.mounts.dav import DavMount
+
+_VERSION_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+    "td,th{padding:.2em 1em;text-align:left;vertical-align:top}td.n{text-align:right}"
+)
+
+
+def requested(request: web.Request) -> bool:
+    """Whether a GET asks for history rather than the current resource."""
+    query = request.query
+    return "history" in query or "version" in query
+
+
+async def answer(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse | Body:
+    """The history listing, or the body of the version asked for (sent like any GET)."""
+    storage = mount.storage
+    if not isinstance(storage, History):
+        return web.Response(status=404, text="404 Not Found: this store keeps no history\n")
+    version = request.query.get("version")
+    if version is not None:
+        if not _VERSION_ID.match(version):
+            raise DAVError(400, "version must be a full commit id")
+        try:
+            return await storage.read_version(
+                path, version, inline_limit=mount.settings.inline_limit
+            )
+        except NotFound:
+            return web.Response(status=404, text="404 Not Found\n")
+    found = await storage.versions(path)
+    if not found:
+        return web.Response(status=404, text="404 Not Found\n")
+    if request.query.get("history") == "json":
+        return web.json_response(_as_json(mount, path, found))
+    return web.Response(text=_as_html(mount, path, found), content_type="text/html")
+
+
+def _version_href(mount: DavMount, path: str, v: Version) -> str | None:
+    if v.is_collection:
+        return None
+    return f"{href(mount.prefix, path, False)}?version={v.id}"
+
+
+def _as_json(mount: DavMount, path: str, found: list[Version]) -> dict[str, object]:
+    return {
+        "href": href(mount.prefix, path, found[0].is_collection),
+        "versions": [
+            {
+                "version": v.id,
+                "date": iso_date(v.time),
+                "author": v.author,
+                "message": v.message,
+                "etag": v.etag,
+                "size": v.size,
+                "collection": v.is_collection,
+                "href": _version_href(mount, path, v),
+            }
+            for v in found
+        ],
+    }
+
+
+def _as_html(mount: DavMount, path: str, found: list[Version]) -> str:
+    title = html.escape(href(mount.prefix, path, found[0].is_collection))
+    rows = []
+    for v in found:
+        link = _version_href(mount, path, v)
+        short = html.escape(v.id[:12])
+        cell = f'<a href="{html.escape(link)}">{short}</a>' if link else short
+        size = "-" if v.is_collection else str(v.size)
+        rows.append(
+            f"<tr><td><code>{cell}</code></td><td>{http_date(v.time)}</td>"
+            f"<td>{html.escape(v.author)}</td><td>{html.escape(v.message)}</td>"
+            f'<td class="n">{size}</td></tr>\n'
+        )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>History of {title}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>History of {title}</h1>\n"
+        "<table><tr><th>Version</th><th>Date</th><th>Author</th><th>Message</th>"
+        f"<th>Size</th></tr>\n{''.join(rows)}</table></body></html>\n"
+    )
