@@ -8,13 +8,12 @@ from aiohttp import web
 from lxml import etree
 
 from davserver.backends.calendar import place
-from davserver.dav import conditions
 from davserver.dav.body import read_limited
 from davserver.dav.errors import DAVError
 from davserver.dav.identity import author
-from davserver.dav.locking import require_unlocked
 from davserver.dav.paths import href
 from davserver.dav.props import http_date
+from davserver.dav.write import put_target
 
 from .names import COMPONENTS, C, c
 from .props import SUPPORTED_COMPONENTS
@@ -43,12 +42,7 @@ async def put(mount: CalDavMount, request: web.Request, path: str) -> web.Stream
     calendar = await storage.stat(calendar_path, dead_props=True)
     if calendar is None or not calendar.is_collection:
         raise DAVError(409, "the calendar collection does not exist")
-    current = await storage.stat(path)
-    if current is not None and current.is_collection:
-        raise DAVError(405, "cannot PUT to a collection")
-    if conditions.evaluate(request.headers, current, safe_method=False) is not None:
-        raise DAVError(412, "precondition failed")
-    require_unlocked(mount, request, path, member=current is None)
+    await put_target(mount, request, path)
     media = request.headers.get("Content-Type", "text/calendar").split(";")[0].strip().lower()
     if media not in ("text/calendar", "application/octet-stream", ""):
         raise DAVError(403, f"{media} is not iCalendar", condition=c("supported-calendar-data"))
@@ -68,6 +62,14 @@ async def put(mount: CalDavMount, request: web.Request, path: str) -> web.Stream
             condition=c("supported-calendar-component"),
         )
     items = await storage.refresh(where.calendar)
+    replaced = items.get(where.name or "")
+    if replaced is not None and replaced.uid is not None and replaced.uid != obj.uid:
+        # RFC 4791 §5.3.2.1: nor may a PUT give an existing object another UID.
+        own = href(mount.prefix, path, False)
+        raise DAVError(
+            409, f"{where.name} holds UID {replaced.uid}, not {obj.uid}",
+            condition=f"{{{C}}}no-uid-conflict", inner=f"<D:href>{own}</D:href>",
+        )  # fmt: skip
     for name, item in items.items():
         if item.uid == obj.uid and name != where.name:
             other = href(mount.prefix, f"{calendar_path}/{name}", False)

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from davserver.backends.base import Resource
+
 from . import conditions, multistatus
 from .body import has_body, read_limited
 from .errors import DAVError
@@ -34,17 +36,24 @@ def _expected_length(request: web.Request) -> int | None:
         raise DAVError(400, "X-Expected-Entity-Length is not a number") from exc
 
 
-async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
-    """Store the body atomically: 201 created, 204 replaced."""
-    if "Content-Range" in request.headers:
-        raise DAVError(400, "partial PUT with Content-Range is not supported")
-    storage = mount.storage
-    current = await storage.stat(path)
+async def put_target(mount: DavMount, request: web.Request, path: str) -> Resource | None:
+    """What a PUT replaces (None: it creates), once the checks every PUT passes hold:
+    not a collection (405), the conditional headers (412), the locks (423)."""
+    current = await mount.storage.stat(path)
     if current is not None and current.is_collection:
         raise DAVError(405, "cannot PUT to a collection")
     if conditions.evaluate(request.headers, current, safe_method=False) is not None:
         raise DAVError(412, "precondition failed")
     require_unlocked(mount, request, path, member=current is None)
+    return current
+
+
+async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+    """Store the body atomically: 201 created, 204 replaced."""
+    if "Content-Range" in request.headers:
+        raise DAVError(400, "partial PUT with Content-Range is not supported")
+    storage = mount.storage
+    await put_target(mount, request, path)
     expected = _expected_length(request)
     length = request.content_length
     body = (
