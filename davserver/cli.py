@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app
 from .config import Config, ConfigError, embedded_default, load, override
 
@@ -38,6 +39,7 @@ async def serve(config: Config) -> None:
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("davserver.access") if config.server.access_log else None,
+        access_log_class=MountAccessLogger,
         shutdown_timeout=config.server.shutdown_timeout,
         handle_signals=False,
     )
@@ -47,7 +49,10 @@ async def serve(config: Config) -> None:
     for host, port in (a[:2] for a in runner.addresses):
         base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         for m in config.mounts:
-            print(f"davserver: {m.type} of {m.root} at {base}{m.prefix}/", flush=True)
+            print(
+                f"davserver: {m.type} of {m.app or m.root or m.repo} at {base}{m.prefix}/",
+                flush=True,
+            )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -27,10 +27,11 @@ def parse_depth(request: web.Request, default: str = "infinity") -> str:
 
 
 def wants_minimal(request: web.Request) -> bool:
-    """Brief: t or Prefer: return=minimal, which drop the 404 propstats."""
-    return request.headers.get(
-        "Brief", ""
-    ).lower() == "t" or "return=minimal" in request.headers.get("Prefer", "").replace(" ", "")
+    """Brief: t or Prefer: return=minimal (Apple writes return-minimal), which drop the 404
+    propstats."""
+    prefer = request.headers.get("Prefer", "").replace(" ", "").lower()
+    brief = request.headers.get("Brief", "").lower() == "t"
+    return brief or "return=minimal" in prefer or "return-minimal" in prefer
 
 
 async def walk(
