@@ -1,0 +1,1 @@
+"""Accounts: the htpasswd file of users and password hashes."""
