@@ -85,9 +85,9 @@ async def test_options_needs_no_credentials(client: TestClient) -> None:
 
 
 async def test_accounts_added_while_running_are_seen(client: TestClient, accounts: Path) -> None:
-    users = htpasswd.read(accounts)
+    users = await asyncio.to_thread(htpasswd.read, accounts)
     users["bob"] = htpasswd.hash_password("bob-pw")
-    htpasswd.write(accounts, users)
+    await asyncio.to_thread(htpasswd.write, accounts, users)
     await asyncio.sleep(2.1)  # the file is checked for changes every 2 seconds
     assert (await client.get("/", headers=basic("bob", "bob-pw"))).status == 200
 
