@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 DeadProps = Mapping[str, bytes]
 
@@ -90,6 +90,19 @@ class DeleteFailure:
     status: int
 
 
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One recorded state of a resource, as a :class:`History` backend lists it."""
+
+    id: str
+    time: float
+    author: str
+    message: str
+    etag: str
+    size: int
+    is_collection: bool
+
+
 class Change(Protocol):
     """One atomic unit of writes (the git backend makes it one commit)."""
 
@@ -146,3 +159,17 @@ class Storage(Protocol):
 
     async def close(self) -> None:
         """Release what the backend holds."""
+
+
+@runtime_checkable
+class History(Protocol):
+    """What a backend that keeps every version (git) offers besides :class:`Storage`.
+
+    Optional: the protocol layer checks ``isinstance(storage, History)``.
+    """
+
+    async def versions(self, path: str) -> list[Version]:
+        """The versions of ``path``, newest first ([] when it never existed)."""
+
+    async def read_version(self, path: str, version: str, *, inline_limit: int) -> Body:
+        """The file ``path`` as of ``version``; NotFound when no file was there."""

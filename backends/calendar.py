@@ -35,11 +35,18 @@ from .base import (
     Resource,
     Storage,
 )
-from .calendar_index import CalendarIndex, Item, scan_item
+from .calendar_cache import BodyCache
+from .calendar_feed import Feed, feed_for
+from .calendar_index import STALE, CalendarIndex
+from .calendar_items import CalendarItems, Item
+from .calendar_summary import Summary, summarize
 
 PRINCIPALS = "principals"
 CALENDARS = "calendars"
 READ_LIMIT = 16 << 20
+SCAN_BATCH = 64
+LISTING_BATCH = 512
+"""Items read and summarized together when a calendar is scanned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,9 @@ class CalendarStore:
         self._started = time.time()
         self._homes_ready: set[str] = set()
         self._home_lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._feed: Feed | None = None
+        self.bodies = BodyCache()
 
     # -- the virtual part -------------------------------------------------------------
 
@@ -126,11 +136,14 @@ class CalendarStore:
     # -- Storage ----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the inner store."""
+        """Open the inner store and its change feed."""
         await self.inner.open()
+        self._feed = feed_for(self.inner)
 
     async def close(self) -> None:
-        """Close the inner store and the index."""
+        """Close the change feed, the inner store and the index."""
+        if self._feed is not None:
+            self._feed.close()
         await self.inner.close()
         await self.index.close()
 
@@ -164,8 +177,24 @@ class CalendarStore:
         inner = where.inner
         if inner is None:
             return
+        if where.kind == "calendar" and not dead_props and where.calendar:
+            async for batch in self._members(where.calendar):
+                yield batch
+            return
         async for batch in self.inner.children(inner, dead_props=dead_props):
             yield [self._outer(r) for r in batch]
+
+    async def _members(self, calendar: str) -> AsyncIterator[list[Resource]]:
+        """A calendar's members from its index (brought up to date first): no disk access
+        but for the rare folder inside a calendar."""
+        items = await self.refresh(calendar)
+        names = list(items)
+        for i in range(0, len(names), LISTING_BATCH):
+            batch = names[i : i + LISTING_BATCH]
+            yield [self.item_resource(calendar, n, items[n]) for n in batch if n in items]
+        folders = [await self.stat(f"{CALENDARS}/{calendar}/{n}") for n in sorted(items.folders)]
+        if any(folders):
+            yield [f for f in folders if f is not None]
 
     async def read(self, path: str, *, inline_limit: int) -> Body:
         """The bytes of a stored resource (virtual collections have none)."""
@@ -207,30 +236,134 @@ class CalendarStore:
                         await change.set_props(f"{user}/{name}", props)
             self._homes_ready.add(user)
 
-    async def refresh(self, calendar: str) -> dict[str, Item]:
+    async def refresh(self, calendar: str) -> CalendarItems:
         """Bring the index of ``calendar`` (inner path) in line with the stored items and
-        return it; items changed behind the server's back are re-read."""
-        known = await self.index.items(calendar)
-        current: dict[str, str] = {}
+        return it: the items the change feed names are looked at again, or all of them
+        when there is no feed or it cannot tell. Items changed behind the server's back
+        are read and summarized again."""
+        lock = self._locks.setdefault(calendar, asyncio.Lock())
+        async with lock:
+            items = await self.index.items(calendar)
+            names = await self._feed.changes(calendar) if self._feed is not None else None
+            if names is None:
+                if self._feed is not None:
+                    await self._feed.start(calendar)
+                await self._rescan(calendar, items)
+            elif names:
+                await self._recheck(calendar, items, names)
+            return items
+
+    async def _rescan(self, calendar: str, items: CalendarItems) -> None:
+        """Compare the whole listing of a calendar with its index."""
+        current: dict[str, Resource] = {}
+        folders: set[str] = set()
         with contextlib.suppress(NotFound):
             async for batch in self.inner.children(calendar):
-                current.update((r.name, r.etag) for r in batch if not r.is_collection)
-        removed = [name for name in known if name not in current]
-        changed: dict[str, Item] = {}
-        for name, etag in current.items():
-            item = known.get(name)
-            if item is None or item.etag != etag:
-                changed[name] = await self._scan(f"{calendar}/{name}")
-        await self.index.update(calendar, changed, removed)
-        return await self.index.items(calendar)
+                current.update((r.name, r) for r in batch if not r.is_collection)
+                folders.update(r.name for r in batch if r.is_collection)
+        items.folders = folders
+        removed = [name for name in items if name not in current]
+        await self._reconcile(calendar, items, current, removed)
 
-    async def _scan(self, inner_path: str) -> Item:
-        body = await self.inner.read(inner_path, inline_limit=READ_LIMIT)
+    async def _recheck(self, calendar: str, items: CalendarItems, names: set[str]) -> None:
+        """Look again at the members the change feed named."""
+        found = await asyncio.gather(*(self.inner.stat(f"{calendar}/{n}") for n in names))
+        current = {n: r for n, r in zip(names, found, strict=True) if r and not r.is_collection}
+        for name, res in zip(names, found, strict=True):
+            if res is not None and res.is_collection:
+                items.folders.add(name)
+            else:
+                items.folders.discard(name)
+        removed = [n for n in names if n not in current and n in items]
+        await self._reconcile(calendar, items, current, removed)
+
+    async def _reconcile(
+        self,
+        calendar: str,
+        items: CalendarItems,
+        current: dict[str, Resource],
+        removed: list[str],
+    ) -> None:
+        """Summarize the members whose ETag differs from the index, record them and the
+        removed ones (items an older index left unsummarized do not count as changed)."""
+        stale = {
+            name: res
+            for name, res in current.items()
+            if (known := items.get(name)) is None
+            or known.etag != res.etag
+            or known.summary is STALE
+        }
+        quiet = frozenset(
+            n for n, r in stale.items() if (k := items.get(n)) is not None and k.etag == r.etag
+        )
+        changed: dict[str, Item] = {}
+        names = list(stale)
+        for i in range(0, len(names), SCAN_BATCH):
+            batch = names[i : i + SCAN_BATCH]
+            changed.update(await self._scan(calendar, batch))
+        for name in removed:
+            self.bodies.drop(f"{calendar}/{name}")
+        await self.index.update(calendar, changed, removed, quiet=quiet)
+
+    async def _scan(self, calendar: str, names: list[str]) -> dict[str, Item]:
+        """Read and summarize some items (gone ones are left out)."""
+        bodies = await asyncio.gather(*(self._read_member(f"{calendar}/{name}") for name in names))
+        found = [(n, b) for n, b in zip(names, bodies, strict=True) if b is not None]
+        loop = asyncio.get_running_loop()
+        summaries = await loop.run_in_executor(
+            None, lambda: [summarize(b.data or b"") for _, b in found]
+        )
+        out: dict[str, Item] = {}
+        for (name, body), summary in zip(found, summaries, strict=True):
+            res = body.resource
+            if body.data is not None:
+                self.bodies.put(f"{calendar}/{name}", res.etag, body.data)
+            out[name] = _item_of(res, summary)
+        return out
+
+    async def _read_member(self, inner_path: str) -> Body | None:
+        """The body of an item (None when it went away; too big ones come without data)."""
+        try:
+            body = await self.inner.read(inner_path, inline_limit=READ_LIMIT)
+        except NotFound:
+            return None
         if body.file is not None:  # far too big to be a calendar object: index it as unknown
             await asyncio.get_running_loop().run_in_executor(None, body.file.close)
-            return Item(body.resource.etag, None, None)
-        uid, component = scan_item(body.data or b"")
-        return Item(body.resource.etag, uid, component)
+            body.file = None
+        return body
+
+    # -- items from the index -------------------------------------------------------------
+
+    def item_resource(self, calendar: str, name: str, item: Item) -> Resource:
+        """The (outer) resource of an indexed item, without asking the inner store."""
+        return Resource(
+            path=f"{CALENDARS}/{calendar}/{name}",
+            is_collection=False,
+            size=item.size,
+            mtime=item.mtime,
+            ctime=item.ctime,
+            etag=item.etag,
+            content_type=item.content_type,
+        )
+
+    async def item_body(self, calendar: str, name: str) -> tuple[Resource, bytes] | None:
+        """The resource and bytes of an item: from memory when its indexed ETag is cached,
+        else read (None when it is gone)."""
+        item = (await self.index.items(calendar)).get(name)
+        if item is not None:
+            data = self.bodies.get(f"{calendar}/{name}", item.etag)
+            if data is not None:
+                return self.item_resource(calendar, name, item), data
+        body = await self._read_member(f"{calendar}/{name}")
+        if body is None or body.data is None or body.resource.is_collection:
+            return None
+        self.bodies.put(f"{calendar}/{name}", body.resource.etag, body.data)
+        return self._outer(body.resource), body.data
+
+
+def _item_of(res: Resource, summary: Summary) -> Item:
+    """The index entry of a stored resource."""
+    return Item(res.etag, summary, res.size, res.mtime, res.ctime, res.content_type)
 
 
 class CalendarChange:
@@ -252,17 +385,24 @@ class CalendarChange:
         return where
 
     async def write(
-        self, path: str, body: bytes | AsyncIterator[bytes], expected_size: int | None = None
+        self,
+        path: str,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None = None,
+        *,
+        summary: Summary | None = None,
     ) -> tuple[Resource, bool]:
-        """Store an item; its UID and component go to the index at once."""
+        """Store an item; its summary (given, or worked out here from the bytes) goes to
+        the index when the change settles, and its bytes to the cache."""
         where = self._target(path)
         assert where.inner is not None
         res, created = await self._inner.write(where.inner, body, expected_size)
         if where.kind == "item" and where.calendar and isinstance(body, bytes):
-            uid, component = scan_item(body)
-            self._recorded.setdefault(where.calendar, {})[where.name or ""] = Item(
-                res.etag, uid, component
-            )
+            if summary is None:
+                loop = asyncio.get_running_loop()
+                summary = await loop.run_in_executor(None, summarize, body)
+            self._recorded.setdefault(where.calendar, {})[where.name or ""] = _item_of(res, summary)
+            self._store.bodies.put(where.inner, res.etag, body)
         elif where.calendar:
             self._stale.add(where.calendar)
         return self._store._outer(res), created

@@ -1,22 +1,29 @@
 """What CalDAV needs to know about the items of each calendar without reading them: their
-UID, component type and ETag, and a change log that sync tokens count in.
+UID, component type, ETag, resource facts and instance spans (see calendar_summary.py),
+and a change log that sync tokens count in.
 
 Kept in SQLite (one file per CalDAV mount, in the server's state folder) so sync tokens
-outlive restarts, and mirrored in memory per calendar once loaded. The index is a cache
-of the items: :meth:`CalendarStore.refresh` reconciles it with what is stored, so items
-changed behind the server's back are seen.
+and summaries outlive restarts, and mirrored in memory per calendar once loaded (see
+calendar_items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
+reconciles it with what is stored, so items changed behind the server's back are seen.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from dataclasses import dataclass
+from array import array
 from pathlib import Path
 
 from davserver.sqlite_thread import SQLiteThread
 
+from .calendar_items import CalendarItems, Item
+from .calendar_spans import Span
+from .calendar_summary import Summary
+
+# synchronous=NORMAL: no fsync per change (with WAL, a crash loses at most the latest
+# changes, never the database; the items themselves are not synced by the stores either).
 _SCHEMA = """
+PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS items (
     calendar TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -32,37 +39,55 @@ CREATE TABLE IF NOT EXISTS changes (
     deleted INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_by_calendar ON changes (calendar, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('epoch', lower(hex(randomblob(4))));
 """
-_UNFOLD = re.compile(rb"\r?\n[ \t]")
-_MAIN = {b"VEVENT", b"VTODO", b"VJOURNAL", b"VFREEBUSY"}
+# Columns added since the first version of the table; a row of an older index has them
+# NULL and is summarized again (without counting as a change) when its calendar is read.
+_ADDED = (
+    ("size", "INTEGER"),
+    ("mtime", "REAL"),
+    ("ctime", "REAL"),
+    ("ctype", "TEXT"),
+    ("spans", "BLOB"),
+    ("since", "REAL"),
+    ("until", "REAL"),
+)
+_COLUMNS = "name, etag, uid, component, " + ", ".join(name for name, _ in _ADDED)
+STALE = Summary(None, None, (), float("inf"), float("-inf"))
+"""The summary of a row that an older version wrote: to be worked out again."""
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One calendar object resource as the index knows it."""
-
-    etag: str
-    uid: str | None
-    component: str | None
+def _encode(spans: tuple[Span, ...]) -> bytes:
+    return array("d", [x for span in spans for x in span]).tobytes()
 
 
-def scan_item(data: bytes) -> tuple[str | None, str | None]:
-    """The UID and main component type of an iCalendar object, read without parsing it
-    (the first VEVENT, VTODO, VJOURNAL or VFREEBUSY and the UID directly inside it)."""
-    component: bytes | None = None
-    depth = 0
-    for line in _UNFOLD.sub(b"", data).splitlines():
-        name, _, value = line.partition(b":")
-        key = name.partition(b";")[0].strip().upper()
-        if key == b"BEGIN":
-            depth += 1
-            if depth == 2 and component is None and value.strip().upper() in _MAIN:
-                component = value.strip().upper()
-        elif key == b"END":
-            depth -= 1
-        elif key == b"UID" and depth == 2 and component is not None:
-            return value.strip().decode("utf-8", "replace"), component.decode()
-    return None, component.decode() if component else None
+def _decode(blob: bytes) -> tuple[Span, ...]:
+    v = array("d", blob)
+    return tuple(Span(v[i], v[i + 1], int(v[i + 2]), int(v[i + 3])) for i in range(0, len(v), 4))
+
+
+def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
+    s = item.summary
+    return (
+        calendar, name, item.etag, s.uid, s.component, item.size, item.mtime, item.ctime,
+        item.content_type, _encode(s.spans), s.since, s.until,
+    )  # fmt: skip
+
+
+def _item(row: tuple) -> tuple[str, Item]:
+    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until = row
+    if spans is None:
+        return name, Item(etag, STALE)
+    summary = Summary(uid, comp, _decode(spans), since, until)
+    return name, Item(etag, summary, size, mtime, ctime, ctype)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(items)")}
+    for name, kind in _ADDED:
+        if name not in have:
+            db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
 
 
 class CalendarIndex:
@@ -70,67 +95,111 @@ class CalendarIndex:
 
     def __init__(self, path: Path) -> None:
         self._db = SQLiteThread(path, _SCHEMA, "calindex")
-        self._items: dict[str, dict[str, Item]] = {}
+        self._items: dict[str, CalendarItems] = {}
+        self._migrated = False
+        self._epoch: str | None = None
 
-    async def items(self, calendar: str) -> dict[str, Item]:
-        """The indexed items of a calendar, by resource name."""
+    async def epoch(self) -> str:
+        """A random name of this index, made with it: sequence numbers count within one
+        index only, so sync tokens and ctags carry it (a wiped state folder starts a new
+        index, and the tokens of the old one must then fail rather than mislead)."""
+        if self._epoch is None:
+            row = await self._db.run(
+                lambda db: db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            )
+            self._epoch = str(row[0])
+        return self._epoch
+
+    def cached(self, calendar: str) -> CalendarItems | None:
+        """The items of a calendar when they are in memory already."""
+        return self._items.get(calendar)
+
+    async def items(self, calendar: str) -> CalendarItems:
+        """The indexed items of a calendar (items an older version indexed have the
+        summary :data:`STALE`)."""
         cached = self._items.get(calendar)
         if cached is None:
-            rows = await self._db.run(
-                lambda db: db.execute(
-                    "SELECT name, etag, uid, component FROM items WHERE calendar = ?", (calendar,)
-                ).fetchall()
-            )
-            cached = {name: Item(etag, uid, comp) for name, etag, uid, comp in rows}
-            self._items[calendar] = cached
+
+            def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
+                if not self._migrated:
+                    _migrate(db)
+                    self._migrated = True
+                query = f"SELECT {_COLUMNS} FROM items WHERE calendar = ?"
+                return [_item(row) for row in db.execute(query, (calendar,))]
+
+            rows = await self._db.run(load)
+            cached = self._items.get(calendar)  # loaded meanwhile by another request
+            if cached is None:
+                cached = CalendarItems()
+                for name, item in rows:
+                    cached.put(name, item)
+                self._items[calendar] = cached
         return cached
 
     async def update(
-        self, calendar: str, changed: dict[str, Item], removed: list[str], *, touched: bool = False
+        self,
+        calendar: str,
+        changed: dict[str, Item],
+        removed: list[str],
+        *,
+        touched: bool = False,
+        quiet: frozenset[str] = frozenset(),
     ) -> None:
         """Record new or changed items, removed ones, and (``touched``) a change of the
-        calendar itself; each becomes one entry of the change log."""
+        calendar itself; each becomes one entry of the change log, except the items named
+        in ``quiet`` (summarized again, not changed)."""
         if not changed and not removed and not touched:
             return
         items = await self.items(calendar)
+        columns = ", ".join("?" * (5 + len(_ADDED)))
 
         def write(db: sqlite3.Connection) -> None:
             with db:
                 db.executemany(
-                    "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?)",
-                    [(calendar, n, i.etag, i.uid, i.component) for n, i in changed.items()],
+                    f"INSERT OR REPLACE INTO items (calendar, {_COLUMNS}) VALUES ({columns})",
+                    [_row(calendar, n, i) for n, i in changed.items()],
                 )
                 db.executemany(
                     "DELETE FROM items WHERE calendar = ? AND name = ?",
                     [(calendar, n) for n in removed],
                 )
-                log = [(calendar, n, 0) for n in changed] + [(calendar, n, 1) for n in removed]
+                log = [(calendar, n, 0) for n in changed if n not in quiet]
+                log += [(calendar, n, 1) for n in removed]
                 if touched:
                     log.append((calendar, "", 0))
                 db.executemany("INSERT INTO changes (calendar, name, deleted) VALUES (?,?,?)", log)
 
         await self._db.run(write)
-        items.update(changed)
+        for name, item in changed.items():
+            items.put(name, item)
         for name in removed:
-            items.pop(name, None)
+            items.remove(name)
 
     async def forget(self, calendar: str) -> None:
-        """Drop a deleted calendar's items (its change log stays, so old tokens fail)."""
-        await self._db.run(
-            lambda db: db.execute("DELETE FROM items WHERE calendar = ?", (calendar,))
-        )
+        """Drop a deleted calendar's items, logging each as deleted: a calendar made again
+        at the same URL then has a new ctag, and a token of the old one learns that its
+        items are gone."""
+        await self._drop("calendar = ?", (calendar,), touched=calendar)
         self._items.pop(calendar, None)
 
     async def forget_home(self, user: str) -> None:
-        """Drop the items of every calendar of a deleted calendar home."""
+        """Drop (and log as deleted) the items of every calendar of a deleted home."""
         prefix = user + "/"
-        await self._db.run(
-            lambda db: db.execute(
-                "DELETE FROM items WHERE substr(calendar, 1, ?) = ?", (len(prefix), prefix)
-            )
-        )
+        await self._drop("substr(calendar, 1, ?) = ?", (len(prefix), prefix))
         for calendar in [c for c in self._items if c.startswith(prefix)]:
             del self._items[calendar]
+
+    async def _drop(self, where: str, args: tuple[object, ...], touched: str = "") -> None:
+        def drop(db: sqlite3.Connection) -> None:
+            with db:
+                gone = db.execute(f"SELECT calendar, name FROM items WHERE {where}", args)
+                log = [(calendar, name, 1) for calendar, name in gone.fetchall()]
+                if touched:
+                    log.append((touched, "", 0))
+                db.executemany("INSERT INTO changes (calendar, name, deleted) VALUES (?,?,?)", log)
+                db.execute(f"DELETE FROM items WHERE {where}", args)
+
+        await self._db.run(drop)
 
     async def token(self, calendar: str) -> int:
         """The sequence number of the calendar's latest change (0 when none)."""

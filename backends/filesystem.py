@@ -1,10 +1,10 @@
 """A folder on disk as a DAV store.
 
-Every disk call runs in the default thread pool. Writes go to a hidden temporary file in
-the target's folder and are renamed into place, so a reader or a crash sees the old bytes
-or the new ones, never half of them. Dead properties live in a hidden ``.davprops`` folder
-beside the resources they describe (``m.<name>`` for a member, ``self`` for the folder
-itself), so they move, copy and vanish with them.
+Every disk call runs on the storage's worker threads (see workers.py). Writes go to a
+hidden temporary file in the target's folder and are renamed into place, so a reader or a
+crash sees the old bytes or the new ones, never half of them. Dead properties live in a
+hidden ``.davprops`` folder beside the resources they describe (``m.<name>`` for a member,
+``self`` for the folder itself), so they move, copy and vanish with them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import errno
 import functools
 import hashlib
+import itertools
 import mimetypes
 import os
 import secrets
@@ -22,7 +23,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,6 +41,7 @@ from .base import (
     Resource,
     StorageError,
 )
+from .workers import WorkerPool, default_threads
 
 PROPS_DIR = ".davprops"
 TEMP_PREFIX = ".davtmp-"
@@ -67,6 +69,46 @@ def _unique_mtime_ns() -> int:
     with _mtime_lock:
         _last_mtime_ns = max(time.time_ns(), _last_mtime_ns + 1)
         return _last_mtime_ns
+
+
+_READ = os.O_RDONLY | os.O_CLOEXEC
+_READ_NOFOLLOW = _READ | os.O_NOFOLLOW
+_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _read_whole(fd: int, size: int) -> bytes:
+    """The ``size`` bytes of a small file (fewer if it shrank meanwhile): one read()
+    in the common case, without the buffered reader's extra fstat and EOF probe."""
+    data = os.read(fd, size)
+    while len(data) < size and (more := os.read(fd, size - len(data))):
+        data += more
+    return data
+
+
+_temp_prefix = TEMP_PREFIX
+
+
+def _new_temp_prefix() -> None:
+    global _temp_prefix
+    _temp_prefix = f"{TEMP_PREFIX}{secrets.token_hex(8)}-"
+
+
+_new_temp_prefix()
+_temp_counter = itertools.count()
+os.register_at_fork(after_in_child=_new_temp_prefix)
+
+
+def _temp_name() -> str:
+    """A fresh temporary file name: a random prefix per process and a counter, which is
+    as unique as a random name per file and needs no getrandom() call each time."""
+    return f"{_temp_prefix}{next(_temp_counter):x}"
+
+
+def _release(held: int | None) -> None:
+    """Close the descriptor of a replaced file (see FilesystemChange._prepare_target)."""
+    if held is not None:
+        with contextlib.suppress(OSError):
+            os.close(held)
 
 
 def _etag(st: os.stat_result) -> str:
@@ -116,9 +158,18 @@ class _Listing:
 
     path: str
     full: str
+    dir_fd: int  # the folder, open: members are stat'ed relative to it (short lookups)
     entries: Any  # the iterator os.scandir returns (it has close())
     side_names: set[str]
     dead_props: bool
+    done: bool = False
+
+    def close(self) -> None:
+        """Release the folder (once)."""
+        if not self.done:
+            self.done = True
+            self.entries.close()
+            os.close(self.dir_fd)
 
 
 class FilesystemStorage:
@@ -130,32 +181,43 @@ class FilesystemStorage:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._configured_root = root
         self.root = ""
+        self._pool: WorkerPool | None = None
 
     async def open(self) -> None:
-        """Create the root folder when missing and resolve it."""
+        """Start the worker threads; create the root folder when missing and resolve it."""
 
         def prepare() -> str:
             os.makedirs(self._configured_root, exist_ok=True)
             return os.path.realpath(self._configured_root)
 
+        if self._pool is None:
+            self._pool = WorkerPool(asyncio.get_running_loop(), default_threads(), "filesystem")
         self.root = await self._run(prepare)
 
-    # -- helpers (run in the thread pool) ---------------------------------------------
+    # -- helpers (run on the worker threads) --------------------------------------------
 
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    def _run(self, fn: Callable[..., _T], *args: Any) -> Awaitable[_T]:
+        """``fn(*args)`` on a worker thread, to be awaited on the event loop."""
+        pool = self._pool
+        loop = asyncio.get_running_loop()
+        if pool is None or pool.loop is not loop:  # not opened (or on another loop)
+            return loop.run_in_executor(None, fn, *args)
+        return pool.submit(fn, *args)
 
-    def _full(self, path: str) -> str:
+    def _full(self, path: str, *, check_last: bool = True) -> str:
         """The disk path of ``path``; refuses one that a symlink leads out of the root.
 
         Only the components below the (already resolved) root are checked, and only a
         component that is a symlink gets resolved, which keeps the common case to one
-        lstat per path segment.
+        lstat per path segment. ``check_last=False`` leaves the last segment unchecked,
+        for a caller that makes sure itself not to follow it (O_NOFOLLOW, lstat).
         """
         if not path:
             return self.root
         full = self.root
-        for seg in path.split("/"):
+        segments = path.split("/")
+        last = None if check_last else segments.pop()
+        for seg in segments:
             full = full + os.sep + seg
             try:
                 mode = os.lstat(full).st_mode
@@ -165,7 +227,7 @@ class FilesystemStorage:
                 real = os.path.realpath(full)
                 if real != self.root and not real.startswith(self.root + os.sep):
                     raise Forbidden(f"{path!r} leads outside the store")
-        return full
+        return full if last is None else full + os.sep + last
 
     def _props_file(self, path: str, is_collection: bool) -> str:
         full = self._full(path)
@@ -198,9 +260,11 @@ class FilesystemStorage:
         )
 
     def _stat_sync(self, path: str, dead_props: bool) -> Resource | None:
-        full = self._full(path)
         try:
-            st = os.stat(full)
+            # lstat: the last segment's own check and the answer in one call.
+            st = os.lstat(self._full(path, check_last=False))
+            if stat.S_ISLNK(st.st_mode):
+                st = os.stat(self._full(path))
         except (FileNotFoundError, NotADirectoryError):
             return None
         props = None
@@ -211,60 +275,95 @@ class FilesystemStorage:
     def _visible(self, name: str) -> bool:
         return name not in self.reserved_names and not name.startswith(TEMP_PREFIX)
 
-    def _open_listing(self, path: str, dead_props: bool) -> _Listing:
+    def _open_listing(self, path: str, dead_props: bool) -> tuple[_Listing, list[Resource]]:
+        """Open the folder and read the first batch (one trip to a worker for most)."""
         full = self._full(path)
-        side_names: set[str] = set()
-        if dead_props:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                side_names = set(os.listdir(os.path.join(full, PROPS_DIR)))
-        return _Listing(path, full, os.scandir(full), side_names, dead_props)
+        dir_fd = os.open(full, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            side_names: set[str] = set()
+            if dead_props:
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    side_names = set(os.listdir(os.path.join(full, PROPS_DIR)))
+            listing = _Listing(path, full, dir_fd, os.scandir(dir_fd), side_names, dead_props)
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        return listing, self._next_batch(listing)
 
-    def _next_batch(self, listing: _Listing) -> list[Resource] | None:
-        """Up to LISTING_BATCH visible members; None once the folder is exhausted."""
+    def _next_batch(self, listing: _Listing) -> list[Resource]:
+        """Up to LISTING_BATCH visible members; closes the listing once it is exhausted."""
         out: list[Resource] = []
         prefix = listing.path + "/" if listing.path else ""
         full = listing.full
-        for entry in listing.entries:
-            name = entry.name
-            if not self._visible(name):
-                continue
-            member = prefix + name
-            try:
-                if entry.is_symlink():
-                    self._full(member)
-                st = entry.stat()
-            except (Forbidden, OSError):
-                continue
-            props = None
-            if listing.dead_props:
-                if stat.S_ISDIR(st.st_mode):
-                    props = self._read_props_file(os.path.join(full, name, PROPS_DIR, SELF_PROPS))
-                else:
-                    side = _member_props_name(name)
-                    props = (
-                        self._read_props_file(os.path.join(full, PROPS_DIR, side))
-                        if side in listing.side_names
-                        else {}
-                    )
-            out.append(self._resource(member, st, props))
-            if len(out) >= LISTING_BATCH:
-                return out
-        return out or None
+        reserved = self.reserved_names
+        dead_props = listing.dead_props
+        resource = self._resource
+        try:
+            for entry in listing.entries:
+                name = entry.name
+                if name in reserved or name.startswith(TEMP_PREFIX):  # see _visible
+                    continue
+                member = prefix + name
+                try:
+                    if entry.is_symlink():
+                        self._full(member)
+                    st = entry.stat()  # relative to listing.dir_fd
+                except (Forbidden, OSError):
+                    continue
+                props = None
+                if dead_props:
+                    if stat.S_ISDIR(st.st_mode):
+                        props = self._read_props_file(
+                            os.path.join(full, name, PROPS_DIR, SELF_PROPS)
+                        )
+                    else:
+                        side = _member_props_name(name)
+                        props = (
+                            self._read_props_file(os.path.join(full, PROPS_DIR, side))
+                            if side in listing.side_names
+                            else {}
+                        )
+                out.append(resource(member, st, props))
+                if len(out) >= LISTING_BATCH:
+                    return out
+        except BaseException:
+            listing.close()
+            raise
+        listing.close()
+        return out
+
+    def _open_read(self, path: str) -> int:
+        """A descriptor of ``path`` open for reading, with the containment rule of _full.
+
+        O_NOFOLLOW spares the lstat of the last segment: when that is a symlink the
+        open fails (ELOOP) instead of following it, and _full checks where it leads.
+        """
+        try:
+            return os.open(self._full(path, check_last=False), _READ_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+        return os.open(self._full(path), _READ)
 
     def _read_sync(self, path: str, inline_limit: int) -> Body:
-        full = self._full(path)
         try:
-            f = open(full, "rb")  # noqa: SIM115 - handed to the caller, who closes it
+            fd = self._open_read(path)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFound(path) from exc
-        except IsADirectoryError:
-            return Body(resource=self._resource(path, os.stat(full), None))
-        st = os.fstat(f.fileno())
-        resource = self._resource(path, st, None)
-        if st.st_size <= inline_limit:
-            with f:
-                return Body(resource=resource, data=f.read())
-        return Body(resource=resource, file=f)
+        handed_over = False
+        try:
+            st = os.fstat(fd)
+            resource = self._resource(path, st, None)
+            if stat.S_ISDIR(st.st_mode):
+                return Body(resource=resource)
+            if st.st_size <= inline_limit:
+                return Body(resource=resource, data=_read_whole(fd, st.st_size))
+            file = open(fd, "rb")  # noqa: SIM115 - handed to the caller, who closes it
+            handed_over = True
+            return Body(resource=resource, file=file)
+        finally:
+            if not handed_over:
+                os.close(fd)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -277,12 +376,17 @@ class FilesystemStorage:
     ) -> AsyncIterator[list[Resource]]:
         """The members of the collection at ``path``, in directory order, batch by batch
         as the folder is read (a huge folder is never listed whole in memory)."""
-        listing = await self._run(self._open_listing, path, dead_props)
+        listing, batch = await self._run(self._open_listing, path, dead_props)
         try:
-            while (batch := await self._run(self._next_batch, listing)) is not None:
-                yield batch
+            while True:
+                if batch:
+                    yield batch
+                if listing.done:
+                    return
+                batch = await self._run(self._next_batch, listing)
         finally:
-            await self._run(listing.entries.close)
+            if not listing.done:  # the caller stopped early
+                await self._run(listing.close)
 
     async def read(self, path: str, *, inline_limit: int) -> Body:
         """Open ``path`` for sending."""
@@ -303,7 +407,10 @@ class FilesystemStorage:
         yield FilesystemChange(self)
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Stop the worker threads once they have finished what is queued."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 class FilesystemChange:
@@ -314,33 +421,65 @@ class FilesystemChange:
 
     # -- sync parts ---------------------------------------------------------------------
 
-    def _prepare_target(self, path: str) -> tuple[str, bool]:
-        """Check the parent of ``path``; return its disk path and whether it existed."""
-        full = self._s._full(path)
-        parent = os.path.dirname(full)
+    def _prepare_target(self, path: str) -> tuple[str, int | None]:
+        """The disk path of ``path`` and, when something is there, a descriptor of it to
+        hold until it has been renamed over (close it with :func:`_release`).
+
+        AlreadyExists for a folder. One lstat per parent segment and an O_PATH open of the
+        target; a missing parent (or one that is a file) shows when the temporary file
+        cannot be created in it (ENOENT, ENOTDIR: Conflict).
+
+        Why hold the replaced file: rename(2) frees the inode it replaces while it still
+        holds the folder's lock, and on a mount with ``discard`` freeing blocks waits for
+        the device. Every create and rename in that folder then waits too. With this
+        descriptor open the inode is freed at its close instead, outside the lock.
+        """
+        if not path:
+            raise AlreadyExists("the root is a collection")
+        full = self._s._full(path, check_last=False)
         try:
-            if not os.path.isdir(parent):
-                raise Conflict(f"the parent of {path!r} is not a collection")
-            existed = os.path.lexists(full)
+            held = os.open(full, _PATH_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
+            return full, None
         except OSError as exc:
             raise _os_error(exc) from exc
-        if existed and os.path.isdir(full):
-            raise AlreadyExists(f"{path!r} is a collection")
-        return full, existed
+        try:
+            mode = os.fstat(held).st_mode
+            if stat.S_ISLNK(mode):
+                full = self._s._full(path)  # refuses a symlink that leads out of the store
+                is_dir = os.path.isdir(full)
+            else:
+                is_dir = stat.S_ISDIR(mode)
+            if is_dir:
+                raise AlreadyExists(f"{path!r} is a collection")
+        except BaseException:
+            os.close(held)
+            raise
+        return full, held
 
     def _open_temp(self, full: str) -> tuple[str, int]:
-        tmp = os.path.join(os.path.dirname(full), TEMP_PREFIX + secrets.token_hex(8))
+        tmp = os.path.join(os.path.dirname(full), _temp_name())
         try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise _os_error(exc) from exc
 
+    def _begin(self, path: str) -> tuple[str, int | None, str, int]:
+        """:meth:`_prepare_target` and :meth:`_open_temp`: (full, held, tmp, fd)."""
+        full, held = self._prepare_target(path)
+        try:
+            return (full, held, *self._open_temp(full))
+        except BaseException:
+            _release(held)
+            raise
+
     @staticmethod
-    def _discard(tmp: str, fd: int) -> None:
+    def _discard(tmp: str, fd: int, held: int | None) -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _release(held)
 
     @staticmethod
     def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -348,30 +487,31 @@ class FilesystemChange:
         while view:
             view = view[os.write(fd, view) :]
 
-    def _commit(self, path: str, full: str, tmp: str, fd: int, existed: bool) -> Resource:
+    def _commit(self, path: str, full: str, tmp: str, fd: int, held: int | None) -> Resource:
         try:
             stamp = _unique_mtime_ns()
             os.utime(fd, ns=(stamp, stamp))
             st = os.fstat(fd)
             os.close(fd)
             os.replace(tmp, full)
-            if not existed:
+            if held is None:
                 self._drop_member_props(full)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise _os_error(exc) from exc
+        finally:
+            _release(held)  # frees the replaced file (see _prepare_target)
         return self._s._resource(path, st, None)
 
     def _write_small(self, path: str, data: bytes) -> tuple[Resource, bool]:
-        full, existed = self._prepare_target(path)
-        tmp, fd = self._open_temp(full)
+        full, held, tmp, fd = self._begin(path)
         try:
             self._write_all(fd, data)
         except OSError as exc:
-            self._discard(tmp, fd)
+            self._discard(tmp, fd, held)
             raise _os_error(exc) from exc
-        return self._commit(path, full, tmp, fd, existed), not existed
+        return self._commit(path, full, tmp, fd, held), held is None
 
     @staticmethod
     def _drop_member_props(full: str) -> None:
@@ -390,8 +530,7 @@ class FilesystemChange:
             if expected_size is not None and len(body) != expected_size:
                 raise ValueError("body length differs from the announced length")
             return await run(self._write_small, path, body)
-        full, existed = await run(self._prepare_target, path)
-        tmp, fd = await run(self._open_temp, full)
+        full, held, tmp, fd = await run(self._begin, path)
         try:
             size = 0
             pending: list[bytes] = []
@@ -409,11 +548,11 @@ class FilesystemChange:
             if expected_size is not None and size != expected_size:
                 raise ValueError("body length differs from the announced length")
         except BaseException as exc:
-            await run(self._discard, tmp, fd)
+            await run(self._discard, tmp, fd, held)
             if isinstance(exc, OSError):
                 raise _os_error(exc) from exc
             raise
-        return await run(self._commit, path, full, tmp, fd, existed), not existed
+        return await run(self._commit, path, full, tmp, fd, held), held is None
 
     async def mkcol(self, path: str) -> None:
         """Create an empty folder."""
@@ -487,13 +626,15 @@ class FilesystemChange:
                             os.mkdir(os.path.join(d, PROPS_DIR))
                             shutil.copyfile(side, os.path.join(d, PROPS_DIR, SELF_PROPS))
                     return
-                full, _ = self._prepare_target(dst)
-                tmp, fd = self._open_temp(full)
-                os.close(fd)
-                shutil.copyfile(s, tmp)
-                stamp = _unique_mtime_ns()
-                os.utime(tmp, ns=(stamp, stamp))
-                os.replace(tmp, full)
+                full, held, tmp, fd = self._begin(dst)
+                try:
+                    os.close(fd)
+                    shutil.copyfile(s, tmp)
+                    stamp = _unique_mtime_ns()
+                    os.utime(tmp, ns=(stamp, stamp))
+                    os.replace(tmp, full)
+                finally:
+                    _release(held)
                 self._copy_member_props(s, d, move=False)
             except FileNotFoundError as exc:
                 raise NotFound(src) from exc

@@ -1,12 +1,13 @@
 """Side-by-side WebDAV throughput benchmark: davserver vs WsgiDAV 4.4 vs a bare aiohttp app.
 
-Usage: bench/run [--duration S] [--warmup S] [--rounds N] [--workloads get,put,...]
+Usage: bench/run [--duration S] [--warmup S] [--rounds N] [--pin on|off] [--workloads LIST]
    or: python3 bench/webdav.py [same options]
 
 In one run it starts davserver (filesystem WebDAV), WsgiDAV 4.4 on cheroot and a bare aiohttp
 app, each on a free loopback port with a fresh temporary folder, creates the same fixtures on
 the two DAV servers over HTTP, then measures every workload with wrk (1 thread, 16 connections),
-servers interleaved per workload, and prints requests/s, the ratios and PASS/FAIL per floor.
+servers interleaved per workload (servers pinned to the first CPU, wrk to the second), and
+prints requests/s, the ratios and PASS/FAIL per floor.
 It installs what it needs itself: wrk (apt-get) and a venv with the peers (bench/.venv-peers).
 A benchmark, not a test: the exit code is 0 even when a floor fails. See docs/benchmarks.md.
 """
@@ -192,36 +193,22 @@ def bare_python() -> Path:
     return PEERS_VENV / "bin" / "python"
 
 
+def first_line(cmd: list[str]) -> str:
+    """First line a command prints (stdout, else stderr), or '?'."""
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    return ((res.stdout or res.stderr).strip().splitlines() or ["?"])[0]
+
+
 def versions(bare_py: Path) -> list[str]:
     """One line per component with its version."""
-    peers = subprocess.run(
-        [
-            str(PEERS_VENV / "bin" / "python"),
-            "-c",
-            "import wsgidav, cheroot, platform; "
-            "print(f'WsgiDAV {wsgidav.__version__} on cheroot {cheroot.__version__}, "
-            "Python {platform.python_version()} (bench/.venv-peers)')",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    bare = subprocess.run(
-        [
-            str(bare_py),
-            "-c",
-            "import aiohttp, platform; "
-            "print(f'aiohttp {aiohttp.__version__}, Python {platform.python_version()}')",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    peers = "import wsgidav as w, cheroot as c, platform as p; print("
+    peers += "f'WsgiDAV {w.__version__} on cheroot {c.__version__}, Python {p.python_version()}')"
+    bare = "import aiohttp as a, platform as p; print("
+    bare += "f'aiohttp {a.__version__}, Python {p.python_version()}')"
     return [
-        f"wsgidav: {peers.stdout.strip() or peers.stderr.strip()}",
-        f"aiohttp-bare: {bare.stdout.strip() or bare.stderr.strip()} ({bare_py})",
-        f"wrk: {(wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else '?'}",
+        f"wsgidav: {first_line([str(PEERS_VENV / 'bin' / 'python'), '-c', peers])}",
+        f"aiohttp-bare: {first_line([str(bare_py), '-c', bare])} ({bare_py})",
+        f"wrk: {first_line(['wrk', '-v'])}",
         f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start",
     ]
 
@@ -295,7 +282,7 @@ def start(srv: Server, log: Path, cpus: set[int] | None) -> None:
             conn.getresponse().read()
             conn.close()
             return
-        except OSError:
+        except (OSError, http.client.HTTPException):
             time.sleep(0.1)
     srv.problem = f"did not answer within 30 s (log: {log})"
 
@@ -455,8 +442,8 @@ def make_fixtures(srv: Server) -> str:
                     f"{count_responses(body)} responses (want {want})"
                 )
         return ""
-    except OSError as e:
-        return f"fixtures: {e}"
+    except (OSError, http.client.HTTPException) as e:
+        return f"fixtures: {e!r}"
     finally:
         c.close()
 
@@ -478,17 +465,8 @@ def run_wrk(srv: Server, workload: str, seconds: int, args: argparse.Namespace, 
     """One wrk run of a workload against a server; raw output goes to out."""
     connections = args.connections
     url = srv.url + WORKLOADS[workload][1]
-    cmd = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(WRK_SCRIPT),
-        url,
-    ]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    cmd += ["-s", str(WRK_SCRIPT), url]
     env = {**os.environ, "BENCH_WORKLOAD": workload, "PUT_PATHS": str(PUT_PATHS)}
     run = Run(srv.name, workload, seconds, connections)
     t0, busy0, srv0, kids0 = cpu_snapshot(srv)
@@ -533,13 +511,15 @@ def measure(
     for rnd in range(1, args.rounds + 1):
         order = live if rnd % 2 else live[::-1]  # alternate the order between rounds
         for wl in workloads:
-            for srv in (s for s in order if wl in s.workloads):
+            for srv in (s for s in order if wl in s.workloads and not s.problem):
                 tag = f"{wl}.{srv.name}.r{rnd}"
                 warm = run_wrk(srv, wl, args.warmup, args, results / f"{tag}.warmup.txt")
                 warm.settle_s = settle(srv)
                 run = run_wrk(srv, wl, args.duration, args, results / f"{tag}.txt")
                 run.settle_s = settle(srv)
                 runs.append(run)
+                if srv.proc is not None and srv.proc.poll() is not None:
+                    run.problem = srv.problem = f"server exited ({srv.proc.returncode})"
                 note = f"  [warm-up: {warm.flags}]" if warm.has_errors else ""
                 print(
                     f"  round {rnd} {WORKLOADS[wl][0]:<19} {srv.name:<13} "
@@ -645,7 +625,8 @@ def summarize(runs: list[Run], workloads: list[str]) -> tuple[list[str], list[di
 
 
 def on_signal(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGTERM/SIGHUP into SystemExit so that the servers are stopped."""
+    """Turn SIGINT/SIGTERM/SIGHUP into SystemExit, so that the servers get stopped."""
+    print(f"\n{signal.Signals(signum).name}: stopping the servers", file=sys.stderr)
     raise SystemExit(128 + signum)
 
 
@@ -702,8 +683,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     """Install what is missing, start the servers, measure, print the tables, clean up."""
     args = parse_args()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     ensure_wrk()
     ensure_peers_venv()
     results = BENCH / "results" / time.strftime("%Y%m%d-%H%M%S")
@@ -762,7 +743,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit("interrupted; servers stopped")
+    sys.exit(main())

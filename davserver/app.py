@@ -7,24 +7,37 @@ import logging
 
 from aiohttp import web
 
+from davserver.backends.base import Storage
+from davserver.backends.calendar import CalendarStore
+from davserver.backends.calendar_index import CalendarIndex
 from davserver.backends.filesystem import FilesystemStorage
+from davserver.backends.git import GitStorage
 
+from .auth.basic import BasicAuth, challenge
+from .caldav.mount import CalDavMount, CalDavSettings
 from .config import Config, MountConfig
+from .dav.identity import USER
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore
-from .mounts import Mount
+from .mounts import DISPATCH, Mount
+from .mounts.cgi import CgiMount, CgiSettings
 from .mounts.dav import DavMount, DavSettings
+from .mounts.errorpages import ErrorPages
+from .mounts.static import StaticMount, StaticSettings
+from .mounts.wsgi import WsgiMount, WsgiSettings
 
 log = logging.getLogger("davserver")
 
 # Windows' WebClient probes OPTIONS on the host root before mapping any sub-path.
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS"}
 LOCKS_FILE = "locks.sqlite3"
+WELL_KNOWN_CALDAV = "/.well-known/caldav"
 
 
 def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
     """The mount that a ``[[mounts]]`` table describes."""
-    assert m.root is not None
+    if m.type not in ("webdav", "caldav"):
+        return build_site_mount(m)
     server = config.server
     settings = DavSettings(
         depth_infinity=m.depth_infinity,
@@ -32,14 +45,59 @@ def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
         lock_timeout=server.lock_timeout,
         lock_timeout_max=server.lock_timeout_max,
     )
-    return DavMount(m.prefix, FilesystemStorage(m.root), settings, locks)
+    if m.type == "caldav":
+        index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
+        store = CalendarStore(build_storage(m, config), index)
+        caldav = CalDavSettings(m.default_user, m.max_resource_size)
+        return CalDavMount(m.prefix, store, settings, locks, caldav)
+    return DavMount(m.prefix, build_storage(m, config), settings, locks)
+
+
+def build_storage(m: MountConfig, config: Config) -> Storage:
+    """The storage backend of a WebDAV mount."""
+    if m.backend == "git":
+        assert m.repo is not None
+        return GitStorage(
+            m.repo, branch=m.branch, identity=m.author, state_dir=config.server.state_dir
+        )
+    assert m.root is not None
+    return FilesystemStorage(m.root)
+
+
+def build_site_mount(m: MountConfig) -> Mount:
+    """A static, CGI or WSGI mount."""
+    if m.type == "wsgi":
+        settings = WsgiSettings(m.app, m.pythonpath, m.threads, m.x_sendfile)
+        return WsgiMount(m.prefix, settings)
+    assert m.root is not None
+    if m.type == "cgi":
+        return CgiMount(m.prefix, CgiSettings(m.root, m.timeout, m.x_sendfile, m.env))
+    return StaticMount(
+        m.prefix,
+        StaticSettings(
+            m.root, m.index, m.listing, m.mime_types, m.cache_control,
+            m.precompressed, m.gzip, m.gzip_min_size, m.gzip_types, m.cache_ttl,
+        ),
+    )  # fmt: skip
 
 
 class Router:
     """Finds the mount for a request, longest prefix first."""
 
-    def __init__(self, mounts: list[Mount]) -> None:
+    def __init__(
+        self,
+        mounts: list[Mount],
+        error_pages: dict[str, ErrorPages],
+        auth: BasicAuth | None = None,
+    ) -> None:
+        self.auth = auth
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
+        self.error_pages = error_pages  # by mount prefix
+        caldav = [m for m in mounts if isinstance(m, CalDavMount)]
+        self.caldav = caldav[0] if caldav else None
+        for mount in mounts:
+            if isinstance(mount, DavMount) and not isinstance(mount, CalDavMount):
+                mount.discovery = self.caldav
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -59,6 +117,14 @@ class Router:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request; a handler that raises is logged and answered 500."""
+        if self.caldav is not None and request.path.rstrip("/") == WELL_KNOWN_CALDAV:
+            # RFC 6764; a 301, since TbSync had trouble with 302 (Radicale's finding).
+            raise web.HTTPMovedPermanently(self.caldav.prefix + "/")
+        if self.auth is not None and request.method != "OPTIONS":
+            user = await self.auth.user(request)
+            if user is None:
+                return challenge()
+            request[USER] = user
         mount = self.find(request.raw_path)
         if mount is None:
             if request.method == "OPTIONS":
@@ -67,7 +133,7 @@ class Router:
         self.in_flight += 1
         self._idle.clear()
         try:
-            return await mount.handle(request)
+            response = await mount.handle(request)
         except web.HTTPException:
             raise
         except ConnectionError as exc:
@@ -75,11 +141,13 @@ class Router:
             return web.Response(status=400, text="connection lost\n")
         except Exception:
             log.exception("%s %s failed", request.method, request.raw_path)
-            return web.Response(status=500, text="500 Internal Server Error\n")
+            response = web.Response(status=500, text="500 Internal Server Error\n")
         finally:
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()
+        pages = self.error_pages.get(mount.prefix)
+        return response if pages is None else pages.apply(response)
 
 
 ROUTER_KEY = web.AppKey("davserver.router", Router)
@@ -90,14 +158,21 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     locks = LockManager(SQLiteLockStore(config.server.state_dir / LOCKS_FILE))
     mounts = [build_mount(m, config, locks) for m in config.mounts]
-    router = Router(mounts)
+    pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
+    auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
+    router = Router(mounts, pages, auth)
     app[ROUTER_KEY] = router
+    app[DISPATCH] = router.handle
     app.router.add_route("*", "/{tail:.*}", router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
         await locks.open()
+        if auth is not None:
+            await auth.open()
         for mount in mounts:
             await mount.open()
+        for page_set in pages.values():
+            await page_set.load()
 
     async def close_mounts(_app: web.Application) -> None:
         for mount in mounts:

@@ -1,4 +1,5 @@
-"""``davserver serve``: run the server from a config file or the embedded default."""
+"""``davserver serve``: run the server from a config file or the embedded default;
+``davserver user``: manage accounts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app
+from .auth import htpasswd, users_cli
 from .config import Config, ConfigError, embedded_default, load, override
 
 log = logging.getLogger("davserver")
@@ -30,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         "--root", type=Path, help="folder to serve (overrides the first filesystem WebDAV mount)"
     )
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    users_cli.add_parser(sub)
     return parser
 
 
@@ -71,14 +74,18 @@ async def serve(config: Config) -> None:
 def main(argv: list[str] | None = None) -> int:
     """The command line entry point."""
     args = _parser().parse_args(argv)
+    if args.command == "user":
+        return users_cli.run(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         config = load(args.config) if args.config else embedded_default(Path.cwd())
         config = override(config, host=args.host, port=args.port, root=args.root)
+        if config.auth.htpasswd is not None:
+            htpasswd.read(config.auth.htpasswd)  # a broken accounts file stops us here
         asyncio.run(serve(config))
-    except ConfigError as exc:
+    except (ConfigError, htpasswd.HtpasswdError) as exc:
         print(f"davserver: configuration error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -14,9 +14,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dulwich.refs import check_ref_format
+
+from .mounts.encoding import GZIP_TYPES
+
 EMBEDDED = "<embedded default>"
-MOUNT_TYPES = ("webdav",)
-BACKENDS = ("filesystem",)
+MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
+BACKENDS = ("filesystem", "git")
+_IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\s]+>$")
+_WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
+# Keys that only some mount types take (every other key applies to all of them).
+TYPE_KEYS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("backend", "repo", "branch", "author", "depth_infinity"), ("webdav", "caldav")
+    ),
+    "root": ("webdav", "caldav", "static", "cgi"),
+    "default_user": ("caldav",),
+    "max_resource_size": ("caldav",),
+    **dict.fromkeys(
+        ("index", "listing", "mime_types", "cache_control", "precompressed", "gzip",
+         "gzip_min_size", "gzip_types", "cache_ttl"),
+        ("static",),
+    ),
+    "timeout": ("cgi",),
+    "env": ("cgi",),
+    "x_sendfile": ("cgi", "wsgi"),
+    "app": ("wsgi",),
+    "pythonpath": ("wsgi",),
+    "threads": ("wsgi",),
+}  # fmt: skip
 _MOUNT_PATH = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@-]+(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?/?$")
 
 
@@ -46,12 +72,40 @@ class MountConfig:
     type: str
     backend: str = "filesystem"
     root: Path | None = None
+    repo: Path | None = None
+    branch: str = "main"
+    author: str = "davserver <davserver@localhost>"
     depth_infinity: bool = False
+    default_user: str = "user"
+    max_resource_size: int = 10 << 20
+    error_pages: Path | None = None
+    index: tuple[str, ...] = ("index.html",)
+    listing: bool = False
+    mime_types: dict[str, str] = field(default_factory=dict)
+    cache_control: str = ""
+    precompressed: bool = True
+    gzip: bool = True
+    gzip_min_size: int = 1024
+    gzip_types: tuple[str, ...] = GZIP_TYPES
+    cache_ttl: float = 1.0
+    timeout: float = 30.0
+    env: dict[str, str] = field(default_factory=dict)
+    x_sendfile: tuple[Path, ...] = ()
+    app: str = ""
+    pythonpath: tuple[Path, ...] = ()
+    threads: int = 8
 
     @property
     def prefix(self) -> str:
         """The URL prefix without its trailing slash ("" for a mount at /)."""
         return self.path.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """The ``[auth]`` table."""
+
+    htpasswd: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +115,18 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     mounts: tuple[MountConfig, ...] = ()
     source: str = EMBEDDED
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 def embedded_default(base: Path) -> Config:
-    """What ``davserver serve`` runs without a file: WebDAV of ``./data`` at /."""
+    """What ``davserver serve`` runs without a file: WebDAV of ``./data`` at /, and CalDAV
+    for one local user at /caldav/ with its calendars in ``./calendars``."""
     return Config(
         server=ServerConfig(state_dir=base / "state"),
-        mounts=(MountConfig(path="/", type="webdav", root=base / "data"),),
+        mounts=(
+            MountConfig(path="/", type="webdav", root=base / "data"),
+            MountConfig(path="/caldav", type="caldav", root=base / "calendars"),
+        ),
     )
 
 
@@ -85,7 +144,14 @@ def _check_table(
             raise ConfigError(f"{source}: {where}.{key}: unknown key (known keys: {known})")
         kind = fields[key].type
         expected = {"str": str, "int": int, "bool": bool, "float": (int, float)}
-        if "Path" in kind:
+        if kind.startswith("tuple["):
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{source}: {where}.{key}: must be a list of strings")
+            value = tuple((base / v).resolve() for v in value) if "Path" in kind else tuple(value)
+        elif kind.startswith("dict["):
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ConfigError(f"{source}: {where}.{key}: must be a table of strings")
+        elif "Path" in kind:
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{source}: {where}.{key}: must be a path (a string)")
             value = (base / value).resolve()
@@ -113,15 +179,59 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(
             f"{source}: {where}.backend: {m.backend!r} is not one of {', '.join(BACKENDS)}"
         )
-    if m.backend == "filesystem" and m.root is None:
+    stored_in_folder = m.type in ("webdav", "caldav", "static", "cgi") and m.backend == "filesystem"
+    if stored_in_folder and m.root is None:
         raise ConfigError(f"{source}: {where}.root: missing (the folder to serve)")
+    if m.type == "wsgi" and not _WSGI_APP.match(m.app):
+        raise ConfigError(
+            f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
+        )
+    for key, low in (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0)):
+        if getattr(m, key) < low:
+            raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
+    if m.error_pages is not None and not m.error_pages.exists():
+        raise ConfigError(f"{source}: {where}.error_pages: {m.error_pages} does not exist")
+    if m.backend == "filesystem" and m.repo is not None:
+        raise ConfigError(f"{source}: {where}.repo: only the git backend uses it (use root)")
+    if m.backend == "git":
+        _check_git(source, where, m)
+
+
+def _check_git(source: str, where: str, m: MountConfig) -> None:
+    if m.repo is None:
+        raise ConfigError(f"{source}: {where}.repo: missing (the git repository to serve)")
+    if m.root is not None:
+        raise ConfigError(f"{source}: {where}.root: the git backend does not use it (use repo)")
+    if not check_ref_format(b"refs/heads/" + m.branch.encode()):
+        raise ConfigError(f"{source}: {where}.branch: {m.branch!r} is not a valid branch name")
+    if not _IDENTITY.match(m.author):
+        raise ConfigError(
+            f'{source}: {where}.author: {m.author!r} must look like "Name <email@host>"'
+        )
+
+
+def _check_type_keys(source: str, where: str, values: dict[str, Any]) -> None:
+    """Refuse a key that the mount's type does not take."""
+    kind = values.get("type")
+    if kind not in MOUNT_TYPES:
+        return  # _check_mount names the bad type
+    for key in values:
+        types = TYPE_KEYS.get(key)
+        if types is not None and kind not in types:
+            raise ConfigError(
+                f"{source}: {where}.{key}: not an option of {kind} mounts "
+                f"(only of {', '.join(types)})"
+            )
 
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts"}
+    unknown = set(data) - {"server", "mounts", "auth"}
     if unknown:
-        raise ConfigError(f"{source}: {sorted(unknown)[0]}: unknown table (use server, mounts)")
+        raise ConfigError(
+            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, mounts)"
+        )
+    auth = AuthConfig(**_check_table(source, "auth", data.get("auth", {}), AuthConfig, base))
     server = ServerConfig(
         **_check_table(source, "server", data.get("server", {}), ServerConfig, base)
     )
@@ -137,12 +247,13 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     for i, table in enumerate(raw_mounts):
         where = f"mounts[{i}]"
         values = _check_table(source, where, table, MountConfig, base, ("path", "type"))
+        _check_type_keys(source, where, values)
         mount = MountConfig(**values)
         _check_mount(source, where, mount)
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
-    return Config(server=server, mounts=tuple(mounts), source=source)
+    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth)
 
 
 def load(path: Path) -> Config:

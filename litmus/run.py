@@ -2,7 +2,7 @@
 """Run the litmus WebDAV compliance suites against davserver and compare with the
 expected results kept beside this script.
 
-    python litmus/run.py [--backend filesystem] [--suites "basic copymove"] [--update]
+    python litmus/run.py [--backend filesystem|git] [--suites "basic copymove"] [--update]
 
 It starts davserver (from the Python running this script) on a free loopback port with a
 fresh store, runs litmus in a temporary folder, prints every result, and exits 1 when any
@@ -55,7 +55,10 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], seconds: float = 20
 
 def config_for(backend: str, work: Path, port: int) -> str:
     """The TOML configuration of a one-mount server with a fresh store."""
-    store = {"filesystem": f'root = "{work / "store"}"'}[backend]
+    store = {
+        "filesystem": f'root = "{work / "store"}"',
+        "git": f'repo = "{work / "store.git"}"',
+    }[backend]
     return (
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nstate_dir = "{work / "state"}"\n'
         f"access_log = false\n\n"
@@ -113,7 +116,7 @@ def run(backend: str, suites: str) -> tuple[str, list[str]]:
 def main() -> int:
     """Run, print, compare (or update); the exit code says whether all matched."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backend", default="filesystem", choices=["filesystem"])
+    ap.add_argument("--backend", default="filesystem", choices=["filesystem", "git"])
     ap.add_argument("--suites", default=SUITES)
     ap.add_argument("--update", action="store_true", help="rewrite the expected results")
     args = ap.parse_args()

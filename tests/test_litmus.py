@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-RUNNER = Path(__file__).resolve().parents[1] / "litmus" / "run.py"
+LITMUS = Path(__file__).resolve().parents[1] / "litmus"
+RUNNER = LITMUS / "run.py"
 
 
-@pytest.mark.parametrize("backend", ["filesystem"])
+@pytest.mark.parametrize("backend", ["filesystem", "git"])
 def test_litmus_matches_expected(backend: str) -> None:
     done = subprocess.run(
         [sys.executable, str(RUNNER), "--backend", backend],
@@ -19,3 +20,13 @@ def test_litmus_matches_expected(backend: str) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "results as expected" in done.stdout
+
+
+def test_every_backend_expects_the_same_results() -> None:
+    """What passes on the filesystem backend must pass on the git backend too."""
+
+    def results(backend: str) -> list[str]:
+        text = (LITMUS / f"expected-{backend}.txt").read_text()
+        return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+    assert results("git") == results("filesystem")

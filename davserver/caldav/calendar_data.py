@@ -1,17 +1,22 @@
 """The ``C:calendar-data`` a REPORT asks for: the whole object, some components and
-properties of it (RFC 4791 §9.6), or its instances in a range expanded (§9.6.5)."""
+properties of it (RFC 4791 §9.6), its instances in a range expanded (§9.6.5), or only the
+overrides that matter in a range (limit-recurrence-set, §9.6.6)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import icalendar
 from lxml import etree
 
+from davserver.backends.calendar_spans import Span, overlaps, row_span, timestamp
 from davserver.dav.xml import escape
 
+from .expand import expanded
+from .expand_text import expand_known
 from .names import c
-from .timerange import TimeRange, as_utc, instances, parse_range
+from .timerange import TimeRange, parse_range
 
 
 @dataclass(slots=True)
@@ -31,11 +36,12 @@ class CalendarData:
 
     comp: CompSpec | None = None
     expand: TimeRange | None = None
+    limit: TimeRange | None = None
 
     @property
     def verbatim(self) -> bool:
         """Whether the stored bytes can be sent as they are."""
-        return self.comp is None and self.expand is None
+        return self.comp is None and self.expand is None and self.limit is None
 
 
 def _comp_spec(el: etree._Element) -> CompSpec:
@@ -53,13 +59,17 @@ def _comp_spec(el: etree._Element) -> CompSpec:
     return spec
 
 
+def _range_of(el: etree._Element | None) -> TimeRange | None:
+    return parse_range(el.get("start"), el.get("end")) if el is not None else None
+
+
 def parse(el: etree._Element) -> CalendarData:
     """Read a ``C:calendar-data`` element of a REPORT's ``D:prop``."""
     comp = el.find(c("comp"))
-    expand = el.find(c("expand"))
     return CalendarData(
         comp=_comp_spec(comp) if comp is not None else None,
-        expand=parse_range(expand.get("start"), expand.get("end")) if expand is not None else None,
+        expand=_range_of(el.find(c("expand"))),
+        limit=_range_of(el.find(c("limit-recurrence-set"))),
     )
 
 
@@ -79,34 +89,45 @@ def _keep(component: icalendar.cal.Component, spec: CompSpec) -> icalendar.cal.C
     return kept
 
 
-def _expanded(calendar: icalendar.Calendar, rng: TimeRange) -> icalendar.Calendar:
-    """The instances in ``rng`` as separate components in UTC, without recurrence rules."""
+def _limited(calendar: icalendar.Calendar, rng: TimeRange) -> icalendar.Calendar:
+    """The object with only the overridden instances that matter in the range: those
+    that happen in it, were moved out of it, or (THISANDFUTURE) change it."""
     out = icalendar.Calendar()
     for name, value in calendar.property_items(recursive=False, sorted=False):
         if name not in ("BEGIN", "END"):
             out.add(name, value, encode=False)
-    for kind in {sub.name for sub in calendar.subcomponents if sub.name != "VTIMEZONE"}:
-        for occ in instances(calendar, kind, rng):
-            recurring = "RRULE" in occ or "RDATE" in occ or "RECURRENCE-ID" in occ
-            for key in ("RRULE", "RDATE", "EXDATE"):
-                occ.pop(key, None)
-            for key in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):
-                if key in occ and hasattr(occ[key].dt, "hour"):
-                    occ[key] = icalendar.vDDDTypes(as_utc(occ[key].dt))
-            if recurring and "RECURRENCE-ID" not in occ and "DTSTART" in occ:
-                occ.add("RECURRENCE-ID", occ["DTSTART"].dt)
-            out.add_component(occ)
+    for sub in calendar.subcomponents:
+        if "RECURRENCE-ID" not in sub or _override_matters(sub, rng):
+            out.add_component(sub)
     return out
 
 
-def render(data: bytes, request: CalendarData) -> str:
-    """The ``C:calendar-data`` element for a stored object and what was asked of it."""
+def _override_matters(component: icalendar.cal.Component, rng: TimeRange) -> bool:
+    rid = component["RECURRENCE-ID"]
+    moment = timestamp(rid.dt)
+    if str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE" and moment < rng.hi:
+        return True
+    span = row_span(component, None, None, 0)
+    was = Span(moment, moment, 1, 0)
+    return overlaps(was, rng.lo, rng.hi) or (span is not None and overlaps(span, rng.lo, rng.hi))
+
+
+def render(data: bytes, request: CalendarData, spans: Sequence[Span] | None = None) -> str:
+    """The ``C:calendar-data`` element for a stored object and what was asked of it
+    (parsing, when needed, is CPU work: run it in the thread pool). ``spans``: the
+    index's spans of the object when they cover the expand range (it then expands
+    without parsing when it can)."""
+    text = None
     if request.verbatim:
         text = data.decode("utf-8", "replace")
-    else:
+    elif request.expand is not None and request.comp is None and spans is not None:
+        text = expand_known(data, spans, request.expand)
+    if text is None:
         calendar = icalendar.Calendar.from_ical(data)
         if request.expand is not None:
-            calendar = _expanded(calendar, request.expand)
+            calendar = expanded(calendar, request.expand)
+        elif request.limit is not None:
+            calendar = _limited(calendar, request.limit)
         if request.comp is not None:
             calendar = _keep(calendar, request.comp)
         text = calendar.to_ical().decode("utf-8", "replace")

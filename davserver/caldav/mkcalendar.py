@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
+import icalendar
 from aiohttp import web
 from lxml import etree
 
@@ -35,6 +37,32 @@ def _props_to_set(root: etree._Element | None, container: str) -> dict[str, byte
     return props
 
 
+def _check_values(props: dict[str, bytes]) -> None:
+    """RFC 4791 §5.3.1.1: a calendar-timezone must be an iCalendar object with a single
+    VTIMEZONE, and the component set must name components that calendars hold."""
+    timezone = props.get(c("calendar-timezone"))
+    if timezone is not None:
+        text = "".join(etree.fromstring(timezone).itertext())
+        try:
+            calendar = icalendar.Calendar.from_ical(text)
+        except (ValueError, IndexError, KeyError, TypeError):
+            calendar = None
+        subs = calendar.subcomponents if calendar is not None else []
+        zones = [s for s in subs if s.name == "VTIMEZONE"]
+        if calendar is None or calendar.name != "VCALENDAR" or len(zones) != 1:
+            raise DAVError(
+                403, "calendar-timezone is not one VTIMEZONE", condition=c("valid-calendar-data")
+            )
+    components = props.get(SUPPORTED_COMPONENTS)
+    if components is not None:
+        root = etree.fromstring(components)
+        names = [el.get("name", "").upper() for el in root.iter(c("comp"))]
+        if not names or any(name not in COMPONENTS for name in names):
+            raise DAVError(
+                403, f"unsupported components {names}", condition=c("supported-calendar-component")
+            )
+
+
 async def _create(
     mount: CalDavMount, request: web.Request, path: str, props: dict[str, bytes]
 ) -> web.StreamResponse:
@@ -54,6 +82,8 @@ async def _create(
         raise DAVError(
             403, f"cannot set {refused[0]}", condition="cannot-modify-protected-property"
         )
+    # Parsing a VTIMEZONE reads the system's zone database: in the thread pool.
+    await asyncio.get_running_loop().run_in_executor(None, _check_values, props)
     require_unlocked(mount, request, path, member=True)
     props.setdefault(SUPPORTED_COMPONENTS, components_xml(COMPONENTS, standalone=True).encode())
     message = f"{request.method} /{path}"

@@ -7,15 +7,23 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from davserver.backends.base import Resource
-from davserver.backends.calendar import CalendarStore, place
+from davserver.backends.calendar import PRINCIPALS, CalendarStore, place
 from davserver.dav.identity import author
+from davserver.dav.paths import href
 from davserver.dav.props import LiveRenderer, PropRenderer, PropRequest
 from davserver.locks.manager import LockManager
 from davserver.mounts.dav import DavMount, DavSettings
 
-from . import mkcalendar, put, report
+from . import copymove, mkcalendar, put, report
 from .names import c, dav
-from .props import INDEXED, SUPPORTED_COMPONENTS, components_xml, indexed_values, live_table
+from .props import (
+    INDEXED,
+    SUPPORTED_COMPONENTS,
+    components_xml,
+    indexed_values,
+    live_table,
+    supported_reports,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,9 @@ def default_calendars() -> dict[str, dict[str, bytes]]:
 
     return {"calendar": props("Calendar", "VEVENT"), "tasks": props("Tasks", "VTODO")}
 
+
+MAX_TABLES = 1024
+"""Users whose live-property tables are kept."""
 
 DISCOVERY = (
     dav("current-user-principal"),
@@ -64,6 +75,8 @@ class CalDavMount(DavMount):
         self.methods.update(
             {
                 "PUT": put.put,
+                "COPY": copymove.copy_or_move,
+                "MOVE": copymove.copy_or_move,
                 "MKCOL": mkcalendar.mkcol,
                 "MKCALENDAR": mkcalendar.mkcalendar,
                 "REPORT": report.report,
@@ -76,6 +89,7 @@ class CalDavMount(DavMount):
         }
         sample = live_table(prefix, caldav.default_user, caldav.max_resource_size)
         self.protected = (frozenset(sample) - {dav("displayname")}) | INDEXED
+        self._tables: dict[str, dict[str, LiveRenderer]] = {}
 
     def user(self, request: web.Request) -> str:
         """Whose calendars a request sees: the authenticated user, else the default one."""
@@ -90,14 +104,30 @@ class CalDavMount(DavMount):
     def renderer(self, request: web.Request, prop_request: PropRequest) -> PropRenderer:
         """A renderer with the CalDAV live properties for this request's user."""
         renderer = super().renderer(request, prop_request)
-        renderer.live = live_table(self.prefix, self.user(request), self.caldav.max_resource_size)
+        renderer.live = self._live(self.user(request))
         return renderer
+
+    def _live(self, user: str) -> dict[str, LiveRenderer]:
+        """The live-property table of a user (built once per user: it is only read)."""
+        table = self._tables.get(user)
+        if table is None:
+            table = live_table(self.prefix, user, self.caldav.max_resource_size)
+            if len(self._tables) < MAX_TABLES:
+                self._tables[user] = table
+        return table
 
     def discovery_props(self, request: web.Request) -> dict[str, LiveRenderer]:
         """current-user-principal, principal-URL and calendar-home-set of this mount, for
-        other mounts to answer with (a client may start at the server root)."""
-        table = live_table(self.prefix, self.user(request), self.caldav.max_resource_size)
-        return {name: table[name] for name in DISCOVERY}
+        other mounts to answer with (a client may start at the server root), with the
+        user's principal as owner and no reports (a WebDAV mount answers none)."""
+        user = self.user(request)
+        table = live_table(self.prefix, user, self.caldav.max_resource_size)
+        found = {name: table[name] for name in DISCOVERY}
+        principal = href(self.prefix, f"{PRINCIPALS}/{user}", True)
+        owner = f"<D:owner><D:href>{principal}</D:href></D:owner>"
+        found[dav("owner")] = lambda r, res: owner
+        found[dav("supported-report-set")] = lambda r, res: supported_reports(())
+        return found
 
     async def annotate(self, renderer: PropRenderer, batch: list[Resource]) -> None:
         """Fill in ctag and sync-token of the calendars in ``batch`` from the index."""
@@ -109,4 +139,5 @@ class CalDavMount(DavMount):
             if where.kind == "calendar" and res.is_collection and where.calendar:
                 await self.storage.refresh(where.calendar)
                 seq = await self.storage.index.token(where.calendar)
-                renderer.values.update(indexed_values(res.path, seq))
+                epoch = await self.storage.index.epoch()
+                renderer.values.update(indexed_values(res.path, seq, epoch))

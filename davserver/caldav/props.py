@@ -31,6 +31,14 @@ def components_xml(components: tuple[str, ...], *, standalone: bool = False) -> 
     )
 
 
+def supported_reports(names: tuple[str, ...]) -> str:
+    """The ``supported-report-set`` element listing these reports."""
+    inner = "".join(
+        f"<D:supported-report><D:report><{name}/></D:report></D:supported-report>" for name in names
+    )
+    return f"<D:supported-report-set>{inner}</D:supported-report-set>"
+
+
 def _href_el(tag: str, url: str) -> str:
     return f"<{tag}><D:href>{url}</D:href></{tag}>"
 
@@ -73,11 +81,9 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
     def reports(r: PropRenderer, res: Resource) -> str | None:
         if not res.is_collection:
             return None
-        inner = "".join(
-            f"<D:supported-report><D:report><{name}/></D:report></D:supported-report>"
-            for name in REPORTS
-        )
-        return f"<D:supported-report-set>{inner}</D:supported-report-set>"
+        # sync-collection and calendar-query answer on calendars only (RFC 6578 §3).
+        on_calendar = place(res.path).kind == "calendar"
+        return supported_reports(REPORTS if on_calendar else REPORTS[:1])
 
     privileges = "".join(f"<D:privilege><D:{p}/></D:privilege>" for p in PRIVILEGES)
     table = dict(LIVE)
@@ -115,23 +121,25 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
     return table
 
 
-def sync_token(seq: int) -> str:
-    """The sync-token URI naming a calendar's state after change ``seq``."""
-    return f"http://davserver.org/ns/sync/{seq}"
+def sync_token(seq: int, epoch: str) -> str:
+    """The sync-token URI naming a calendar's state after change ``seq`` of the index
+    named ``epoch``."""
+    return f"http://davserver.org/ns/sync/{epoch}-{seq}"
 
 
-def parse_sync_token(token: str) -> int | None:
-    """The change number of one of our sync tokens, or None for anything else."""
-    prefix = "http://davserver.org/ns/sync/"
+def parse_sync_token(token: str, epoch: str) -> int | None:
+    """The change number of one of our sync tokens from the index named ``epoch``, or
+    None for anything else."""
+    prefix = f"http://davserver.org/ns/sync/{epoch}-"
     tail = token.strip()[len(prefix) :]
     if not token.strip().startswith(prefix) or not tail.isdigit():
         return None
     return int(tail)
 
 
-def indexed_values(path: str, seq: int) -> dict[tuple[str, str], str]:
+def indexed_values(path: str, seq: int, epoch: str) -> dict[tuple[str, str], str]:
     """The ctag and sync-token elements of the calendar at ``path`` after change ``seq``."""
     return {
-        (path, cs("getctag")): f"<CS:getctag>{seq}</CS:getctag>",
-        (path, dav("sync-token")): f"<D:sync-token>{sync_token(seq)}</D:sync-token>",
+        (path, cs("getctag")): f"<CS:getctag>{epoch}-{seq}</CS:getctag>",
+        (path, dav("sync-token")): f"<D:sync-token>{sync_token(seq, epoch)}</D:sync-token>",
     }

@@ -70,14 +70,13 @@ async def put(mount: CalDavMount, request: web.Request, path: str) -> web.Stream
             409, f"{where.name} holds UID {replaced.uid}, not {obj.uid}",
             condition=f"{{{C}}}no-uid-conflict", inner=f"<D:href>{own}</D:href>",
         )  # fmt: skip
-    for name, item in items.items():
-        if item.uid == obj.uid and name != where.name:
-            other = href(mount.prefix, f"{calendar_path}/{name}", False)
-            raise DAVError(
-                409, f"UID {obj.uid} is already used by {name}",
-                condition=f"{{{C}}}no-uid-conflict", inner=f"<D:href>{other}</D:href>",
-            )  # fmt: skip
+    for name in sorted(items.with_uid(obj.uid) - {where.name})[:1]:
+        other = href(mount.prefix, f"{calendar_path}/{name}", False)
+        raise DAVError(
+            409, f"UID {obj.uid} is already used by {name}",
+            condition=f"{{{C}}}no-uid-conflict", inner=f"<D:href>{other}</D:href>",
+        )  # fmt: skip
     async with storage.change(author=author(request), message=f"PUT /{path}") as change:
-        res, created = await change.write(path, data)
+        res, created = await change.write(path, data, summary=obj.summary)
     headers = {"ETag": res.etag, "Last-Modified": http_date(res.mtime)}
     return web.Response(status=201 if created else 204, headers=headers)

@@ -1,19 +1,14 @@
-"""Time ranges (RFC 4791 §9.9): parsing ``C:time-range`` and asking whether a calendar
-object has an instance in one, recurrences included (via recurring-ical-events)."""
+"""Time ranges (RFC 4791 §9.9): parsing ``C:time-range`` (and ``C:expand``,
+``C:limit-recurrence-set``, ``C:free-busy-query``) into the bounds the spans are tested
+against. Open ends stop at the years instances are computed in (1900 to 2200)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
-import icalendar
-import recurring_ical_events
-
+from davserver.backends.calendar_spans import EARLIEST, LATEST
 from davserver.dav.errors import DAVError
-
-# Open ends of a range: far enough for any calendar, near enough for the recurrence library.
-_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +19,14 @@ class TimeRange:
     end: datetime | None
 
     @property
-    def bounds(self) -> tuple[datetime, datetime]:
-        """Both ends, with open ones replaced by far dates."""
-        return self.start or _EARLIEST, self.end or _LATEST
+    def lo(self) -> float:
+        """The start in POSIX seconds."""
+        return (self.start or EARLIEST).timestamp()
 
-    def overlaps(self, start: datetime, end: datetime) -> bool:
-        """Whether [start, end) meets this range (an instant counts at its start)."""
-        lo, hi = self.bounds
-        if start == end:
-            return lo <= start < hi
-        return start < hi and end > lo
+    @property
+    def hi(self) -> float:
+        """The end in POSIX seconds."""
+        return (self.end or LATEST).timestamp()
 
 
 def parse_utc(value: str) -> datetime:
@@ -48,7 +41,10 @@ def parse_range(start: str | None, end: str | None) -> TimeRange:
     """A time range from the attributes of a ``C:time-range`` element."""
     if start is None and end is None:
         raise DAVError(400, "time-range needs a start or an end")
-    return TimeRange(parse_utc(start) if start else None, parse_utc(end) if end else None)
+    rng = TimeRange(parse_utc(start) if start else None, parse_utc(end) if end else None)
+    if rng.hi <= rng.lo:
+        raise DAVError(400, "a time-range must end after it starts")
+    return rng
 
 
 def as_utc(value: date | datetime) -> datetime:
@@ -58,39 +54,3 @@ def as_utc(value: date | datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def instances(calendar: icalendar.Calendar, component: str, rng: TimeRange) -> list:
-    """The instances of ``component`` in ``calendar`` that fall in the range, recurrences
-    expanded and overrides applied."""
-    lo, hi = rng.bounds
-    query = recurring_ical_events.of(calendar, components=[component])
-    # The library counts an instance that ends exactly at ``lo`` as overlapping; step past it.
-    return [
-        occ
-        for occ in query.between(lo - timedelta(seconds=1), hi)
-        if _occurrence_overlaps(occ, component, rng)
-    ]
-
-
-def _occurrence_overlaps(occ: icalendar.cal.Component, component: str, rng: TimeRange) -> bool:
-    start = occ.get("DTSTART")
-    if component == "VTODO" and start is None:
-        due = occ.get("DUE")
-        if due is None:
-            return True
-        moment = as_utc(due.dt)
-        return rng.overlaps(moment, moment)
-    if start is None:
-        return False
-    begin = as_utc(start.dt)
-    end_prop = occ.get("DTEND") or occ.get("DUE")
-    if end_prop is not None:
-        finish = as_utc(end_prop.dt)
-    elif "DURATION" in occ:
-        finish = begin + occ["DURATION"].dt
-    elif not isinstance(start.dt, datetime):
-        finish = begin + timedelta(days=1)
-    else:
-        finish = begin
-    return rng.overlaps(begin, finish)

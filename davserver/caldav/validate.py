@@ -4,10 +4,12 @@ one type sharing one UID (plus the VTIMEZONEs they use), and no METHOD."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import icalendar
 
+from davserver.backends.calendar_summary import Summary, summarize_calendar
 from davserver.dav.errors import DAVError
 
 from .names import C
@@ -22,6 +24,8 @@ class CalendarObject:
 
     uid: str
     component: str
+    summary: Summary
+    """What the calendar index keeps of it, worked out from the same parse."""
 
 
 def _invalid(condition: str, reason: str, status: int = 403) -> DAVError:
@@ -48,9 +52,10 @@ def check(data: bytes) -> CalendarObject:
     uids = {str(sub.get("UID", "")) for sub in main}
     if len(uids) != 1 or "" in uids:
         raise _invalid("valid-calendar-object-resource", "components need one shared UID")
-    return CalendarObject(uid=uids.pop(), component=kinds.pop())
+    summary = summarize_calendar(calendar, time.time())
+    return CalendarObject(uid=uids.pop(), component=kinds.pop(), summary=summary)
 
 
 async def check_async(data: bytes) -> CalendarObject:
-    """:func:`check` in the thread pool (parsing is CPU work)."""
+    """:func:`check` in the thread pool (parsing and expanding are CPU work)."""
     return await asyncio.get_running_loop().run_in_executor(None, check, data)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 ANONYMOUS = "anonymous"
+USER = web.RequestKey("davserver.user", str)
+"""Where authentication puts the name of the user a request comes from."""
 
 
 def author(request: web.Request) -> str:
     """The user a change is recorded as and a lock belongs to (the authenticated user,
-    once authentication sets ``request["user"]``)."""
-    return request.get("user") or ANONYMOUS
+    once authentication sets ``request[USER]``)."""
+    return request.get(USER) or ANONYMOUS

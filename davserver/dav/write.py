@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from davserver.backends.base import Resource
+from davserver.backends.base import AlreadyExists, Resource
 
 from . import conditions, multistatus
 from .body import has_body, read_limited
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 # Bodies up to this size are read at once and written in one step; larger ones stream.
 SMALL_BODY = 256 << 10
 STREAM_CHUNK = 256 << 10
+# The request headers that put_target's verdicts depend on (If-Modified-Since concerns
+# GET and HEAD only), and one whose 400 must keep coming after its 405.
+_PUT_PRECHECK_HEADERS = (
+    "If-Match",
+    "If-None-Match",
+    "If-Unmodified-Since",
+    "X-Expected-Entity-Length",
+)
 
 
 def _expected_length(request: web.Request) -> int | None:
@@ -53,7 +61,12 @@ async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
     if "Content-Range" in request.headers:
         raise DAVError(400, "partial PUT with Content-Range is not supported")
     storage = mount.storage
-    await put_target(mount, request, path)
+    if mount.locks.may_have_locks(mount.prefix) or any(
+        h in request.headers for h in _PUT_PRECHECK_HEADERS
+    ):
+        await put_target(mount, request, path)
+    # Otherwise put_target could only refuse a collection, and the write below does that
+    # itself (AlreadyExists): a small PUT is then one trip to the disk instead of two.
     expected = _expected_length(request)
     length = request.content_length
     body = (
@@ -66,6 +79,8 @@ async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
             res, created = await change.write(path, body, expected)
     except ValueError as exc:
         raise DAVError(400, str(exc)) from exc
+    except AlreadyExists as exc:
+        raise DAVError(405, "cannot PUT to a collection") from exc
     headers = {"ETag": res.etag, "Last-Modified": http_date(res.mtime)}
     if created:
         headers["Location"] = str(

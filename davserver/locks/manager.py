@@ -84,6 +84,7 @@ class LockManager:
         self._store = store
         self._by_root: dict[tuple[str, str], list[Lock]] = {}
         self._by_token: dict[str, Lock] = {}
+        self._roots_per_namespace: dict[str, int] = {}
         self._write = asyncio.Lock()
 
     async def open(self) -> None:
@@ -134,6 +135,11 @@ class LockManager:
             for lock in locks
         )
 
+    def may_have_locks(self, namespace: str) -> bool:
+        """False only when no lock is rooted in ``namespace`` (O(1), for the fast paths
+        that skip lock checks: expired locks still count until they are dropped)."""
+        return namespace in self._roots_per_namespace
+
     def get(self, token: str) -> Lock | None:
         """The live lock with this token."""
         lock = self._by_token.get(token)
@@ -143,7 +149,12 @@ class LockManager:
 
     def _index(self, lock: Lock) -> None:
         self._by_token[lock.token] = lock
-        self._by_root.setdefault((lock.namespace, lock.root), []).append(lock)
+        key = (lock.namespace, lock.root)
+        if key not in self._by_root:
+            self._by_root[key] = []
+            ns = lock.namespace
+            self._roots_per_namespace[ns] = self._roots_per_namespace.get(ns, 0) + 1
+        self._by_root[key].append(lock)
 
     def _unindex(self, lock: Lock) -> None:
         self._by_token.pop(lock.token, None)
@@ -151,8 +162,12 @@ class LockManager:
         remaining = [x for x in self._by_root.get(key, ()) if x.token != lock.token]
         if remaining:
             self._by_root[key] = remaining
-        else:
-            self._by_root.pop(key, None)
+        elif self._by_root.pop(key, None) is not None:
+            ns = lock.namespace
+            if self._roots_per_namespace[ns] == 1:
+                del self._roots_per_namespace[ns]
+            else:
+                self._roots_per_namespace[ns] -= 1
 
     async def create(
         self,

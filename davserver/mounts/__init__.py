@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -20,3 +21,9 @@ class Mount(Protocol):
 
     async def close(self) -> None:
         """Release what the mount holds."""
+
+
+Dispatch = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The router's entry point, for a mount that answers with another URL's answer
+# (a CGI local redirect).
+DISPATCH = web.AppKey("davserver.dispatch", Dispatch)

@@ -13,8 +13,10 @@ from aiohttp import web
 log = logging.getLogger("davserver")
 
 _PAGE_NAME = re.compile(r"([45]\d\d)\.html\Z")
-# Answers that a script or application wrote itself carry this key and are left alone.
-APP_ANSWER = "davserver.app_answer"
+
+
+class AppResponse(web.Response):
+    """A whole answer that an application wrote itself: never replaced by an error page."""
 
 
 def _read_pages(source: Path) -> tuple[dict[int, bytes], bytes | None]:
@@ -55,7 +57,6 @@ class ErrorPages:
             type(response) is not web.Response
             or response.status < 400
             or response.prepared
-            or response.get(APP_ANSWER)
             or response.content_type != "text/plain"
         ):
             return response

@@ -1,0 +1,42 @@
+"""The bytes of recently used calendar objects, kept in memory by path and ETag so that
+reports answer without reading the disk (an ETag that moved is a miss)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+DEFAULT_LIMIT = 64 << 20
+
+
+class BodyCache:
+    """Least recently used bodies up to ``limit`` bytes in all."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self._limit = limit
+        self._size = 0
+        self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+
+    def get(self, path: str, etag: str) -> bytes | None:
+        """The bytes of ``path`` when cached with this ETag."""
+        found = self._bodies.get(path)
+        if found is None or found[0] != etag:
+            return None
+        self._bodies.move_to_end(path)
+        return found[1]
+
+    def put(self, path: str, etag: str, data: bytes) -> None:
+        """Remember the bytes of ``path`` at ``etag``."""
+        if len(data) > self._limit // 16:
+            return
+        self.drop(path)
+        self._bodies[path] = (etag, data)
+        self._size += len(data)
+        while self._size > self._limit:
+            _, (_, old) = self._bodies.popitem(last=False)
+            self._size -= len(old)
+
+    def drop(self, path: str) -> None:
+        """Forget ``path``."""
+        found = self._bodies.pop(path, None)
+        if found is not None:
+            self._size -= len(found[1])

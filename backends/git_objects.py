@@ -1,0 +1,408 @@
+"""Git objects read and written in chunks, so a big blob never sits whole in memory.
+
+dulwich inflates a whole object at once. Here loose objects and undeltified packed objects
+are inflated as a stream; only a deltified packed object (which needs its base) goes
+through dulwich whole. Everything runs in the caller's thread (the backend's thread pool).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import tempfile
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dulwich.object_store import DiskObjectStore
+from dulwich.objects import Commit, ShaFile, Tree, parse_tree
+
+CHUNK = 1 << 20
+_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+_BLOB = 3
+_DELTAS = (6, 7)  # OFS_DELTA, REF_DELTA
+_PROBE = 64 << 10
+_TEMP_PREFIX = "tmp_obj_"  # git's own name for objects being written; `git prune` reaps them
+
+TreeEntries = Mapping[bytes, tuple[int, bytes]]
+
+
+class _Inflater:
+    """The inflated content of one object, read forward from its place on disk.
+
+    A loose object is zlib over ``"<type> <size>\\0" + content``; a packed one is a
+    varint header (type, size) followed by zlib over the content alone.
+    """
+
+    def __init__(self, path: str, offset: int | None) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._zlib = zlib.decompressobj()
+        self._pending = b""
+        try:
+            if offset is None:
+                self.type, self.size = self._loose_header()
+            else:
+                self.type, self.size = self._pack_header(offset)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _loose_header(self) -> tuple[int, int]:
+        while b"\0" not in self._pending:
+            more = self._inflate(64)
+            if not more:
+                raise ValueError("truncated loose object")
+            self._pending += more
+        head, _, self._pending = self._pending.partition(b"\0")
+        kind, _, size = head.partition(b" ")
+        return _TYPES[kind], int(size)
+
+    def _pack_header(self, offset: int) -> tuple[int, int]:
+        self._file.seek(offset)
+        header = self._file.read(32)
+        kind = (header[0] >> 4) & 7
+        size = header[0] & 15
+        shift, i = 4, 0
+        while header[i] & 0x80:
+            i += 1
+            size |= (header[i] & 0x7F) << shift
+            shift += 7
+        self._file.seek(offset + i + 1)
+        return kind, size
+
+    def _inflate(self, limit: int) -> bytes:
+        while True:
+            tail = self._zlib.unconsumed_tail
+            if tail:
+                return self._zlib.decompress(tail, limit)
+            if self._zlib.eof:
+                return b""
+            raw = self._file.read(CHUNK // 4)
+            if not raw:
+                return b""
+            out = self._zlib.decompress(raw, limit)
+            if out:
+                return out
+
+    def read(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of content; b"" at the end."""
+        if self._pending:
+            out, self._pending = self._pending[:limit], self._pending[limit:]
+            return out
+        return self._inflate(limit)
+
+    def read_all(self) -> bytes:
+        """The rest of the content."""
+        parts = [self._pending]
+        self._pending = b""
+        while chunk := self._inflate(CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class BlobStream(io.RawIOBase):
+    """A blob's bytes as a read-only, seekable file.
+
+    ``seek`` only records the position (no I/O, so asyncio may call it on the event
+    loop); ``readinto`` inflates up to it, starting over for a backward seek. Having no
+    ``fileno``, it makes ``loop.sendfile`` fall back to reads in the thread pool.
+    """
+
+    def __init__(self, opener: Callable[[], _Inflater], size: int) -> None:
+        super().__init__()
+        self._open = opener
+        self._inflater: _Inflater | None = None
+        self._at = 0  # position of the inflater
+        self._want = 0  # position the next read starts at
+        self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._want, io.SEEK_END: self.size}[whence]
+        self._want = max(0, base + offset)
+        return self._want
+
+    def tell(self) -> int:
+        return self._want
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._inflater is None or self._want < self._at:
+            self._reopen()
+        assert self._inflater is not None
+        while self._at < self._want:
+            skipped = self._inflater.read(min(CHUNK, self._want - self._at))
+            if not skipped:
+                return 0
+            self._at += len(skipped)
+        data = self._inflater.read(len(buffer))
+        buffer[: len(data)] = data
+        self._at += len(data)
+        self._want = self._at
+        return len(data)
+
+    def _reopen(self) -> None:
+        if self._inflater is not None:
+            self._inflater.close()
+        self._inflater = self._open()
+        self._at = 0
+
+    def close(self) -> None:
+        if self._inflater is not None:
+            self._inflater.close()
+            self._inflater = None
+        super().close()
+
+
+class ObjectReader:
+    """Reads objects of one store, caching what never changes: trees, commits, sizes."""
+
+    def __init__(self, store: DiskObjectStore) -> None:
+        self.store = store
+        self._dir = os.fspath(store.path)
+        self._sha_len = store.object_format.oid_length
+        self.empty_tree = Tree().get_id(store.object_format)
+        self.tree: Callable[[bytes], TreeEntries] = functools.lru_cache(maxsize=8192)(
+            self._load_tree
+        )
+        self.commit: Callable[[bytes], Commit] = functools.lru_cache(maxsize=4096)(
+            self._load_commit
+        )
+        self.blob_size: Callable[[bytes], int] = functools.lru_cache(maxsize=1 << 16)(
+            self._load_size
+        )
+
+    def loose_path(self, sha: bytes) -> str:
+        """Where the loose object ``sha`` (hex) lives or would live."""
+        hexsha = sha.decode("ascii")
+        return os.path.join(self._dir, hexsha[:2], hexsha[2:])
+
+    def _inflater(self, sha: bytes) -> _Inflater | None:
+        """An inflater positioned at the content of ``sha``, or None for a delta."""
+        try:
+            return _Inflater(self.loose_path(sha), None)
+        except FileNotFoundError:
+            pass  # packed (perhaps just now, by a `git gc`)
+        for pack in self.store.packs:
+            try:
+                offset = pack.index.object_offset(sha)
+            except KeyError:
+                continue
+            inflater = _Inflater(os.fspath(pack.data.path), offset)
+            if inflater.type in _DELTAS:
+                inflater.close()
+                return None
+            return inflater
+        raise KeyError(sha)
+
+    def raw(self, sha: bytes) -> tuple[int, bytes]:
+        """The type number and content of an object (whole, for small objects)."""
+        try:
+            with open(self.loose_path(sha), "rb") as f:
+                data = zlib.decompress(f.read())
+        except FileNotFoundError:
+            return self.store.get_raw(sha)
+        head, _, content = data.partition(b"\0")
+        return _TYPES[head.partition(b" ")[0]], content
+
+    def _load_tree(self, sha: bytes) -> TreeEntries:
+        if sha == self.empty_tree:  # git knows it without storing it
+            return {}
+        kind, content = self.raw(sha)
+        if kind != 2:
+            raise ValueError(f"{sha!r} is not a tree")
+        return {name: (mode, child) for name, mode, child in parse_tree(content, self._sha_len)}
+
+    def _load_commit(self, sha: bytes) -> Commit:
+        kind, content = self.raw(sha)
+        obj = ShaFile.from_raw_string(kind, content, sha, object_format=self.store.object_format)
+        if not isinstance(obj, Commit):
+            raise ValueError(f"{sha!r} is not a commit")
+        return obj
+
+    def _load_size(self, sha: bytes) -> int:
+        inflater = self._inflater(sha)
+        if inflater is None:
+            return len(self.store.get_raw(sha)[1])
+        inflater.close()
+        return inflater.size
+
+    def _small_loose(self, sha: bytes, limit: int) -> bytes | None:
+        """The content of a loose object of at most ``limit`` bytes, read in one go
+        (the common case of a small file); None for anything else."""
+        try:
+            packed = read_small(self.loose_path(sha), limit + 1)
+        except FileNotFoundError:
+            return None
+        if len(packed) > limit:
+            return None
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(packed, limit + 64)
+        if not inflate.eof:
+            return None
+        head, _, content = data.partition(b"\0")
+        return content if len(content) <= limit and head.startswith(b"blob ") else None
+
+    def open_blob(self, sha: bytes, inline_limit: int) -> tuple[int, bytes | BlobStream]:
+        """A blob's size and its bytes (up to ``inline_limit``) or a stream of them."""
+        small = self._small_loose(sha, inline_limit)
+        if small is not None:
+            return len(small), small
+        inflater = self._inflater(sha)
+        if inflater is None:
+            data = self.store.get_raw(sha)[1]
+            return len(data), data
+        size = inflater.size
+        if size <= inline_limit:
+            try:
+                return size, inflater.read_all()
+            finally:
+                inflater.close()
+        inflater.close()
+
+        def reopen() -> _Inflater:
+            again = self._inflater(sha)
+            assert again is not None
+            return again
+
+        return size, BlobStream(reopen, size)
+
+
+class BlobWriter:
+    """Builds one loose blob from chunks, never holding it whole.
+
+    With the size known up front, chunks are hashed and compressed as they come; without
+    it they are spooled raw to a temporary file first (the object header needs the size).
+    Either way the object appears under ``objects/`` only once complete.
+    """
+
+    def __init__(self, store: DiskObjectStore, size: int | None) -> None:
+        self._store = store
+        self._dir = os.fspath(store.path)
+        self._declared = size
+        self._received = 0
+        fd, self._temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self._dir)
+        self._file = os.fdopen(fd, "wb")
+        self._header = b"" if size is None else b"blob %d\0" % size
+        self._hash = store.object_format.new_hash()
+        self._level = store.loose_compression_level
+        self._zlib: Any = None  # made with the first bytes, which choose the level
+
+    def _encode(self, chunk: bytes) -> None:
+        if self._zlib is None:
+            self._zlib = zlib.compressobj(_level(self._level, chunk))
+            self._hash.update(self._header)
+            self._file.write(self._zlib.compress(self._header))
+        self._hash.update(chunk)
+        self._file.write(self._zlib.compress(chunk))
+
+    def add(self, chunk: bytes) -> None:
+        """Append bytes to the blob."""
+        self._received += len(chunk)
+        if self._declared is None:
+            self._file.write(chunk)
+        elif self._received <= self._declared:
+            self._encode(chunk)
+
+    def finish(self) -> tuple[bytes, int]:
+        """Install the object; return its id (hex) and size.
+
+        Raises ValueError (leaving nothing behind) when the bytes received differ from
+        the size declared.
+        """
+        try:
+            if self._declared is not None and self._received != self._declared:
+                raise ValueError("body length differs from the announced length")
+            if self._declared is None:
+                self._encode_spool()
+            self._encode(b"")
+            self._file.write(self._zlib.flush())
+            self._file.flush()
+            if self._store.fsync_object_files:  # core.fsyncObjectFiles
+                os.fsync(self._file.fileno())
+            self._file.close()
+            sha = self._hash.hexdigest().encode("ascii")
+            _install(self._temp, os.path.join(self._dir, sha[:2].decode(), sha[2:].decode()))
+        except BaseException:
+            self.abort()
+            raise
+        return sha, self._received
+
+    def _encode_spool(self) -> None:
+        """Turn the raw spool into the compressed object, in a second temporary file."""
+        spool = self._temp
+        self._file.close()
+        fd, self._temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self._dir)
+        self._file = os.fdopen(fd, "wb")
+        try:
+            self._header = b"blob %d\0" % self._received
+            with open(spool, "rb") as raw:
+                while chunk := raw.read(CHUNK):
+                    self._encode(chunk)
+        finally:
+            os.unlink(spool)
+
+    def abort(self) -> None:
+        """Drop what was written."""
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp)
+
+
+def store_bytes(store: DiskObjectStore, data: bytes) -> bytes:
+    """Store a small blob given whole; return its id (hex). Existing objects are kept."""
+    fmt = store.object_format
+    header = b"blob %d\0" % len(data)
+    hasher = fmt.new_hash()
+    hasher.update(header)
+    hasher.update(data)
+    sha = hasher.hexdigest().encode("ascii")
+    target = os.path.join(os.fspath(store.path), sha[:2].decode(), sha[2:].decode())
+    try:
+        os.utime(target)  # freshen, so a concurrent `git prune` keeps it
+        return sha
+    except FileNotFoundError:
+        pass
+    writer = BlobWriter(store, len(data))
+    writer.add(data)
+    return writer.finish()[0]
+
+
+def read_small(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a file, with the fewest system calls (no buffered file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _level(configured: int, sample: bytes) -> int:
+    """The zlib level for a loose object that starts with ``sample``.
+
+    git's default for loose objects is the fastest level (core.looseCompression = 1),
+    but even that crawls at ~50 MB/s over bytes that do not compress (photos, archives),
+    so those are stored uncompressed; `git gc` compresses them again when it packs.
+    """
+    if configured != -1:
+        return configured
+    probe = sample[:_PROBE]
+    if len(probe) >= 4096 and len(zlib.compress(probe, 1)) > len(probe) * 0.9:
+        return 0
+    return 1
+
+
+def _install(temp: str, target: str) -> None:
+    os.chmod(temp, 0o444)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.replace(temp, target)

@@ -1,0 +1,126 @@
+"""Threads for the short blocking calls of a storage backend.
+
+``loop.run_in_executor`` costs about 17 µs of CPU per call on one core: a concurrent
+Future with its Condition, the executor's locks and idle semaphore, a second (asyncio)
+Future chained to the first, and one write to the loop's self-pipe per result, each of
+which the loop then has to read back. A storage call is mostly a handful of syscalls
+(about 20 µs for a small GET), so that overhead was as large as the work itself.
+
+:class:`WorkerPool` hands each job to an idle worker through a ``SimpleQueue`` and
+returns results in batches: a worker that finishes a job appends the outcome to a deque
+and wakes the event loop only when no earlier wake-up is still pending, so under load
+one self-pipe write delivers many results. Measured on one core with 16 concurrent
+callers: about 5 µs per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from queue import SimpleQueue
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+
+def default_threads() -> int:
+    """Worker threads for a pool: the CPUs this process may run on, plus three.
+
+    More than one, so that a slow call (a large write, a deep delete) does not hold up
+    the small ones behind it and calls that wait for the disk overlap. Not many more:
+    writes in one folder serialize on the folder's lock in the kernel, and extra threads
+    only queue there (measured on one CPU, PUT of 4 KiB: 2-4 threads ~4.7k/s, 8 threads
+    ~3.7k/s, 1 thread ~1.5k/s). Idle workers sleep.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cpus = os.cpu_count() or 1
+    return min(32, cpus + 3)
+
+
+_Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+class WorkerPool:
+    """Runs functions on worker threads for the event loop ``loop``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int, name: str) -> None:
+        self.loop = loop
+        self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
+        # Outcomes waiting for the loop: (future, result, exception).
+        self._done: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
+        self._wake_pending = False
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}_{i}") for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """A future of ``fn(*args)`` run on a worker; await it on the pool's loop.
+
+        Like ``run_in_executor``: a job whose future is cancelled before it starts is
+        skipped; one cancelled while it runs completes and its result is dropped.
+        """
+        future = self.loop.create_future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def close(self) -> None:
+        """Let the workers finish the jobs already queued, then stop."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    # -- worker side --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            self._run(*job)
+            del job  # hold nothing of a finished job while waiting for the next
+
+    def _run(
+        self, future: asyncio.Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
+        if future.cancelled():
+            return
+        try:
+            self._done.append((future, fn(*args), None))
+        except StopIteration:  # a Future refuses StopIteration
+            self._done.append((future, None, RuntimeError(f"{fn!r} raised StopIteration")))
+        except BaseException as exc:  # handed to the caller, as an executor does
+            self._done.append((future, None, exc))
+        with self._lock:
+            if self._wake_pending:
+                return  # the pending wake-up delivers this outcome too
+            self._wake_pending = True
+        try:
+            self.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            with self._lock:
+                self._wake_pending = False
+
+    # -- loop side ----------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        # Clear the flag before draining: an outcome appended after this point either
+        # gets drained below or schedules a new wake-up.
+        with self._lock:
+            self._wake_pending = False
+        done = self._done
+        while done:
+            future, result, exc = done.popleft()
+            if future.cancelled():
+                continue
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)

@@ -1,0 +1,38 @@
+"""The access log: aiohttp's line for each request, followed by the mount that answered."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
+from aiohttp.web_log import AccessLogger
+
+from .app import ROUTER_KEY
+
+
+class MountAccessLogger(AbstractAccessLogger):
+    """Logs ``<aiohttp's format> mount=<path>``, e.g. ``... "curl/8.5.0" mount=/static``.
+
+    Requests no mount took (404) show ``mount=-``.
+    """
+
+    def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
+        super().__init__(logger, log_format)
+        self._by_mount: dict[str, AccessLogger] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """Whether lines at INFO would be written at all."""
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        """Write the line of one request."""
+        found = request.app[ROUTER_KEY].find(request.raw_path)
+        mount = "-" if found is None else found.prefix or "/"
+        inner = self._by_mount.get(mount)
+        if inner is None:
+            # Mount paths cannot hold "%" (the config refuses it), so they are literal here.
+            inner = AccessLogger(self.logger, f"{self.log_format} mount={mount}")
+            self._by_mount[mount] = inner
+        inner.log(request, response, time)

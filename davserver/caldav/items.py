@@ -1,0 +1,184 @@
+"""The ``D:response`` elements of calendar objects in REPORT answers, rendered in batches
+from the calendar index (ETag, size, dates) and the body cache, with calendar-data when
+asked for: the disk is read only for bodies not in memory, and dead properties."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from lxml import etree
+
+from davserver.backends.base import Resource
+from davserver.backends.calendar import place
+from davserver.backends.calendar_items import CalendarItems
+from davserver.backends.calendar_spans import Span
+from davserver.dav.paths import href
+from davserver.dav.props import PropRenderer, prop_selection
+from davserver.dav.xml import status_line
+
+from . import calendar_data
+from .names import c, dav
+
+if TYPE_CHECKING:
+    from .mount import CalDavMount
+
+CALENDAR_DATA = c("calendar-data")
+Spans = Sequence[Span] | None
+Target = tuple[str, str | None, str]
+"""(path, inner calendar path or None when not a calendar object, item name)."""
+
+
+def missing(link: str, status: int = 404) -> str:
+    """A response with only a status, for a member that is not there."""
+    status_el = f"<D:status>{status_line(status)}</D:status>"
+    return f"<D:response><D:href>{link}</D:href>{status_el}</D:response>"
+
+
+class ItemRenderer:
+    """Renders the responses of calendar objects, with calendar-data when asked for."""
+
+    def __init__(self, mount: CalDavMount, request: web.Request, root: etree._Element) -> None:
+        self.mount = mount
+        self.props: PropRenderer = mount.renderer(request, prop_selection(root))
+        element = root.find(f"{dav('prop')}/{CALENDAR_DATA}")
+        self.data = calendar_data.parse(element) if element is not None else None
+        asked = self.props.request
+        live = self.props.live
+        # Dead properties are read only when a name is neither live nor calendar-data.
+        self._dead = asked.mode != "prop" or any(
+            n not in live and n != CALENDAR_DATA for n in asked.names
+        )
+        self._fresh: dict[str, CalendarItems] = {}
+
+    async def _resources(self, targets: list[Target]) -> list[Resource | None]:
+        """The items' resources: from the index (each calendar brought up to date once per
+        request), or from the store for dead properties and what is not an item."""
+        store = self.mount.storage
+        out: list[Resource | None] = []
+        for path, calendar, name in targets:
+            if calendar is None:
+                res = await store.stat(path, dead_props=self._dead)
+                out.append(res if res is not None and not res.is_collection else None)
+                continue
+            items = self._fresh.get(calendar)
+            if items is None:
+                items = self._fresh[calendar] = await store.refresh(calendar)
+            item = items.get(name)
+            if item is None:
+                out.append(None)
+            elif self._dead:
+                out.append(await store.stat(path, dead_props=True))
+            else:
+                out.append(store.item_resource(calendar, name, item))
+        return out
+
+    async def _body(self, target: Target, res: Resource | None) -> tuple[Resource, bytes] | None:
+        path, calendar, name = target
+        if calendar is not None:
+            found = await self.mount.storage.item_body(calendar, name)
+        else:
+            body = await self.mount.storage.read(
+                path, inline_limit=self.mount.caldav.max_resource_size
+            )
+            found = (body.resource, body.data) if body.data is not None else None
+        if found is None:
+            return None
+        # The dead properties (when asked for) are on the resource looked up first.
+        return (res if self._dead else found[0]), found[1]
+
+    async def render(self, paths: list[str]) -> list[str]:
+        """The responses of the resources at these paths, in order (404 for those that
+        are not there, or are not calendar objects)."""
+        targets: list[Target] = []
+        for path in paths:
+            where = place(path)
+            if where.kind == "item" and where.calendar and where.name:
+                targets.append((path, where.calendar, where.name))
+            else:
+                targets.append((path, None, ""))
+        return await self.render_targets(targets)
+
+    async def render_members(self, path: str, calendar: str, names: list[str]) -> list[str]:
+        """The responses of items of the calendar at ``path`` (inner path ``calendar``)."""
+        return await self.render_targets([(f"{path}/{n}", calendar, n) for n in names])
+
+    async def render_targets(self, targets: list[Target]) -> list[str]:
+        """The responses of these targets, in order."""
+        resources = await self._resources(targets)
+        bodies: list[bytes | None] = [None] * len(targets)
+        if self.data is not None:
+            cache = self.mount.storage.bodies
+            misses = []
+            for i, ((_, calendar, name), res) in enumerate(zip(targets, resources, strict=True)):
+                if res is None:
+                    continue
+                data = cache.get(f"{calendar}/{name}", res.etag) if calendar is not None else None
+                if data is None:
+                    misses.append(i)
+                else:
+                    bodies[i] = data
+            fetched = await asyncio.gather(*(self._body(targets[i], resources[i]) for i in misses))
+            for i, body in zip(misses, fetched, strict=True):
+                resources[i], bodies[i] = body if body is not None else (None, None)
+        rendered = await self._calendar_data(bodies, self._known_spans(targets, resources))
+        out = []
+        values = self.props.values
+        for (path, _, _), res, text in zip(targets, resources, rendered, strict=True):
+            if res is None:
+                out.append(missing(href(self.mount.prefix, path, False)))
+                continue
+            if text is not None:
+                values[(res.path, CALENDAR_DATA)] = text
+            out.append(self.props.render(res))
+            if text is not None:
+                del values[(res.path, CALENDAR_DATA)]
+        return out
+
+    def _known_spans(self, targets: list[Target], resources: list[Resource | None]) -> list[Spans]:
+        """For each item, the index's spans when they can stand for its instances in the
+        expand range (indexed from the very bytes read, and covering the range)."""
+        rng = self.data.expand if self.data is not None else None
+        if rng is None:
+            return [None] * len(targets)
+        out: list[Spans] = []
+        index = self.mount.storage.index
+        for (_, calendar, name), res in zip(targets, resources, strict=True):
+            items = index.cached(calendar) if calendar is not None else None
+            item = items.get(name) if items is not None else None
+            usable = (
+                item is not None and res is not None and item.etag == res.etag
+                and item.summary.covers(rng.lo, rng.hi)
+            )  # fmt: skip
+            out.append(item.summary.spans if usable and item is not None else None)
+        return out
+
+    async def _calendar_data(
+        self, bodies: list[bytes | None], known: list[Spans]
+    ) -> list[str | None]:
+        spec = self.data
+        if spec is None:
+            return [None] * len(bodies)
+        if spec.verbatim:
+            return [calendar_data.render(b, spec) if b is not None else None for b in bodies]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, _render_all, bodies, known, spec)
+
+
+def _render_all(
+    bodies: list[bytes | None], known: list[Spans], spec: calendar_data.CalendarData
+) -> list[str | None]:
+    """calendar-data of several objects (in the thread pool); one that fails to parse
+    is sent as stored."""
+    out: list[str | None] = []
+    for body, spans in zip(bodies, known, strict=True):
+        if body is None:
+            out.append(None)
+            continue
+        try:
+            out.append(calendar_data.render(body, spec, spans))
+        except ValueError:
+            out.append(calendar_data.render(body, calendar_data.CalendarData()))
+    return out

@@ -1,0 +1,80 @@
+"""sync-collection (RFC 6578) on a calendar, from the index's change log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from lxml import etree
+
+from davserver.backends.calendar import place
+from davserver.dav import multistatus
+from davserver.dav.errors import DAVError
+from davserver.dav.paths import href
+from davserver.dav.xml import status_line
+
+from .items import ItemRenderer, missing
+from .names import dav
+from .props import parse_sync_token, sync_token
+
+if TYPE_CHECKING:
+    from .mount import CalDavMount
+
+BATCH = 256
+"""Members rendered per batch."""
+
+
+async def sync_collection(
+    mount: CalDavMount, request: web.Request, path: str, root: etree._Element
+) -> web.StreamResponse:
+    """What changed in a calendar since a sync token (everything, without one)."""
+    where = place(path)
+    if where.kind != "calendar" or not where.calendar:
+        raise DAVError(403, "sync-collection works on calendars", condition="supported-report")
+    store = mount.storage
+    items = await store.refresh(where.calendar)
+    given = (root.findtext(dav("sync-token")) or "").strip()
+    epoch = await store.index.epoch()
+    since = 0
+    if given:
+        parsed = parse_sync_token(given, epoch)
+        if parsed is None or parsed > await store.index.newest():
+            raise DAVError(403, "unknown sync token", condition="valid-sync-token")
+        since = parsed
+    limit_text = root.findtext(f"{dav('limit')}/{dav('nresults')}")
+    limit = int(limit_text) if limit_text and limit_text.strip().isdigit() else None
+    if given or limit is not None:
+        changes = await store.index.changes_since(where.calendar, since)
+        changes = changes if given else [ch for ch in changes if not ch[2]]
+    else:  # everything there is: the index says it without the change log
+        current = await store.index.token(where.calendar)
+        changes = [(current, name, False) for name in items]
+    truncated = limit is not None and len(changes) > limit
+    if truncated:
+        changes = changes[:limit]
+        end = changes[-1][0] if changes else since
+    else:
+        end = max(since, await store.index.token(where.calendar))
+    renderer = ItemRenderer(mount, request, root)
+
+    async def responses() -> AsyncIterator[str]:
+        for i in range(0, len(changes), BATCH):
+            batch = changes[i : i + BATCH]
+            present = [name for _, name, deleted in batch if not deleted]
+            rendered = await renderer.render_members(path, where.calendar or "", present)
+            gone = [
+                missing(href(mount.prefix, f"{path}/{name}", False))
+                for _, name, deleted in batch
+                if deleted
+            ]
+            yield "".join(rendered) + "".join(gone)
+        if truncated:
+            link = href(mount.prefix, path, True)
+            yield (
+                f"<D:response><D:href>{link}</D:href><D:status>{status_line(507)}</D:status>"
+                "<D:error><D:number-of-matches-within-limits/></D:error></D:response>"
+            )
+
+    trailer = f"<D:sync-token>{sync_token(end, epoch)}</D:sync-token>"
+    return await multistatus.stream(request, responses(), trailer)

@@ -1,0 +1,167 @@
+"""The calendar index: queries read only the items in their answer, unbounded recurrences
+are enumerated to a horizon and evaluated beyond it, the change feed finds changes made
+behind the server's back without listing the calendar, and an index written by an older
+version is summarized again without counting as a change."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from caldav_data import EVENTS, HEAD, NSDECL, Cal, MakeCal, caldav_config, event, ical, vevent
+from davserver.backends.calendar_spans import INF
+from davserver.backends.calendar_summary import MAX_SPANS, summarize
+
+from davserver.app import ROUTER_KEY, create_app
+from davserver.caldav.mount import CalDavMount
+
+pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
+
+DAILY = ical(*vevent("daily", "Daily", "20200101T090000Z", "20200101T093000Z", "RRULE:FREQ=DAILY"))
+
+
+def week_query(start: str, end: str, data: str = "<C:calendar-data/>") -> str:
+    return (
+        f"{HEAD}<C:calendar-query {NSDECL}><D:prop><D:getetag/>{data}</D:prop><C:filter>"
+        '<C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        f'<C:time-range start="{start}" end="{end}"/></C:comp-filter></C:comp-filter>'
+        "</C:filter></C:calendar-query>"
+    )
+
+
+def store_of(cal: Cal) -> Any:
+    """The CalendarStore of the test server's CalDAV mount."""
+    router = cal.client.app[ROUTER_KEY]
+    [mount] = [m for m in router.mounts if isinstance(m, CalDavMount)]
+    return mount.storage
+
+
+def test_an_unbounded_rule_is_enumerated_to_a_horizon() -> None:
+    now = 1_780_000_000.0  # 2026
+    summary = summarize(DAILY, now)
+    assert len(summary.spans) == MAX_SPANS
+    assert summary.until < INF
+    assert summary.since <= now - 300 * 86400  # the years around now are covered
+    assert summary.covers(now, now + 7 * 86400)
+    assert not summary.covers(now, now + 30 * 365 * 86400)
+    bounded = summarize(event("b", "Weekly", "RRULE:FREQ=WEEKLY;COUNT=10"), now)
+    assert len(bounded.spans) == 10 and bounded.covers(0, now * 2)
+
+
+async def test_queries_beyond_the_horizon_are_evaluated_exactly(cal: Cal) -> None:
+    await cal.put_ok(f"{EVENTS}daily.ics", DAILY)
+    await cal.put_ok(
+        f"{EVENTS}once.ics", event("once", start="20260105T100000Z", end="20260105T110000Z")
+    )
+    for start, end in (("20200301T000000Z", "20200302T000000Z"), ("20260105T000000Z", "20260106T000000Z"),
+                       ("21500601T000000Z", "21500601T120000Z")):  # fmt: skip
+        ms = await cal.report(EVENTS, week_query(start, end, ""))
+        got = {r.href.rpartition("/")[2] for r in ms.responses}
+        assert "daily.ics" in got, (start, end)
+    ms = await cal.report(EVENTS, week_query("20191231T000000Z", "20200101T000000Z", ""))
+    assert ms.responses == []
+
+
+async def test_a_query_reads_only_the_items_it_answers_with(
+    cal: Cal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for day in range(1, 29):
+        start = f"202602{day:02d}T100000Z"
+        await cal.put_ok(
+            f"{EVENTS}d{day}.ics", event(f"d{day}", start=start, end=start.replace("T10", "T11"))
+        )
+    store = store_of(cal)
+    reads: list[str] = []
+    inner_read = store.inner.read
+
+    async def counting(path: str, **kw: Any) -> Any:
+        reads.append(path)
+        return await inner_read(path, **kw)
+
+    monkeypatch.setattr(store.inner, "read", counting)
+    store.bodies = type(store.bodies)()  # a cold cache
+    ms = await cal.report(EVENTS, week_query("20260210T000000Z", "20260213T000000Z"))
+    assert len(ms.responses) == 3
+    assert sorted(p.rpartition("/")[2] for p in reads) == ["d10.ics", "d11.ics", "d12.ics"]
+    reads.clear()
+    ms = await cal.report(EVENTS, week_query("20260201T000000Z", "20260301T000000Z", ""))
+    assert len(ms.responses) == 28 and reads == []  # ETags come from the index
+
+
+async def test_changes_on_disk_are_found_without_listing_the_calendar(
+    cal: Cal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await cal.put_ok(f"{EVENTS}a.ics", event("a", start="20260105T100000Z", end="20260105T110000Z"))
+    await cal.ctag()
+    store = store_of(cal)
+    listings: list[str] = []
+    inner_children = store.inner.children
+
+    def counting(path: str, **kw: Any) -> Any:
+        listings.append(path)
+        return inner_children(path, **kw)
+
+    monkeypatch.setattr(store.inner, "children", counting)
+    (cal.folder() / "b.ics").write_bytes(
+        event("b", start="20260106T100000Z", end="20260106T110000Z")
+    )
+    (cal.folder() / "a.ics").write_bytes(
+        event("a", "Renamed", start="20260107T100000Z", end="20260107T110000Z")
+    )
+    ms = await cal.report(EVENTS, week_query("20260106T000000Z", "20260108T000000Z", ""))
+    assert {r.href.rpartition("/")[2] for r in ms.responses} == {"a.ics", "b.ics"}
+    (cal.folder() / "b.ics").unlink()
+    ms = await cal.report(EVENTS, week_query("20260101T000000Z", "20260201T000000Z", ""))
+    assert {r.href.rpartition("/")[2] for r in ms.responses} == {"a.ics"}
+    assert listings == []
+
+
+async def test_a_feed_that_cannot_tell_makes_the_store_list_the_calendar(
+    cal: Cal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await cal.put_ok(f"{EVENTS}a.ics", event("a"))
+    store = store_of(cal)
+
+    async def lost(calendar: str) -> None:
+        return None  # as after an inotify queue overflow
+
+    monkeypatch.setattr(store._feed, "changes", lost)
+    (cal.folder() / "b.ics").write_bytes(event("b"))
+    ms = await cal.report(EVENTS, week_query("20260105T000000Z", "20260106T000000Z", ""))
+    assert {r.href.rpartition("/")[2] for r in ms.responses} == {"a.ics", "b.ics"}
+
+
+async def test_propfind_lists_items_from_the_index_and_folders_from_the_store(cal: Cal) -> None:
+    await cal.put_ok(f"{EVENTS}a.ics", event("a"))
+    (cal.folder() / "sub").mkdir()
+    ms = await cal.propfind(EVENTS, "{DAV:}getetag", depth="1")
+    assert {r.href for r in ms.responses} == {EVENTS, f"{EVENTS}a.ics", f"{EVENTS}sub/"}
+
+
+async def test_an_older_index_is_summarized_again_without_a_change(
+    aiohttp_client: Any, tmp_path: Path, make_cal: MakeCal
+) -> None:
+    cal = await make_cal()
+    await cal.put_ok(f"{EVENTS}a.ics", event("a", start="20260105T100000Z", end="20260105T110000Z"))
+    ctag, token = await cal.ctag()
+    await cal.client.close()
+    [db_file] = (tmp_path / "state").glob("caldav*.sqlite3")
+    with sqlite3.connect(db_file) as db:
+        db.execute("UPDATE items SET spans = NULL, since = NULL, until = NULL")
+    client = await aiohttp_client(create_app(caldav_config(tmp_path)))
+    again = Cal(client, tmp_path, "filesystem")
+    ms = await again.report(EVENTS, week_query("20260105T000000Z", "20260106T000000Z", ""))
+    assert [r.href for r in ms.responses] == [f"{EVENTS}a.ics"]
+    assert await again.ctag() == (ctag, token)
+
+
+async def test_git_calendars_follow_commits_made_elsewhere(make_cal: MakeCal) -> None:
+    cal = await make_cal(backend="git")
+    await cal.put_ok(f"{EVENTS}a.ics", event("a", start="20260105T100000Z", end="20260105T110000Z"))
+    ms = await cal.report(EVENTS, week_query("20260105T000000Z", "20260106T000000Z", ""))
+    assert [r.href for r in ms.responses] == [f"{EVENTS}a.ics"]
+    await cal.put_ok(f"{EVENTS}a.ics", event("a", start="20260107T100000Z", end="20260107T110000Z"))
+    ms = await cal.report(EVENTS, week_query("20260105T000000Z", "20260106T000000Z", ""))
+    assert ms.responses == []
