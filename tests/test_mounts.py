@@ -206,6 +206,7 @@ def test_unloadable_wsgi_app_stops_the_server(tmp_path: Path) -> None:
     conf = write(tmp_path, '[[mounts]]\npath = "/w"\ntype = "wsgi"\napp = "no_such_module:app"\n')
     proc = subprocess.run(
         [sys.executable, "-m", "davserver", "serve", "--config", str(conf), "--port", "0"],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=30,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from davserver.auth import htpasswd
 
 
 def user(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    # Not from the project root, where `python -m` would import the source tree instead
+    # of the installed package.
     return subprocess.run(
-        [sys.executable, "-m", "davserver", "user", *args],
+        [sys.executable, "-m", "davserver", "user", *args], cwd=tempfile.gettempdir(),
         input=stdin, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
