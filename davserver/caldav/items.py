@@ -16,8 +16,8 @@ from davserver.backends.calendar import place
 from davserver.backends.calendar_items import CalendarItems
 from davserver.backends.calendar_spans import Span
 from davserver.dav.paths import href
-from davserver.dav.props import PropRenderer, prop_selection
-from davserver.dav.xml import status_line
+from davserver.dav.props import PropRenderer, prop_selection, propstat
+from davserver.dav.xml import escape, status_line
 
 from . import calendar_data
 from .names import c, dav
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .mount import CalDavMount
 
 CALENDAR_DATA = c("calendar-data")
+GETETAG = dav("getetag")
 Spans = Sequence[Span] | None
 Target = tuple[str, str | None, str]
 """(path, inner calendar path or None when not a calendar object, item name)."""
@@ -52,6 +53,15 @@ class ItemRenderer:
             n not in live and n != CALENDAR_DATA for n in asked.names
         )
         self._fresh: dict[str, CalendarItems] = {}
+        # The usual request (sync, query): ETags and maybe calendar-data, rendered here
+        # without the general renderer's per-property lookups.
+        self._simple = (
+            not self._dead
+            and asked.mode == "prop"
+            and bool(asked.names)
+            and set(asked.names) <= {GETETAG, CALENDAR_DATA}
+            and len(set(asked.names)) == len(asked.names)
+        )
 
     async def _resources(self, targets: list[Target]) -> list[Resource | None]:
         """The items' resources: from the index (each calendar brought up to date once per
@@ -130,12 +140,24 @@ class ItemRenderer:
             if res is None:
                 out.append(missing(href(self.mount.prefix, path, False)))
                 continue
+            if self._simple and (text is not None or self.data is None):
+                out.append(self._simple_response(res, text))
+                continue
             if text is not None:
                 values[(res.path, CALENDAR_DATA)] = text
             out.append(self.props.render(res))
             if text is not None:
                 del values[(res.path, CALENDAR_DATA)]
         return out
+
+    def _simple_response(self, res: Resource, text: str | None) -> str:
+        """What the general renderer gives for getetag and calendar-data, both found."""
+        found = "".join(
+            f"<D:getetag>{escape(res.etag)}</D:getetag>" if name == GETETAG else text or ""
+            for name in self.props.request.names
+        )
+        link = href(self.mount.prefix, res.path, False)
+        return f"<D:response><D:href>{link}</D:href>{propstat(found, 200)}</D:response>"
 
     def _known_spans(self, targets: list[Target], resources: list[Resource | None]) -> list[Spans]:
         """For each item, the index's spans when they can stand for its instances in the
