@@ -55,8 +55,11 @@ class WorkerPool:
         self._done: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._wake_pending = False
         self._lock = threading.Lock()
+        # Daemon threads: a pool nobody closed must not keep the process alive at exit
+        # (writes are temp-file-and-rename, so an interrupted one leaves no half file).
         self._threads = [
-            threading.Thread(target=self._work, name=f"{name}_{i}") for i in range(threads)
+            threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
+            for i in range(threads)
         ]
         for thread in self._threads:
             thread.start()
