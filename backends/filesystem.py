@@ -197,11 +197,12 @@ class FilesystemStorage:
     # -- helpers (run on the worker threads) --------------------------------------------
 
     def _run(self, fn: Callable[..., _T], *args: Any) -> Awaitable[_T]:
-        """``fn(*args)`` on a worker thread, to be awaited on the event loop."""
+        """``fn(*args)`` on a worker thread, to be awaited on the event loop that opened
+        the storage. (Not asyncio.get_running_loop() each time: on Python 3.11 that is a
+        getpid() system call.)"""
         pool = self._pool
-        loop = asyncio.get_running_loop()
-        if pool is None or pool.loop is not loop:  # not opened (or on another loop)
-            return loop.run_in_executor(None, fn, *args)
+        if pool is None:  # not opened, or closed
+            return asyncio.get_running_loop().run_in_executor(None, fn, *args)
         return pool.submit(fn, *args)
 
     def _full(self, path: str, *, check_last: bool = True) -> str:
@@ -229,8 +230,10 @@ class FilesystemStorage:
                     raise Forbidden(f"{path!r} leads outside the store")
         return full if last is None else full + os.sep + last
 
-    def _props_file(self, path: str, is_collection: bool) -> str:
-        full = self._full(path)
+    def _props_file(self, path: str, is_collection: bool, full: str | None = None) -> str:
+        """Where the dead properties of ``path`` live (``full``: its disk path, if known)."""
+        if full is None:
+            full = self._full(path)
         if is_collection:
             return os.path.join(full, PROPS_DIR, SELF_PROPS)
         parent, _, name = full.rpartition(os.sep)
@@ -247,29 +250,26 @@ class FilesystemStorage:
             return {}
 
     def _resource(self, path: str, st: os.stat_result, props: DeadProps | None) -> Resource:
-        is_dir = stat.S_ISDIR(st.st_mode)
+        # Positional: a listing makes one per member. Fields: path, is_collection, size,
+        # mtime, ctime, etag, content_type, dead_props.
+        if stat.S_ISDIR(st.st_mode):
+            return Resource(path, True, 0, st.st_mtime, st.st_ctime, _etag(st), None, props)
         return Resource(
-            path=path,
-            is_collection=is_dir,
-            size=0 if is_dir else st.st_size,
-            mtime=st.st_mtime,
-            ctime=st.st_ctime,
-            etag=_etag(st),
-            content_type=None if is_dir else _content_type(path),
-            dead_props=props,
+            path, False, st.st_size, st.st_mtime, st.st_ctime, _etag(st), _content_type(path), props
         )
 
     def _stat_sync(self, path: str, dead_props: bool) -> Resource | None:
         try:
             # lstat: the last segment's own check and the answer in one call.
-            st = os.lstat(self._full(path, check_last=False))
+            full = self._full(path, check_last=False)
+            st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):
                 st = os.stat(self._full(path))
         except (FileNotFoundError, NotADirectoryError):
             return None
         props = None
         if dead_props:
-            props = self._read_props_file(self._props_file(path, stat.S_ISDIR(st.st_mode)))
+            props = self._read_props_file(self._props_file(path, stat.S_ISDIR(st.st_mode), full))
         return self._resource(path, st, props)
 
     def _visible(self, name: str) -> bool:
@@ -401,10 +401,9 @@ class FilesystemStorage:
 
         return await self._run(statvfs)
 
-    @contextlib.asynccontextmanager
-    async def change(self, *, author: str, message: str) -> AsyncIterator[FilesystemChange]:
+    def change(self, *, author: str, message: str) -> FilesystemChange:
         """Writes on a folder apply as they go; each one is atomic on its own."""
-        yield FilesystemChange(self)
+        return FilesystemChange(self)
 
     async def close(self) -> None:
         """Stop the worker threads once they have finished what is queued."""
@@ -418,6 +417,14 @@ class FilesystemChange:
 
     def __init__(self, storage: FilesystemStorage) -> None:
         self._s = storage
+
+    # Its own (empty) change block: a class, not @asynccontextmanager, as every write
+    # enters one.
+    async def __aenter__(self) -> FilesystemChange:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
     # -- sync parts ---------------------------------------------------------------------
 

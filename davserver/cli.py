@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -47,6 +48,10 @@ async def serve(config: Config) -> None:
         handle_signals=False,
     )
     await runner.setup()
+    # Everything made so far (modules, the app, the mounts) lives as long as the process:
+    # out of the collector's sight, full collections stop walking it again and again
+    # (a PROPFIND Depth 1 makes thousands of objects; ~10 % of its time went there).
+    gc.freeze()
     site = web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
     await site.start()
     for host, port in (a[:2] for a in runner.addresses):

@@ -90,6 +90,7 @@ class CalDavMount(DavMount):
         sample = live_table(prefix, caldav.default_user, caldav.max_resource_size)
         self.protected = (frozenset(sample) - {dav("displayname")}) | INDEXED
         self._tables: dict[str, dict[str, LiveRenderer]] = {}
+        self._discovery: dict[str, dict[str, LiveRenderer]] = {}
 
     def user(self, request: web.Request) -> str:
         """Whose calendars a request sees: the authenticated user, else the default one."""
@@ -121,12 +122,17 @@ class CalDavMount(DavMount):
         other mounts to answer with (a client may start at the server root), with the
         user's principal as owner and no reports (a WebDAV mount answers none)."""
         user = self.user(request)
-        table = live_table(self.prefix, user, self.caldav.max_resource_size)
+        found = self._discovery.get(user)  # built once per user, like _live: only read
+        if found is not None:
+            return found
+        table = self._live(user)
         found = {name: table[name] for name in DISCOVERY}
         principal = href(self.prefix, f"{PRINCIPALS}/{user}", True)
         owner = f"<D:owner><D:href>{principal}</D:href></D:owner>"
         found[dav("owner")] = lambda r, res: owner
         found[dav("supported-report-set")] = lambda r, res: supported_reports(())
+        if len(self._discovery) < MAX_TABLES:
+            self._discovery[user] = found
         return found
 
     async def annotate(self, renderer: PropRenderer, batch: list[Resource]) -> None:

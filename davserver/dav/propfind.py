@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -10,9 +11,10 @@ from aiohttp import web
 from davserver.backends.base import Resource, Storage
 
 from . import multistatus
-from .body import read_xml
+from .body import has_body, read_limited
 from .errors import DAVError
-from .props import parse_propfind
+from .props import ALLPROP_REQUEST, PropRequest, parse_propfind
+from .xml import XMLError, parse
 
 if TYPE_CHECKING:
     from davserver.mounts.dav import DavMount
@@ -34,6 +36,33 @@ def wants_minimal(request: web.Request) -> bool:
     return brief or "return=minimal" in prefer or "return-minimal" in prefer
 
 
+# Bodies up to this size have their reading remembered (see _parse_body).
+_REMEMBERED_BODY = 4096
+
+
+async def read_prop_request(request: web.Request, limit: int) -> PropRequest:
+    """What the PROPFIND body asks (allprop when there is none); 400 when malformed."""
+    if not has_body(request):
+        return ALLPROP_REQUEST
+    data = await read_limited(request, limit)
+    if len(data) <= _REMEMBERED_BODY:
+        return _parse_body(data)
+    return _parse_body.__wrapped__(data)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_body(data: bytes) -> PropRequest:
+    """A PROPFIND body's request. Clients send the same few bodies over and over, so the
+    answers are remembered (PropRequest is immutable; refusals raise, so are not)."""
+    if not data.strip():
+        return ALLPROP_REQUEST
+    try:
+        root = parse(data)
+    except XMLError as exc:
+        raise DAVError(400, str(exc)) from exc
+    return parse_propfind(root)
+
+
 async def walk(
     storage: Storage, path: str, *, infinite: bool, dead_props: bool
 ) -> AsyncIterator[list[Resource]]:
@@ -52,7 +81,7 @@ async def propfind(mount: DavMount, request: web.Request, path: str) -> web.Stre
     depth = parse_depth(request)
     if depth == "infinity" and not mount.settings.depth_infinity:
         raise DAVError(403, "Depth: infinity is disabled", condition="propfind-finite-depth")
-    prop_request = parse_propfind(await read_xml(request, mount.settings.max_xml_size))
+    prop_request = await read_prop_request(request, mount.settings.max_xml_size)
     dead = prop_request.needs_dead_props
     storage = mount.storage
     res = await storage.stat(path, dead_props=dead)

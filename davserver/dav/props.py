@@ -123,6 +123,7 @@ class PropRequest:
 
 
 ALLPROP_REQUEST = PropRequest("allprop")
+_STATUS_200 = status_line(200)
 
 
 def parse_propfind(root: etree._Element | None) -> PropRequest:
@@ -173,44 +174,73 @@ class PropRenderer:
     """The locks covering a path, when the mount supports locking."""
     values: dict[tuple[str, str], str] = field(default_factory=dict)
     """Property elements worked out ahead (by path and name), taking precedence."""
+    _checked_live: object = field(default=None, init=False, repr=False, compare=False)
+    _standard_allprop: bool = field(default=False, init=False, repr=False, compare=False)
+    """Whether ``live`` (as of _checked_live) renders the allprop properties as LIVE."""
 
     def render(self, res: Resource) -> str:
         """The response element for one resource."""
         req = self.request
-        found: list[str] = []
-        missing: list[str] = []
         dead = res.dead_props or {}
-        if req.mode == "prop":
+        live = self.live
+        if not dead and req.mode == "allprop" and not req.names:
+            if self._checked_live is not live:  # once per table (a mount may extend LIVE)
+                self._standard_allprop = all(live.get(n) is LIVE[n] for n in ALLPROP)
+                self._checked_live = live
+            if self._standard_allprop:
+                return self._plain_allprop(res)
+        missing: list[str] = []
+        if req.mode == "allprop":
+            # The common PROPFIND (and Depth 1 renders it per member): kept lean.
+            found = [v for n in ALLPROP if (v := live[n](self, res)) is not None]
+            if dead:
+                found.extend(v.decode() for n, v in dead.items() if n not in live)
+            for name in req.names:
+                if name not in ALLPROP and name not in dead:
+                    value = self._value(name, res, dead)
+                    if value is not None:
+                        found.append(value)
+        elif req.mode == "prop":
+            found = []
             for name in req.names:
                 value = self._value(name, res, dead)
                 if value is None:
                     missing.append(empty_element(name))
                 else:
                     found.append(value)
-        elif req.mode == "allprop":
-            for name in ALLPROP:
-                value = self.live[name](self, res)
-                if value is not None:
-                    found.append(value)
-            found.extend(v.decode() for n, v in dead.items() if n not in self.live)
-            for name in req.names:
-                if name not in ALLPROP and name not in dead:
-                    value = self._value(name, res, dead)
-                    if value is not None:
-                        found.append(value)
         else:
-            names = [n for n in ALLPROP if self.live[n](self, res) is not None]
-            names.extend(n for n in dead if n not in self.live)
+            names = [n for n in ALLPROP if live[n](self, res) is not None]
+            names.extend(n for n in dead if n not in live)
             found = [empty_element(n) for n in names]
-        parts = [f"<D:response><D:href>{href(self.prefix, res.path, res.is_collection)}</D:href>"]
+        head = f"<D:response><D:href>{href(self.prefix, res.path, res.is_collection)}</D:href>"
         # A response needs a propstat (RFC 4918 §14.24): when minimal drops every 404,
         # an empty 200 one stands in.
-        if found or not missing or self.minimal:
-            parts.append(propstat("".join(found), 200))
+        ok = propstat("".join(found), 200) if found or not missing or self.minimal else ""
         if missing and not self.minimal:
-            parts.append(propstat("".join(missing), 404))
-        parts.append("</D:response>")
-        return "".join(parts)
+            return f"{head}{ok}{propstat(''.join(missing), 404)}</D:response>"
+        return f"{head}{ok}</D:response>"
+
+    def _plain_allprop(self, res: Resource) -> str:
+        """:meth:`render` of allprop, when the allprop properties are LIVE's, for a resource
+        without dead properties (every plain member of a PROPFIND Depth 1), in one step:
+        half the time of the general path. It must give what the LIVE renderers give
+        (tests/test_props_render.py compares the two)."""
+        locks = self.locks
+        coll = res.is_collection
+        ctype = res.content_type
+        return (
+            f"<D:response><D:href>{href(self.prefix, res.path, coll)}</D:href>"
+            f"<D:propstat><D:prop><D:creationdate>{iso_date(min(res.ctime, res.mtime))}"
+            f"</D:creationdate><D:displayname>{escape(res.name)}</D:displayname>"
+            + ("" if coll else f"<D:getcontentlength>{res.size}</D:getcontentlength>")
+            + (f"<D:getcontenttype>{escape(ctype)}</D:getcontenttype>" if ctype else "")
+            + f"<D:getetag>{escape(res.etag)}</D:getetag>"
+            f"<D:getlastmodified>{http_date(res.mtime)}</D:getlastmodified>"
+            + ("<D:resourcetype><D:collection/></D:resourcetype>" if coll else "<D:resourcetype/>")
+            + (SUPPORTEDLOCK if locks else "<D:supportedlock/>")
+            + lockdiscovery(locks(res.path) if locks else [], self.prefix)
+            + f"</D:prop><D:status>{_STATUS_200}</D:status></D:propstat></D:response>"
+        )
 
     def _value(self, name: str, res: Resource, dead: DeadProps) -> str | None:
         known = self.values.get((res.path, name))

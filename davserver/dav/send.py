@@ -71,6 +71,10 @@ def respond(
 ) -> web.StreamResponse:
     """The response carrying ``body``, or the ``wanted`` byte ranges of it."""
     res = body.resource
+    if wanted is None and body.data is not None:  # the common case, in short
+        headers["Content-Type"] = res.content_type or "application/octet-stream"
+        headers["Accept-Ranges"] = "bytes"
+        return web.Response(body=body.data, headers=headers)
     size = res.size
     content_type = res.content_type or "application/octet-stream"
     headers["Content-Type"] = content_type

@@ -23,14 +23,6 @@ if TYPE_CHECKING:
 # Bodies up to this size are read at once and written in one step; larger ones stream.
 SMALL_BODY = 256 << 10
 STREAM_CHUNK = 256 << 10
-# The request headers that put_target's verdicts depend on (If-Modified-Since concerns
-# GET and HEAD only), and one whose 400 must keep coming after its 405.
-_PUT_PRECHECK_HEADERS = (
-    "If-Match",
-    "If-None-Match",
-    "If-Unmodified-Since",
-    "X-Expected-Entity-Length",
-)
 
 
 def _expected_length(request: web.Request) -> int | None:
@@ -61,8 +53,15 @@ async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
     if "Content-Range" in request.headers:
         raise DAVError(400, "partial PUT with Content-Range is not supported")
     storage = mount.storage
-    if mount.locks.may_have_locks(mount.prefix) or any(
-        h in request.headers for h in _PUT_PRECHECK_HEADERS
+    h = request.headers
+    if (
+        mount.locks.may_have_locks(mount.prefix)
+        # What put_target's verdicts depend on (If-Modified-Since concerns GET and HEAD
+        # only), and a header whose 400 must keep coming after its 405.
+        or "If-Match" in h
+        or "If-None-Match" in h
+        or "If-Unmodified-Since" in h
+        or "X-Expected-Entity-Length" in h
     ):
         await put_target(mount, request, path)
     # Otherwise put_target could only refuse a collection, and the write below does that

@@ -111,6 +111,8 @@ class LockManager:
 
     def covering(self, namespace: str, path: str) -> list[Lock]:
         """Locks that apply to ``path``: on it, or on an ancestor at depth infinity."""
+        if namespace not in self._roots_per_namespace:
+            return []  # the common case, asked for every member a PROPFIND lists
         found = list(self._by_root.get((namespace, path), ()))
         parent = path
         while parent:

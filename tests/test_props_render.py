@@ -1,0 +1,65 @@
+"""PropRenderer's one-step allprop path must answer exactly what the LIVE renderers do."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from davserver.backends.base import Resource
+
+from davserver.dav.props import LIVE, LiveRenderer, PropRenderer, PropRequest
+from davserver.locks.manager import Lock
+
+NOW = 1_763_000_000.25
+
+RESOURCES = [
+    Resource("f.txt", False, 100, NOW, NOW - 10, '"1a-2b-64"', "text/plain"),
+    Resource("dir/no type", False, 0, NOW, NOW + 10, '"1a-2b-0"', None),
+    Resource("dir/sub", True, 0, NOW, NOW, '"1a-2b-0"', None),
+    Resource("", True, 0, NOW, NOW, '"1-2-0"', None),
+    Resource("a&b/<c> é.bin", False, 7, NOW, NOW, '"x&<y>"', "application/x-a&b"),
+]
+LOCK = Lock(
+    token="urn:uuid:00000000-0000-0000-0000-000000000001",
+    namespace="/dav",
+    root="dir",
+    scope="exclusive",
+    depth="infinity",
+    owner=b"<D:href>me</D:href>",
+    timeout=3600,
+    expires=time.time() + 3600,
+    principal="anonymous",
+    collection=True,
+)
+
+
+def covering(path: str) -> list[Lock]:
+    return [LOCK] if path == "dir" or path.startswith("dir/") else []
+
+
+def general_table() -> dict[str, LiveRenderer]:
+    """LIVE with one renderer wrapped: same answers, but not the standard table."""
+    etag = LIVE["{DAV:}getetag"]
+    return {**LIVE, "{DAV:}getetag": lambda r, res: etag(r, res)}
+
+
+@pytest.mark.parametrize("res", RESOURCES, ids=lambda r: r.path or "root")
+@pytest.mark.parametrize("locks", [None, covering], ids=["no-locking", "locking"])
+@pytest.mark.parametrize("minimal", [False, True])
+@pytest.mark.parametrize("extended", [False, True], ids=["LIVE", "LIVE+discovery"])
+def test_the_allprop_shortcut_renders_like_the_live_table(
+    res: Resource, locks: object, minimal: bool, extended: bool
+) -> None:
+    request = PropRequest("allprop")
+    live = {**LIVE, "{DAV:}owner": lambda r, res: "<D:owner/>"} if extended else LIVE
+    fast = PropRenderer("/dav", request, live=live, minimal=minimal, locks=locks)  # type: ignore[arg-type]
+    general = PropRenderer(
+        "/dav",
+        request,
+        live=general_table(),
+        minimal=minimal,
+        locks=locks,  # type: ignore[arg-type]
+    )
+    assert fast.render(res) == general.render(res)
+    assert fast._standard_allprop
+    assert not general._standard_allprop
