@@ -8,7 +8,7 @@ from aiohttp import web
 
 from davserver.backends.base import NotFound
 
-from . import conditions, history, listing, ranges, send
+from . import conditions, history, listing, send
 from .props import http_date
 
 if TYPE_CHECKING:
@@ -41,14 +41,4 @@ async def get(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
         return web.Response(status=status, headers=headers if status == 304 else None)
     if res.is_collection:
         return await listing.respond(mount, request, res, headers)
-    wanted = None
-    range_header = request.headers.get("Range")
-    if range_header is not None and conditions.if_range_holds(
-        request.headers.get("If-Range", res.etag), res
-    ):
-        try:
-            wanted = ranges.parse(range_header, res.size)
-        except ranges.Unsatisfiable:
-            await send.close(body)
-            return send.unsatisfiable(res.size)
-    return send.respond(body, wanted, headers)
+    return await send.ranged(request, body, headers)

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from davserver.backends.base import Body
 
+from . import conditions, ranges
+
 
 class _FileResponse(web.StreamResponse):
     """Writes parts of an open file with ``loop.sendfile`` after the headers."""
@@ -113,3 +115,22 @@ async def close(body: Body) -> None:
     """Close the file of a body that will not be sent."""
     if body.file is not None:
         await asyncio.get_running_loop().run_in_executor(None, body.file.close)
+
+
+async def ranged(
+    request: web.BaseRequest, body: Body, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The answer to a GET of ``body`` whose conditions hold: the Range it asks for (when
+    If-Range still matches), 416 when that range misses, else the whole body."""
+    res = body.resource
+    wanted = None
+    range_header = request.headers.get("Range")
+    if range_header is not None and conditions.if_range_holds(
+        request.headers.get("If-Range", res.etag), res
+    ):
+        try:
+            wanted = ranges.parse(range_header, res.size)
+        except ranges.Unsatisfiable:
+            await close(body)
+            return unsatisfiable(res.size)
+    return respond(body, wanted, headers)

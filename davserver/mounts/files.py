@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from davserver.backends.base import Body, Resource
-from davserver.dav import conditions, ranges, send
+from davserver.dav import conditions, send
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import normalize
 from davserver.dav.props import http_date
@@ -154,14 +154,4 @@ async def respond(
     if refused is not None:
         await send.close(body)
         return refused
-    wanted = None
-    range_header = request.headers.get("Range")
-    if range_header is not None and conditions.if_range_holds(
-        request.headers.get("If-Range", res.etag), res
-    ):
-        try:
-            wanted = ranges.parse(range_header, res.size)
-        except ranges.Unsatisfiable:
-            await send.close(body)
-            return send.unsatisfiable(res.size)
-    return send.respond(body, wanted, headers)
+    return await send.ranged(request, body, headers)
