@@ -62,6 +62,29 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     lock_timeout: int = 3600
     lock_timeout_max: int = 86400
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_size: int = 10 << 30
+    max_request_line: int = 8190
+    max_header_size: int = 8190
+    max_headers: int = 100
+    idle_timeout: float = 75.0
+    read_timeout: float = 60.0
+    max_connections: int = 1024
+
+
+ACCESS_LEVELS = ("off", "read-only", "read-write")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessConfig:
+    """A mount's ``access`` table: what anonymous and authenticated requests may do, and
+    whether each user's tree is theirs alone. ``parse`` fills in the defaults that depend on
+    the rest of the file (see docs/security.md)."""
+
+    anonymous: str = "read-write"
+    authenticated: str = "read-write"
+    owner_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,7 @@ class MountConfig:
     app: str = ""
     pythonpath: tuple[Path, ...] = ()
     threads: int = 8
+    access: AccessConfig = field(default_factory=AccessConfig)
 
     @property
     def prefix(self) -> str:
@@ -143,6 +167,9 @@ def _check_table(
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{source}: {where}.{key}: unknown key (known keys: {known})")
         kind = fields[key].type
+        if kind == "AccessConfig":
+            out[key] = _check_table(source, f"{where}.{key}", value, AccessConfig, base)
+            continue
         expected = {"str": str, "int": int, "bool": bool, "float": (int, float)}
         if kind.startswith("tuple["):
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -224,6 +251,49 @@ def _check_type_keys(source: str, where: str, values: dict[str, Any]) -> None:
             )
 
 
+def _check_server(source: str, server: ServerConfig) -> None:
+    limits = ("lock_timeout", "lock_timeout_max", "max_xml_size", "max_body_size",
+              "max_request_line", "max_header_size", "max_headers", "max_connections")  # fmt: skip
+    for key in limits:
+        if getattr(server, key) < 1:
+            raise ConfigError(f"{source}: server.{key}: must be at least 1")
+    for key in ("idle_timeout", "read_timeout"):
+        if getattr(server, key) <= 0:
+            raise ConfigError(f"{source}: server.{key}: must be more than 0 seconds")
+    if (server.tls_cert is None) != (server.tls_key is None):
+        raise ConfigError(f"{source}: server.tls_key: tls_cert and tls_key go together")
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(server, key)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{source}: server.{key}: {path} is not a file")
+
+
+def _access(source: str, where: str, values: dict[str, Any], auth: AuthConfig) -> AccessConfig:
+    """The mount's access rules, with the defaults that depend on the rest of the file:
+    anonymous requests are off once there are accounts, and CalDAV trees are owner-only."""
+    given = values.get("access", {})
+    for key in ("anonymous", "authenticated"):
+        if key in given and given[key] not in ACCESS_LEVELS:
+            raise ConfigError(
+                f"{source}: {where}.access.{key}: {given[key]!r} is not one of "
+                f"{', '.join(ACCESS_LEVELS)}"
+            )
+    has_accounts = auth.htpasswd is not None
+    access = AccessConfig(
+        anonymous=given.get("anonymous", "off" if has_accounts else "read-write"),
+        authenticated=given.get("authenticated", "read-write"),
+        owner_only=given.get("owner_only", values.get("type") == "caldav"),
+    )
+    if access.anonymous == "off" and not has_accounts:
+        raise ConfigError(
+            f'{source}: {where}.access.anonymous: "off" needs accounts ([auth] htpasswd): '
+            "nobody could get in"
+        )
+    if access.owner_only and values.get("type") not in ("webdav", "caldav"):
+        raise ConfigError(f"{source}: {where}.access.owner_only: only webdav and caldav trees")
+    return access
+
+
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
     unknown = set(data) - {"server", "mounts", "auth"}
@@ -237,9 +307,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     )
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"{source}: server.port: {server.port} is not a TCP port")
-    for key in ("lock_timeout", "lock_timeout_max", "max_xml_size"):
-        if getattr(server, key) < 1:
-            raise ConfigError(f"{source}: server.{key}: must be at least 1")
+    _check_server(source, server)
     raw_mounts = data.get("mounts", [])
     if not isinstance(raw_mounts, list) or not raw_mounts:
         raise ConfigError(f"{source}: mounts: at least one [[mounts]] table is needed")
@@ -248,6 +316,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         where = f"mounts[{i}]"
         values = _check_table(source, where, table, MountConfig, base, ("path", "type"))
         _check_type_keys(source, where, values)
+        values["access"] = _access(source, where, values, auth)
         mount = MountConfig(**values)
         _check_mount(source, where, mount)
         if any(m.prefix == mount.prefix for m in mounts):
