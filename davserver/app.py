@@ -13,9 +13,10 @@ from davserver.backends.calendar_index import CalendarIndex
 from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.git import GitStorage
 
+from . import access
 from .auth.basic import BasicAuth, challenge
 from .caldav.mount import CalDavMount, CalDavSettings
-from .config import Config, MountConfig
+from .config import AccessConfig, Config, MountConfig
 from .dav.identity import USER
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore
@@ -39,11 +40,13 @@ def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m)
     server = config.server
+    rules = m.access.resolved(m.type, config.auth.htpasswd is not None)
     settings = DavSettings(
         depth_infinity=m.depth_infinity,
         max_xml_size=server.max_xml_size,
         lock_timeout=server.lock_timeout,
         lock_timeout_max=server.lock_timeout_max,
+        owner_only=bool(rules.owner_only),
     )
     if m.type == "caldav":
         index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
@@ -88,9 +91,11 @@ class Router:
         self,
         mounts: list[Mount],
         error_pages: dict[str, ErrorPages],
+        access_rules: dict[str, AccessConfig],
         auth: BasicAuth | None = None,
     ) -> None:
         self.auth = auth
+        self.access = access_rules  # by mount prefix
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         self.error_pages = error_pages  # by mount prefix
         caldav = [m for m in mounts if isinstance(m, CalDavMount)]
@@ -115,17 +120,29 @@ class Router:
                 return mount
         return None
 
+    async def _admit(self, request: web.Request, mount: Mount | None) -> web.Response | None:
+        """Check the credentials a request carries and the mount's access rules; None lets
+        the request in, anything else is the answer (401 or 403)."""
+        user = None
+        if self.auth is not None and "Authorization" in request.headers:
+            user = await self.auth.user(request)
+            if user is None:
+                return challenge()
+            request[USER] = user
+        if mount is None:
+            return challenge() if self.auth is not None and user is None else None
+        return access.admit(request, self.access[mount.prefix], user, self.auth is not None)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request; a handler that raises is logged and answered 500."""
         if self.caldav is not None and request.path.rstrip("/") == WELL_KNOWN_CALDAV:
             # RFC 6764; a 301, since TbSync had trouble with 302 (Radicale's finding).
             raise web.HTTPMovedPermanently(self.caldav.prefix + "/")
-        if self.auth is not None and request.method != "OPTIONS":
-            user = await self.auth.user(request)
-            if user is None:
-                return challenge()
-            request[USER] = user
         mount = self.find(request.raw_path)
+        if request.method != "OPTIONS":  # Windows asks OPTIONS before it sends credentials
+            refusal = await self._admit(request, mount)
+            if refusal is not None:
+                return refusal
         if mount is None:
             if request.method == "OPTIONS":
                 return web.Response(headers=ROOT_OPTIONS)
@@ -160,7 +177,9 @@ def create_app(config: Config) -> web.Application:
     mounts = [build_mount(m, config, locks) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
-    router = Router(mounts, pages, auth)
+    accounts = config.auth.htpasswd is not None
+    rules = {m.prefix: m.access.resolved(m.type, accounts) for m in config.mounts}
+    router = Router(mounts, pages, rules, auth)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
     app.router.add_route("*", "/{tail:.*}", router.handle)

@@ -79,12 +79,21 @@ ACCESS_LEVELS = ("off", "read-only", "read-write")
 @dataclass(frozen=True, slots=True)
 class AccessConfig:
     """A mount's ``access`` table: what anonymous and authenticated requests may do, and
-    whether each user's tree is theirs alone. ``parse`` fills in the defaults that depend on
-    the rest of the file (see docs/security.md)."""
+    whether each user's tree is theirs alone (see docs/security.md). Unset values (empty,
+    None) take defaults that depend on the rest of the configuration: see ``resolved``."""
 
-    anonymous: str = "read-write"
+    anonymous: str = ""
     authenticated: str = "read-write"
-    owner_only: bool = False
+    owner_only: bool | None = None
+
+    def resolved(self, mount_type: str, accounts: bool) -> AccessConfig:
+        """The rules with every default filled in: anonymous requests are off once there
+        are accounts, and CalDAV trees are owner-only."""
+        return AccessConfig(
+            anonymous=self.anonymous or ("off" if accounts else "read-write"),
+            authenticated=self.authenticated,
+            owner_only=mount_type == "caldav" if self.owner_only is None else self.owner_only,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +179,7 @@ def _check_table(
         if kind == "AccessConfig":
             out[key] = _check_table(source, f"{where}.{key}", value, AccessConfig, base)
             continue
+        kind = kind.removesuffix(" | None")
         expected = {"str": str, "int": int, "bool": bool, "float": (int, float)}
         if kind.startswith("tuple["):
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -268,30 +278,26 @@ def _check_server(source: str, server: ServerConfig) -> None:
             raise ConfigError(f"{source}: server.{key}: {path} is not a file")
 
 
-def _access(source: str, where: str, values: dict[str, Any], auth: AuthConfig) -> AccessConfig:
-    """The mount's access rules, with the defaults that depend on the rest of the file:
-    anonymous requests are off once there are accounts, and CalDAV trees are owner-only."""
-    given = values.get("access", {})
+def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> None:
+    given = m.access
     for key in ("anonymous", "authenticated"):
-        if key in given and given[key] not in ACCESS_LEVELS:
-            raise ConfigError(
-                f"{source}: {where}.access.{key}: {given[key]!r} is not one of "
-                f"{', '.join(ACCESS_LEVELS)}"
-            )
-    has_accounts = auth.htpasswd is not None
-    access = AccessConfig(
-        anonymous=given.get("anonymous", "off" if has_accounts else "read-write"),
-        authenticated=given.get("authenticated", "read-write"),
-        owner_only=given.get("owner_only", values.get("type") == "caldav"),
-    )
-    if access.anonymous == "off" and not has_accounts:
+        value = getattr(given, key)
+        if value and value not in ACCESS_LEVELS:
+            levels = ", ".join(ACCESS_LEVELS)
+            raise ConfigError(f"{source}: {where}.access.{key}: {value!r} is not one of {levels}")
+    access = given.resolved(m.type, accounts)
+    if access.anonymous == "off" and not accounts:
         raise ConfigError(
             f'{source}: {where}.access.anonymous: "off" needs accounts ([auth] htpasswd): '
             "nobody could get in"
         )
-    if access.owner_only and values.get("type") not in ("webdav", "caldav"):
+    if access.owner_only and m.type not in ("webdav", "caldav"):
         raise ConfigError(f"{source}: {where}.access.owner_only: only webdav and caldav trees")
-    return access
+    if access.owner_only and m.type == "webdav" and not accounts:
+        raise ConfigError(
+            f"{source}: {where}.access.owner_only: needs accounts ([auth] htpasswd): "
+            "the trees belong to users"
+        )
 
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
@@ -316,9 +322,11 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         where = f"mounts[{i}]"
         values = _check_table(source, where, table, MountConfig, base, ("path", "type"))
         _check_type_keys(source, where, values)
-        values["access"] = _access(source, where, values, auth)
+        if "access" in values:
+            values["access"] = AccessConfig(**values["access"])
         mount = MountConfig(**values)
         _check_mount(source, where, mount)
+        _check_access(source, where, mount, auth.htpasswd is not None)
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)

@@ -104,3 +104,22 @@ def test_a_broken_accounts_file_stops_the_server(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert f"{tmp_path / 'users'}:1" in done.stderr
+
+
+async def test_a_percent_encoded_at_sign_in_the_user_name_is_the_account(
+    aiohttp_client: Any, tmp_path: Path, root: Path
+) -> None:
+    """iOS 18.4 sends "ann%40example.org" for "ann@example.org" (CLIENTS.md #17)."""
+    accounts = tmp_path / "mail-users"
+    hashed = await asyncio.to_thread(htpasswd.hash_password, "pw")
+    await asyncio.to_thread(htpasswd.write, accounts, {"ann@example.org": hashed})
+    config = Config(
+        server=ServerConfig(state_dir=tmp_path / "state", access_log=False),
+        mounts=(MountConfig(path="/", type="webdav", root=root),),
+        auth=AuthConfig(htpasswd=accounts),
+    )
+    client = await aiohttp_client(create_app(config))
+    for name in ("ann@example.org", "ann%40example.org"):
+        resp = await client.put("/x.txt", data=name.encode(), headers=basic(name, "pw"))
+        assert resp.status in (201, 204), name
+    assert (await client.get("/", headers=basic("ann%2540example.org", "pw"))).status == 401

@@ -184,10 +184,16 @@ async def test_principals_collection_lists_the_user(cal: Cal) -> None:
     assert by[PRINCIPAL].ok(f"{D}resourcetype").find(f"{D}principal") is not None
 
 
-async def test_an_unknown_principal_or_home_is_404(cal: Cal) -> None:
-    for path in ("/caldav/principals/nobody/", "/caldav/calendars/nobody/", "/caldav/other/"):
-        status, _, _ = await cal.request("PROPFIND", path, Depth="0")
-        assert status == 404, path
+async def test_an_unknown_place_is_404_and_another_users_tree_403(cal: Cal) -> None:
+    """Another user's principal and home are 403 whether they exist or not (owner-only
+    trees do not tell who has an account)."""
+    for path, status in (
+        ("/caldav/other/", 404),
+        ("/caldav/principals/nobody/", 403),
+        ("/caldav/calendars/nobody/", 403),
+    ):
+        got, _, _ = await cal.request("PROPFIND", path, Depth="0")
+        assert got == status, path
 
 
 async def test_the_home_and_calendars_exist_on_the_first_request(cal: Cal) -> None:

@@ -145,7 +145,6 @@ async def test_the_caldav_library_makes_a_tasks_calendar(cal: Cal) -> None:
     "path",
     [
         "/caldav/newcal/",  # in the mount root
-        "/caldav/calendars/newcal/",  # a home, not a calendar
         f"{EVENTS}inner/",  # inside a calendar
         "/caldav/principals/user/newcal/",
     ],

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -75,6 +76,10 @@ class BasicAuth:
         except (binascii.Error, UnicodeDecodeError):
             name, sep, password = "", "", ""
         await self._reload()
+        if name not in self._users and "%" in name:
+            # iOS 18.4 and later send "ann%40example.org" for "ann@example.org"
+            # (mailcow-dockerized#6445, Radicale#1865).
+            name = unquote(name)
         stored = self._users.get(name) if sep else None
         if stored is not None and await self._check(name, password, stored):
             self._failures.pop(request.remote or "", None)

@@ -36,6 +36,7 @@ async def copy_or_move(mount: CalDavMount, request: web.Request, src: str) -> we
         elif s.kind == "item" and not res.is_collection:
             if d.kind != "item":
                 raise DAVError(403, "calendar objects belong in a calendar collection")
+            mount.check_owner(request, dst, write=True)  # before the destination is looked at
             await _check_item(mount, s, d, dst, moving=request.method == "MOVE")
         elif s.kind != d.kind:
             raise DAVError(403, f"a {s.kind} cannot be copied or moved to a {d.kind}")

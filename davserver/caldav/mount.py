@@ -97,6 +97,15 @@ class CalDavMount(DavMount):
         name = author(request)
         return name if name != "anonymous" else self.caldav.default_user
 
+    def requester(self, request: web.Request) -> str:
+        """The owner-only check's user: the one whose calendars the request sees."""
+        return self.user(request)
+
+    def owner(self, path: str) -> str | None:
+        """The user whose principal, home, calendars and items ``path`` names (owner-only
+        mounts); None for the root, ``principals/`` and ``calendars/``."""
+        return place(path).user if self.settings.owner_only else None
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Create the user's calendar home on their first request, then answer."""
         await self.storage.ensure_home(self.user(request), default_calendars())

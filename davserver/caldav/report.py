@@ -46,14 +46,20 @@ async def multiget(
     if not links:
         raise DAVError(400, "calendar-multiget names no href")
     targets = [(link, _path_of(mount, request, link)) for link in links]
+    # An href into another user's calendars is answered 403, not looked at.
+    allowed = [p is not None and mount.may_enter(request, p) for _, p in targets]
 
     async def responses() -> AsyncIterator[str]:
         for i in range(0, len(targets), BATCH):
             batch = targets[i : i + BATCH]
-            paths = [p for _, p in batch if p is not None]
+            ok = allowed[i : i + BATCH]
+            paths = [p for (_, p), good in zip(batch, ok, strict=True) if good and p is not None]
             rendered = iter(await items.render(paths) if paths else [])
             yield "".join(
-                next(rendered) if p is not None else missing(link.strip()) for link, p in batch
+                next(rendered)
+                if good
+                else missing(link.strip(), 404 if p is None else 403)
+                for (link, p), good in zip(batch, ok, strict=True)
             )
 
     if len(targets) > BATCH:

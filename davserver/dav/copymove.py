@@ -39,6 +39,7 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
     """Copy or move ``src`` to the Destination: 201 new, 204 overwritten."""
     is_move = request.method == "MOVE"
     dst = destination(mount, request)
+    mount.check_owner(request, dst, write=True)
     overwrite = _overwrite(request)
     storage = mount.storage
     res = await storage.stat(src)

@@ -62,7 +62,12 @@ async def respond(
         parent = href(mount.prefix, res.path.rpartition("/")[0], True)
         head += f'<tr><td><a href="{html.escape(parent)}">../</a></td><td></td><td></td></tr>\n'
     await resp.write(head.encode())
-    members = [r async for batch in mount.storage.children(res.path) for r in batch]
+    members = [
+        r
+        async for batch in mount.storage.children(res.path)
+        for r in batch
+        if mount.may_enter(request, r.path)
+    ]
     members.sort(key=lambda r: (not r.is_collection, r.name))
     for i in range(0, len(members), 512):
         await resp.write("".join(_row(mount.prefix, r) for r in members[i : i + 512]).encode())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -64,13 +64,21 @@ def _parse_body(data: bytes) -> PropRequest:
 
 
 async def walk(
-    storage: Storage, path: str, *, infinite: bool, dead_props: bool
+    storage: Storage,
+    path: str,
+    *,
+    infinite: bool,
+    dead_props: bool,
+    visible: Callable[[str], bool] | None = None,
 ) -> AsyncIterator[list[Resource]]:
-    """The members below a collection, batch by batch, depth first when ``infinite``."""
+    """The members below a collection, batch by batch, depth first when ``infinite``;
+    members for which ``visible`` is false are left out, and not walked into."""
     pending = [path]
     while pending:
         current = pending.pop()
         async for batch in storage.children(current, dead_props=dead_props):
+            if visible is not None:
+                batch = [r for r in batch if visible(r.path)]
             yield batch
             if infinite:
                 pending.extend(r.path for r in reversed(batch) if r.is_collection)
@@ -96,7 +104,11 @@ async def propfind(mount: DavMount, request: web.Request, path: str) -> web.Stre
 
     async def responses() -> AsyncIterator[str]:
         yield renderer.render(res)
-        async for batch in walk(storage, path, infinite=depth == "infinity", dead_props=dead):
+        visible = (
+            functools.partial(mount.may_enter, request) if mount.settings.owner_only else None
+        )
+        infinite = depth == "infinity"
+        async for batch in walk(storage, path, infinite=infinite, dead_props=dead, visible=visible):
             await mount.annotate(renderer, batch)
             yield "".join(renderer.render(r) for r in batch)
 

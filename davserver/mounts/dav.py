@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from davserver.access import READ_METHODS
+from davserver.auth.basic import challenge
 from davserver.backends.base import Resource, Storage, StorageError
 from davserver.dav import copymove, locking, propfind, proppatch, read, write
 from davserver.dav.errors import DAVError
+from davserver.dav.identity import USER
 from davserver.dav.paths import normalize, strip_query
 from davserver.dav.propfind import wants_minimal
 from davserver.dav.props import LIVE, PROTECTED, LiveRenderer, PropRenderer, PropRequest
@@ -36,6 +39,10 @@ METHODS: dict[str, Handler] = {
     "UNLOCK": locking.unlock,
 }
 ALLOW = ", ".join(METHODS)
+LOOKS_ONLY = READ_METHODS | {"MKCOL", "MKCALENDAR"}
+"""Methods that change nothing already at their path: allowed to reach the handler on the
+shared places of an owner-only tree (where creating is refused with the protocol's own
+precondition)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,8 @@ class DavSettings:
     inline_limit: int = 64 << 10
     lock_timeout: int = 3600
     lock_timeout_max: int = 86400
+    owner_only: bool = False
+    """Each user's tree (``/<mount>/<user>/``) is theirs alone."""
 
 
 class DavMount:
@@ -89,6 +98,10 @@ class DavMount:
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
             path = self.storage_path(request.raw_path)
+            if self.settings.owner_only and request.method != "OPTIONS":
+                if self.requester(request) is None:
+                    return challenge()  # owner-only trees have accounts (config.py)
+                self.check_owner(request, path, write=request.method not in LOOKS_ONLY)
             if "If" in request.headers:
                 await locking.check_if_header(self, request, path)
             return await handler(self, request, path)
@@ -104,6 +117,34 @@ class DavMount:
         except StorageError as exc:
             log.info("%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc)
             return web.Response(status=exc.status, text=f"{exc.status} {type(exc).__name__}\n")
+
+    def requester(self, request: web.Request) -> str | None:
+        """The user whose tree a request may enter in an owner-only mount (None: nobody's)."""
+        return request.get(USER)
+
+    def owner(self, path: str) -> str | None:
+        """The user whose tree ``path`` lies in (owner-only mounts); None for the places
+        every user shares, such as the mount's root."""
+        if not self.settings.owner_only or not path:
+            return None
+        return path.partition("/")[0]
+
+    def may_enter(self, request: web.Request, path: str) -> bool:
+        """Whether the request's user may see ``path`` (for members listed or hrefs named
+        in a request whose own path was allowed)."""
+        owner = self.owner(path)
+        return owner is None or owner == self.requester(request)
+
+    def check_owner(self, request: web.Request, path: str, *, write: bool) -> None:
+        """Refuse (403) a path in another user's tree, and a change to a shared place, in
+        an owner-only mount."""
+        if not self.settings.owner_only:
+            return
+        owner = self.owner(path)
+        if owner is None and write:
+            raise DAVError(403, "the shared part of an owner-only tree cannot be changed")
+        if owner is not None and owner != self.requester(request):
+            raise DAVError(403, f"{path!r} belongs to another user")
 
     def renderer(self, request: web.Request, prop_request: PropRequest) -> PropRenderer:
         """The renderer of this mount's properties for one request."""

@@ -1,0 +1,45 @@
+"""Who may do what on a mount: the access level of a request by method.
+
+A mount's ``access`` table gives anonymous and authenticated requests a level each:
+``off``, ``read-only`` (the methods that change nothing) or ``read-write``. Which user's
+tree a path lies in (owner-only trees) is the mount's business (``DavMount.check_owner``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .auth.basic import challenge
+from .config import AccessConfig
+
+log = logging.getLogger("davserver.access")
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
+"""The methods a read-only level allows: none of them changes anything."""
+
+
+def allows(level: str, method: str) -> bool:
+    """Whether an access level lets a request with ``method`` through."""
+    return level == "read-write" or (level == "read-only" and method in READ_METHODS)
+
+
+def admit(
+    request: web.Request, rules: AccessConfig, user: str | None, accounts: bool
+) -> web.Response | None:
+    """None when the mount's rules let the request in; else the answer: 401 for an
+    anonymous request that could log in, 403 otherwise (and a log line)."""
+    level = rules.authenticated if user is not None else rules.anonymous
+    if allows(level, request.method):
+        return None
+    if user is None and accounts:
+        return challenge()
+    log.info(
+        "%s %s refused: 403, %s access is %s",
+        request.method,
+        request.raw_path,
+        "anonymous" if user is None else f"{user!r}'s",
+        level,
+    )
+    return web.Response(status=403, text="403 Forbidden\n")
