@@ -14,7 +14,7 @@ from .app import ROUTER_KEY
 class MountAccessLogger(AbstractAccessLogger):
     """Logs ``<aiohttp's format> mount=<path>``, e.g. ``... "curl/8.5.0" mount=/static``.
 
-    Requests no mount took (404) show ``mount=-``.
+    Requests no mount took (404, and those refused before routing) show ``mount=-``.
     """
 
     def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
@@ -28,7 +28,12 @@ class MountAccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         """Write the line of one request."""
-        found = request.app[ROUTER_KEY].find(request.raw_path)
+        try:
+            found = request.app[ROUTER_KEY].find(request.raw_path)
+        except (AssertionError, AttributeError):
+            # Refused before routing (a bad request head, a body over max_body_size):
+            # aiohttp's request has no application then, and asserts so.
+            found = None
         mount = "-" if found is None else found.prefix or "/"
         inner = self._by_mount.get(mount)
         if inner is None:

@@ -9,15 +9,21 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from . import tls
 from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app
 from .auth import htpasswd, users_cli
 from .config import Config, ConfigError, embedded_default, load, override
+from .limits import Connection, Limits, guard_body_size
+from .listener import Listener
 
 log = logging.getLogger("davserver")
 
@@ -39,41 +45,78 @@ def _parser() -> argparse.ArgumentParser:
 
 async def serve(config: Config) -> None:
     """Listen until SIGINT or SIGTERM, then let in-flight requests finish."""
+    server = config.server
+    ssl_context = None
+    if server.tls_cert is not None and server.tls_key is not None:
+        ssl_context = await asyncio.to_thread(
+            tls.server_context, server.tls_cert, server.tls_key, config.source
+        )
     app = create_app(config)
+    handler_options: dict[str, Any] = {
+        "access_log": logging.getLogger("davserver.access") if server.access_log else None,
+        "access_log_class": MountAccessLogger,
+    }
     runner = web.AppRunner(
-        app,
-        access_log=logging.getLogger("davserver.access") if config.server.access_log else None,
-        access_log_class=MountAccessLogger,
-        shutdown_timeout=config.server.shutdown_timeout,
-        handle_signals=False,
+        app, shutdown_timeout=server.shutdown_timeout, handle_signals=False, **handler_options
     )
     await runner.setup()
+    try:
+        await _serve(runner, config, ssl_context, handler_options)
+    finally:
+        await runner.cleanup()
+
+
+async def _serve(
+    runner: web.AppRunner,
+    config: Config,
+    ssl_context: ssl.SSLContext | None,
+    handler_options: dict[str, Any],
+) -> None:
+    server = config.server
+    web_server = runner.server
+    assert web_server is not None
+    limits = Limits.of(server)
+    # A declared body over max_body_size is refused before the application (and its
+    # "100 Continue") sees the request.
+    web_server.request_handler = guard_body_size(web_server.request_handler, limits.max_body_size)
+    loop = asyncio.get_running_loop()
+
+    def connection(on_close: Callable[[], None]) -> Connection:
+        return Connection(
+            web_server, limits=limits, on_close=on_close, loop=loop, **handler_options
+        )
+
+    listener = Listener(
+        connection,
+        max_connections=server.max_connections,
+        ssl_context=ssl_context,
+        handshake_timeout=server.read_timeout,
+    )
     # Everything made so far (modules, the app, the mounts) lives as long as the process:
     # out of the collector's sight, full collections stop walking it again and again
     # (a PROPFIND Depth 1 makes thousands of objects; ~10 % of its time went there).
     gc.freeze()
-    site = web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
-    await site.start()
-    for host, port in (a[:2] for a in runner.addresses):
-        base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        for m in config.mounts:
-            print(
-                f"davserver: {m.type} of {m.app or m.root or m.repo} at {base}{m.prefix}/",
-                flush=True,
-            )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("davserver: stopping", flush=True)
-    # aiohttp's own shutdown stops reading request bodies at once; stop listening first and
-    # let the requests under way (uploads too) finish, for shutdown_timeout at most.
-    for running_site in list(runner.sites):
-        await running_site.stop()
+    await listener.start(server.host, server.port)
+    try:
+        scheme = "https" if ssl_context is not None else "http"
+        for host, port in listener.addresses:
+            base = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
+            for m in config.mounts:
+                print(
+                    f"davserver: {m.type} of {m.app or m.root or m.repo} at {base}{m.prefix}/",
+                    flush=True,
+                )
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("davserver: stopping", flush=True)
+    finally:
+        # aiohttp's own shutdown stops reading request bodies at once; stop listening first
+        # and let the requests under way (uploads too) finish, for shutdown_timeout at most.
+        await listener.close()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(app[ROUTER_KEY].wait_idle(), config.server.shutdown_timeout)
-    await runner.cleanup()
+        await asyncio.wait_for(runner.app[ROUTER_KEY].wait_idle(), server.shutdown_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

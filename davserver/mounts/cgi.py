@@ -367,15 +367,22 @@ class _Run:
             if self.request.body_exists:
                 content = self.request.content
                 while True:
-                    with self.watchdog.on_client():
-                        chunk = await content.readany()
+                    try:
+                        with self.watchdog.on_client():
+                            chunk = await content.readany()
+                    except Exception as exc:
+                        # The client went away, or the body passed max_body_size: the script
+                        # must never take the cut-off body for a whole one (EOF on stdin).
+                        log.info("%s: request body broken off (%s): script killed", self.who, exc)
+                        kill(self.proc)
+                        return
                     if not chunk:
                         break
                     stdin.write(chunk)
                     await stdin.drain()
                     self.watchdog.touch()
         except ConnectionError:
-            pass  # the script stopped reading, or the client went away
+            pass  # the script stopped reading
         finally:
             stdin.close()
 

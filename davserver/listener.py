@@ -1,0 +1,149 @@
+"""The listening sockets: accepting connections, at most ``max_connections`` open at once,
+and the TLS handshake when the server speaks HTTPS.
+
+Our own accept loop rather than ``loop.create_server``: at the cap it simply stops
+accepting, so further clients wait in the kernel's listen queue (not half-served, not
+refused) and are accepted, in order, as soon as a connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("davserver")
+
+BACKLOG = 1024  # connections the kernel keeps waiting (Linux caps it at somaxconn)
+ACCEPT_RETRY = 0.5  # seconds to wait after accept() fails for want of resources
+
+# Makes the protocol of one connection; it must call the function it is given once the
+# connection has ended (connection_lost).
+ProtocolFactory = Callable[[Callable[[], None]], asyncio.Protocol]
+
+
+class Listener:
+    """Accepts connections on every address of ``host``, hands each to a protocol from
+    ``factory``, and keeps at most ``max_connections`` open."""
+
+    def __init__(
+        self,
+        factory: ProtocolFactory,
+        *,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 60.0,
+    ) -> None:
+        self._factory = factory
+        self.max_connections = max_connections
+        self._ssl = ssl_context
+        self._handshake_timeout = handshake_timeout
+        self.open_connections = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._sockets: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each listening socket."""
+        return [sock.getsockname()[:2] for sock in self._sockets]
+
+    async def start(self, host: str, port: int) -> None:
+        """Bind and listen on every address ``host`` resolves to; then accept."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        try:
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                self._sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    sock.bind(address)
+                except OSError as exc:
+                    where = f"{address[0]} port {address[1]}"
+                    raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
+                sock.listen(BACKLOG)
+                sock.setblocking(False)
+        except BaseException:
+            self._close_sockets()
+            raise
+        for sock in self._sockets:
+            self._spawn(self._accept(sock))
+
+    async def close(self) -> None:
+        """Stop accepting (connections already open are left to the caller), and drop the
+        handshakes under way."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            # (With several listening sockets, say "localhost" as ::1 and 127.0.0.1, each
+            # loop waiting in accept may take one connection past the cap when room comes.)
+            while self.open_connections >= self.max_connections:
+                self._room.clear()
+                await self._room.wait()
+            try:
+                conn, address = await loop.sock_accept(sock)
+            except (ConnectionAbortedError, InterruptedError):
+                continue
+            except OSError as exc:  # out of file descriptors or memory
+                log.error("cannot accept a connection: %s (retrying)", exc)
+                await asyncio.sleep(ACCEPT_RETRY)
+                continue
+            self.open_connections += 1
+            if self.open_connections == self.max_connections:
+                log.warning(
+                    "max_connections (%d) reached: new connections wait until one closes",
+                    self.max_connections,
+                )
+            self._spawn(self._serve(conn, address))
+
+    async def _serve(self, conn: socket.socket, address: Any) -> None:
+        """Attach a protocol to an accepted socket (after the TLS handshake, if any)."""
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.open_connections -= 1
+                self._room.set()
+
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: self._factory(release),
+                conn,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self._handshake_timeout if self._ssl else None,
+            )
+        except asyncio.CancelledError:
+            conn.close()
+            release()
+            raise
+        except OSError as exc:  # ssl.SSLError included: not TLS, bad handshake, too slow
+            peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "a client"
+            log.info("connection from %s dropped: %s", peer, exc)
+            conn.close()
+            release()
