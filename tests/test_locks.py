@@ -112,6 +112,17 @@ async def test_owner_is_kept_byte_for_byte(client: TestClient, file: str) -> Non
     assert kept.encode() in await resp.read()
 
 
+@pytest.mark.parametrize("owner", ["<D:owner/>", "<D:owner a='x/>' />"])
+async def test_an_empty_owner_is_kept_whole(client: TestClient, file: str, owner: str) -> None:
+    """An empty-element tag, not the rest of the body after it (which broke every answer
+    with the lock in it)."""
+    status, _token, answer = await lock(client, file, body=lockinfo(owner=owner))
+    assert status == 200
+    assert etree.fromstring(answer).find(f".//{D}activelock/{D}owner") is not None
+    (active,) = await lockdiscovery(client, file)
+    assert active.find(f"{D}owner") is not None
+
+
 async def test_supportedlock_lists_exclusive_and_shared(client: TestClient, file: str) -> None:
     body = '<D:propfind xmlns:D="DAV:"><D:prop><D:supportedlock/></D:prop></D:propfind>'
     resp = await client.request("PROPFIND", file, data=body, headers={"Depth": "0"})

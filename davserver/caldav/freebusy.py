@@ -114,6 +114,14 @@ def _hint(
     return item.summary.spans
 
 
+def parse_free_busy(root: etree._Element) -> TimeRange:
+    """The range a ``C:free-busy-query`` body asks about; 400 without a valid one."""
+    element = root.find(c("time-range"))
+    if element is None:
+        raise DAVError(400, "free-busy-query needs a time-range")
+    return parse_range(element.get("start"), element.get("end"))
+
+
 async def free_busy_query(
     mount: CalDavMount, request: web.Request, path: str, root: etree._Element
 ) -> web.StreamResponse:
@@ -121,10 +129,7 @@ async def free_busy_query(
     where = place(path)
     if where.kind != "calendar" or not where.calendar:
         raise DAVError(403, "free-busy-query works on calendars", condition="supported-report")
-    element = root.find(c("time-range"))
-    if element is None:
-        raise DAVError(400, "free-busy-query needs a time-range")
-    rng = parse_range(element.get("start"), element.get("end"))
+    rng = parse_free_busy(root)
     store = mount.storage
     items = await store.refresh(where.calendar)
     certain, unsure = items.overlapping(rng.lo, rng.hi)

@@ -23,10 +23,8 @@ if TYPE_CHECKING:
     from .mount import CalDavMount
 
 
-def _props_to_set(root: etree._Element | None, container: str) -> dict[str, bytes]:
+def _props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
     """The properties of ``<container><D:set><D:prop>...`` as dead properties to store."""
-    if root is None:
-        return {}
     if root.tag != container:
         raise DAVError(400, f"the body is not a {container}")
     props: dict[str, bytes] = {}
@@ -37,7 +35,26 @@ def _props_to_set(root: etree._Element | None, container: str) -> dict[str, byte
     return props
 
 
-def _check_values(props: dict[str, bytes]) -> None:
+def parse_mkcalendar(root: etree._Element | None) -> dict[str, bytes]:
+    """The properties a MKCALENDAR body sets (none without a body)."""
+    return _props_to_set(root, c("mkcalendar")) if root is not None else {}
+
+
+def parse_mkcol(root: etree._Element | None) -> dict[str, bytes]:
+    """The properties an extended MKCOL body sets (none without a body, a plain MKCOL in a
+    calendar home); 403 unless its resourcetype makes a calendar, the only collection
+    a calendar tree holds."""
+    if root is None:
+        return {}
+    props = _props_to_set(root, dav("mkcol"))
+    types = root.find(f"{dav('set')}/{dav('prop')}/{dav('resourcetype')}")
+    if types is None or types.find(c("calendar")) is None:
+        refusal = "only calendar collections can be made here"
+        raise DAVError(403, refusal, condition="valid-resourcetype")
+    return props
+
+
+def check_values(props: dict[str, bytes]) -> None:
     """RFC 4791 §5.3.1.1: a calendar-timezone must be an iCalendar object with a single
     VTIMEZONE, and the component set must name components that calendars hold."""
     timezone = props.get(c("calendar-timezone"))
@@ -83,7 +100,7 @@ async def _create(
             403, f"cannot set {refused[0]}", condition="cannot-modify-protected-property"
         )
     # Parsing a VTIMEZONE reads the system's zone database: in the thread pool.
-    await asyncio.get_running_loop().run_in_executor(None, _check_values, props)
+    await asyncio.get_running_loop().run_in_executor(None, check_values, props)
     require_unlocked(mount, request, path, member=True)
     props.setdefault(SUPPORTED_COMPONENTS, components_xml(COMPONENTS, standalone=True).encode())
     message = f"{request.method} /{path}"
@@ -96,16 +113,11 @@ async def _create(
 async def mkcalendar(mount: CalDavMount, request: web.Request, path: str) -> web.StreamResponse:
     """Create a calendar with the properties the body sets."""
     root = await read_xml(request, mount.settings.max_xml_size)
-    return await _create(mount, request, path, _props_to_set(root, c("mkcalendar")))
+    return await _create(mount, request, path, parse_mkcalendar(root))
 
 
 async def mkcol(mount: CalDavMount, request: web.Request, path: str) -> web.StreamResponse:
     """Extended MKCOL: a calendar when the body's resourcetype says so, or (no body) a
     plain MKCOL inside a calendar home, which can only hold calendars."""
     root = await read_xml(request, mount.settings.max_xml_size)
-    if root is not None:
-        types = root.find(f"{dav('set')}/{dav('prop')}/{dav('resourcetype')}")
-        if types is None or types.find(c("calendar")) is None:
-            refusal = "only calendar collections can be made here"
-            raise DAVError(403, refusal, condition="valid-resourcetype")
-    return await _create(mount, request, path, _props_to_set(root, dav("mkcol")))
+    return await _create(mount, request, path, parse_mkcol(root))

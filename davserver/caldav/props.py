@@ -3,6 +3,8 @@ calendar homes and calendar collections (RFC 4791 §5.2, §6.2), ctag and sync-t
 
 from __future__ import annotations
 
+import re
+
 from davserver.backends.base import Resource
 from davserver.backends.calendar import CALENDARS, PRINCIPALS, place
 from davserver.dav.paths import href
@@ -121,6 +123,9 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
     return table
 
 
+_CHANGE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def sync_token(seq: int, epoch: str) -> str:
     """The sync-token URI naming a calendar's state after change ``seq`` of the index
     named ``epoch``."""
@@ -131,8 +136,11 @@ def parse_sync_token(token: str, epoch: str) -> int | None:
     """The change number of one of our sync tokens from the index named ``epoch``, or
     None for anything else."""
     prefix = f"http://davserver.org/ns/sync/{epoch}-"
-    tail = token.strip()[len(prefix) :]
-    if not token.strip().startswith(prefix) or not tail.isdigit():
+    token = token.strip()
+    tail = token[len(prefix) :]
+    # ASCII digits only ("²" is a digit to str.isdigit), and no more than a change number
+    # can have: a longer one is no token of ours (and would be slow to convert).
+    if not token.startswith(prefix) or not _CHANGE_NUMBER.fullmatch(tail):
         return None
     return int(tail)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -23,6 +25,28 @@ if TYPE_CHECKING:
 
 BATCH = 256
 """Members rendered per batch."""
+_NRESULTS = re.compile(r"[0-9]{1,18}")  # a limit's number of results
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """What a sync-collection body asks: changes since ``token`` ("" for everything), at
+    most ``limit`` of them (None: all)."""
+
+    token: str
+    limit: int | None
+
+
+def parse_sync(root: etree._Element) -> SyncRequest:
+    """Read a ``DAV:sync-collection`` body; 400 for a limit that is not a number."""
+    token = (root.findtext(dav("sync-token")) or "").strip()
+    limit_el = root.find(f"{dav('limit')}/{dav('nresults')}")
+    if limit_el is None:
+        return SyncRequest(token, None)
+    text = (limit_el.text or "").strip()
+    if not _NRESULTS.fullmatch(text):
+        raise DAVError(400, f"nresults {text[:20]!r} is not a number of results")
+    return SyncRequest(token, int(text))
 
 
 async def sync_collection(
@@ -32,9 +56,10 @@ async def sync_collection(
     where = place(path)
     if where.kind != "calendar" or not where.calendar:
         raise DAVError(403, "sync-collection works on calendars", condition="supported-report")
+    asked = parse_sync(root)
+    given, limit = asked.token, asked.limit
     store = mount.storage
     items = await store.refresh(where.calendar)
-    given = (root.findtext(dav("sync-token")) or "").strip()
     epoch = await store.index.epoch()
     since = 0
     if given:
@@ -42,8 +67,6 @@ async def sync_collection(
         if parsed is None or parsed > await store.index.newest():
             raise DAVError(403, "unknown sync token", condition="valid-sync-token")
         since = parsed
-    limit_text = root.findtext(f"{dav('limit')}/{dav('nresults')}")
-    limit = int(limit_text) if limit_text and limit_text.strip().isdigit() else None
     if given or limit is not None:
         changes = await store.index.changes_since(where.calendar, since)
         changes = changes if given else [ch for ch in changes if not ch[2]]

@@ -11,7 +11,7 @@ from lxml import etree
 
 from .errors import DAVError
 from .paths import href
-from .xml import escape
+from .xml import body_encoding, escape
 
 if TYPE_CHECKING:
     from davserver.locks.manager import Lock, Scope
@@ -25,6 +25,8 @@ SUPPORTEDLOCK = (
     "</D:supportedlock>"
 )
 _TAG_NAME_END = re.compile(rb"[\s/>]")
+# A start tag (XML 1.0 §3.1; attribute values may hold ">"), its group 1 "/" when empty.
+_START_TAG = re.compile(rb"""<[^\s/>]+(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*(/?)>""")
 
 
 def parse_lockinfo(root: etree._Element) -> Scope:
@@ -69,9 +71,7 @@ def owner_element(body: bytes, root: etree._Element) -> bytes:
 
 def _element_span(body: bytes) -> tuple[int, int] | None:
     """Byte offsets of the DAV:owner child of the root in a UTF-8 body, or None."""
-    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or re.match(
-        rb"<\?xml[^>]*encoding=[\"'](?!utf-8|us-ascii)", body, re.IGNORECASE
-    ):
+    if body_encoding(body) not in ("utf-8", "ascii"):
         return None
     parser = expat.ParserCreate(namespace_separator=" ")
     depth = 0
@@ -98,18 +98,27 @@ def _element_span(body: bytes) -> tuple[int, int] | None:
     if len(span) != 2:
         return None
     begin, end_tag = span
-    close = body.index(b">", end_tag) + 1
-    return begin, close
+    tag = _START_TAG.match(body, begin)
+    if tag is None:
+        return None
+    if tag[1]:  # <D:owner/>: expat's end event comes after the tag, not at an end tag
+        return begin, tag.end()
+    return begin, body.index(b">", end_tag) + 1
+
+
+_SECONDS = re.compile(r"second-([0-9]+)\Z")
 
 
 def parse_timeout(header: str | None, default: int, maximum: int) -> int:
-    """Seconds a lock should last: the first usable value of a Timeout header, capped."""
+    """Seconds a lock should last: the first usable value of a Timeout header, capped.
+    Values it cannot use (RFC 4918 §10.7 lets a server ignore them) are skipped."""
     for part in (header or "").split(","):
         value = part.strip().lower()
         if value == "infinite":
             return maximum
-        if value.startswith("second-") and value[7:].isdigit():
-            return max(1, min(int(value[7:]), maximum))
+        seconds = _SECONDS.match(value)
+        if seconds:  # 19 digits are past any maximum: more are not worth converting
+            return max(1, min(int(seconds[1].lstrip("0")[:19] or "0"), maximum))
     return min(default, maximum)
 
 

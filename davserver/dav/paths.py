@@ -25,7 +25,17 @@ def strip_query(raw_path: str) -> str:
 
 
 def normalize(raw_rel: str, reserved: frozenset[str], reserved_prefixes: tuple[str, ...]) -> str:
-    """Decode a mount-relative raw path into a storage path, refusing unsafe segments."""
+    """Decode a mount-relative raw path into a storage path, refusing unsafe segments.
+
+    A request line is ASCII (aiohttp refuses other bytes there), but a Destination header
+    or an href in a body may carry raw bytes: valid UTF-8 is taken as it is, other bytes
+    (surrogates in the decoded text) are refused like invalid percent-escapes.
+    """
+    if not raw_rel.isascii():
+        try:
+            raw_rel.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DAVError(400, "path is not UTF-8") from exc
     segments: list[str] = []
     for seg in raw_rel.split("/"):
         if not seg:
@@ -54,8 +64,12 @@ def href(prefix: str, path: str, is_collection: bool) -> str:
 
 
 def destination_raw_path(header: str, request_host: str | None) -> str:
-    """The raw path of a Destination header; 502 when it names another server."""
-    parts = urlsplit(header)
+    """The raw path of a Destination header (or of an href naming a resource); 502 when it
+    names another server, 400 when it is no URL."""
+    try:
+        parts = urlsplit(header)
+    except ValueError as exc:  # a malformed authority, such as "http://[::1/"
+        raise DAVError(400, f"{header[:100]!r} is not a URL") from exc
     foreign_host = request_host is not None and parts.netloc.lower() != request_host.lower()
     if (parts.scheme or parts.netloc) and (parts.scheme not in ("http", "https") or foreign_host):
         raise DAVError(502, "Destination is on another server")
