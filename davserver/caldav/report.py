@@ -56,9 +56,7 @@ async def multiget(
             paths = [p for (_, p), good in zip(batch, ok, strict=True) if good and p is not None]
             rendered = iter(await items.render(paths) if paths else [])
             yield "".join(
-                next(rendered)
-                if good
-                else missing(link.strip(), 404 if p is None else 403)
+                next(rendered) if good else missing(link.strip(), 404 if p is None else 403)
                 for (link, p), good in zip(batch, ok, strict=True)
             )
 

@@ -104,9 +104,7 @@ async def propfind(mount: DavMount, request: web.Request, path: str) -> web.Stre
 
     async def responses() -> AsyncIterator[str]:
         yield renderer.render(res)
-        visible = (
-            functools.partial(mount.may_enter, request) if mount.settings.owner_only else None
-        )
+        visible = functools.partial(mount.may_enter, request) if mount.settings.owner_only else None
         infinite = depth == "infinity"
         async for batch in walk(storage, path, infinite=infinite, dead_props=dead, visible=visible):
             await mount.annotate(renderer, batch)
