@@ -17,6 +17,9 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 DeadProps = Mapping[str, bytes]
 
+NAME_MAX = 255
+"""The longest name (in bytes of UTF-8) of one path segment a backend stores."""
+
 
 @dataclass(slots=True)
 class Resource:
@@ -74,6 +77,11 @@ class Forbidden(StorageError):
     """The path is reserved or leads outside the store."""
 
     status = 403
+
+
+class NameTooLong(Forbidden):
+    """A name is longer than the store can hold (255 bytes per segment, as on Linux
+    filesystems). 403, as Apache httpd answers a path its filesystem refuses."""
 
 
 class InsufficientStorage(StorageError):

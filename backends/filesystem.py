@@ -2,8 +2,10 @@
 
 Every disk call runs on the storage's worker threads (see workers.py). Writes go to a
 hidden temporary file in the target's folder and are renamed into place, so a reader or a
-crash sees the old bytes or the new ones, never half of them. Dead properties live in a
-hidden ``.davprops`` folder beside the resources they describe (``m.<name>`` for a member,
+crash sees the old bytes or the new ones, never half of them; a collection copied is built
+under a temporary name the same way. What a process killed during a long write leaves of
+those is swept when the store opens next (see temps.py). Dead properties live in a hidden
+``.davprops`` folder beside the resources they describe (``m.<name>`` for a member,
 ``self`` for the folder itself), so they move, copy and vanish with them.
 """
 
@@ -14,10 +16,8 @@ import contextlib
 import errno
 import functools
 import hashlib
-import itertools
 import mimetypes
 import os
-import secrets
 import shutil
 import stat
 import sys
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from lxml import etree
 
 from .base import (
+    NAME_MAX,
     AlreadyExists,
     Body,
     Conflict,
@@ -37,18 +38,20 @@ from .base import (
     DeleteFailure,
     Forbidden,
     InsufficientStorage,
+    NameTooLong,
     NotFound,
     Resource,
     StorageError,
 )
+from .temps import TEMP_PREFIX, Registry, temp_name
 from .workers import WorkerPool, default_threads
 
 PROPS_DIR = ".davprops"
-TEMP_PREFIX = ".davtmp-"
 SELF_PROPS = "self"
 LISTING_BATCH = 512
 WRITE_BUFFER = 1 << 20
 _MAX_SIDE_NAME = 200
+_SIDE_TAG = len("m.")
 
 _T = TypeVar("_T")
 _PROPS_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -71,6 +74,9 @@ def _unique_mtime_ns() -> int:
         return _last_mtime_ns
 
 
+# What reading a path fails with when nothing is there, or can be (a name too long).
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+
 _READ = os.O_RDONLY | os.O_CLOEXEC
 _READ_NOFOLLOW = _READ | os.O_NOFOLLOW
 _PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -83,25 +89,6 @@ def _read_whole(fd: int, size: int) -> bytes:
     while len(data) < size and (more := os.read(fd, size - len(data))):
         data += more
     return data
-
-
-_temp_prefix = TEMP_PREFIX
-
-
-def _new_temp_prefix() -> None:
-    global _temp_prefix
-    _temp_prefix = f"{TEMP_PREFIX}{secrets.token_hex(8)}-"
-
-
-_new_temp_prefix()
-_temp_counter = itertools.count()
-os.register_at_fork(after_in_child=_new_temp_prefix)
-
-
-def _temp_name() -> str:
-    """A fresh temporary file name: a random prefix per process and a counter, which is
-    as unique as a random name per file and needs no getrandom() call each time."""
-    return f"{_temp_prefix}{next(_temp_counter):x}"
 
 
 def _release(held: int | None) -> None:
@@ -125,7 +112,9 @@ def _type_of_extension(ext: str) -> str:
 
 
 def _member_props_name(name: str) -> str:
-    if len(name) > _MAX_SIDE_NAME:
+    """The name of a member's property file in its folder's ``.davprops``: ``m.<name>``,
+    or a hash when that would be long (over 200 characters, or too long for the disk)."""
+    if len(name) > _MAX_SIDE_NAME or len(os.fsencode(name)) > NAME_MAX - _SIDE_TAG:
         return "h." + hashlib.sha256(name.encode()).hexdigest()
     return "m." + name
 
@@ -139,13 +128,36 @@ def _decode_props(data: bytes) -> dict[str, bytes]:
     return {child.tag: etree.tostring(child) for child in root}
 
 
+def _copy_members(src: str, dst: str) -> None:
+    """Copy what the folder ``src`` holds into the folder ``dst``: files with their
+    metadata, folders, symlinks as symlinks, ``.davprops`` too, temporary files not.
+
+    Unlike shutil.copytree, which goes on past a failed member and then raises a summary
+    without errno, the first failure (a full disk) stops the copy with its own OSError.
+    """
+    with os.scandir(src) as entries:
+        members = [e for e in entries if not e.name.startswith(TEMP_PREFIX)]
+    for entry in members:
+        target = os.path.join(dst, entry.name)
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            os.mkdir(target)
+            _copy_members(entry.path, target)
+        else:
+            shutil.copy2(entry.path, target)
+    shutil.copystat(src, dst)
+
+
 def _os_error(exc: OSError) -> StorageError:
     """Map an OS error to the storage error the protocol layer understands."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return InsufficientStorage(str(exc))
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return Conflict(str(exc))
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EROFS):
+    if exc.errno == errno.ENAMETOOLONG:
+        return NameTooLong(str(exc))
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return Forbidden(str(exc))
     if exc.errno == errno.EEXIST:
         return AlreadyExists(str(exc))
@@ -182,13 +194,17 @@ class FilesystemStorage:
         self._configured_root = root
         self.root = ""
         self._pool: WorkerPool | None = None
+        self._temps = Registry()
 
     async def open(self) -> None:
-        """Start the worker threads; create the root folder when missing and resolve it."""
+        """Start the worker threads; create the root folder when missing and resolve it;
+        sweep what processes that died in the middle of long writes left (temps.py)."""
 
         def prepare() -> str:
             os.makedirs(self._configured_root, exist_ok=True)
-            return os.path.realpath(self._configured_root)
+            self._temps.root = os.path.realpath(self._configured_root)
+            self._temps.sweep()
+            return self._temps.root
 
         if self._pool is None:
             self._pool = WorkerPool(asyncio.get_running_loop(), default_threads(), "filesystem")
@@ -222,7 +238,9 @@ class FilesystemStorage:
             full = full + os.sep + seg
             try:
                 mode = os.lstat(full).st_mode
-            except (FileNotFoundError, NotADirectoryError):
+            except OSError as exc:
+                if exc.errno not in _MISSING:
+                    raise
                 return os.path.join(self.root, path)
             if stat.S_ISLNK(mode):
                 real = os.path.realpath(full)
@@ -265,8 +283,10 @@ class FilesystemStorage:
             st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):
                 st = os.stat(self._full(path))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        except OSError as exc:
+            if exc.errno in _MISSING:
+                return None
+            raise
         props = None
         if dead_props:
             props = self._read_props_file(self._props_file(path, stat.S_ISDIR(st.st_mode), full))
@@ -348,8 +368,10 @@ class FilesystemStorage:
     def _read_sync(self, path: str, inline_limit: int) -> Body:
         try:
             fd = self._open_read(path)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise NotFound(path) from exc
+        except OSError as exc:
+            if exc.errno in _MISSING:
+                raise NotFound(path) from exc
+            raise
         handed_over = False
         try:
             st = os.fstat(fd)
@@ -464,28 +486,43 @@ class FilesystemChange:
             raise
         return full, held
 
-    def _open_temp(self, full: str) -> tuple[str, int]:
-        tmp = os.path.join(os.path.dirname(full), _temp_name())
+    def _open_temp(self, full: str, *, long: bool = False) -> tuple[str, int]:
+        """A new temporary file beside ``full``: its path and a descriptor to write it.
+        ``long``: it is registered (temps.py) until :meth:`_commit` or :meth:`_discard`."""
+        tmp = os.path.join(os.path.dirname(full), temp_name())
         try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise _os_error(exc) from exc
+        if long:
+            try:
+                self._s._temps.add(tmp, fd)
+            except BaseException as exc:
+                self._discard(tmp, fd, None)
+                if isinstance(exc, OSError):
+                    raise _os_error(exc) from exc
+                raise
+        return tmp, fd
 
-    def _begin(self, path: str) -> tuple[str, int | None, str, int]:
+    def _begin(self, path: str, long: bool = False) -> tuple[str, int | None, str, int]:
         """:meth:`_prepare_target` and :meth:`_open_temp`: (full, held, tmp, fd)."""
         full, held = self._prepare_target(path)
         try:
-            return (full, held, *self._open_temp(full))
+            return (full, held, *self._open_temp(full, long=long))
         except BaseException:
             _release(held)
             raise
 
-    @staticmethod
-    def _discard(tmp: str, fd: int, held: int | None) -> None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    def _discard(self, tmp: str, fd: int | None, held: int | None, long: bool = False) -> None:
+        """Drop a temporary file (closing ``fd`` unless already closed; unregistering it
+        if ``long``) and the target's descriptor: the target keeps its old bytes."""
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if long:
+            self._s._temps.remove(tmp)
         _release(held)
 
     @staticmethod
@@ -494,18 +531,32 @@ class FilesystemChange:
         while view:
             view = view[os.write(fd, view) :]
 
-    def _commit(self, path: str, full: str, tmp: str, fd: int, held: int | None) -> Resource:
+    def _commit(
+        self, path: str, full: str, tmp: str, fd: int, held: int | None, long: bool = False
+    ) -> Resource:
+        """Stamp and close the temporary file and rename it over the target. On any
+        failure the temporary file goes and the target keeps its old bytes."""
+        open_fd: int | None = fd
         try:
             stamp = _unique_mtime_ns()
             os.utime(fd, ns=(stamp, stamp))
             st = os.fstat(fd)
+            # close() may report a write that failed late (ENOSPC, EDQUOT on NFS); the
+            # descriptor is freed all the same.
+            open_fd = None
             os.close(fd)
             os.replace(tmp, full)
+        except BaseException as exc:
+            self._discard(tmp, open_fd, held, long)
+            if isinstance(exc, OSError):
+                raise _os_error(exc) from exc
+            raise
+        if long:
+            self._s._temps.remove(tmp)
+        try:
             if held is None:
                 self._drop_member_props(full)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise _os_error(exc) from exc
         finally:
             _release(held)  # frees the replaced file (see _prepare_target)
@@ -515,10 +566,26 @@ class FilesystemChange:
         full, held, tmp, fd = self._begin(path)
         try:
             self._write_all(fd, data)
-        except OSError as exc:
+        except BaseException as exc:
             self._discard(tmp, fd, held)
-            raise _os_error(exc) from exc
+            if isinstance(exc, OSError):
+                raise _os_error(exc) from exc
+            raise
         return self._commit(path, full, tmp, fd, held), held is None
+
+    def _write_file(self, target: str, data: bytes) -> None:
+        """Write a small bookkeeping file (dead properties) atomically, through a
+        temporary file; on failure nothing changes."""
+        tmp, fd = self._open_temp(target)
+        open_fd: int | None = fd
+        try:
+            self._write_all(fd, data)
+            open_fd = None
+            os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            self._discard(tmp, open_fd, None)
+            raise
 
     @staticmethod
     def _drop_member_props(full: str) -> None:
@@ -537,7 +604,7 @@ class FilesystemChange:
             if expected_size is not None and len(body) != expected_size:
                 raise ValueError("body length differs from the announced length")
             return await run(self._write_small, path, body)
-        full, held, tmp, fd = await run(self._begin, path)
+        full, held, tmp, fd = await run(self._begin, path, True)
         try:
             size = 0
             pending: list[bytes] = []
@@ -555,11 +622,11 @@ class FilesystemChange:
             if expected_size is not None and size != expected_size:
                 raise ValueError("body length differs from the announced length")
         except BaseException as exc:
-            await run(self._discard, tmp, fd, held)
+            await run(self._discard, tmp, fd, held, True)
             if isinstance(exc, OSError):
                 raise _os_error(exc) from exc
             raise
-        return await run(self._commit, path, full, tmp, fd, held), held is None
+        return await run(self._commit, path, full, tmp, fd, held, True), held is None
 
     async def mkcol(self, path: str) -> None:
         """Create an empty folder."""
@@ -616,33 +683,17 @@ class FilesystemChange:
         return await self._s._run(remove)
 
     async def copy(self, src: str, dst: str, *, recursive: bool) -> None:
-        """Copy a file, or a folder with (``recursive``) or without its members."""
+        """Copy a file, or a folder with (``recursive``) or without its members. The copy
+        is made under a temporary name and renamed into place: a failure or a crash on
+        the way leaves no partial destination."""
 
         def copy() -> None:
             s, d = self._s._full(src), self._s._full(dst)
             try:
                 if os.path.isdir(s):
-                    if recursive:
-                        shutil.copytree(
-                            s, d, symlinks=True, ignore=shutil.ignore_patterns(TEMP_PREFIX + "*")
-                        )
-                    else:
-                        os.mkdir(d)
-                        side = os.path.join(s, PROPS_DIR, SELF_PROPS)
-                        if os.path.exists(side):
-                            os.mkdir(os.path.join(d, PROPS_DIR))
-                            shutil.copyfile(side, os.path.join(d, PROPS_DIR, SELF_PROPS))
-                    return
-                full, held, tmp, fd = self._begin(dst)
-                try:
-                    os.close(fd)
-                    shutil.copyfile(s, tmp)
-                    stamp = _unique_mtime_ns()
-                    os.utime(tmp, ns=(stamp, stamp))
-                    os.replace(tmp, full)
-                finally:
-                    _release(held)
-                self._copy_member_props(s, d, move=False)
+                    self._copy_folder(s, d, recursive)
+                else:
+                    self._copy_file(s, dst)
             except FileNotFoundError as exc:
                 raise NotFound(src) from exc
             except OSError as exc:
@@ -650,7 +701,59 @@ class FilesystemChange:
 
         await self._s._run(copy)
 
+    def _copy_folder(self, s: str, d: str, recursive: bool) -> None:
+        """Copy the folder ``s`` (disk path) to ``d``, which must not exist, through a
+        registered temporary folder beside ``d``."""
+        try:
+            os.lstat(d)  # also refuses a name too long, before anything is copied
+        except FileNotFoundError:
+            pass
+        else:
+            raise AlreadyExists(f"{d!r} exists")
+        tmp = os.path.join(os.path.dirname(d), temp_name())
+        os.mkdir(tmp)
+        fd: int | None = None
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._s._temps.add(tmp, fd)
+            if recursive:
+                _copy_members(s, tmp)
+            else:
+                side = os.path.join(s, PROPS_DIR, SELF_PROPS)
+                if os.path.exists(side):
+                    os.mkdir(os.path.join(tmp, PROPS_DIR))
+                    shutil.copyfile(side, os.path.join(tmp, PROPS_DIR, SELF_PROPS))
+            os.rename(tmp, d)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+            self._s._temps.remove(tmp)
+
+    def _copy_file(self, s: str, dst: str) -> None:
+        """Copy the file ``s`` (disk path) and its dead properties to ``dst`` (storage
+        path), through a registered temporary file."""
+        full, held, tmp, fd = self._begin(dst, True)
+        open_fd: int | None = fd  # held open while copying: it marks the copy as alive
+        try:
+            shutil.copyfile(s, tmp)
+            stamp = _unique_mtime_ns()
+            os.utime(fd, ns=(stamp, stamp))
+            self._copy_member_props(s, full, move=False)
+            open_fd = None
+            os.close(fd)
+            os.replace(tmp, full)
+        except BaseException:
+            self._discard(tmp, open_fd, None, True)
+            raise
+        finally:
+            _release(held)
+        self._s._temps.remove(tmp)
+
     def _copy_member_props(self, s: str, d: str, *, move: bool) -> None:
+        """Give ``d`` the dead properties of the file ``s`` (moved or copied), or none."""
         sp, _, sn = s.rpartition(os.sep)
         dp, _, dn = d.rpartition(os.sep)
         side = os.path.join(sp, PROPS_DIR, _member_props_name(sn))
@@ -663,10 +766,12 @@ class FilesystemChange:
         if move:
             os.replace(side, target)
         else:
-            shutil.copyfile(side, target)
+            with open(side, "rb") as f:
+                self._write_file(target, f.read())
 
     async def move(self, src: str, dst: str) -> None:
-        """Rename ``src`` to ``dst`` (falling back to copy and delete across devices)."""
+        """Rename ``src`` to ``dst`` (copying and deleting only where ``dst`` is on another
+        filesystem mounted below the root)."""
 
         def move() -> None:
             s, d = self._s._full(src), self._s._full(dst)
@@ -674,7 +779,12 @@ class FilesystemChange:
                 if not os.path.isdir(os.path.dirname(d)):
                     raise Conflict(f"the parent of {dst!r} is not a collection")
                 is_dir = os.path.isdir(s)
-                shutil.move(s, d)
+                try:
+                    os.rename(s, d)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    shutil.move(s, d)
                 if not is_dir:
                     self._copy_member_props(s, d, move=True)
             except FileNotFoundError as exc:
@@ -699,14 +809,7 @@ class FilesystemChange:
                         os.unlink(side)
                     return
                 os.makedirs(os.path.dirname(side), exist_ok=True)
-                tmp, fd = self._open_temp(side)
-                try:
-                    self._write_all(fd, _encode_props(props))
-                    os.close(fd)
-                    os.replace(tmp, side)
-                except OSError:
-                    self._discard(tmp, fd)
-                    raise
+                self._write_file(side, _encode_props(props))
             except OSError as exc:
                 raise _os_error(exc) from exc
 

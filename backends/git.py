@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import hashlib
 import mimetypes
@@ -32,7 +33,16 @@ from dulwich.file import FileLocked
 from dulwich.objects import Commit, Tree
 from dulwich.repo import Repo
 
-from .base import Body, DeadProps, DeleteFailure, NotFound, Resource, StorageError, Version
+from .base import (
+    Body,
+    DeadProps,
+    DeleteFailure,
+    InsufficientStorage,
+    NotFound,
+    Resource,
+    StorageError,
+    Version,
+)
 from .git_history import lookup, versions
 from .git_index import PathTimes
 from .git_layout import (
@@ -44,7 +54,7 @@ from .git_layout import (
     member_props_name,
     segments,
 )
-from .git_objects import BlobWriter, ObjectReader, read_small, store_bytes
+from .git_objects import BlobWriter, ObjectReader, read_small, store_bytes, sweep_temps
 from .git_tree import Entry, TreeEditor
 
 LISTING_BATCH = 512
@@ -143,8 +153,9 @@ class GitStorage:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the repository if it exists (it is created by the first write otherwise)
-        and bring the path-times index up to date."""
+        """Open the repository if it exists (it is created by the first write otherwise),
+        remove the temporary objects of uploads cut short by a crash, and bring the
+        path-times index up to date."""
         await self._run(self._open_sync)
 
     def _open_sync(self) -> None:
@@ -153,7 +164,9 @@ class GitStorage:
             name = hashlib.sha256(key).hexdigest()[:24] + ".json"
             self._index_file = self._state_dir / "git" / name
         try:
-            self._attach(Repo(str(self.path)))
+            repo = Repo(str(self.path))
+            sweep_temps(os.fspath(repo.object_store.path))
+            self._attach(repo)
         except NotGitRepository:
             if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
                 raise NotADirectoryError(
@@ -196,7 +209,14 @@ class GitStorage:
     # -- helpers (run in the thread pool) -------------------------------------------------
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        """``fn(*args)`` in the thread pool; a full disk or quota is InsufficientStorage
+        (507), whatever call found it (a blob, a tree, the ref)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(str(exc)) from exc
+            raise
 
     def _read_head(self) -> bytes | None:
         """The commit the branch points at now (None for an unborn branch)."""

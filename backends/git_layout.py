@@ -8,6 +8,8 @@
   ``<props>`` + the property elements + ``</props>``.
 - Those names, and ``.git`` in any letter case (git refuses it in trees), are reserved:
   never listed and refused in URLs.
+- No name longer than 255 bytes is written (git has no limit, but no checkout of the
+  branch could hold it): NameTooLong, the filesystem backend's answer.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from lxml import etree
 
-from .base import AlreadyExists, Conflict, NotFound
+from .base import NAME_MAX, AlreadyExists, Conflict, NameTooLong, NotFound
 from .git_tree import FILE_MODE, Folder, Node, TreeEditor, is_file, is_tree
 
 PROPS_DIR = ".davprops"
@@ -81,8 +83,12 @@ class DavTree:
         self._store_bytes = store_bytes
 
     def _parent_folder(self, path: list[bytes]) -> None:
+        """Refuse a path that cannot get a new entry: the root, a name too long, a parent
+        that is not a collection."""
         if not path:
             raise AlreadyExists("the root exists")
+        if any(len(name) > NAME_MAX for name in path):
+            raise NameTooLong(f"a name in {_text(path)!r} is over {NAME_MAX} bytes")
         if not is_tree(self.editor.get(path[:-1])):
             raise Conflict(f"the parent of {_text(path)!r} is not a collection")
 
@@ -143,10 +149,12 @@ class DavTree:
             self._carry_member_props(src, dst)
 
     def move(self, src: list[bytes], dst: list[bytes]) -> None:
-        """Move ``src`` with its members and dead properties to ``dst`` (not existing)."""
+        """Move ``src`` with its members and dead properties to ``dst``: not existing, or a
+        file that a moved file replaces."""
         node = self._existing(src)
         self._parent_folder(dst)
-        if self.editor.get(dst) is not None:
+        there = self.editor.get(dst)
+        if there is not None and (is_tree(there) or is_tree(node)):
             raise AlreadyExists(_text(dst))
         self.editor.put(dst, node)
         self.editor.remove(src)

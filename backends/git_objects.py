@@ -3,6 +3,9 @@
 dulwich inflates a whole object at once. Here loose objects and undeltified packed objects
 are inflated as a stream; only a deltified packed object (which needs its base) goes
 through dulwich whole. Everything runs in the caller's thread (the backend's thread pool).
+
+A blob being written lives in ``objects/tmp_obj_davserver_*`` until it is complete; its
+writer holds it (temps.py), and :func:`sweep_temps` removes those of writers that died.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from typing import Any
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import Commit, ShaFile, Tree, parse_tree
 
+from .temps import hold, remove_if_abandoned
+
 CHUNK = 1 << 20
 _TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 _BLOB = 3
 _DELTAS = (6, 7)  # OFS_DELTA, REF_DELTA
 _PROBE = 64 << 10
-_TEMP_PREFIX = "tmp_obj_"  # git's own name for objects being written; `git prune` reaps them
+# "tmp_obj_" is git's own name for objects being written (`git prune` reaps old ones);
+# the rest tells this server's apart, which only it may sweep.
+_TEMP_PREFIX = "tmp_obj_davserver_"
 
 TreeEntries = Mapping[bytes, tuple[int, bytes]]
 
@@ -291,8 +298,7 @@ class BlobWriter:
         self._dir = os.fspath(store.path)
         self._declared = size
         self._received = 0
-        fd, self._temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self._dir)
-        self._file = os.fdopen(fd, "wb")
+        self._temp, self._file = _new_temp(self._dir)
         self._header = b"" if size is None else b"blob %d\0" % size
         self._hash = store.object_format.new_hash()
         self._level = store.loose_compression_level
@@ -341,22 +347,52 @@ class BlobWriter:
     def _encode_spool(self) -> None:
         """Turn the raw spool into the compressed object, in a second temporary file."""
         spool = self._temp
-        self._file.close()
-        fd, self._temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self._dir)
-        self._file = os.fdopen(fd, "wb")
-        try:
-            self._header = b"blob %d\0" % self._received
-            with open(spool, "rb") as raw:
+        # Opened before the writer lets go of it (and of its lock): a sweep starting
+        # meanwhile may unlink the spool, but cannot take its bytes away.
+        with open(spool, "rb") as raw:
+            self._file.close()
+            self._temp, self._file = _new_temp(self._dir)
+            try:
+                self._header = b"blob %d\0" % self._received
                 while chunk := raw.read(CHUNK):
                     self._encode(chunk)
-        finally:
-            os.unlink(spool)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(spool)
 
     def abort(self) -> None:
-        """Drop what was written."""
-        self._file.close()
+        """Drop what was written (a close that fails, flushing onto a full disk, too)."""
+        with contextlib.suppress(OSError):
+            self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._temp)
+
+
+def _new_temp(directory: str) -> tuple[str, io.BufferedWriter]:
+    """A new temporary object file in ``directory``, held by this process (temps.py).
+
+    A sweep in another process starting just now may take the file between its creation
+    and :func:`hold`: then it is unlinked (or about to be), and another is made.
+    """
+    while True:
+        fd, path = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
+        try:
+            hold(fd)
+            if os.fstat(fd).st_nlink:
+                return path, os.fdopen(fd, "wb")
+        except BlockingIOError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def sweep_temps(objects_dir: str) -> None:
+    """Remove the temporary objects of this server's writers that died mid-write."""
+    for name in os.listdir(objects_dir):
+        if name.startswith(_TEMP_PREFIX):
+            remove_if_abandoned(os.path.join(objects_dir, name))
 
 
 def store_bytes(store: DiskObjectStore, data: bytes) -> bytes:
@@ -374,7 +410,11 @@ def store_bytes(store: DiskObjectStore, data: bytes) -> bytes:
     except FileNotFoundError:
         pass
     writer = BlobWriter(store, len(data))
-    writer.add(data)
+    try:
+        writer.add(data)
+    except BaseException:
+        writer.abort()
+        raise
     return writer.finish()[0]
 
 

@@ -163,6 +163,10 @@ class Router:
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()
+        if not response.prepared and request.writer.output_size:
+            # A streamed answer (a 207) had begun when the handler failed: a second answer
+            # cannot follow it, and only a closed connection tells the client it is cut short.
+            raise ConnectionError("the answer was cut short by an error")
         pages = self.error_pages.get(mount.prefix)
         return response if pages is None else pages.apply(response)
 

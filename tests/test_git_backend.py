@@ -310,3 +310,23 @@ async def test_times_come_from_the_commits(client: TestClient, repo: Path) -> No
     assert parsedate_to_datetime(modified).timestamp() == git_time
     resp = await client.get("/t.txt")
     assert parsedate_to_datetime(resp.headers["Last-Modified"]).timestamp() == git_time
+
+
+@pytest.mark.parametrize("method", ["COPY", "MOVE"])
+async def test_a_file_copied_or_moved_onto_a_file_replaces_it_and_its_properties(
+    client: TestClient, repo: Path, method: str
+) -> None:
+    """File onto file is one commit with no delete step in between (the replacement is
+    atomic), and the destination's dead properties go with its old bytes."""
+    for name, data in (("a.txt", b"a"), ("b.txt", b"b")):
+        assert (await client.put(f"/{name}", data=data)).status == 201
+    await client.request("PROPPATCH", "/b.txt", data=PROPPATCH.format(value="stale"))
+    count = len(commits(repo))
+    headers = {"Destination": str(client.make_url("/b.txt"))}
+    assert (await client.request(method, "/a.txt", headers=headers)).status == 204
+    assert len(commits(repo)) == count + 1
+    assert await (await client.get("/b.txt")).read() == b"a"
+    props = await propfind(
+        client, "/b.txt", "0", "<D:propfind xmlns:D='DAV:'><D:allprop/></D:propfind>"
+    )
+    assert b"stale" not in etree.tostring(props["/b.txt"])

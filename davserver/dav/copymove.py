@@ -70,7 +70,9 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
     require_unlocked(mount, request, dst, member=True, tree=target is not None)
     message = f"{request.method} /{src} -> /{dst}"
     async with storage.change(author=author(request), message=message) as change:
-        if target is not None:
+        # A file onto a file needs no delete first: the backends replace it atomically, so
+        # a full disk or a crash leaves the old destination, not nothing.
+        if target is not None and (target.is_collection or res.is_collection):
             failures = await change.delete(dst)
             if failures:
                 return multistatus.complete(
@@ -80,11 +82,12 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
                         for f in failures
                     )
                 )
-            await mount.locks.release_tree(mount.prefix, dst)
         if is_move:
             await change.move(src, dst)
         else:
             await change.copy(src, dst, recursive=depth == "infinity")
+        if target is not None:
+            await mount.locks.release_tree(mount.prefix, dst)
     if is_move:
         await mount.locks.release_tree(mount.prefix, src)
     return web.Response(status=204 if target is not None else 201)

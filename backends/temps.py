@@ -1,0 +1,141 @@
+"""Temporary files that a process killed mid-write (SIGKILL, the OOM killer) leaves
+behind, and how the next start finds and removes them.
+
+Both backends write big things under a temporary name and rename them into place at the
+end, so a crash never leaves half a file where a client can see it, only the temporary
+file. Whoever writes one holds an ``flock`` on it (:func:`hold`); the lock goes with the
+process, so a temporary file nobody holds belongs to a writer that died and is removed
+(:func:`remove_if_abandoned`), while one still held is being written by a live process
+(another server on the same store) and is left alone.
+
+The git backend keeps its temporary objects in ``objects/``, listed at start. The
+filesystem backend writes beside the target, anywhere in the tree; rather than walk the
+tree, a long write (a streamed upload, a copy) registers its temporary file in
+:class:`Registry` while it runs: a symlink to it in ``<root>/.davtmp-journal/``, a folder
+that exists only while such writes are under way. A write of one worker call (a body up
+to 256 KiB, a property file) is not registered: its window is a few milliseconds, and
+what it could leave is small, hidden and removed with its folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import os
+import secrets
+import shutil
+import stat
+
+TEMP_PREFIX = ".davtmp-"
+REGISTRY_DIR = TEMP_PREFIX + "journal"
+
+_process = ""  # this process's random part of the temporary names
+
+
+def _new_process_prefix() -> None:
+    global _process
+    _process = secrets.token_hex(8)
+
+
+_new_process_prefix()
+_counter = itertools.count()
+os.register_at_fork(after_in_child=_new_process_prefix)
+
+
+def temp_name() -> str:
+    """A fresh temporary name: a random prefix per process and a counter, which is as
+    unique as a random name per file and needs no getrandom() call each time."""
+    return f"{TEMP_PREFIX}{_process}-{next(_counter):x}"
+
+
+def hold(fd: int) -> None:
+    """Mark the temporary file (or folder) open as ``fd`` as being written by this
+    process; BlockingIOError if a sweep holds it (it is about to be removed)."""
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def remove_if_abandoned(path: str) -> bool:
+    """Remove the temporary file (or folder, with what it holds) at ``path`` unless a
+    live process holds it; whether it is gone. It is removed under the lock, so a writer
+    that made it just now finds it unlinked once it gets the lock (see git_objects.py)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+class Registry:
+    """The long writes under way below a filesystem store's root (see the module doc).
+
+    ``root`` (resolved) is set by the store's ``open()``.
+    """
+
+    def __init__(self) -> None:
+        self.root = ""
+
+    @property
+    def _folder(self) -> str:
+        return os.path.join(self.root, REGISTRY_DIR)
+
+    def add(self, tmp: str, fd: int) -> None:
+        """Register the temporary file (or folder) ``tmp`` below the root, open as ``fd``,
+        before anything is written to it."""
+        hold(fd)
+        link = "../" + tmp[len(self.root) + 1 :]  # relative to the registry folder
+        entry = os.path.join(self._folder, os.path.basename(tmp))
+        while True:
+            try:
+                os.symlink(link, entry)
+                return
+            except FileNotFoundError:  # no write under way, or the last one just ended
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self._folder)
+
+    def remove(self, tmp: str) -> None:
+        """Unregister ``tmp`` (renamed into place or dropped), and the registry folder
+        when it was the last one."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self._folder, os.path.basename(tmp)))
+        with contextlib.suppress(OSError):  # ENOTEMPTY: other writes are under way
+            os.rmdir(self._folder)
+
+    def sweep(self) -> None:
+        """Remove the registered temporary files whose writers died, with their entries."""
+        folder = self._folder
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            entry = os.path.join(folder, name)
+            try:
+                tmp = os.path.normpath(os.path.join(folder, os.readlink(entry)))
+            except OSError:
+                continue
+            inside = tmp.startswith(self.root + os.sep)
+            if (
+                inside
+                and os.path.basename(tmp).startswith(TEMP_PREFIX)
+                and not remove_if_abandoned(tmp)
+            ):
+                continue  # its writer is alive
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
