@@ -623,7 +623,8 @@ class FilesystemChange:
                 raise ValueError("body length differs from the announced length")
         except BaseException as exc:
             await run(self._discard, tmp, fd, held, True)
-            if isinstance(exc, OSError):
+            # A ConnectionError comes from the body: the client went away (not the disk).
+            if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
                 raise _os_error(exc) from exc
             raise
         return await run(self._commit, path, full, tmp, fd, held, True), held is None

@@ -15,7 +15,9 @@ import functools
 import io
 import os
 import tempfile
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -171,6 +173,39 @@ class BlobStream(io.RawIOBase):
         super().close()
 
 
+TREE_CACHE_ENTRIES = 1 << 16
+"""Entries of parsed trees kept in memory per repository (about 200 bytes each)."""
+
+
+class _TreeCache:
+    """Parsed trees, the least recently used dropped first, bounded by their total number
+    of entries rather than of trees: a tree of 1,000 entries weighs what 1,000 small ones
+    do. Shared by the worker threads."""
+
+    def __init__(self, load: Callable[[bytes], TreeEntries], max_entries: int) -> None:
+        self._load = load
+        self._max = max_entries
+        self._held = 0
+        self._trees: OrderedDict[bytes, TreeEntries] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, sha: bytes) -> TreeEntries:
+        with self._lock:
+            tree = self._trees.get(sha)
+            if tree is not None:
+                self._trees.move_to_end(sha)
+                return tree
+        tree = self._load(sha)
+        with self._lock:
+            if sha not in self._trees:
+                self._trees[sha] = tree
+                self._held += len(tree) + 1
+                while self._held > self._max:
+                    _, dropped = self._trees.popitem(last=False)
+                    self._held -= len(dropped) + 1
+        return tree
+
+
 class ObjectReader:
     """Reads objects of one store, caching what never changes: trees, commits, sizes."""
 
@@ -179,13 +214,11 @@ class ObjectReader:
         self._dir = os.fspath(store.path)
         self._sha_len = store.object_format.oid_length
         self.empty_tree = Tree().get_id(store.object_format)
-        self.tree: Callable[[bytes], TreeEntries] = functools.lru_cache(maxsize=8192)(
-            self._load_tree
-        )
+        self.tree: Callable[[bytes], TreeEntries] = _TreeCache(self._load_tree, TREE_CACHE_ENTRIES)
         self.commit: Callable[[bytes], Commit] = functools.lru_cache(maxsize=4096)(
             self._load_commit
         )
-        self.blob_size: Callable[[bytes], int] = functools.lru_cache(maxsize=1 << 16)(
+        self.blob_size: Callable[[bytes], int] = functools.lru_cache(maxsize=1 << 14)(
             self._load_size
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import tls
+from . import malloc, tls
 from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app
 from .auth import htpasswd, users_cli
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         config = override(config, host=args.host, port=args.port, root=args.root)
         if config.auth.htpasswd is not None:
             htpasswd.read(config.auth.htpasswd)  # a broken accounts file stops us here
+        malloc.tune()  # before any thread starts: see malloc.py
         asyncio.run(serve(config))
     except (ConfigError, htpasswd.HtpasswdError) as exc:
         print(f"davserver: configuration error: {exc}", file=sys.stderr)

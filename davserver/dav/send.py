@@ -41,7 +41,12 @@ class _FileResponse(web.StreamResponse):
                 for head, offset, count in self._parts:
                     if head:
                         await self.write(head)
-                    await loop.sendfile(transport, self._file, offset, count)
+                    try:
+                        await loop.sendfile(transport, self._file, offset, count)
+                    except RuntimeError as exc:  # asyncio's word for a closing transport
+                        if not transport.is_closing():
+                            raise
+                        raise ConnectionResetError("connection lost") from exc
                 if self._trailer:
                     await self.write(self._trailer)
             await self.write_eof()
