@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -40,10 +41,27 @@ class PeakRSS:
         self._thread.join()
 
 
-async def test_one_gib_put_and_get_keep_memory_flat(
-    tmp_path: Path, server_process: Callable[..., ServerProcess]
-) -> None:
-    server = server_process()
+@dataclass(frozen=True)
+class RoundTrip:
+    """What a big PUT and its GET cost a server process: the block the body repeats and
+    the resident memory before, at the PUT's peak and at the GET's peak."""
+
+    block: bytes
+    baseline: int
+    put_peak: int
+    get_peak: int
+
+    def check(self, limit: int = LIMIT) -> None:
+        """Print the figures; neither the PUT nor the GET grew the memory by ``limit``."""
+        put, get = self.put_peak - self.baseline, self.get_peak - self.baseline
+        print(f"RSS baseline {self.baseline >> 20} MiB, PUT +{put >> 20} MiB, GET +{get >> 20} MiB")
+        assert put < limit, f"PUT grew RSS by {put >> 20} MiB"
+        assert get < limit, f"GET grew RSS by {get >> 20} MiB"
+
+
+async def round_trip(server: ServerProcess, size: int) -> RoundTrip:
+    """PUT ``size`` bytes to /big.bin of ``server`` as a stream of 1 MiB blocks, GET them
+    back, and measure its memory (after warming its code paths up)."""
     block = os.urandom(CHUNK)
     async with aiohttp.ClientSession() as session:
         # Warm up code paths (imports, buffers) before taking the baseline.
@@ -54,7 +72,7 @@ async def test_one_gib_put_and_get_keep_memory_flat(
         baseline = psutil.Process(server.proc.pid).memory_info().rss
 
         async def body() -> AsyncIterator[bytes]:
-            for _ in range(GIB // CHUNK):
+            for _ in range(size // CHUNK):
                 yield block
 
         with PeakRSS(server.proc.pid) as rss:
@@ -64,20 +82,22 @@ async def test_one_gib_put_and_get_keep_memory_flat(
             received = 0
             async with session.get(f"{server.url}/big.bin") as resp:
                 assert resp.status == 200
-                assert resp.headers["Content-Length"] == str(GIB)
+                assert resp.headers["Content-Length"] == str(size)
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     if received == 0:
                         assert chunk == block[: len(chunk)]
                     received += len(chunk)
-        assert received == GIB
+        assert received == size
+    return RoundTrip(block, baseline, put_peak, rss.peak)
+
+
+async def test_one_gib_put_and_get_keep_memory_flat(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    trip = await round_trip(server_process(), GIB)
     stored = tmp_path / "data" / "big.bin"
     assert stored.stat().st_size == GIB
     with stored.open("rb") as f:
         f.seek(GIB - CHUNK)
-        assert f.read() == block
-    print(
-        f"RSS baseline {baseline >> 20} MiB, PUT +{(put_peak - baseline) >> 20} MiB, "
-        f"GET +{(rss.peak - baseline) >> 20} MiB"
-    )
-    assert put_peak - baseline < LIMIT, f"PUT grew RSS by {(put_peak - baseline) >> 20} MiB"
-    assert rss.peak - baseline < LIMIT, f"GET grew RSS by {(rss.peak - baseline) >> 20} MiB"
+        assert f.read() == trip.block
+    trip.check()
