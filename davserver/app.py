@@ -13,7 +13,7 @@ from davserver.backends.calendar_index import CalendarIndex
 from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.git import GitStorage
 
-from . import access
+from . import access, serverroot
 from .auth.basic import BasicAuth, challenge
 from .caldav.mount import CalDavMount, CalDavSettings
 from .config import AccessConfig, Config, MountConfig
@@ -30,7 +30,7 @@ from .mounts.wsgi import WsgiMount, WsgiSettings
 log = logging.getLogger("davserver")
 
 # Windows' WebClient probes OPTIONS on the host root before mapping any sub-path.
-ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS"}
+ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 WELL_KNOWN_CALDAV = "/.well-known/caldav"
 
@@ -93,8 +93,10 @@ class Router:
         error_pages: dict[str, ErrorPages],
         access_rules: dict[str, AccessConfig],
         auth: BasicAuth | None = None,
+        max_xml: int = 1 << 20,
     ) -> None:
         self.auth = auth
+        self.max_xml = max_xml  # for a PROPFIND of the root that no mount holds
         self.access = access_rules  # by mount prefix
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         self.error_pages = error_pages  # by mount prefix
@@ -146,6 +148,9 @@ class Router:
         if mount is None:
             if request.method == "OPTIONS":
                 return web.Response(headers=ROOT_OPTIONS)
+            if request.method == "PROPFIND" and request.raw_path.partition("?")[0] == "/":
+                prefixes = (m.prefix for m in self.mounts)
+                return await serverroot.propfind(request, prefixes, self.caldav, self.max_xml)
             return web.Response(status=404, text="404 Not Found\n")
         self.in_flight += 1
         self._idle.clear()
@@ -183,7 +188,7 @@ def create_app(config: Config) -> web.Application:
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = config.auth.htpasswd is not None
     rules = {m.prefix: m.access.resolved(m.type, accounts) for m in config.mounts}
-    router = Router(mounts, pages, rules, auth)
+    router = Router(mounts, pages, rules, auth, config.server.max_xml_size)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
     app.router.add_route("*", "/{tail:.*}", router.handle)

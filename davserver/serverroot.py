@@ -1,0 +1,54 @@
+"""PROPFIND on the server root when no mount holds ``/``.
+
+Windows' WebClient probes the host root before mapping a sub-path, and calendar clients
+often start their discovery there (CLIENTS.md #2, #15). The root is then a virtual
+collection whose members are the mounts' first path segments, with the CalDAV mount's
+discovery properties (current-user-principal, calendar-home-set) when there is one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from davserver.backends.base import Resource
+
+from .dav import multistatus
+from .dav.errors import DAVError
+from .dav.propfind import parse_depth, read_prop_request, wants_minimal
+from .dav.props import LIVE, PropRenderer
+from .mounts.dav import DavMount
+
+_STARTED = time.time()
+
+
+def _collection(path: str) -> Resource:
+    return Resource(
+        path=path, is_collection=True, size=0, mtime=_STARTED, ctime=_STARTED,
+        etag=f'"root-{int(_STARTED)}"', dead_props={},
+    )  # fmt: skip
+
+
+def top_segments(prefixes: Iterable[str]) -> list[str]:
+    """The first path segment of each mount prefix, once each, in order."""
+    return sorted({p.strip("/").partition("/")[0] for p in prefixes if p.strip("/")})
+
+
+async def propfind(
+    request: web.Request, prefixes: Iterable[str], discovery: DavMount | None, limit: int
+) -> web.Response:
+    """The root and (Depth 1) the mounts below it; Depth infinity is refused as mounts
+    refuse it by default (403 propfind-finite-depth)."""
+    try:
+        depth = parse_depth(request)
+        if depth == "infinity":
+            raise DAVError(403, "Depth: infinity is disabled", condition="propfind-finite-depth")
+        prop_request = await read_prop_request(request, limit)
+    except DAVError as exc:
+        return exc.response()
+    live = LIVE if discovery is None else {**LIVE, **discovery.discovery_props(request)}
+    renderer = PropRenderer("", prop_request, live=live, minimal=wants_minimal(request))
+    members = top_segments(prefixes) if depth == "1" else []
+    return multistatus.complete("".join(renderer.render(_collection(p)) for p in ["", *members]))
