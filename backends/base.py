@@ -40,6 +40,15 @@ class Resource:
         return self.path.rpartition("/")[2]
 
 
+def virtual_collection(path: str, since: float) -> Resource:
+    """A collection that no storage holds (the CalDAV layout's principals, the server
+    root): empty, unchanged since ``since``."""
+    return Resource(
+        path=path, is_collection=True, size=0, mtime=since, ctime=since,
+        etag=f'"v-{int(since)}"', dead_props={},
+    )  # fmt: skip
+
+
 @dataclass(slots=True)
 class Body:
     """The bytes of a resource to send: in memory when small, else an open file."""

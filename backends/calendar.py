@@ -34,6 +34,7 @@ from .base import (
     NotFound,
     Resource,
     Storage,
+    virtual_collection,
 )
 from .calendar_cache import BodyCache
 from .calendar_feed import Feed, feed_for
@@ -116,15 +117,7 @@ class CalendarStore:
     # -- the virtual part -------------------------------------------------------------
 
     def _virtual(self, path: str) -> Resource:
-        return Resource(
-            path=path,
-            is_collection=True,
-            size=0,
-            mtime=self._started,
-            ctime=self._started,
-            etag=f'"v-{int(self._started)}"',
-            dead_props={},
-        )
+        return virtual_collection(path, self._started)
 
     def _outer(self, res: Resource) -> Resource:
         prefix = f"{CALENDARS}/{res.path}" if res.path else CALENDARS

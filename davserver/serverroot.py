@@ -13,22 +13,15 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from davserver.backends.base import Resource
+from davserver.backends.base import virtual_collection
 
 from .dav import multistatus
 from .dav.errors import DAVError
-from .dav.propfind import parse_depth, read_prop_request, wants_minimal
+from .dav.propfind import propfind_depth, read_prop_request, wants_minimal
 from .dav.props import LIVE, PropRenderer
 from .mounts.dav import DavMount
 
 _STARTED = time.time()
-
-
-def _collection(path: str) -> Resource:
-    return Resource(
-        path=path, is_collection=True, size=0, mtime=_STARTED, ctime=_STARTED,
-        etag=f'"root-{int(_STARTED)}"', dead_props={},
-    )  # fmt: skip
 
 
 def top_segments(prefixes: Iterable[str]) -> list[str]:
@@ -42,13 +35,12 @@ async def propfind(
     """The root and (Depth 1) the mounts below it; Depth infinity is refused as mounts
     refuse it by default (403 propfind-finite-depth)."""
     try:
-        depth = parse_depth(request)
-        if depth == "infinity":
-            raise DAVError(403, "Depth: infinity is disabled", condition="propfind-finite-depth")
+        depth = propfind_depth(request, infinity=False)
         prop_request = await read_prop_request(request, limit)
     except DAVError as exc:
         return exc.response()
     live = LIVE if discovery is None else {**LIVE, **discovery.discovery_props(request)}
     renderer = PropRenderer("", prop_request, live=live, minimal=wants_minimal(request))
     members = top_segments(prefixes) if depth == "1" else []
-    return multistatus.complete("".join(renderer.render(_collection(p)) for p in ["", *members]))
+    collections = (virtual_collection(p, _STARTED) for p in ["", *members])
+    return multistatus.complete("".join(renderer.render(c) for c in collections))

@@ -28,6 +28,15 @@ def parse_depth(request: web.Request, default: str = "infinity") -> str:
     return depth
 
 
+def propfind_depth(request: web.Request, *, infinity: bool) -> str:
+    """A PROPFIND's Depth; infinity (also what a missing header means) is 403
+    ``propfind-finite-depth`` unless ``infinity`` allows it."""
+    depth = parse_depth(request)
+    if depth == "infinity" and not infinity:
+        raise DAVError(403, "Depth: infinity is disabled", condition="propfind-finite-depth")
+    return depth
+
+
 def wants_minimal(request: web.Request) -> bool:
     """Brief: t or Prefer: return=minimal (Apple writes return-minimal), which drop the 404
     propstats."""
@@ -86,9 +95,7 @@ async def walk(
 
 async def propfind(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
     """Report the requested properties of a resource and, by Depth, its members."""
-    depth = parse_depth(request)
-    if depth == "infinity" and not mount.settings.depth_infinity:
-        raise DAVError(403, "Depth: infinity is disabled", condition="propfind-finite-depth")
+    depth = propfind_depth(request, infinity=mount.settings.depth_infinity)
     prop_request = await read_prop_request(request, mount.settings.max_xml_size)
     dead = prop_request.needs_dead_props
     storage = mount.storage

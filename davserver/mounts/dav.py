@@ -140,10 +140,9 @@ class DavMount:
         an owner-only mount."""
         if not self.settings.owner_only:
             return
-        owner = self.owner(path)
-        if owner is None and write:
+        if write and self.owner(path) is None:
             raise DAVError(403, "the shared part of an owner-only tree cannot be changed")
-        if owner is not None and owner != self.requester(request):
+        if not self.may_enter(request, path):
             raise DAVError(403, f"{path!r} belongs to another user")
 
     def renderer(self, request: web.Request, prop_request: PropRequest) -> PropRenderer:
