@@ -5,15 +5,23 @@ segments joined by ``/``, no leading or trailing slash, ``""`` for the mount roo
 A backend never sees ``..``, NUL or an empty segment.
 
 Dead properties are exchanged as a mapping from Clark names (``{ns}local``) to the
-property element serialized as XML bytes, kept exactly as the client sent it.
+property element serialized as XML bytes, kept exactly as the client sent it; a backend
+stores them through the :class:`PropsCodec` it is given and never looks inside.
+
+Every write is checked and applied in one step: a :data:`Precondition` given to a
+:class:`Change` operation is evaluated by the backend against the resource being
+replaced, inside the write (under the filesystem backend's lock on the path, inside the
+git backend's commit), so two racing conditional writes cannot both succeed. Every
+committed change is reported to the storage's listener (:meth:`Storage.listen`) as
+:class:`Changed` records, after it is durable.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
 DeadProps = Mapping[str, bytes]
 
@@ -99,6 +107,82 @@ class InsufficientStorage(StorageError):
     status = 507
 
 
+class PreconditionFailed(StorageError):
+    """A :data:`Precondition` did not hold against the resource the write would replace."""
+
+    status = 412
+
+
+class Unavailable(StorageError):
+    """The store (or the state beside it) cannot be used right now; trying again later
+    may work."""
+
+    status = 503
+
+
+Precondition = Callable[["Resource | None"], None]
+"""A check of what a write replaces (None: nothing is there), run by the backend inside
+the write; it raises :class:`PreconditionFailed` to stop the write. It must be quick and
+pure: the filesystem backend runs it on a worker thread holding the path's lock, the git
+backend again each time it replays a change on a newer head."""
+
+
+class PropsCodec(Protocol):
+    """How dead properties become the bytes of a property file, and back."""
+
+    def encode(self, props: DeadProps) -> bytes:
+        """The stored form of a set of properties."""
+
+    def decode(self, data: bytes) -> dict[str, bytes]:
+        """The properties in a stored form ({} when it is damaged)."""
+
+
+ChangeKind = Literal["created", "modified", "deleted", "moved", "props"]
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """One committed change of a store, as its listener hears of it.
+
+    ``moved`` names the old path in ``path`` and the new one in ``to``; a change that
+    replaces what was at a destination (COPY or MOVE onto it) comes as ``deleted`` first.
+    ``resource`` is the new resource where the backend knows it (a written file); ``note``
+    is what the writer passed to the operation, handed on untouched (the calendar store
+    passes the summary it computed), and ``outside`` marks a change made behind the
+    server's back and found afterwards.
+    """
+
+    path: str
+    kind: ChangeKind
+    is_collection: bool
+    author: str
+    old_etag: str | None = None
+    new_etag: str | None = None
+    to: str | None = None
+    note: object = None
+    outside: bool = False
+    resource: Resource | None = None
+
+
+ChangeListener = Callable[[Sequence[Changed]], Awaitable[None]]
+"""Where a storage reports its committed changes, in the order they were made."""
+
+
+class Feed(Protocol):
+    """What a store can tell about changes made behind the server's back, for one folder
+    at a time (the calendar store asks about each calendar it answers from)."""
+
+    async def start(self, path: str) -> None:
+        """Watch the folder at ``path`` from now on (called before it is listed in full)."""
+
+    async def changes(self, path: str) -> set[str] | None:
+        """The names of members changed since the folder was last asked about or
+        started; None when the feed cannot tell (the caller then lists the folder)."""
+
+    def close(self) -> None:
+        """Stop watching."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeleteFailure:
     """One member that could not be deleted, for a 207 answer."""
@@ -121,31 +205,68 @@ class Version:
 
 
 class Change(Protocol):
-    """One atomic unit of writes (the git backend makes it one commit)."""
+    """One atomic unit of writes (the git backend makes it one commit).
+
+    Each operation takes optional :data:`Precondition` checks, evaluated inside the write
+    against what is there: ``expect`` on the resource at ``path`` (``src`` for COPY and
+    MOVE), ``expect_dst`` on the destination of COPY and MOVE.
+    """
 
     async def write(
-        self, path: str, body: bytes | AsyncIterator[bytes], expected_size: int | None = None
+        self,
+        path: str,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None = None,
+        *,
+        expect: Precondition | None = None,
+        note: object = None,
     ) -> tuple[Resource, bool]:
         """Store the bytes at ``path``; return the new resource and whether it was created.
 
         A body that is not ``expected_size`` bytes long (when given) is discarded with
-        ``ValueError`` and the old content stays.
+        ``ValueError`` and the old content stays. ``note`` travels with the change to the
+        listener.
         """
 
     async def mkcol(self, path: str) -> None:
-        """Create an empty collection."""
+        """Create an empty collection (AlreadyExists when something is there)."""
 
-    async def delete(self, path: str) -> list[DeleteFailure]:
+    async def delete(self, path: str, *, expect: Precondition | None = None) -> list[DeleteFailure]:
         """Delete the resource and, for a collection, all its members."""
 
-    async def copy(self, src: str, dst: str, *, recursive: bool) -> None:
-        """Copy ``src`` (and its members when recursive) with dead properties to ``dst``."""
+    async def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        recursive: bool,
+        expect: Precondition | None = None,
+        expect_dst: Precondition | None = None,
+    ) -> None:
+        """Copy ``src`` (and its members when recursive) with dead properties to ``dst``:
+        a file replaces a file at ``dst``, anything else needs ``dst`` free."""
 
-    async def move(self, src: str, dst: str) -> None:
-        """Move ``src`` with its members and dead properties to ``dst`` (which must not exist)."""
+    async def move(
+        self,
+        src: str,
+        dst: str,
+        *,
+        expect: Precondition | None = None,
+        expect_dst: Precondition | None = None,
+    ) -> None:
+        """Move ``src`` with its members and dead properties to ``dst``: a file replaces a
+        file at ``dst``, anything else needs ``dst`` free."""
 
-    async def set_props(self, path: str, props: DeadProps) -> None:
-        """Replace all dead properties of ``path`` with ``props``."""
+    async def set_props(
+        self,
+        path: str,
+        props: DeadProps,
+        *,
+        expect: Precondition | None = None,
+        note: object = None,
+    ) -> None:
+        """Replace all dead properties of ``path`` with ``props`` (``note`` travels with
+        the change to the listener)."""
 
 
 class Storage(Protocol):
@@ -173,6 +294,14 @@ class Storage(Protocol):
 
     def change(self, *, author: str, message: str) -> AbstractAsyncContextManager[Change]:
         """Open an atomic unit of writes."""
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Report every committed change to ``listener`` from now on (one listener; the
+        mount that serves the store sets it, before :meth:`open`)."""
+
+    def feed(self) -> Feed | None:
+        """A feed of changes made behind the server's back, when the backend has one
+        (called once the store is open)."""
 
     async def close(self) -> None:
         """Release what the backend holds."""

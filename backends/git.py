@@ -16,14 +16,13 @@ import contextlib
 import errno
 import functools
 import hashlib
-import mimetypes
 import os
 import re
 import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -33,16 +32,25 @@ from dulwich.file import FileLocked
 from dulwich.objects import Commit, Tree
 from dulwich.repo import Repo
 
+from davserver.runtime.threads import WorkerPool, default_threads
+
 from .base import (
     Body,
+    Changed,
+    ChangeKind,
+    ChangeListener,
     DeadProps,
     DeleteFailure,
+    Feed,
     InsufficientStorage,
     NotFound,
+    Precondition,
+    PropsCodec,
     Resource,
     StorageError,
     Version,
 )
+from .git_feed import TreeFeed
 from .git_history import lookup, versions
 from .git_index import PathTimes
 from .git_layout import (
@@ -50,12 +58,12 @@ from .git_layout import (
     RESERVED,
     SELF_PROPS,
     DavTree,
-    decode_props,
     member_props_name,
     segments,
 )
 from .git_objects import BlobWriter, ObjectReader, read_small, store_bytes, sweep_temps
-from .git_tree import Entry, TreeEditor
+from .git_tree import Entry, Folder, TreeEditor, is_file, is_tree
+from .mime import content_type
 
 LISTING_BATCH = 512
 WRITE_BUFFER = 1 << 20
@@ -64,22 +72,12 @@ ANONYMOUS = "anonymous"
 
 _T = TypeVar("_T")
 _HEX = re.compile(rb"[0-9a-f]{40}([0-9a-f]{24})?\Z")
-mimetypes.init()  # reads the system's MIME tables now, not on the event loop later
 
 
 class BranchBusy(StorageError):
     """The branch kept moving under a commit; the client may try again."""
 
     status = 503
-
-
-@functools.lru_cache(maxsize=1024)
-def _type_of_extension(ext: str) -> str:
-    return mimetypes.guess_type("x." + ext, strict=False)[0] or "application/octet-stream"
-
-
-def _content_type(path: str) -> str:
-    return _type_of_extension(path.rpartition("/")[2].rpartition(".")[2])
 
 
 def _etag(sha: bytes) -> str:
@@ -126,11 +124,15 @@ class GitStorage:
         self,
         repo: str | os.PathLike[str],
         *,
+        codec: PropsCodec,
         branch: str = "main",
         identity: str = "davserver <davserver@localhost>",
         state_dir: Path | None = None,
     ) -> None:
         self.path = Path(repo)
+        self.codec = codec
+        self._listener: ChangeListener | None = None
+        self._pool = WorkerPool(default_threads(), "git")
         self.branch = branch
         self.ref = b"refs/heads/" + branch.encode()
         self.identity = identity
@@ -157,6 +159,14 @@ class GitStorage:
         remove the temporary objects of uploads cut short by a crash, and bring the
         path-times index up to date."""
         await self._run(self._open_sync)
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Report committed changes (after each commit) to ``listener``."""
+        self._listener = listener
+
+    def feed(self) -> Feed | None:
+        """Changes of folders from their tree ids (a moved tree means: list it again)."""
+        return TreeFeed(self)
 
     def _open_sync(self) -> None:
         if self._state_dir is not None:
@@ -205,14 +215,15 @@ class GitStorage:
                 self._repo.close()
 
         await self._run(close)
+        self._pool.close()
 
     # -- helpers (run in the thread pool) -------------------------------------------------
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` in the thread pool; a full disk or quota is InsufficientStorage
-        (507), whatever call found it (a blob, a tree, the ref)."""
+        """``fn(*args)`` on the storage's worker threads; a full disk or quota is
+        InsufficientStorage (507), whatever call found it (a blob, a tree, the ref)."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+            return await self._pool.submit(asyncio.get_running_loop(), fn, *args)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise InsufficientStorage(str(exc)) from exc
@@ -273,13 +284,13 @@ class GitStorage:
             mtime=mtime,
             ctime=ctime,
             etag=_etag(entry[1]),
-            content_type=None if is_dir else _content_type(path),
+            content_type=None if is_dir else content_type(path),
             dead_props=props,
         )
 
     def _load_props(self, sha: bytes) -> Mapping[str, bytes]:
         assert self._reader is not None
-        return MappingProxyType(decode_props(self._reader.raw(sha)[1]))
+        return MappingProxyType(self.codec.decode(self._reader.raw(sha)[1]))
 
     def _side_entries(self, folder: Entry | None) -> Mapping[bytes, Entry]:
         """The entries of a folder's ``.davprops`` tree ({} when it has none)."""
@@ -332,6 +343,8 @@ class GitStorage:
 
     def _open_listing(self, path: str, dead_props: bool) -> tuple[bytes | None, _Listing]:
         head, entry = self._lookup(path)
+        if entry is None:
+            raise NotFound(path)
         members: list[tuple[str, Entry]] = []
         side: Mapping[bytes, Entry] = {}
         if entry is not None and stat.S_ISDIR(entry[0]) and self._reader is not None:
@@ -425,7 +438,7 @@ class GitStorage:
             mtime=when,
             ctime=when,
             etag=_etag(entry[1]),
-            content_type=_content_type(path),
+            content_type=content_type(path),
         )
         return self._body(resource, entry, inline_limit)
 
@@ -434,26 +447,43 @@ class GitStorage:
     @contextlib.asynccontextmanager
     async def change(self, *, author: str, message: str) -> AsyncIterator[GitChange]:
         """One commit for the whole block, made when it ends without an exception (and
-        only if it changed something)."""
-        change = await self._run(self._begin)
+        only if it changed something); its changes go to the listener after it."""
+        change = await self._run(self._begin, author)
         yield change
         if change.ops:
             async with self._commit_lock:
-                await self._run(self._commit, change, identity_of(author, self.identity), message)
+                done = await self._run(
+                    self._commit, change, identity_of(author, self.identity), message
+                )
+            if done and self._listener is not None:
+                await self._listener(done)
 
-    def _begin(self) -> GitChange:
+    def _begin(self, author: str) -> GitChange:
         reader = self._ensure_repo()
         head, tree = self._snapshot()
-        return GitChange(self, head, self._dav_tree(reader, tree if head else None))
+        return GitChange(self, head, self._dav_tree(reader, tree if head else None), author)
 
     def _dav_tree(self, reader: ObjectReader, tree: bytes | None) -> DavTree:
         assert self._repo is not None
         store = self._repo.object_store
-        return DavTree(TreeEditor(reader, tree), functools.partial(store_bytes, store))
+        return DavTree(TreeEditor(reader, tree), functools.partial(store_bytes, store), self.codec)
 
-    def _commit(self, change: GitChange, identity: bytes, message: str) -> None:
+    def resource_at(self, tree: DavTree, path: str) -> Resource | None:
+        """The resource at ``path`` in a tree being edited (what a precondition is checked
+        against): a collection edited in this change has no ETag yet."""
+        node = tree.editor.get(segments(path))
+        if node is None or not (is_file(node) or is_tree(node)):
+            return None
+        head = self._times.head
+        if isinstance(node, Folder):
+            ctime, mtime = self._times_of(path, head)
+            return Resource(path, True, 0, mtime, ctime, "", None)
+        return self._resource(path, node, head, None)
+
+    def _commit(self, change: GitChange, identity: bytes, message: str) -> list[Changed]:
         """Turn the block's edits into a commit on the branch (compare-and-swap, replaying
-        the edits on a head that moved)."""
+        the edits, and checking their preconditions again, on a head that moved); the
+        changes it made, with their new ETags ([] when it changed nothing)."""
         assert self._repo is not None and self._reader is not None
         store = self._repo.object_store
         refs = self._repo.refs
@@ -464,7 +494,7 @@ class GitStorage:
                 change.replay(head, self._dav_tree(self._reader, tree))
             root = change.tree.editor.write(store)
             if root == (self._reader.commit(head).tree if head else self._empty_tree):
-                return
+                return []
             commit = Commit()
             commit.tree = root
             commit.parents = [head] if head else []
@@ -485,69 +515,128 @@ class GitStorage:
             if done:
                 with self._times.lock:
                     self._times.follow(self._reader, self._read_head())
-                return
+                return [self._with_new_etag(root, ch) for ch in change.changes()]
             time.sleep(0.01 * attempt)
         raise BranchBusy(f"{self.ref.decode()} kept moving; the change was not recorded")
 
+    def _with_new_etag(self, root: bytes, change: Changed) -> Changed:
+        """A change with the ETag its path (its new path, for a move) has in ``root``."""
+        if change.kind == "deleted" or change.new_etag is not None:
+            return change
+        assert self._reader is not None
+        entry = lookup(self._reader, root, segments(change.to or change.path))
+        return replace(change, new_etag=_etag(entry[1])) if entry is not None else change
+
+
+_Op = Callable[[DavTree], tuple[Any, list[Changed]]]
+"""A recorded write: applied to a tree, its result and the changes it made there."""
+
 
 class GitChange:
-    """The writes of one ``change()`` block, applied to a copy of the head tree as they
-    come and recorded so that they can be replayed on a newer head."""
+    """The writes of one ``change()`` block by ``author``, applied to a copy of the head
+    tree as they come and recorded so that they can be replayed, preconditions and all,
+    on a newer head."""
 
-    def __init__(self, storage: GitStorage, base: bytes | None, tree: DavTree) -> None:
+    def __init__(self, storage: GitStorage, base: bytes | None, tree: DavTree, author: str) -> None:
         self._s = storage
         self.base = base
         self.tree = tree
-        self.ops: list[Callable[[DavTree], object]] = []
+        self.author = author
+        self.ops: list[_Op] = []
+        self._changes: list[list[Changed]] = []
         self.when = time.time()
 
     def replay(self, head: bytes | None, tree: DavTree) -> None:
-        """Apply every recorded operation again, on ``tree`` (the tree of ``head``)."""
-        for op in self.ops:
-            op(tree)
+        """Apply every recorded operation again, on ``tree`` (the tree of ``head``): a
+        precondition that no longer holds raises PreconditionFailed."""
+        self._changes = [op(tree)[1] for op in self.ops]
         self.base, self.tree = head, tree
 
-    def _apply(self, op: Callable[[DavTree], _T]) -> _T:
-        result = op(self.tree)
+    def changes(self) -> list[Changed]:
+        """What the operations changed, as last applied."""
+        return [change for changes in self._changes for change in changes]
+
+    def _apply(self, op: _Op) -> Any:
+        result, changes = op(self.tree)
         self.ops.append(op)
+        self._changes.append(changes)
         self.when = time.time()
         return result
 
-    async def _do(self, op: Callable[[DavTree], _T]) -> _T:
+    async def _do(self, op: _Op) -> Any:
         return await self._s._run(self._apply, op)
 
-    async def write(
-        self, path: str, body: bytes | AsyncIterator[bytes], expected_size: int | None = None
-    ) -> tuple[Resource, bool]:
-        """Store the body as a blob, then place it at ``path``."""
-        segs = segments(path)
-        if isinstance(body, bytes):
-            if expected_size is not None and len(body) != expected_size:
-                raise ValueError("body length differs from the announced length")
-            sha, size, created = await self._s._run(self._write_small, segs, body)
-        else:
-            await self._s._run(self.tree.check_writable, segs)
-            sha, size = await self._stream(body, expected_size)
-            created = await self._do(lambda t: t.write(segs, sha))
+    def _check(self, tree: DavTree, path: str, expect: Precondition | None) -> Resource | None:
+        """The resource at ``path`` in ``tree``, once ``expect`` holds for it."""
+        current = self._s.resource_at(tree, path)
+        if expect is not None:
+            expect(current)
+        return current
+
+    def _changed(
+        self, path: str, kind: ChangeKind, is_collection: bool, old: Resource | None,
+        new: Resource | None = None, to: str | None = None, note: object = None,
+    ) -> Changed:  # fmt: skip
+        return Changed(
+            path, kind, is_collection, self.author, old.etag if old else None,
+            new.etag if new else None, to, note, resource=new,
+        )  # fmt: skip
+
+    def _written(self, path: str, sha: bytes, size: int, created: bool) -> Resource:
+        """The resource a write of blob ``sha`` makes at ``path``."""
         known = None if created else self._s._times.get(path)
         ctime = known[0] if known else self.when
-        resource = Resource(
+        return Resource(
             path=path,
             is_collection=False,
             size=size,
             mtime=float(int(self.when)),
             ctime=min(ctime, float(int(self.when))),
             etag=_etag(sha),
-            content_type=_content_type(path),
+            content_type=content_type(path),
         )
-        return resource, created
 
-    def _write_small(self, segs: list[bytes], body: bytes) -> tuple[bytes, int, bool]:
-        """A body given whole, in one trip to the thread pool."""
+    async def write(
+        self,
+        path: str,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None = None,
+        *,
+        expect: Precondition | None = None,
+        note: object = None,
+    ) -> tuple[Resource, bool]:
+        """Store the body as a blob, then place it at ``path``."""
+        segs = segments(path)
+
+        def place(sha: bytes, size: int) -> _Op:
+            def op(tree: DavTree) -> tuple[tuple[Resource, bool], list[Changed]]:
+                old = self._check(tree, path, expect)
+                created = tree.write(segs, sha)
+                kind: ChangeKind = "created" if created else "modified"
+                new = self._written(path, sha, size, created)
+                return (new, created), [self._changed(path, kind, False, old, new, note=note)]
+
+            return op
+
+        if isinstance(body, bytes):
+            if expected_size is not None and len(body) != expected_size:
+                raise ValueError("body length differs from the announced length")
+            done: tuple[Resource, bool] = await self._s._run(self._write_small, segs, body, place)
+            return done
+        await self._s._run(self.tree.check_writable, segs)
+        sha, size = await self._stream(body, expected_size)
+        written: tuple[Resource, bool] = await self._do(place(sha, size))
+        return written
+
+    def _write_small(
+        self, segs: list[bytes], body: bytes, place: Callable[[bytes, int], _Op]
+    ) -> tuple[Resource, bool]:
+        """A body given whole, in one trip to the worker threads."""
         self.tree.check_writable(segs)
         assert self._s._repo is not None
         sha = store_bytes(self._s._repo.object_store, body)
-        return sha, len(body), self._apply(lambda t: t.write(segs, sha))
+        result: tuple[Resource, bool] = self._apply(place(sha, len(body)))
+        return result
 
     async def _stream(
         self, body: AsyncIterator[bytes], expected_size: int | None
@@ -576,25 +665,85 @@ class GitChange:
     async def mkcol(self, path: str) -> None:
         """Create an empty collection (a tree holding the placeholder)."""
         segs = segments(path)
-        await self._do(lambda t: t.mkcol(segs))
 
-    async def delete(self, path: str) -> list[DeleteFailure]:
+        def op(tree: DavTree) -> tuple[None, list[Changed]]:
+            tree.mkcol(segs)
+            return None, [self._changed(path, "created", True, None)]
+
+        await self._do(op)
+
+    async def delete(self, path: str, *, expect: Precondition | None = None) -> list[DeleteFailure]:
         """Delete the resource and everything below it (never partly)."""
         segs = segments(path)
-        await self._do(lambda t: t.delete(segs))
+
+        def op(tree: DavTree) -> tuple[None, list[Changed]]:
+            old = self._check(tree, path, expect)
+            tree.delete(segs)
+            assert old is not None  # delete raised NotFound otherwise
+            return None, [self._changed(path, "deleted", old.is_collection, old)]
+
+        await self._do(op)
         return []
 
-    async def copy(self, src: str, dst: str, *, recursive: bool) -> None:
+    async def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        recursive: bool,
+        expect: Precondition | None = None,
+        expect_dst: Precondition | None = None,
+    ) -> None:
         """Copy ``src`` to ``dst``: a tree entry copied, whatever its size."""
         s, d = segments(src), segments(dst)
-        await self._do(lambda t: t.copy(s, d, recursive=recursive))
 
-    async def move(self, src: str, dst: str) -> None:
+        def op(tree: DavTree) -> tuple[None, list[Changed]]:
+            source = self._check(tree, src, expect)
+            old = self._check(tree, dst, expect_dst)
+            tree.copy(s, d, recursive=recursive)
+            assert source is not None  # copy raised NotFound otherwise
+            replaced = [self._changed(dst, "deleted", old.is_collection, old)] if old else []
+            return None, [*replaced, self._changed(dst, "created", source.is_collection, None)]
+
+        await self._do(op)
+
+    async def move(
+        self,
+        src: str,
+        dst: str,
+        *,
+        expect: Precondition | None = None,
+        expect_dst: Precondition | None = None,
+    ) -> None:
         """Move ``src`` to ``dst``."""
         s, d = segments(src), segments(dst)
-        await self._do(lambda t: t.move(s, d))
 
-    async def set_props(self, path: str, props: Mapping[str, bytes]) -> None:
+        def op(tree: DavTree) -> tuple[None, list[Changed]]:
+            source = self._check(tree, src, expect)
+            old = self._check(tree, dst, expect_dst)
+            tree.move(s, d)
+            assert source is not None  # move raised NotFound otherwise
+            replaced = [self._changed(dst, "deleted", old.is_collection, old)] if old else []
+            moved = self._changed(src, "moved", source.is_collection, source, to=dst)
+            return None, [*replaced, moved]
+
+        await self._do(op)
+
+    async def set_props(
+        self,
+        path: str,
+        props: Mapping[str, bytes],
+        *,
+        expect: Precondition | None = None,
+        note: object = None,
+    ) -> None:
         """Replace the dead properties of ``path``."""
         segs, kept = segments(path), dict(props)
-        await self._do(lambda t: t.set_props(segs, kept))
+
+        def op(tree: DavTree) -> tuple[None, list[Changed]]:
+            res = self._check(tree, path, expect)
+            tree.set_props(segs, kept)
+            is_collection = res.is_collection if res is not None else True
+            return None, [self._changed(path, "props", is_collection, res, note=note)]
+
+        await self._do(op)

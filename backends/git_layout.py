@@ -4,8 +4,8 @@
 - An empty collection holds a placeholder, ``.davkeep`` (git cannot store empty trees).
 - Dead properties live beside what they describe, as in the filesystem backend:
   ``<folder>/.davprops/m.<name>`` for a member (``h.<sha256>`` for names over 200
-  characters) and ``<folder>/.davprops/self`` for the folder itself, each holding
-  ``<props>`` + the property elements + ``</props>``.
+  characters) and ``<folder>/.davprops/self`` for the folder itself, each holding what
+  the storage's property codec makes of them.
 - Those names, and ``.git`` in any letter case (git refuses it in trees), are reserved:
   never listed and refused in URLs.
 - No name longer than 255 bytes is written (git has no limit, but no checkout of the
@@ -18,9 +18,7 @@ import hashlib
 import itertools
 from collections.abc import Callable, Mapping
 
-from lxml import etree
-
-from .base import NAME_MAX, AlreadyExists, Conflict, NameTooLong, NotFound
+from .base import NAME_MAX, AlreadyExists, Conflict, NameTooLong, NotFound, PropsCodec
 from .git_tree import FILE_MODE, Folder, Node, TreeEditor, is_file, is_tree
 
 PROPS_DIR = ".davprops"
@@ -31,7 +29,6 @@ RESERVED = frozenset(
     | {"." + "".join(c) for c in itertools.product(*(({ch, ch.upper()}) for ch in "git"))}
 )
 _MAX_SIDE_NAME = 200
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 def segments(path: str) -> list[bytes]:
@@ -53,20 +50,6 @@ def props_path(path: list[bytes], is_collection: bool) -> list[bytes]:
     return [*path[:-1], PROPS_DIR.encode(), member_props_name(path[-1])]
 
 
-def encode_props(props: Mapping[str, bytes]) -> bytes:
-    """The content of a property file."""
-    return b"<props>" + b"".join(props.values()) + b"</props>"
-
-
-def decode_props(data: bytes) -> dict[str, bytes]:
-    """The properties in a property file ({} when it is damaged)."""
-    try:
-        root = etree.fromstring(data, _PARSER)
-    except etree.XMLSyntaxError:
-        return {}
-    return {child.tag: etree.tostring(child) for child in root}
-
-
 def _text(path: list[bytes]) -> str:
     return b"/".join(path).decode(errors="replace")
 
@@ -74,13 +57,17 @@ def _text(path: list[bytes]) -> str:
 class DavTree:
     """The DAV write operations on a :class:`TreeEditor`.
 
-    ``store_bytes`` stores a small blob and returns its id. Each operation raises the
-    storage error the filesystem backend would raise in the same situation.
+    ``store_bytes`` stores a small blob and returns its id; ``codec`` makes property
+    files. Each operation raises the storage error the filesystem backend would raise
+    in the same situation.
     """
 
-    def __init__(self, editor: TreeEditor, store_bytes: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self, editor: TreeEditor, store_bytes: Callable[[bytes], bytes], codec: PropsCodec
+    ) -> None:
         self.editor = editor
         self._store_bytes = store_bytes
+        self._codec = codec
 
     def _parent_folder(self, path: list[bytes]) -> None:
         """Refuse a path that cannot get a new entry: the root, a name too long, a parent
@@ -171,7 +158,7 @@ class DavTree:
         side = props_path(path, is_tree(node))
         if props:
             self._ensure_folder(side[:-1])
-            self.editor.put(side, (FILE_MODE, self._store_bytes(encode_props(props))))
+            self.editor.put(side, (FILE_MODE, self._store_bytes(self._codec.encode(props))))
         else:
             self._drop(side)
 

@@ -8,7 +8,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 from aiohttp.web_log import AccessLogger
 
-from .app import ROUTER_KEY
+from .mounts import MOUNT_PREFIX
 
 
 class MountAccessLogger(AbstractAccessLogger):
@@ -28,13 +28,10 @@ class MountAccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         """Write the line of one request."""
-        try:
-            found = request.app[ROUTER_KEY].find(request.raw_path)
-        except (AssertionError, AttributeError):
-            # Refused before routing (a bad request head, a body over max_body_size):
-            # aiohttp's request has no application then, and asserts so.
-            found = None
-        mount = "-" if found is None else found.prefix or "/"
+        # The router notes the mount it gave the request to; requests refused before
+        # (a bad request head, a body over max_body_size, the access rules) have none.
+        found = request.get(MOUNT_PREFIX)
+        mount = "-" if found is None else found or "/"
         inner = self._by_mount.get(mount)
         if inner is None:
             # Mount paths cannot hold "%" (the config refuses it), so they are literal here.

@@ -1,42 +1,59 @@
-"""The aiohttp application: mounts routed by longest prefix, one error net for all."""
+"""The aiohttp application: mounts routed by longest prefix, access decided before any
+mount code runs, one error net for all."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
 from davserver.backends.base import Storage
-from davserver.backends.calendar import CalendarStore
-from davserver.backends.calendar_index import CalendarIndex
 from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.git import GitStorage
 
 from . import access, serverroot
 from .auth.basic import BasicAuth, challenge
-from .caldav.mount import CalDavMount, CalDavSettings
+from .caldav.feature import CalDav, default_calendars
+from .caldav.services import CalDavSettings
+from .caldav.store.index import CalendarIndex
+from .caldav.store.layout import CalendarStore
 from .config import AccessConfig, Config, MountConfig
+from .dav.context import DavSettings
+from .dav.core import WebDav
+from .dav.deadprops import PROPS_CODEC
+from .dav.features import Discovery, Feature
 from .dav.identity import USER
+from .dav.locking import Locking
+from .events import EventBus, LocalBus
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore
-from .mounts import DISPATCH, Mount
+from .mounts import DISPATCH, MOUNT_PREFIX, Mount
 from .mounts.cgi import CgiMount, CgiSettings
-from .mounts.dav import DavMount, DavSettings
+from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
+from .state.changelog import SQLiteChangeLog
 
 log = logging.getLogger("davserver")
 
 # Windows' WebClient probes OPTIONS on the host root before mapping any sub-path.
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
-WELL_KNOWN_CALDAV = "/.well-known/caldav"
+CHANGES_FILE = "changes.sqlite3"
+WELL_KNOWN = "/.well-known/"
 
 
-def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
-    """The mount that a ``[[mounts]]`` table describes."""
+def build_mount(
+    m: MountConfig,
+    config: Config,
+    locks: LockManager,
+    bus: EventBus,
+    accounts: Callable[[], list[str]] = list,
+) -> Mount:
+    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m)
     server = config.server
@@ -47,13 +64,17 @@ def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
         lock_timeout=server.lock_timeout,
         lock_timeout_max=server.lock_timeout_max,
         owner_only=bool(rules.owner_only),
+        max_props=server.max_propfind_props,
     )
+    features: list[Feature] = [WebDav(), Locking()]
     if m.type == "caldav":
         index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
-        store = CalendarStore(build_storage(m, config), index)
-        caldav = CalDavSettings(m.default_user, m.max_resource_size)
-        return CalDavMount(m.prefix, store, settings, locks, caldav)
-    return DavMount(m.prefix, build_storage(m, config), settings, locks)
+        users = lambda: [*accounts(), m.default_user]  # noqa: E731
+        store = CalendarStore(build_storage(m, config), index, default_calendars(), users)
+        caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
+        features.append(caldav)
+        return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
+    return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
 
 
 def build_storage(m: MountConfig, config: Config) -> Storage:
@@ -61,10 +82,14 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
     if m.backend == "git":
         assert m.repo is not None
         return GitStorage(
-            m.repo, branch=m.branch, identity=m.author, state_dir=config.server.state_dir
+            m.repo,
+            codec=PROPS_CODEC,
+            branch=m.branch,
+            identity=m.author,
+            state_dir=config.server.state_dir,
         )
     assert m.root is not None
-    return FilesystemStorage(m.root)
+    return FilesystemStorage(m.root, PROPS_CODEC)
 
 
 def build_site_mount(m: MountConfig) -> Mount:
@@ -85,7 +110,7 @@ def build_site_mount(m: MountConfig) -> Mount:
 
 
 class Router:
-    """Finds the mount for a request, longest prefix first."""
+    """Finds the mount for a request, longest prefix first, and lets it in or not."""
 
     def __init__(
         self,
@@ -94,17 +119,25 @@ class Router:
         access_rules: dict[str, AccessConfig],
         auth: BasicAuth | None = None,
         max_xml: int = 1 << 20,
+        max_props: int = 1000,
     ) -> None:
         self.auth = auth
-        self.max_xml = max_xml  # for a PROPFIND of the root that no mount holds
+        # For a PROPFIND of the root that no mount holds:
+        self.max_xml = max_xml
+        self.max_props = max_props
         self.access = access_rules  # by mount prefix
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         self.error_pages = error_pages  # by mount prefix
-        caldav = [m for m in mounts if isinstance(m, CalDavMount)]
-        self.caldav = caldav[0] if caldav else None
-        for mount in mounts:
-            if isinstance(mount, DavMount) and not isinstance(mount, CalDavMount):
-                mount.discovery = self.caldav
+        self.well_known: dict[str, str] = {}
+        self.discovery: list[Discovery] = []
+        trees = [m for m in mounts if isinstance(m, DavMount)]
+        for tree in trees:
+            for name, target in tree.features.well_known().items():
+                self.well_known.setdefault(name, tree.prefix + "/" + target)
+            self.discovery.extend(tree.features.own_discovery())
+        for tree in trees:
+            own = tree.features.own_discovery()
+            tree.features.discovery = [d for d in self.discovery if d not in own]
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -124,7 +157,8 @@ class Router:
 
     async def _admit(self, request: web.Request, mount: Mount | None) -> web.Response | None:
         """Check the credentials a request carries and the mount's access rules; None lets
-        the request in, anything else is the answer (401 or 403)."""
+        the request in, anything else is the answer (401 or 403). Every method of every
+        mount passes here before any code of the mount runs."""
         user = None
         if self.auth is not None and "Authorization" in request.headers:
             user = await self.auth.user(request)
@@ -135,22 +169,40 @@ class Router:
             return challenge() if self.auth is not None and user is None else None
         return access.admit(request, self.access[mount.prefix], user, self.auth is not None)
 
+    def _well_known(self, request: web.Request) -> web.Response | None:
+        """RFC 6764's redirect (a 301: TbSync had trouble with 302, Radicale found)."""
+        path = request.path
+        if not path.startswith(WELL_KNOWN):
+            return None
+        target = self.well_known.get(path[len(WELL_KNOWN) :].rstrip("/"))
+        if target is None:
+            return None
+        raise web.HTTPMovedPermanently(target)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request; a handler that raises is logged and answered 500."""
-        if self.caldav is not None and request.path.rstrip("/") == WELL_KNOWN_CALDAV:
-            # RFC 6764; a 301, since TbSync had trouble with 302 (Radicale's finding).
-            raise web.HTTPMovedPermanently(self.caldav.prefix + "/")
+        self._well_known(request)
         mount = self.find(request.raw_path)
-        if request.method != "OPTIONS":  # Windows asks OPTIONS before it sends credentials
-            refusal = await self._admit(request, mount)
-            if refusal is not None:
-                return refusal
+        if mount is not None:
+            request[MOUNT_PREFIX] = mount.prefix
+        refusal = await self._admit(request, mount)
+        if refusal is not None:
+            if request.method == "OPTIONS":
+                # Windows asks OPTIONS before it sends credentials: a DAV mount answers
+                # it with a fixed answer that reaches no storage, script or app.
+                if mount is None:
+                    return web.Response(headers=ROOT_OPTIONS)
+                if isinstance(mount, DavMount):
+                    return mount.fixed_options()
+            return refusal
         if mount is None:
             if request.method == "OPTIONS":
                 return web.Response(headers=ROOT_OPTIONS)
             if request.method == "PROPFIND" and request.raw_path.partition("?")[0] == "/":
                 prefixes = (m.prefix for m in self.mounts)
-                return await serverroot.propfind(request, prefixes, self.caldav, self.max_xml)
+                return await serverroot.propfind(
+                    request, prefixes, self.discovery, self.max_xml, self.max_props
+                )
             return web.Response(status=404, text="404 Not Found\n")
         self.in_flight += 1
         self._idle.clear()
@@ -182,13 +234,17 @@ ROUTER_KEY = web.AppKey("davserver.router", Router)
 def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
-    locks = LockManager(SQLiteLockStore(config.server.state_dir / LOCKS_FILE))
-    mounts = [build_mount(m, config, locks) for m in config.mounts]
-    pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
+    state_dir = config.server.state_dir
+    locks = LockManager(SQLiteLockStore(state_dir / LOCKS_FILE))
+    changelog = SQLiteChangeLog(state_dir / CHANGES_FILE)
+    bus = LocalBus(changelog)
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
-    accounts = config.auth.htpasswd is not None
-    rules = {m.prefix: m.access.resolved(m.type, accounts) for m in config.mounts}
-    router = Router(mounts, pages, rules, auth, config.server.max_xml_size)
+    accounts = auth.names if auth is not None else list
+    mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
+    pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
+    rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
+    server = config.server
+    router = Router(mounts, pages, rules, auth, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
     app.router.add_route("*", "/{tail:.*}", router.handle)
@@ -206,6 +262,7 @@ def create_app(config: Config) -> web.Application:
         for mount in mounts:
             await mount.close()
         await locks.close()
+        await changelog.close()
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)

@@ -59,6 +59,7 @@ class ServerConfig:
     state_dir: Path = Path("state")
     access_log: bool = True
     max_xml_size: int = 1 << 20
+    max_propfind_props: int = 1000
     shutdown_timeout: float = 30.0
     lock_timeout: int = 3600
     lock_timeout_max: int = 86400
@@ -262,8 +263,9 @@ def _check_type_keys(source: str, where: str, values: dict[str, Any]) -> None:
 
 
 def _check_server(source: str, server: ServerConfig) -> None:
-    limits = ("lock_timeout", "lock_timeout_max", "max_xml_size", "max_body_size",
-              "max_request_line", "max_header_size", "max_headers", "max_connections")  # fmt: skip
+    limits = ("lock_timeout", "lock_timeout_max", "max_xml_size", "max_propfind_props",
+              "max_body_size", "max_request_line", "max_header_size", "max_headers",
+              "max_connections")  # fmt: skip
     for key in limits:
         if getattr(server, key) < 1:
             raise ConfigError(f"{source}: server.{key}: must be at least 1")

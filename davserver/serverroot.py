@@ -17,9 +17,10 @@ from davserver.backends.base import virtual_collection
 
 from .dav import multistatus
 from .dav.errors import DAVError
+from .dav.features import Discovery
+from .dav.identity import USER
 from .dav.propfind import propfind_depth, read_prop_request, wants_minimal
-from .dav.props import LIVE, PropRenderer
-from .mounts.dav import DavMount
+from .dav.props import LIVE, LiveRenderer, PropRenderer
 
 _STARTED = time.time()
 
@@ -30,16 +31,19 @@ def top_segments(prefixes: Iterable[str]) -> list[str]:
 
 
 async def propfind(
-    request: web.Request, prefixes: Iterable[str], discovery: DavMount | None, limit: int
-) -> web.Response:
+    request: web.Request, prefixes: Iterable[str], discovery: list[Discovery], limit: int,
+    max_props: int,
+) -> web.Response:  # fmt: skip
     """The root and (Depth 1) the mounts below it; Depth infinity is refused as mounts
     refuse it by default (403 propfind-finite-depth)."""
     try:
         depth = propfind_depth(request, infinity=False)
-        prop_request = await read_prop_request(request, limit)
+        prop_request = await read_prop_request(request, limit, max_props)
     except DAVError as exc:
         return exc.response()
-    live = LIVE if discovery is None else {**LIVE, **discovery.discovery_props(request)}
+    live: dict[str, LiveRenderer] = dict(LIVE)
+    for offer in discovery:
+        live.update(offer(request.get(USER)))
     renderer = PropRenderer("", prop_request, live=live, minimal=wants_minimal(request))
     members = top_segments(prefixes) if depth == "1" else []
     collections = (virtual_collection(p, _STARTED) for p in ["", *members])

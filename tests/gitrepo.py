@@ -42,7 +42,10 @@ def git_bytes(cwd: Path, *args: str) -> bytes:
 
 
 def commits(repo: Path, branch: str = "main") -> list[str]:
-    """The commit ids on ``branch``, newest first ([] for an unborn branch)."""
+    """The commit ids on ``branch``, newest first ([] for an unborn branch, or a repository
+    that does not exist yet)."""
+    if not repo.exists():
+        return []
     done = subprocess.run(
         ["git", "rev-list", branch], cwd=repo, capture_output=True, text=True, check=False
     )

@@ -20,7 +20,9 @@ from caldav_data import (
     Cal,
     D,
     MakeCal,
+    event,
     parse_multistatus,
+    todo,
 )
 
 pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
@@ -72,11 +74,14 @@ def test_the_caldav_library_finds_the_calendars_from_the_bare_url_of_davserver_s
         assert tasks.get_display_name() == "Tasks"
         assert events.get_supported_components() == ["VEVENT"]
         assert tasks.get_supported_components() == ["VTODO"]
+        # Discovery wrote nothing; the first event makes the calendars plain folders in
+        # ./calendars.
+        assert not (tmp_path / "calendars" / "user").exists()
+        events.save_event(event("first").decode())
     assert server.stop() == 0
     out = server.proc.stdout.read() if server.proc.stdout else ""
     assert f"{server.url}/caldav/" in out, out  # the start-up lines name the CalDAV URL
-    # The calendars are plain folders in ./calendars.
-    assert (tmp_path / "calendars" / "user" / "calendar").is_dir()
+    assert (tmp_path / "calendars" / "user" / "calendar" / "first.ics").is_file()
     assert (tmp_path / "calendars" / "user" / "tasks").is_dir()
 
 
@@ -196,13 +201,23 @@ async def test_an_unknown_place_is_404_and_another_users_tree_403(cal: Cal) -> N
         assert got == status, path
 
 
-async def test_the_home_and_calendars_exist_on_the_first_request(cal: Cal) -> None:
-    """Whatever the first request is, the user's home with both calendars is created."""
-    assert not (cal.tmp_path / "calendars" / "user").exists()
-    status, _, _ = await cal.request("OPTIONS", "/caldav/")
-    assert status == 200
+async def test_the_home_and_calendars_exist_from_the_first_request(cal: Cal) -> None:
+    """A user's home with both calendars is there from the first request, but nothing is
+    written until the first write: reads create nothing."""
+    home = cal.tmp_path / "calendars" / "user"
+    for method in ("OPTIONS", "PROPFIND", "GET", "HEAD"):
+        status, _, _ = await cal.request(method, "/caldav/calendars/user/", Depth="1")
+        assert status in (200, 207), method
+    ms = await cal.propfind("/caldav/calendars/user/", f"{D}displayname", depth="1")
+    assert set(ms.by_href()) == {
+        "/caldav/calendars/user/",
+        "/caldav/calendars/user/calendar/",
+        "/caldav/calendars/user/tasks/",
+    }
+    assert not home.exists()
+    await cal.put_ok("/caldav/calendars/user/tasks/t.ics", todo("t"))
     assert cal.folder("calendar").is_dir()
-    assert cal.folder("tasks").is_dir()
+    assert (cal.folder("tasks") / "t.ics").is_file()
 
 
 async def test_default_user_names_the_principal_and_home(make_cal: MakeCal) -> None:
@@ -217,7 +232,7 @@ async def test_default_user_names_the_principal_and_home(make_cal: MakeCal) -> N
         "/caldav/calendars/alice/calendar/",
         "/caldav/calendars/alice/tasks/",
     }
-    assert cal.folder("calendar", user="alice").is_dir()
+    assert not cal.folder("calendar", user="alice").exists()  # until something is written
 
 
 # -- OPTIONS and what iOS sends ----------------------------------------------------------------

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from caldav_data import EVENTS, HEAD, NSDECL, Cal, MakeCal, caldav_config, event, ical, vevent
-from davserver.backends.calendar_spans import INF
-from davserver.backends.calendar_summary import MAX_SPANS, summarize
 
 from davserver.app import ROUTER_KEY, create_app
-from davserver.caldav.mount import CalDavMount
+from davserver.caldav.store.layout import CalendarStore
+from davserver.ical.spans import INF
+from davserver.ical.summary import MAX_SPANS, summarize
 
 pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
 
@@ -34,8 +34,8 @@ def week_query(start: str, end: str, data: str = "<C:calendar-data/>") -> str:
 def store_of(cal: Cal) -> Any:
     """The CalendarStore of the test server's CalDAV mount."""
     router = cal.client.app[ROUTER_KEY]
-    [mount] = [m for m in router.mounts if isinstance(m, CalDavMount)]
-    return mount.storage
+    [store] = [m.storage for m in router.mounts if isinstance(getattr(m, "storage", None), CalendarStore)]
+    return store
 
 
 def test_an_unbounded_rule_is_enumerated_to_a_horizon() -> None:

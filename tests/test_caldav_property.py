@@ -15,15 +15,15 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 from caldav_data import EVENTS, HEAD, NSDECL, Cal
-from davserver.backends.calendar_items import CalendarItems, Item
-from davserver.backends.calendar_summary import summarize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from davserver.caldav import filters
-from davserver.caldav.expand import expanded
-from davserver.caldav.expand_text import expand_known
-from davserver.caldav.timerange import TimeRange, as_utc
+from davserver.caldav.store.items import CalendarItems, Item
+from davserver.ical import filters
+from davserver.ical.expand import expanded
+from davserver.ical.expand_text import expand_known
+from davserver.ical.summary import summarize
+from davserver.ical.timerange import TimeRange, as_utc
 
 pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
 

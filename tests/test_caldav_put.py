@@ -293,7 +293,7 @@ async def test_put_outside_a_calendar_is_refused(cal: Cal) -> None:
 
 
 async def test_a_refused_put_leaves_no_temporary_file(cal: Cal, tmp_path: Path) -> None:
-    await cal.request("OPTIONS", "/caldav/")
+    await cal.put_ok(f"{EVENTS}ok.ics", event("ok"))
     await cal.put(f"{EVENTS}x.ics", GARBAGE)
     leftovers = [p.name for p in cal.folder().iterdir() if p.name != ".davprops"]
-    assert leftovers == []
+    assert leftovers == ["ok.ics"]

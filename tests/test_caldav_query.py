@@ -25,11 +25,11 @@ from caldav_data import (
     todo,
     vevent,
 )
-from davserver.backends.calendar_items import CalendarItems, Item
-from davserver.backends.calendar_summary import summarize
 
-from davserver.caldav import filters
+from davserver.caldav.store.items import CalendarItems, Item
 from davserver.caldav.timerange import parse_range
+from davserver.ical import filters
+from davserver.ical.summary import summarize
 
 pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
 

@@ -27,6 +27,8 @@ from gitrepo import assert_linear_and_clean, commits, files, git, git_app
 from helpers import ServerProcess, snapshot
 from lxml import etree
 
+from davserver.dav.deadprops import PROPS_CODEC
+
 MIB = 1 << 20
 TOTAL = 100 * MIB  # each upload announces this much
 SENT = 50 * MIB  # and sends this much before the kill
@@ -210,7 +212,7 @@ async def test_the_sweep_removes_only_what_dead_writers_left(
 async def test_long_writes_that_start_as_others_end_never_fail(root: Path) -> None:
     """The registry folder is made by the first long write under way and removed by the
     last: two writers keep starting and ending writes across that moment."""
-    storage = FilesystemStorage(root)
+    storage = FilesystemStorage(root, PROPS_CODEC)
     await storage.open()
     failures: list[BaseException] = []
 

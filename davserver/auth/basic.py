@@ -63,6 +63,10 @@ class BasicAuth:
         """Read the accounts (a broken file stops the server at start)."""
         await self._reload()
 
+    def names(self) -> list[str]:
+        """The names of the accounts (as last read)."""
+        return sorted(self._users)
+
     async def user(self, request: web.Request) -> str | None:
         """The verified user of the request, or None (after a delay when it failed)."""
         header = request.headers.get("Authorization", "")

@@ -1,47 +1,19 @@
-"""The ``C:calendar-data`` a REPORT asks for: the whole object, some components and
-properties of it (RFC 4791 §9.6), its instances in a range expanded (§9.6.5), or only the
-overrides that matter in a range (limit-recurrence-set, §9.6.6)."""
+"""The ``C:calendar-data`` a REPORT asks for (RFC 4791 §9.6): the request element read into
+a :class:`~davserver.ical.partial.CalendarData`, and the answer's element."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-import icalendar
 from lxml import etree
 
-from davserver.backends.calendar_spans import Span, overlaps, row_span, timestamp
 from davserver.dav.xml import escape
+from davserver.ical.partial import CalendarData, CompSpec, text
+from davserver.ical.spans import Span
+from davserver.ical.timerange import TimeRange
 
-from .expand import expanded
-from .expand_text import expand_known
 from .names import c
-from .timerange import TimeRange, parse_range
-
-
-@dataclass(slots=True)
-class CompSpec:
-    """Which properties and subcomponents of a component to keep."""
-
-    name: str
-    all_props: bool = True
-    props: set[str] = field(default_factory=set)
-    all_comps: bool = True
-    comps: dict[str, CompSpec] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarData:
-    """A parsed ``C:calendar-data`` request element."""
-
-    comp: CompSpec | None = None
-    expand: TimeRange | None = None
-    limit: TimeRange | None = None
-
-    @property
-    def verbatim(self) -> bool:
-        """Whether the stored bytes can be sent as they are."""
-        return self.comp is None and self.expand is None and self.limit is None
+from .timerange import parse_range
 
 
 def _comp_spec(el: etree._Element) -> CompSpec:
@@ -73,62 +45,7 @@ def parse(el: etree._Element) -> CalendarData:
     )
 
 
-def _keep(component: icalendar.cal.Component, spec: CompSpec) -> icalendar.cal.Component:
-    kept = component.__class__()
-    kept.name = component.name
-    for name, value in component.property_items(recursive=False, sorted=False):
-        if name in ("BEGIN", "END"):
-            continue
-        if spec.all_props or name in spec.props:
-            kept.add(name, value, encode=False)
-    for sub in component.subcomponents:
-        if spec.all_comps:
-            kept.add_component(sub)
-        elif sub.name in spec.comps:
-            kept.add_component(_keep(sub, spec.comps[sub.name]))
-    return kept
-
-
-def _limited(calendar: icalendar.Calendar, rng: TimeRange) -> icalendar.Calendar:
-    """The object with only the overridden instances that matter in the range: those
-    that happen in it, were moved out of it, or (THISANDFUTURE) change it."""
-    out = icalendar.Calendar()
-    for name, value in calendar.property_items(recursive=False, sorted=False):
-        if name not in ("BEGIN", "END"):
-            out.add(name, value, encode=False)
-    for sub in calendar.subcomponents:
-        if "RECURRENCE-ID" not in sub or _override_matters(sub, rng):
-            out.add_component(sub)
-    return out
-
-
-def _override_matters(component: icalendar.cal.Component, rng: TimeRange) -> bool:
-    rid = component["RECURRENCE-ID"]
-    moment = timestamp(rid.dt)
-    if str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE" and moment < rng.hi:
-        return True
-    span = row_span(component, None, None, 0)
-    was = Span(moment, moment, 1, 0)
-    return overlaps(was, rng.lo, rng.hi) or (span is not None and overlaps(span, rng.lo, rng.hi))
-
-
 def render(data: bytes, request: CalendarData, spans: Sequence[Span] | None = None) -> str:
-    """The ``C:calendar-data`` element for a stored object and what was asked of it
-    (parsing, when needed, is CPU work: run it in the thread pool). ``spans``: the
-    index's spans of the object when they cover the expand range (it then expands
-    without parsing when it can)."""
-    text = None
-    if request.verbatim:
-        text = data.decode("utf-8", "replace")
-    elif request.expand is not None and request.comp is None and spans is not None:
-        text = expand_known(data, spans, request.expand)
-    if text is None:
-        calendar = icalendar.Calendar.from_ical(data)
-        if request.expand is not None:
-            calendar = expanded(calendar, request.expand)
-        elif request.limit is not None:
-            calendar = _limited(calendar, request.limit)
-        if request.comp is not None:
-            calendar = _keep(calendar, request.comp)
-        text = calendar.to_ical().decode("utf-8", "replace")
-    return f"<C:calendar-data>{escape(text)}</C:calendar-data>"
+    """The ``C:calendar-data`` element for a stored object and what was asked of it (see
+    :func:`davserver.ical.partial.text`)."""
+    return f"<C:calendar-data>{escape(text(data, request, spans))}</C:calendar-data>"

@@ -6,24 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from aiohttp import web
 from lxml import etree
 
 from davserver.backends.base import Resource
-from davserver.backends.calendar import place
-from davserver.backends.calendar_items import CalendarItems
-from davserver.backends.calendar_spans import Span
+from davserver.dav.context import Context
+from davserver.dav.errors import DAVError
 from davserver.dav.paths import href
 from davserver.dav.props import PropRenderer, prop_selection, propstat
 from davserver.dav.xml import escape, status_line
+from davserver.ical.spans import Span
+from davserver.runtime.threads import offload
 
 from . import calendar_data
 from .names import c, dav
-
-if TYPE_CHECKING:
-    from .mount import CalDavMount
+from .services import calendars, settings
+from .store.items import CalendarItems
+from .store.layout import place
 
 CALENDAR_DATA = c("calendar-data")
 GETETAG = dav("getetag")
@@ -41,9 +40,14 @@ def missing(link: str, status: int = 404) -> str:
 class ItemRenderer:
     """Renders the responses of calendar objects, with calendar-data when asked for."""
 
-    def __init__(self, mount: CalDavMount, request: web.Request, root: etree._Element) -> None:
-        self.mount = mount
-        self.props: PropRenderer = mount.renderer(request, prop_selection(root))
+    def __init__(self, ctx: Context, root: etree._Element) -> None:
+        self.prefix = ctx.prefix
+        self.store = calendars(ctx)
+        self.max_size = settings(ctx).max_resource_size
+        asked_props = prop_selection(root)
+        if len(asked_props.names) > ctx.settings.max_props:
+            raise DAVError(413, f"{len(asked_props.names)} properties asked for")
+        self.props: PropRenderer = ctx.renderer(asked_props)
         element = root.find(f"{dav('prop')}/{CALENDAR_DATA}")
         self.data = calendar_data.parse(element) if element is not None else None
         asked = self.props.request
@@ -66,7 +70,7 @@ class ItemRenderer:
     async def _resources(self, targets: list[Target]) -> list[Resource | None]:
         """The items' resources: from the index (each calendar brought up to date once per
         request), or from the store for dead properties and what is not an item."""
-        store = self.mount.storage
+        store = self.store
         out: list[Resource | None] = []
         for path, calendar, name in targets:
             if calendar is None:
@@ -88,11 +92,9 @@ class ItemRenderer:
     async def _body(self, target: Target, res: Resource | None) -> tuple[Resource, bytes] | None:
         path, calendar, name = target
         if calendar is not None:
-            found = await self.mount.storage.item_body(calendar, name)
+            found = await self.store.item_body(calendar, name)
         else:
-            body = await self.mount.storage.read(
-                path, inline_limit=self.mount.caldav.max_resource_size
-            )
+            body = await self.store.read(path, inline_limit=self.max_size)
             found = (body.resource, body.data) if body.data is not None else None
         if found is None:
             return None
@@ -120,7 +122,7 @@ class ItemRenderer:
         resources = await self._resources(targets)
         bodies: list[bytes | None] = [None] * len(targets)
         if self.data is not None:
-            cache = self.mount.storage.bodies
+            cache = self.store.bodies
             misses = []
             for i, ((_, calendar, name), res) in enumerate(zip(targets, resources, strict=True)):
                 if res is None:
@@ -138,7 +140,7 @@ class ItemRenderer:
         values = self.props.values
         for (path, _, _), res, text in zip(targets, resources, rendered, strict=True):
             if res is None:
-                out.append(missing(href(self.mount.prefix, path, False)))
+                out.append(missing(href(self.prefix, path, False)))
                 continue
             if self._simple and (text is not None or self.data is None):
                 out.append(self._simple_response(res, text))
@@ -156,7 +158,7 @@ class ItemRenderer:
             f"<D:getetag>{escape(res.etag)}</D:getetag>" if name == GETETAG else text or ""
             for name in self.props.request.names
         )
-        link = href(self.mount.prefix, res.path, False)
+        link = href(self.prefix, res.path, False)
         return f"<D:response><D:href>{link}</D:href>{propstat(found, 200)}</D:response>"
 
     def _known_spans(self, targets: list[Target], resources: list[Resource | None]) -> list[Spans]:
@@ -166,7 +168,7 @@ class ItemRenderer:
         if rng is None:
             return [None] * len(targets)
         out: list[Spans] = []
-        index = self.mount.storage.index
+        index = self.store.index
         for (_, calendar, name), res in zip(targets, resources, strict=True):
             items = index.cached(calendar) if calendar is not None else None
             item = items.get(name) if items is not None else None
@@ -185,8 +187,7 @@ class ItemRenderer:
             return [None] * len(bodies)
         if spec.verbatim:
             return [calendar_data.render(b, spec) if b is not None else None for b in bodies]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, _render_all, bodies, known, spec)
+        return await offload(_render_all, bodies, known, spec)
 
 
 def _render_all(

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
-
 import icalendar
 from aiohttp import web
 from lxml import etree
 
-from davserver.backends.calendar import place
+from davserver.backends.base import AlreadyExists
 from davserver.dav.body import read_xml
+from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
-from davserver.dav.identity import author
 from davserver.dav.locking import require_unlocked
 from davserver.dav.proppatch import serialize_property
+from davserver.runtime.threads import offload
 
 from .names import COMPONENTS, c, dav
 from .props import SUPPORTED_COMPONENTS, components_xml
-
-if TYPE_CHECKING:
-    from .mount import CalDavMount
+from .store.layout import place
 
 
 def _props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
@@ -80,44 +76,49 @@ def check_values(props: dict[str, bytes]) -> None:
             )
 
 
-async def _create(
-    mount: CalDavMount, request: web.Request, path: str, props: dict[str, bytes]
-) -> web.StreamResponse:
+async def _create(ctx: Context, props: dict[str, bytes]) -> web.StreamResponse:
+    path, storage = ctx.path, ctx.storage
     where = place(path)
     if where.kind != "calendar":
         raise DAVError(
             403, "calendars are created inside a calendar home",
             condition=c("calendar-collection-location-ok"),
         )  # fmt: skip
-    if await mount.storage.stat(path) is not None:
+    if await storage.stat(path) is not None:
         raise DAVError(405, "something already exists there", condition="resource-must-be-null")
-    home = await mount.storage.stat(path.rpartition("/")[0])
+    home = await storage.stat(path.rpartition("/")[0])
     if home is None:
         raise DAVError(409, "the calendar home does not exist")
-    refused = [name for name in props if name in mount.protected and name != SUPPORTED_COMPONENTS]
+    protected = ctx.features.protected
+    refused = [name for name in props if name in protected and name != SUPPORTED_COMPONENTS]
     if refused:
         raise DAVError(
             403, f"cannot set {refused[0]}", condition="cannot-modify-protected-property"
         )
-    # Parsing a VTIMEZONE reads the system's zone database: in the thread pool.
-    await asyncio.get_running_loop().run_in_executor(None, check_values, props)
-    require_unlocked(mount, request, path, member=True)
+    # Parsing a VTIMEZONE reads the system's zone database: off the event loop.
+    await offload(check_values, props)
+    require_unlocked(ctx, path, member=True)
     props.setdefault(SUPPORTED_COMPONENTS, components_xml(COMPONENTS, standalone=True).encode())
-    message = f"{request.method} /{path}"
-    async with mount.storage.change(author=author(request), message=message) as change:
-        await change.mkcol(path)
-        await change.set_props(path, props)
+    message = f"{ctx.request.method} /{path}"
+    try:
+        async with storage.change(author=ctx.author, message=message) as change:
+            await change.mkcol(path)
+            await change.set_props(path, props)
+    except AlreadyExists as exc:  # made meanwhile
+        raise DAVError(
+            405, "something already exists there", condition="resource-must-be-null"
+        ) from exc
     return web.Response(status=201, headers={"Cache-Control": "no-cache"})
 
 
-async def mkcalendar(mount: CalDavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def mkcalendar(ctx: Context) -> web.StreamResponse:
     """Create a calendar with the properties the body sets."""
-    root = await read_xml(request, mount.settings.max_xml_size)
-    return await _create(mount, request, path, parse_mkcalendar(root))
+    root = await read_xml(ctx.request, ctx.settings.max_xml_size)
+    return await _create(ctx, parse_mkcalendar(root))
 
 
-async def mkcol(mount: CalDavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def mkcol(ctx: Context) -> web.StreamResponse:
     """Extended MKCOL: a calendar when the body's resourcetype says so, or (no body) a
     plain MKCOL inside a calendar home, which can only hold calendars."""
-    root = await read_xml(request, mount.settings.max_xml_size)
-    return await _create(mount, request, path, parse_mkcol(root))
+    root = await read_xml(ctx.request, ctx.settings.max_xml_size)
+    return await _create(ctx, parse_mkcol(root))

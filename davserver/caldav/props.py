@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from davserver.backends.base import Resource
-from davserver.backends.calendar import CALENDARS, PRINCIPALS, place
+from davserver.caldav.store.layout import CALENDARS, PRINCIPALS, place
 from davserver.dav.paths import href
 from davserver.dav.props import LIVE, LiveRenderer, PropRenderer
 from davserver.dav.xml import escape

@@ -11,23 +11,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import icalendar
 from aiohttp import web
 from lxml import etree
 
-from davserver.backends.calendar import place
-from davserver.backends.calendar_items import CalendarItems
-from davserver.backends.calendar_spans import MAIN, Span
 from davserver.dav import multistatus
+from davserver.dav.context import Context
+from davserver.ical import filters
+from davserver.ical.spans import MAIN, Span
+from davserver.runtime.threads import offload
 
-from . import filters
+from .filters import parse_filter
 from .items import ItemRenderer
 from .names import c
-
-if TYPE_CHECKING:
-    from .mount import CalDavMount
+from .services import calendars
+from .store.items import CalendarItems
+from .store.layout import CalendarStore, place
 
 BATCH = 64
 """Items tested, or rendered, per batch."""
@@ -100,12 +100,10 @@ def _passing(
 
 
 async def _tested(
-    mount: CalDavMount, calendar: str, items: CalendarItems, selection: Selection,
+    store: CalendarStore, calendar: str, items: CalendarItems, selection: Selection,
     flt: filters.CompFilter,
 ) -> set[str]:  # fmt: skip
     """The items of ``selection.test`` that pass, read and parsed batch by batch."""
-    store = mount.storage
-    loop = asyncio.get_running_loop()
     names = sorted(selection.test)
     passed: set[str] = set()
     for i in range(0, len(names), BATCH):
@@ -117,28 +115,28 @@ async def _tested(
             item = items.get(name)
             same = f is not None and item is not None and f[0].etag == item.etag
             hints.append(selection.test[name] if same else None)
-        ok = await loop.run_in_executor(None, _passing, bodies, hints, flt)
+        ok = await offload(_passing, bodies, hints, flt)
         passed.update(n for n, good in zip(batch, ok, strict=True) if good)
     return passed
 
 
-async def query(
-    mount: CalDavMount, request: web.Request, path: str, root: etree._Element
-) -> web.StreamResponse:
+async def query(ctx: Context, root: etree._Element) -> web.StreamResponse:
     """The items of a calendar (or the one item) that pass the filter."""
-    flt = filters.parse_filter(root.find(c("filter")))
-    renderer = ItemRenderer(mount, request, root)
+    path = ctx.path
+    flt = parse_filter(root.find(c("filter")))
+    renderer = ItemRenderer(ctx, root)
+    store = calendars(ctx)
     where = place(path)
     names: list[str] = []
     base = path
     if where.calendar and where.kind in ("calendar", "item"):
-        items = await mount.storage.refresh(where.calendar)
+        items = await store.refresh(where.calendar)
         if where.kind == "calendar":
             selection = select(items, flt)
         else:
             known = where.name in items
             selection = Selection(test={where.name: None} if known and where.name else {})
-        passed = selection.passed | await _tested(mount, where.calendar, items, selection, flt)
+        passed = selection.passed | await _tested(store, where.calendar, items, selection, flt)
         base = path if where.kind == "calendar" else path.rpartition("/")[0]
         names = sorted(passed)
 
@@ -147,4 +145,4 @@ async def query(
             batch = names[i : i + BATCH]
             yield "".join(await renderer.render_members(base, where.calendar or "", batch))
 
-    return await multistatus.stream(request, responses())
+    return await multistatus.stream(ctx.request, responses())

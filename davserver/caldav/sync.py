@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from lxml import etree
 
-from davserver.backends.calendar import place
 from davserver.dav import multistatus
+from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import href
 from davserver.dav.xml import status_line
@@ -19,9 +18,8 @@ from davserver.dav.xml import status_line
 from .items import ItemRenderer, missing
 from .names import dav
 from .props import parse_sync_token, sync_token
-
-if TYPE_CHECKING:
-    from .mount import CalDavMount
+from .services import calendars
+from .store.layout import place
 
 BATCH = 256
 """Members rendered per batch."""
@@ -49,16 +47,15 @@ def parse_sync(root: etree._Element) -> SyncRequest:
     return SyncRequest(token, int(text))
 
 
-async def sync_collection(
-    mount: CalDavMount, request: web.Request, path: str, root: etree._Element
-) -> web.StreamResponse:
+async def sync_collection(ctx: Context, root: etree._Element) -> web.StreamResponse:
     """What changed in a calendar since a sync token (everything, without one)."""
+    path = ctx.path
     where = place(path)
     if where.kind != "calendar" or not where.calendar:
         raise DAVError(403, "sync-collection works on calendars", condition="supported-report")
     asked = parse_sync(root)
     given, limit = asked.token, asked.limit
-    store = mount.storage
+    store = calendars(ctx)
     items = await store.refresh(where.calendar)
     epoch = await store.index.epoch()
     since = 0
@@ -79,7 +76,7 @@ async def sync_collection(
         end = changes[-1][0] if changes else since
     else:
         end = max(since, await store.index.token(where.calendar))
-    renderer = ItemRenderer(mount, request, root)
+    renderer = ItemRenderer(ctx, root)
 
     async def responses() -> AsyncIterator[str]:
         for i in range(0, len(changes), BATCH):
@@ -87,17 +84,17 @@ async def sync_collection(
             present = [name for _, name, deleted in batch if not deleted]
             rendered = await renderer.render_members(path, where.calendar or "", present)
             gone = [
-                missing(href(mount.prefix, f"{path}/{name}", False))
+                missing(href(ctx.prefix, f"{path}/{name}", False))
                 for _, name, deleted in batch
                 if deleted
             ]
             yield "".join(rendered) + "".join(gone)
         if truncated:
-            link = href(mount.prefix, path, True)
+            link = href(ctx.prefix, path, True)
             yield (
                 f"<D:response><D:href>{link}</D:href><D:status>{status_line(507)}</D:status>"
                 "<D:error><D:number-of-matches-within-limits/></D:error></D:response>"
             )
 
     trailer = f"<D:sync-token>{sync_token(end, epoch)}</D:sync-token>"
-    return await multistatus.stream(request, responses(), trailer)
+    return await multistatus.stream(ctx.request, responses(), trailer)

@@ -1,32 +1,13 @@
-"""Time ranges (RFC 4791 §9.9): parsing ``C:time-range`` (and ``C:expand``,
+"""Time ranges (RFC 4791 §9.9) in requests: parsing ``C:time-range`` (and ``C:expand``,
 ``C:limit-recurrence-set``, ``C:free-busy-query``) into the bounds the spans are tested
-against. Open ends stop at the years instances are computed in (1900 to 2200)."""
+against."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-from davserver.backends.calendar_spans import EARLIEST, LATEST
 from davserver.dav.errors import DAVError
-
-
-@dataclass(frozen=True, slots=True)
-class TimeRange:
-    """[start, end) in UTC; an open end is None."""
-
-    start: datetime | None
-    end: datetime | None
-
-    @property
-    def lo(self) -> float:
-        """The start in POSIX seconds."""
-        return (self.start or EARLIEST).timestamp()
-
-    @property
-    def hi(self) -> float:
-        """The end in POSIX seconds."""
-        return (self.end or LATEST).timestamp()
+from davserver.ical.timerange import TimeRange
 
 
 def parse_utc(value: str) -> datetime:
@@ -45,12 +26,3 @@ def parse_range(start: str | None, end: str | None) -> TimeRange:
     if rng.hi <= rng.lo:
         raise DAVError(400, "a time-range must end after it starts")
     return rng
-
-
-def as_utc(value: date | datetime) -> datetime:
-    """A DATE or DATE-TIME as a UTC instant (floating and all-day values taken as UTC)."""
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

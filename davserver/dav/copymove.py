@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-from . import conditions, multistatus
-from .errors import DAVError
-from .identity import author
-from .locking import require_unlocked
-from .paths import destination_raw_path, href
-from .xml import status_line
+from davserver.backends.base import AlreadyExists, Resource
 
-if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
+from . import conditions, multistatus
+from .context import Context
+from .errors import DAVError
+from .locking import require_unlocked
+from .paths import destination_raw_path
+from .preconditions import absent, expectation
+from .write import failure_responses
 
 
 def _overwrite(request: web.Request) -> bool:
@@ -24,24 +22,24 @@ def _overwrite(request: web.Request) -> bool:
     return value == "T"
 
 
-def destination(mount: DavMount, request: web.Request) -> str:
-    """The storage path the Destination header names; 502 outside this mount."""
-    header = request.headers.get("Destination")
+def destination(ctx: Context) -> str:
+    """The storage path the Destination header names; 502 outside this tree."""
+    header = ctx.request.headers.get("Destination")
     if not header:
         raise DAVError(400, "Destination header missing")
-    raw = destination_raw_path(header, request.host)
-    if not mount.contains(raw):
+    raw = destination_raw_path(header, ctx.request.host)
+    if not ctx.contains(raw):
         raise DAVError(502, "Destination is outside this WebDAV tree")
-    return mount.storage_path(raw)
+    return ctx.storage_path(raw)
 
 
-async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.StreamResponse:
-    """Copy or move ``src`` to the Destination: 201 new, 204 overwritten."""
+async def copy_or_move(ctx: Context) -> web.StreamResponse:
+    """Copy or move the request's resource to the Destination: 201 new, 204 overwritten."""
+    request, src, storage = ctx.request, ctx.path, ctx.storage
     is_move = request.method == "MOVE"
-    dst = destination(mount, request)
-    mount.check_owner(request, dst, write=True)
+    dst = destination(ctx)
+    ctx.check_owner(dst, write=True)
     overwrite = _overwrite(request)
-    storage = mount.storage
     res = await storage.stat(src)
     if res is None:
         return web.Response(status=404, text="404 Not Found\n")
@@ -66,28 +64,37 @@ async def copy_or_move(mount: DavMount, request: web.Request, src: str) -> web.S
     if parent is None or not parent.is_collection:
         raise DAVError(409, "the destination's parent collection does not exist")
     if is_move:
-        require_unlocked(mount, request, src, member=True, tree=True)
-    require_unlocked(mount, request, dst, member=True, tree=target is not None)
-    message = f"{request.method} /{src} -> /{dst}"
-    async with storage.change(author=author(request), message=message) as change:
-        # A file onto a file needs no delete first: the backends replace it atomically, so
-        # a full disk or a crash leaves the old destination, not nothing.
-        if target is not None and (target.is_collection or res.is_collection):
-            failures = await change.delete(dst)
-            if failures:
-                return multistatus.complete(
-                    "".join(
-                        f"<D:response><D:href>{href(mount.prefix, f.path, False)}</D:href>"
-                        f"<D:status>{status_line(f.status)}</D:status></D:response>"
-                        for f in failures
-                    )
+        require_unlocked(ctx, src, member=True, tree=True)
+    require_unlocked(ctx, dst, member=True, tree=target is not None)
+    return await _transfer(ctx, src, dst, res, target, overwrite=overwrite, depth=depth)
+
+
+async def _transfer(
+    ctx: Context, src: str, dst: str, res: Resource, target: Resource | None, *,
+    overwrite: bool, depth: str,
+) -> web.StreamResponse:  # fmt: skip
+    """The copy or move itself, its conditions checked again inside the write."""
+    is_move = ctx.request.method == "MOVE"
+    expect_src = expectation(ctx, src)
+    on_dst = expectation(ctx, dst, headers=False)
+    expect_dst = on_dst if overwrite else absent(on_dst)
+    message = f"{ctx.request.method} /{src} -> /{dst}"
+    try:
+        async with ctx.storage.change(author=ctx.author, message=message) as change:
+            # A file onto a file needs no delete first: the backends replace it atomically,
+            # so a full disk or a crash leaves the old destination, not nothing.
+            if target is not None and (target.is_collection or res.is_collection):
+                failures = await change.delete(dst, expect=expect_dst)
+                if failures:
+                    return multistatus.complete(failure_responses(ctx.prefix, failures))
+                expect_dst = absent()
+            if is_move:
+                await change.move(src, dst, expect=expect_src, expect_dst=expect_dst)
+            else:
+                recursive = depth == "infinity"
+                await change.copy(
+                    src, dst, recursive=recursive, expect=expect_src, expect_dst=expect_dst
                 )
-        if is_move:
-            await change.move(src, dst)
-        else:
-            await change.copy(src, dst, recursive=depth == "infinity")
-        if target is not None:
-            await mount.locks.release_tree(mount.prefix, dst)
-    if is_move:
-        await mount.locks.release_tree(mount.prefix, src)
+    except AlreadyExists as exc:  # the destination was created meanwhile
+        raise DAVError(412, "the destination exists now") from exc
     return web.Response(status=204 if target is not None else 201)

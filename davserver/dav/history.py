@@ -5,25 +5,24 @@
 - ``GET /path?version=<commit id>`` sends the file as it was in that version, with
   ranges and conditionals like any GET.
 
-A backend without history answers 404 to both.
+A backend without history answers 404 to both. In an owner-only tree the history of a
+shared place (the mount's root) would show every user's commits: it shows the history of
+the requester's own tree instead, so no other user's name, activity or file names appear.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from davserver.backends.base import Body, History, NotFound, Version
 
+from .context import Context
 from .errors import DAVError
 from .paths import href
 from .props import http_date, iso_date
-
-if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
 
 _VERSION_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _STYLE = (
@@ -38,9 +37,9 @@ def requested(request: web.Request) -> bool:
     return "history" in query or "version" in query
 
 
-async def answer(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse | Body:
+async def answer(ctx: Context) -> web.StreamResponse | Body:
     """The history listing, or the body of the version asked for (sent like any GET)."""
-    storage = mount.storage
+    storage, request, path, prefix = ctx.storage, ctx.request, ctx.path, ctx.prefix
     if not isinstance(storage, History):
         return web.Response(status=404, text="404 Not Found: this store keeps no history\n")
     version = request.query.get("version")
@@ -48,28 +47,30 @@ async def answer(mount: DavMount, request: web.Request, path: str) -> web.Stream
         if not _VERSION_ID.match(version):
             raise DAVError(400, "version must be a full commit id")
         try:
-            return await storage.read_version(
-                path, version, inline_limit=mount.settings.inline_limit
-            )
+            return await storage.read_version(path, version, inline_limit=ctx.settings.inline_limit)
         except NotFound:
             return web.Response(status=404, text="404 Not Found\n")
+    if ctx.settings.owner_only and ctx.owner(path) is None:
+        if ctx.principal is None:
+            return web.Response(status=404, text="404 Not Found\n")
+        path = ctx.principal  # a shared place: the requester's own part of it
     found = await storage.versions(path)
     if not found:
         return web.Response(status=404, text="404 Not Found\n")
     if request.query.get("history") == "json":
-        return web.json_response(_as_json(mount, path, found))
-    return web.Response(text=_as_html(mount, path, found), content_type="text/html")
+        return web.json_response(_as_json(prefix, path, found))
+    return web.Response(text=_as_html(prefix, path, found), content_type="text/html")
 
 
-def _version_href(mount: DavMount, path: str, v: Version) -> str | None:
+def _version_href(prefix: str, path: str, v: Version) -> str | None:
     if v.is_collection:
         return None
-    return f"{href(mount.prefix, path, False)}?version={v.id}"
+    return f"{href(prefix, path, False)}?version={v.id}"
 
 
-def _as_json(mount: DavMount, path: str, found: list[Version]) -> dict[str, object]:
+def _as_json(prefix: str, path: str, found: list[Version]) -> dict[str, object]:
     return {
-        "href": href(mount.prefix, path, found[0].is_collection),
+        "href": href(prefix, path, found[0].is_collection),
         "versions": [
             {
                 "version": v.id,
@@ -79,18 +80,18 @@ def _as_json(mount: DavMount, path: str, found: list[Version]) -> dict[str, obje
                 "etag": v.etag,
                 "size": v.size,
                 "collection": v.is_collection,
-                "href": _version_href(mount, path, v),
+                "href": _version_href(prefix, path, v),
             }
             for v in found
         ],
     }
 
 
-def _as_html(mount: DavMount, path: str, found: list[Version]) -> str:
-    title = html.escape(href(mount.prefix, path, found[0].is_collection))
+def _as_html(prefix: str, path: str, found: list[Version]) -> str:
+    title = html.escape(href(prefix, path, found[0].is_collection))
     rows = []
     for v in found:
-        link = _version_href(mount, path, v)
+        link = _version_href(prefix, path, v)
         short = html.escape(v.id[:12])
         cell = f'<a href="{html.escape(link)}">{short}</a>' if link else short
         size = "-" if v.is_collection else str(v.size)

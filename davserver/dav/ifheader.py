@@ -10,8 +10,8 @@ true when at least one list is.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 
 from .errors import DAVError
 
@@ -114,23 +114,44 @@ class ResourceState:
 
 
 StateLookup = Callable[[str | None], Awaitable[ResourceState | None]]
+States = Mapping[str | None, ResourceState | None]
+"""The state of each resource the lists name (None for the request URL); a state of None
+means no resource here (or none the requester may read): no list about it holds."""
 
 
 def _strip_weak(etag: str) -> str:
     return etag[2:] if etag.startswith("W/") else etag
 
 
-async def evaluate(lists: list[IfList], state_of: StateLookup) -> bool:
-    """Whether at least one list holds. ``state_of(tag)`` gives the state of a tagged
-    resource (None for the request URL), or None when the tag is not a resource here."""
+async def gather(
+    lists: list[IfList], state_of: StateLookup
+) -> dict[str | None, ResourceState | None]:
+    """The states the lists need, each looked up once through ``state_of``."""
     states: dict[str | None, ResourceState | None] = {}
     for lst in lists:
         if lst.resource not in states:
             states[lst.resource] = await state_of(lst.resource)
-        state = states[lst.resource]
+    return states
+
+
+def holds(lists: list[IfList], states: States) -> bool:
+    """Whether at least one list holds for these states."""
+    for lst in lists:
+        state = states.get(lst.resource)
         if state is not None and all(_holds(c, state) for c in lst.conditions):
             return True
     return False
+
+
+def with_etag(states: States, resources: set[str | None], etag: str | None) -> States:
+    """``states`` with the ETag of the named resources replaced (what a write sees when it
+    checks the header again against the resource it is about to replace)."""
+    changed = dict(states)
+    for name in resources:
+        state = changed.get(name)
+        if state is not None:
+            changed[name] = replace(state, etag=etag)
+    return changed
 
 
 def _holds(c: Condition, state: ResourceState) -> bool:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from davserver.backends.base import Resource
 
+from .context import Context
 from .paths import href
 from .props import http_date
-
-if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
 
 _STYLE = (
     "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -41,11 +38,10 @@ def _row(prefix: str, res: Resource) -> str:
     )
 
 
-async def respond(
-    mount: DavMount, request: web.Request, res: Resource, headers: dict[str, str]
-) -> web.StreamResponse:
+async def respond(ctx: Context, res: Resource, headers: dict[str, str]) -> web.StreamResponse:
     """Stream the listing of ``res``."""
-    title = html.escape(href(mount.prefix, res.path, True))
+    request, prefix = ctx.request, ctx.prefix
+    title = html.escape(href(prefix, res.path, True))
     resp = web.StreamResponse(headers=headers)
     resp.content_type = "text/html"
     resp.charset = "utf-8"
@@ -59,18 +55,15 @@ async def respond(
         "<table><tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
     )
     if res.path:
-        parent = href(mount.prefix, res.path.rpartition("/")[0], True)
+        parent = href(prefix, res.path.rpartition("/")[0], True)
         head += f'<tr><td><a href="{html.escape(parent)}">../</a></td><td></td><td></td></tr>\n'
     await resp.write(head.encode())
     members = [
-        r
-        async for batch in mount.storage.children(res.path)
-        for r in batch
-        if mount.may_enter(request, r.path)
+        r async for batch in ctx.storage.children(res.path) for r in batch if ctx.may_enter(r.path)
     ]
     members.sort(key=lambda r: (not r.is_collection, r.name))
     for i in range(0, len(members), 512):
-        await resp.write("".join(_row(mount.prefix, r) for r in members[i : i + 512]).encode())
+        await resp.write("".join(_row(prefix, r) for r in members[i : i + 512]).encode())
     await resp.write(b"</table></body></html>\n")
     await resp.write_eof()
     return resp

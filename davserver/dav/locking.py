@@ -1,58 +1,31 @@
-"""LOCK and UNLOCK (RFC 4918 §9.10, §9.11), the If header check every request passes
-through, and the 423 every write gets when it lacks a lock's token."""
+"""Locking (RFC 4918 class 2) as a feature: LOCK and UNLOCK (§9.10, §9.11), the 423
+every write gets when it lacks a lock's token, and the clean-up of locks on resources that
+are deleted or moved away (from the change events, whatever made the change)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from davserver.backends.base import PreconditionFailed
 from davserver.locks.manager import Depth, Lock, LockConflict
 
-from . import ifheader
 from .body import read_limited
+from .context import Context, Tree
 from .errors import DAVError
-from .identity import author
+from .features import Feature, Handler
 from .lockinfo import lockdiscovery, owner_element, parse_lockinfo, parse_timeout
-from .paths import destination_raw_path, href
+from .paths import href
+from .preconditions import submitted
 from .xml import XML_DECL, XMLError, parse
 
 if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
-
-# The lock tokens a request submitted in its If header.
-SUBMITTED = web.RequestKey("davserver.submitted_tokens", frozenset)
+    from davserver.events import ChangeEvent, EventBus
 
 
-async def check_if_header(mount: DavMount, request: web.Request, path: str) -> None:
-    """Evaluate the If header: 412 when no list holds; remember the tokens it submits."""
-    lists = ifheader.parse(request.headers["If"])
-
-    async def state_of(tag: str | None) -> ifheader.ResourceState | None:
-        target = path if tag is None else _tagged_path(mount, request, tag)
-        if target is None:
-            return None
-        res = await mount.storage.stat(target)
-        tokens = frozenset(lock.token for lock in mount.locks.covering(mount.prefix, target))
-        return ifheader.ResourceState(res.etag if res else None, tokens)
-
-    if not await ifheader.evaluate(lists, state_of):
-        raise DAVError(412, "no list of the If header holds")
-    request[SUBMITTED] = frozenset(ifheader.submitted_tokens(lists))
-
-
-def _tagged_path(mount: DavMount, request: web.Request, tag: str) -> str | None:
-    """The storage path a resource tag names, or None when it is not in this mount."""
-    try:
-        raw = destination_raw_path(tag, request.host)
-        return mount.storage_path(raw) if mount.contains(raw) else None
-    except DAVError:
-        return None
-
-
-def require_unlocked(
-    mount: DavMount, request: web.Request, path: str, *, member: bool = False, tree: bool = False
-) -> None:
+def require_unlocked(ctx: Context, path: str, *, member: bool = False, tree: bool = False) -> None:
     """423 unless the request submitted the tokens that let it change ``path``.
 
     ``member``: the change adds or removes ``path`` in its parent, which a lock on the
@@ -60,20 +33,21 @@ def require_unlocked(
     Each spot that changes needs the token of every exclusive lock that covers it; where
     only shared locks cover it, any one of their tokens will do (every holder may write).
     """
-    ns = mount.prefix
+    ns = ctx.prefix
+    locks = ctx.locks
     spots = [path]
     if member and path:
         spots.append(path.rpartition("/")[0])
     if tree:
-        spots.extend(lock.root for lock in mount.locks.below(ns, path))
-    submitted = request.get(SUBMITTED, frozenset())
+        spots.extend(lock.root for lock in locks.below(ns, path))
+    tokens = submitted(ctx)
     missing: dict[str, Lock] = {}
     for spot in spots:
-        covering = mount.locks.covering(ns, spot)
+        covering = locks.covering(ns, spot)
         exclusive = [lk for lk in covering if lk.scope == "exclusive"]
         if exclusive:
-            missing.update((lk.root, lk) for lk in exclusive if lk.token not in submitted)
-        elif covering and not any(lk.token in submitted for lk in covering):
+            missing.update((lk.root, lk) for lk in exclusive if lk.token not in tokens)
+        elif covering and not any(lk.token in tokens for lk in covering):
             missing.update((lk.root, lk) for lk in covering)
     if missing:
         hrefs = "".join(
@@ -82,13 +56,8 @@ def require_unlocked(
         raise DAVError(423, "locked", condition="lock-token-submitted", inner=hrefs)
 
 
-def _answer(mount: DavMount, lock: Lock, status: int) -> web.Response:
-    body = (
-        XML_DECL
-        + '<D:prop xmlns:D="DAV:">'
-        + lockdiscovery([lock], mount.prefix)
-        + "</D:prop>\n"
-    )
+def _answer(ctx: Context, lock: Lock, status: int) -> web.Response:
+    body = XML_DECL + '<D:prop xmlns:D="DAV:">' + lockdiscovery([lock], ctx.prefix) + "</D:prop>\n"
     headers = {"Lock-Token": f"<{lock.token}>"} if status in (200, 201) else {}
     return web.Response(
         status=status,
@@ -99,16 +68,16 @@ def _answer(mount: DavMount, lock: Lock, status: int) -> web.Response:
     )
 
 
-async def lock(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def lock(ctx: Context) -> web.StreamResponse:
     """Take a new lock (201 when it creates an empty resource) or refresh one (no body)."""
-    settings = mount.settings
+    settings, request, path, locks = ctx.settings, ctx.request, ctx.path, ctx.locks
     timeout = parse_timeout(
         request.headers.get("Timeout"), settings.lock_timeout, settings.lock_timeout_max
     )
     body = await read_limited(request, settings.max_xml_size)
-    res = await mount.storage.stat(path)
     if not body.strip():
-        return await _refresh(mount, request, path, timeout)
+        return await _refresh(ctx, timeout)
+    res = await ctx.storage.stat(path)
     try:
         root = parse(body)
     except XMLError as exc:
@@ -119,18 +88,18 @@ async def lock(mount: DavMount, request: web.Request, path: str) -> web.StreamRe
         raise DAVError(400, "LOCK Depth must be 0 or infinity")
     lock_depth: Depth = "0" if depth == "0" else "infinity"
     if res is None:
-        require_unlocked(mount, request, path, member=True)
-        parent = await mount.storage.stat(path.rpartition("/")[0])
+        require_unlocked(ctx, path, member=True)
+        parent = await ctx.storage.stat(path.rpartition("/")[0])
         if parent is None or not parent.is_collection:
             raise DAVError(409, "the parent collection does not exist")
     try:
-        new = await mount.locks.create(
-            mount.prefix, path, scope=scope, depth=lock_depth,
-            owner=owner_element(body, root), timeout=timeout, principal=author(request),
+        new = await locks.create(
+            ctx.prefix, path, scope=scope, depth=lock_depth,
+            owner=owner_element(body, root), timeout=timeout, principal=ctx.author,
             collection=res is not None and res.is_collection,
         )  # fmt: skip
     except LockConflict as exc:
-        link = href(mount.prefix, exc.lock.root, exc.lock.collection)
+        link = href(ctx.prefix, exc.lock.root, exc.lock.collection)
         raise DAVError(
             423, "conflicting lock", condition="no-conflicting-lock",
             inner=f"<D:href>{link}</D:href>",
@@ -138,38 +107,65 @@ async def lock(mount: DavMount, request: web.Request, path: str) -> web.StreamRe
     if res is None:
         try:
             message = f"LOCK /{path} (new empty resource)"
-            async with mount.storage.change(author=author(request), message=message) as change:
-                await change.write(path, b"")
+            async with ctx.storage.change(author=ctx.author, message=message) as change:
+                await change.write(path, b"", expect=_nothing_there)
         except BaseException:
-            await mount.locks.release([new])
+            await locks.release([new])
             raise
-        return _answer(mount, new, 201)
-    return _answer(mount, new, 200)
+        return _answer(ctx, new, 201)
+    return _answer(ctx, new, 200)
 
 
-async def _refresh(
-    mount: DavMount, request: web.Request, path: str, timeout: int
-) -> web.StreamResponse:
-    if "If" not in request.headers:
+def _nothing_there(current: object) -> None:
+    """A lock on an unmapped URL creates an empty resource, and replaces nothing."""
+    if current is not None:
+        raise PreconditionFailed("the resource was created meanwhile")
+
+
+async def _refresh(ctx: Context, timeout: int) -> web.StreamResponse:
+    if "If" not in ctx.request.headers:
         raise DAVError(400, "a LOCK without a body refreshes a lock named in the If header")
-    submitted = request.get(SUBMITTED, frozenset())
-    held = [lk for lk in mount.locks.covering(mount.prefix, path) if lk.token in submitted]
+    tokens = submitted(ctx)
+    held = [lk for lk in ctx.locks.covering(ctx.prefix, ctx.path) if lk.token in tokens]
     if not held:
         raise DAVError(412, "the If header names no lock on this resource")
-    fresh = [await mount.locks.refresh(lk, timeout) for lk in held]
-    return _answer(mount, fresh[0], 200)
+    fresh = [await ctx.locks.refresh(lk, timeout) for lk in held]
+    return _answer(ctx, fresh[0], 200)
 
 
-async def unlock(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def unlock(ctx: Context) -> web.StreamResponse:
     """Release the lock named by Lock-Token: 204; 409 when it does not cover this URL."""
-    token = request.headers.get("Lock-Token", "").strip()
+    token = ctx.request.headers.get("Lock-Token", "").strip()
     if not (token.startswith("<") and token.endswith(">")):
         raise DAVError(400, "UNLOCK needs a Lock-Token header")
-    held = mount.locks.get(token[1:-1])
-    if held is None or not held.covers(path):
+    held = ctx.locks.get(token[1:-1])
+    if held is None or held.namespace != ctx.prefix or not held.covers(ctx.path):
         raise DAVError(
             409, "the token names no lock on this resource",
             condition="lock-token-matches-request-uri",
         )  # fmt: skip
-    await mount.locks.release([held])
+    await ctx.locks.release([held])
     return web.Response(status=204)
+
+
+class Locking(Feature):
+    """WebDAV class 2: LOCK, UNLOCK, and locks dropped with what they cover."""
+
+    compliance = ("2",)
+    grants_locks = True
+
+    def methods(self) -> Mapping[str, Handler]:
+        """LOCK and UNLOCK."""
+        return {"LOCK": lock, "UNLOCK": unlock}
+
+    def subscribe(self, bus: EventBus, tree: Tree) -> None:
+        """Drop the locks of what is deleted or moved away (a move leaves its locks
+        behind, RFC 4918 §9.9.4; a replaced destination loses its own)."""
+        locks, prefix = tree.locks, tree.prefix
+
+        async def on_changes(events: Sequence[ChangeEvent]) -> None:
+            for event in events:
+                if event.kind in ("deleted", "moved"):
+                    await locks.release_tree(prefix, event.path)
+
+        bus.subscribe(prefix, on_changes)

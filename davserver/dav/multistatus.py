@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -10,6 +13,10 @@ from .xml import MULTISTATUS_CLOSE, MULTISTATUS_OPEN, XML_CONTENT_TYPE
 
 # Streamed answers are written in pieces of about this many characters.
 FLUSH_AT = 64 << 10
+SLICE = 0.005
+"""Seconds of rendering after which a streamed answer lets other requests run."""
+
+_T = TypeVar("_T")
 
 
 def complete(responses: str, trailer: str = "") -> web.Response:
@@ -44,3 +51,20 @@ async def stream(
     await resp.write("".join(pending).encode())
     await resp.write_eof()
     return resp
+
+
+async def render_in_slices(render: Callable[[_T], str], items: Sequence[_T]) -> AsyncIterator[str]:
+    """The renderings of ``items``, handed over (and the event loop let go) every few
+    milliseconds: a huge answer (many properties of many members) never holds up the
+    other requests for longer than a slice."""
+    started = time.monotonic()
+    done: list[str] = []
+    for item in items:
+        done.append(render(item))
+        if time.monotonic() - started >= SLICE:
+            yield "".join(done)
+            done = []
+            await asyncio.sleep(0)
+            started = time.monotonic()
+    if done:
+        yield "".join(done)

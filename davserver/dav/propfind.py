@@ -17,7 +17,7 @@ from .props import ALLPROP_REQUEST, PropRequest, parse_propfind
 from .xml import XMLError, parse
 
 if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
+    from .context import Context
 
 
 def parse_depth(request: web.Request, default: str = "infinity") -> str:
@@ -49,14 +49,18 @@ def wants_minimal(request: web.Request) -> bool:
 _REMEMBERED_BODY = 4096
 
 
-async def read_prop_request(request: web.Request, limit: int) -> PropRequest:
-    """What the PROPFIND body asks (allprop when there is none); 400 when malformed."""
+async def read_prop_request(request: web.Request, limit: int, max_props: int) -> PropRequest:
+    """What the PROPFIND body asks (allprop when there is none); 400 when malformed, 413
+    when it names more than ``max_props`` properties (each named once)."""
     if not has_body(request):
         return ALLPROP_REQUEST
     data = await read_limited(request, limit)
-    if len(data) <= _REMEMBERED_BODY:
-        return _parse_body(data)
-    return _parse_body.__wrapped__(data)
+    # Bodies that are short enough are remembered; a long one is parsed afresh.
+    parse_body = _parse_body if len(data) <= _REMEMBERED_BODY else _parse_body.__wrapped__
+    found = parse_body(data)
+    if len(found.names) > max_props:
+        raise DAVError(413, f"{len(found.names)} properties asked for; at most {max_props}")
+    return found
 
 
 @functools.lru_cache(maxsize=128)
@@ -93,28 +97,29 @@ async def walk(
                 pending.extend(r.path for r in reversed(batch) if r.is_collection)
 
 
-async def propfind(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def propfind(ctx: Context) -> web.StreamResponse:
     """Report the requested properties of a resource and, by Depth, its members."""
-    depth = propfind_depth(request, infinity=mount.settings.depth_infinity)
-    prop_request = await read_prop_request(request, mount.settings.max_xml_size)
+    request, path, settings, storage = ctx.request, ctx.path, ctx.settings, ctx.storage
+    depth = propfind_depth(request, infinity=settings.depth_infinity)
+    prop_request = await read_prop_request(request, settings.max_xml_size, settings.max_props)
     dead = prop_request.needs_dead_props
-    storage = mount.storage
     res = await storage.stat(path, dead_props=dead)
     if res is None:
         return web.Response(status=404, text="404 Not Found\n")
-    renderer = mount.renderer(request, prop_request)
+    renderer = ctx.renderer(prop_request)
     if prop_request.needs_quota:
         renderer.quota = await storage.quota(path)
-    await mount.annotate(renderer, [res])
+    await ctx.annotate(renderer, [res])
     if depth == "0" or not res.is_collection:
         return multistatus.complete(renderer.render(res))
 
     async def responses() -> AsyncIterator[str]:
         yield renderer.render(res)
-        visible = functools.partial(mount.may_enter, request) if mount.settings.owner_only else None
+        visible = ctx.may_enter if settings.owner_only else None
         infinite = depth == "infinity"
         async for batch in walk(storage, path, infinite=infinite, dead_props=dead, visible=visible):
-            await mount.annotate(renderer, batch)
-            yield "".join(renderer.render(r) for r in batch)
+            await ctx.annotate(renderer, batch)
+            async for part in multistatus.render_in_slices(renderer.render, batch):
+                yield part
 
     return await multistatus.stream(request, responses())

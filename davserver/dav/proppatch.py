@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from lxml import etree
 
 from . import multistatus
 from .body import read_xml
+from .context import Context
 from .errors import DAVError
-from .identity import author
 from .locking import require_unlocked
 from .paths import href
+from .preconditions import expectation
 from .props import propstat
 from .xml import empty_element
-
-if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
 
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
@@ -52,19 +48,21 @@ def parse_update(root: etree._Element | None) -> list[tuple[str, bytes | None]]:
     return ops
 
 
-async def proppatch(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def proppatch(ctx: Context) -> web.StreamResponse:
     """Set and remove dead properties; refuse protected live ones with 403 and the rest 424."""
-    ops = parse_update(await read_xml(request, mount.settings.max_xml_size))
-    res = await mount.storage.stat(path, dead_props=True)
+    path = ctx.path
+    ops = parse_update(await read_xml(ctx.request, ctx.settings.max_xml_size))
+    res = await ctx.storage.stat(path, dead_props=True)
     if res is None:
         return web.Response(status=404, text="404 Not Found\n")
-    require_unlocked(mount, request, path)
+    require_unlocked(ctx, path)
     names = list(dict.fromkeys(name for name, _ in ops))
-    refused = [n for n in names if n in mount.protected]
+    protected = ctx.features.protected
+    refused = [n for n in names if n in protected]
     if refused:
         error = "<D:error><D:cannot-modify-protected-property/></D:error>"
         body = propstat("".join(empty_element(n) for n in refused), 403, error)
-        others = [n for n in names if n not in mount.protected]
+        others = [n for n in names if n not in protected]
         if others:
             body += propstat("".join(empty_element(n) for n in others), 424)
     else:
@@ -75,8 +73,8 @@ async def proppatch(mount: DavMount, request: web.Request, path: str) -> web.Str
             else:
                 props[name] = value
         message = f"PROPPATCH /{path}"
-        async with mount.storage.change(author=author(request), message=message) as change:
-            await change.set_props(path, props)
+        async with ctx.storage.change(author=ctx.author, message=message) as change:
+            await change.set_props(path, props, expect=expectation(ctx, path))
         body = propstat("".join(empty_element(n) for n in names), 200)
-    link = href(mount.prefix, path, res.is_collection)
+    link = href(ctx.prefix, path, res.is_collection)
     return multistatus.complete(f"<D:response><D:href>{link}</D:href>{body}</D:response>")

@@ -142,11 +142,12 @@ def prop_selection(parent: etree._Element) -> PropRequest:
     if len(kinds) != 1:
         raise DAVError(400, "exactly one of allprop, propname and prop is needed")
     kind = kinds[0]
+    # A name asked for twice is answered once.
     if kind.tag == "{DAV:}prop":
-        return PropRequest("prop", tuple(_names(kind)))
+        return PropRequest("prop", tuple(dict.fromkeys(_names(kind))))
     if kind.tag == "{DAV:}propname":
         return PropRequest("propname")
-    return PropRequest("allprop", tuple(n for inc in includes for n in _names(inc)))
+    return PropRequest("allprop", tuple(dict.fromkeys(n for inc in includes for n in _names(inc))))
 
 
 def _names(parent: etree._Element) -> Iterable[str]:

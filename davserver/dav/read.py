@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from davserver.backends.base import NotFound
 
 from . import conditions, history, listing, send
+from .context import Context
 from .props import http_date
 
-if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
+
+def options_headers(ctx: Context) -> dict[str, str]:
+    """The DAV classes and methods the tree offers (nothing of any resource)."""
+    features = ctx.features
+    return {"DAV": features.dav_header, "MS-Author-Via": "DAV", "Allow": features.allow}
 
 
-async def options(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def options(ctx: Context) -> web.StreamResponse:
     """Advertise the DAV classes and methods (200 with an empty body, as Thunderbird needs)."""
-    return web.Response(headers=mount.options_headers)
+    return web.Response(headers=options_headers(ctx))
 
 
-async def get(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def get(ctx: Context) -> web.StreamResponse:
     """Send a file (ranges, conditionals, sendfile) or an HTML listing of a collection;
     ``?history`` and ``?version=`` ask for past versions instead (see history.py)."""
+    request = ctx.request
     if history.requested(request):
-        found = await history.answer(mount, request, path)
+        found = await history.answer(ctx)
         if isinstance(found, web.StreamResponse):
             return found
         body = found
     else:
         try:
-            body = await mount.storage.read(path, inline_limit=mount.settings.inline_limit)
+            body = await ctx.storage.read(ctx.path, inline_limit=ctx.settings.inline_limit)
         except NotFound:
             return web.Response(status=404, text="404 Not Found\n")
     res = body.resource
@@ -40,5 +43,5 @@ async def get(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
         await send.close(body)
         return web.Response(status=status, headers=headers if status == 304 else None)
     if res.is_collection:
-        return await listing.respond(mount, request, res, headers)
+        return await listing.respond(ctx, res, headers)
     return await send.ranged(request, body, headers)

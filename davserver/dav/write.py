@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from davserver.backends.base import AlreadyExists, Resource
+from davserver.backends.base import AlreadyExists, DeleteFailure, Resource
 
 from . import conditions, multistatus
 from .body import has_body, read_limited
+from .context import Context
 from .errors import DAVError
-from .identity import author
 from .locking import require_unlocked
 from .paths import href
+from .preconditions import expectation
 from .props import http_date
 from .xml import status_line
-
-if TYPE_CHECKING:
-    from davserver.mounts.dav import DavMount
 
 # Bodies up to this size are read at once and written in one step; larger ones stream.
 SMALL_BODY = 256 << 10
@@ -36,26 +34,35 @@ def _expected_length(request: web.Request) -> int | None:
         raise DAVError(400, "X-Expected-Entity-Length is not a number") from exc
 
 
-async def put_target(mount: DavMount, request: web.Request, path: str) -> Resource | None:
+async def put_target(ctx: Context, path: str) -> Resource | None:
     """What a PUT replaces (None: it creates), once the checks every PUT passes hold:
     not a collection (405), the conditional headers (412), the locks (423)."""
-    current = await mount.storage.stat(path)
+    current = await ctx.storage.stat(path)
     if current is not None and current.is_collection:
         raise DAVError(405, "cannot PUT to a collection")
-    if conditions.evaluate(request.headers, current, safe_method=False) is not None:
+    if conditions.evaluate(ctx.request.headers, current, safe_method=False) is not None:
         raise DAVError(412, "precondition failed")
-    require_unlocked(mount, request, path, member=current is None)
+    require_unlocked(ctx, path, member=current is None)
     return current
 
 
-async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+def request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
+    """How an upload's body is taken: None when it is small enough to be read whole
+    (``await request.read()``), else the stream of its chunks."""
+    length = request.content_length
+    if length is not None and length <= SMALL_BODY:
+        return None
+    return request.content.iter_chunked(STREAM_CHUNK)
+
+
+async def put(ctx: Context) -> web.StreamResponse:
     """Store the body atomically: 201 created, 204 replaced."""
+    request, path = ctx.request, ctx.path
     if "Content-Range" in request.headers:
         raise DAVError(400, "partial PUT with Content-Range is not supported")
-    storage = mount.storage
     h = request.headers
     if (
-        mount.locks.may_have_locks(mount.prefix)
+        ctx.locks.may_have_locks(ctx.prefix)
         # What put_target's verdicts depend on (If-Modified-Since concerns GET and HEAD
         # only), and a header whose 400 must keep coming after its 405.
         or "If-Match" in h
@@ -63,19 +70,14 @@ async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
         or "If-Unmodified-Since" in h
         or "X-Expected-Entity-Length" in h
     ):
-        await put_target(mount, request, path)
+        await put_target(ctx, path)
     # Otherwise put_target could only refuse a collection, and the write below does that
     # itself (AlreadyExists): a small PUT is then one trip to the disk instead of two.
     expected = _expected_length(request)
-    length = request.content_length
-    body = (
-        await request.read()
-        if length is not None and length <= SMALL_BODY
-        else request.content.iter_chunked(STREAM_CHUNK)
-    )
+    body = request_body(request) or await request.read()
     try:
-        async with storage.change(author=author(request), message=f"PUT /{path}") as change:
-            res, created = await change.write(path, body, expected)
+        async with ctx.storage.change(author=ctx.author, message=f"PUT /{path}") as change:
+            res, created = await change.write(path, body, expected, expect=expectation(ctx, path))
     except ValueError as exc:
         raise DAVError(400, str(exc)) from exc
     except AlreadyExists as exc:
@@ -83,26 +85,31 @@ async def put(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
     headers = {"ETag": res.etag, "Last-Modified": http_date(res.mtime)}
     if created:
         headers["Location"] = str(
-            request.url.with_path(href(mount.prefix, path, False), encoded=True)
+            request.url.with_path(href(ctx.prefix, path, False), encoded=True)
         )
     return web.Response(status=201 if created else 204, headers=headers)
 
 
-async def mkcol(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def mkcol(ctx: Context) -> web.StreamResponse:
     """Create a collection: 201; 405 when something is there; 415 with a body."""
-    if has_body(request) and await read_limited(request, mount.settings.max_xml_size):
+    request, path = ctx.request, ctx.path
+    if has_body(request) and await read_limited(request, ctx.settings.max_xml_size):
         raise DAVError(415, "MKCOL with a body is not supported here")
-    if await mount.storage.stat(path) is not None:
+    if await ctx.storage.stat(path) is not None:
         raise DAVError(405, "something already exists there")
-    require_unlocked(mount, request, path, member=True)
-    async with mount.storage.change(author=author(request), message=f"MKCOL /{path}") as change:
-        await change.mkcol(path)
+    require_unlocked(ctx, path, member=True)
+    try:
+        async with ctx.storage.change(author=ctx.author, message=f"MKCOL /{path}") as change:
+            await change.mkcol(path)
+    except AlreadyExists as exc:
+        raise DAVError(405, "something already exists there") from exc
     return web.Response(status=201)
 
 
-async def delete(mount: DavMount, request: web.Request, path: str) -> web.StreamResponse:
+async def delete(ctx: Context) -> web.StreamResponse:
     """Delete a resource and everything below it: 204, or 207 naming what stayed."""
-    res = await mount.storage.stat(path)
+    request, path = ctx.request, ctx.path
+    res = await ctx.storage.stat(path)
     if res is None:
         return web.Response(status=404, text="404 Not Found\n")
     if not path:
@@ -111,16 +118,18 @@ async def delete(mount: DavMount, request: web.Request, path: str) -> web.Stream
         raise DAVError(400, "DELETE of a collection needs Depth: infinity")
     if conditions.evaluate(request.headers, res, safe_method=False) is not None:
         raise DAVError(412, "precondition failed")
-    require_unlocked(mount, request, path, member=True, tree=True)
-    async with mount.storage.change(author=author(request), message=f"DELETE /{path}") as change:
-        failures = await change.delete(path)
+    require_unlocked(ctx, path, member=True, tree=True)
+    async with ctx.storage.change(author=ctx.author, message=f"DELETE /{path}") as change:
+        failures = await change.delete(path, expect=expectation(ctx, path))
     if not failures:
-        await mount.locks.release_tree(mount.prefix, path)
         return web.Response(status=204)
-    body = "".join(
-        f"<D:response><D:href>{href(mount.prefix, f.path, False)}</D:href>"
-        f"<D:status>{status_line(f.status)}</D:status>"
-        "</D:response>"
+    return multistatus.complete(failure_responses(ctx.prefix, failures))
+
+
+def failure_responses(prefix: str, failures: Sequence[DeleteFailure]) -> str:
+    """The ``<D:response>`` elements of members a DELETE (or an overwrite) left behind."""
+    return "".join(
+        f"<D:response><D:href>{href(prefix, f.path, False)}</D:href>"
+        f"<D:status>{status_line(f.status)}</D:status></D:response>"
         for f in failures
     )
-    return multistatus.complete(body)

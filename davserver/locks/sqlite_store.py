@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from davserver.sqlite_thread import SQLiteThread
+from davserver.runtime.sqlite import SQLiteThread
 
 from .manager import Lock
 

@@ -1,83 +1,65 @@
-"""A WebDAV tree over one storage backend: method dispatch and error mapping."""
+"""A DAV tree: features composed over one storage, answering the requests below a prefix.
+
+The mount decodes the request's path, applies the owner-only rule of its layout, checks
+the ``If`` header, and hands a :class:`~davserver.dav.context.Context` to the handler
+the features provide for the method; refusals become answers here.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from davserver.access import READ_METHODS
 from davserver.auth.basic import challenge
-from davserver.backends.base import Resource, Storage, StorageError
-from davserver.dav import copymove, locking, propfind, proppatch, read, write
+from davserver.backends.base import Storage, StorageError
+from davserver.dav.context import Context, DavSettings, ServiceKey
 from davserver.dav.errors import DAVError
+from davserver.dav.features import Feature, FeatureSet, Layout
 from davserver.dav.identity import USER
 from davserver.dav.paths import normalize, strip_query
-from davserver.dav.propfind import wants_minimal
-from davserver.dav.props import LIVE, PROTECTED, LiveRenderer, PropRenderer, PropRequest
+from davserver.dav.preconditions import check_if_header
+from davserver.events import EventBus
 from davserver.locks.manager import LockManager
 
 log = logging.getLogger("davserver.dav")
 
-Handler = Callable[["DavMount", web.Request, str], Awaitable[web.StreamResponse]]
-
-METHODS: dict[str, Handler] = {
-    "OPTIONS": read.options,
-    "GET": read.get,
-    "HEAD": read.get,
-    "PUT": write.put,
-    "DELETE": write.delete,
-    "MKCOL": write.mkcol,
-    "COPY": copymove.copy_or_move,
-    "MOVE": copymove.copy_or_move,
-    "PROPFIND": propfind.propfind,
-    "PROPPATCH": proppatch.proppatch,
-    "LOCK": locking.lock,
-    "UNLOCK": locking.unlock,
-}
-ALLOW = ", ".join(METHODS)
 LOOKS_ONLY = READ_METHODS | {"MKCOL", "MKCALENDAR"}
 """Methods that change nothing already at their path: allowed to reach the handler on the
 shared places of an owner-only tree (where creating is refused with the protocol's own
 precondition)."""
 
 
-@dataclass(frozen=True, slots=True)
-class DavSettings:
-    """Per-mount protocol settings (see docs/configuration.md)."""
-
-    depth_infinity: bool = False
-    max_xml_size: int = 1 << 20
-    inline_limit: int = 64 << 10
-    lock_timeout: int = 3600
-    lock_timeout_max: int = 86400
-    owner_only: bool = False
-    """Each user's tree (``/<mount>/<user>/``) is theirs alone."""
-
-
 class DavMount:
-    """Answers WebDAV requests below ``prefix`` from ``storage``."""
+    """Answers DAV requests below ``prefix`` from ``storage``, with ``features``."""
 
     def __init__(
-        self, prefix: str, storage: Storage, settings: DavSettings, locks: LockManager
+        self,
+        prefix: str,
+        storage: Storage,
+        settings: DavSettings,
+        locks: LockManager,
+        features: Sequence[Feature],
+        bus: EventBus,
+        layout: Layout | None = None,
     ) -> None:
         self.prefix = prefix
         self.storage = storage
         self.settings = settings
         self.locks = locks
-        self.methods = dict(METHODS)
-        self.live = LIVE
-        self.protected = PROTECTED
-        self.discovery: DavMount | None = None
-        """The CalDAV mount whose principal and home this mount points clients to."""
-        self.options_headers = {
-            "DAV": "1, 2",
-            "MS-Author-Via": "DAV",
-            "Allow": ALLOW,
-        }
+        self.features = FeatureSet(features, layout)
+        self.services: dict[ServiceKey[Any], Any] = self.features.services
+        self._bus = bus
+        storage.listen(functools.partial(bus.publish, prefix))
+        for feature in self.features.features:
+            feature.subscribe(bus, self)
+
+    # -- Tree ---------------------------------------------------------------------------
 
     def storage_path(self, raw_path: str) -> str:
         """The storage path of a raw URL path under this mount (which must contain it)."""
@@ -89,22 +71,41 @@ class DavMount:
         p = self.prefix
         return raw_path.startswith(p) and (len(raw_path) == len(p) or raw_path[len(p)] == "/")
 
+    # -- Mount --------------------------------------------------------------------------
+
+    def options_headers(self) -> dict[str, str]:
+        """What OPTIONS answers anywhere in the tree: DAV classes and methods."""
+        return {
+            "DAV": self.features.dav_header,
+            "MS-Author-Via": "DAV",
+            "Allow": self.features.allow,
+        }
+
+    def fixed_options(self) -> web.Response:
+        """The answer to an OPTIONS the access rules refuse: Windows asks it before it
+        sends credentials. It is the same for every path and reaches no storage."""
+        return web.Response(headers=self.options_headers())
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Dispatch one request to its method handler and map refusals to answers."""
-        handler = self.methods.get(request.method)
-        if handler is None:
-            return web.Response(status=405, headers={"Allow": self.options_headers["Allow"]})
+        """Dispatch one request to its feature's handler and map refusals to answers."""
+        if request.method not in self.features.handlers:
+            return web.Response(status=405, headers={"Allow": self.features.allow})
         try:
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
             path = self.storage_path(request.raw_path)
+            user = request.get(USER)
+            ctx = Context(request, path, self, user, self.features.principal(user))
             if self.settings.owner_only and request.method != "OPTIONS":
-                if self.requester(request) is None:
+                if ctx.principal is None:
                     return challenge()  # owner-only trees have accounts (config.py)
-                self.check_owner(request, path, write=request.method not in LOOKS_ONLY)
+                ctx.check_owner(path, write=request.method not in LOOKS_ONLY)
             if "If" in request.headers:
-                await locking.check_if_header(self, request, path)
-            return await handler(self, request, path)
+                await check_if_header(ctx)
+            response = await self.features.dispatch(ctx)
+            if response is None:
+                raise DAVError(405, f"{request.method} does not apply here")
+            return response
         except DAVError as exc:
             log.info(
                 "%s %s refused: %s %s",
@@ -115,60 +116,24 @@ class DavMount:
             )
             return exc.response()
         except StorageError as exc:
-            log.info("%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc)
+            level = logging.WARNING if exc.status >= 500 else logging.INFO
+            log.log(
+                level, "%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc
+            )
             return web.Response(status=exc.status, text=f"{exc.status} {type(exc).__name__}\n")
-
-    def requester(self, request: web.Request) -> str | None:
-        """The user whose tree a request may enter in an owner-only mount (None: nobody's)."""
-        return request.get(USER)
-
-    def owner(self, path: str) -> str | None:
-        """The user whose tree ``path`` lies in (owner-only mounts); None for the places
-        every user shares, such as the mount's root."""
-        if not self.settings.owner_only or not path:
-            return None
-        return path.partition("/")[0]
-
-    def may_enter(self, request: web.Request, path: str) -> bool:
-        """Whether the request's user may see ``path`` (for members listed or hrefs named
-        in a request whose own path was allowed)."""
-        owner = self.owner(path)
-        return owner is None or owner == self.requester(request)
-
-    def check_owner(self, request: web.Request, path: str, *, write: bool) -> None:
-        """Refuse (403) a path in another user's tree, and a change to a shared place, in
-        an owner-only mount."""
-        if not self.settings.owner_only:
-            return
-        if write and self.owner(path) is None:
-            raise DAVError(403, "the shared part of an owner-only tree cannot be changed")
-        if not self.may_enter(request, path):
-            raise DAVError(403, f"{path!r} belongs to another user")
-
-    def renderer(self, request: web.Request, prop_request: PropRequest) -> PropRenderer:
-        """The renderer of this mount's properties for one request."""
-        live = self.live
-        if self.discovery is not None:
-            live = {**live, **self.discovery.discovery_props(request)}
-        return PropRenderer(
-            self.prefix,
-            prop_request,
-            live=live,
-            minimal=wants_minimal(request),
-            locks=functools.partial(self.locks.covering, self.prefix),
-        )
-
-    def discovery_props(self, request: web.Request) -> dict[str, LiveRenderer]:
-        """Properties that lead a client from any resource to the user's calendars."""
-        return {}
-
-    async def annotate(self, renderer: PropRenderer, batch: list[Resource]) -> None:
-        """Work out, before rendering, property values that need I/O (none for WebDAV)."""
+        except sqlite3.Error as exc:
+            log.warning("%s %s: the state folder cannot be used: %s", request.method,
+                        request.raw_path, exc)  # fmt: skip
+            return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
 
     async def open(self) -> None:
-        """Open the storage."""
+        """Open the storage, then the features."""
         await self.storage.open()
+        for feature in self.features.features:
+            await feature.open(self)
 
     async def close(self) -> None:
-        """Close the storage."""
+        """Close the features, then the storage."""
+        for feature in self.features.features:
+            await feature.close()
         await self.storage.close()

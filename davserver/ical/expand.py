@@ -9,8 +9,7 @@ from datetime import datetime
 
 import icalendar
 
-from davserver.backends.calendar_spans import main_components, occurrences_between, overlaps
-
+from .spans import main_components, occurrences_between, overlaps
 from .timerange import TimeRange, as_utc
 
 _RECURRENCE = ("RRULE", "RDATE", "EXDATE", "EXRULE")

@@ -1,4 +1,4 @@
-"""Threads for the short blocking calls of a storage backend.
+"""Worker threads for blocking calls: storage backends, SQLite, CPU work.
 
 ``loop.run_in_executor`` costs about 17 µs of CPU per call on one core: a concurrent
 Future with its Condition, the executor's locks and idle semaphore, a second (asyncio)
@@ -10,7 +10,11 @@ which the loop then has to read back. A storage call is mostly a handful of sysc
 returns results in batches: a worker that finishes a job appends the outcome to a deque
 and wakes the event loop only when no earlier wake-up is still pending, so under load
 one self-pipe write delivers many results. Measured on one core with 16 concurrent
-callers: about 5 µs per call.
+callers: about 5 µs per call. A pool serves any event loop: each result goes back to
+the loop of the future it completes.
+
+:func:`offload` is the one way for code outside a storage backend to run a blocking
+or CPU-heavy call: a shared pool, started on first use.
 """
 
 from __future__ import annotations
@@ -43,17 +47,17 @@ def default_threads() -> int:
 
 
 _Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
 class WorkerPool:
-    """Runs functions on worker threads for the event loop ``loop``."""
+    """Runs functions on worker threads for whichever event loop awaits them."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int, name: str) -> None:
-        self.loop = loop
+    def __init__(self, threads: int, name: str) -> None:
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
-        # Outcomes waiting for the loop: (future, result, exception).
-        self._done: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
-        self._wake_pending = False
+        # Outcomes waiting for their loop, and the loops a wake-up is already pending for.
+        self._done: dict[asyncio.AbstractEventLoop, deque[_Outcome]] = {}
+        self._waking: set[asyncio.AbstractEventLoop] = set()
         self._lock = threading.Lock()
         # Daemon threads: a pool nobody closed must not keep the process alive at exit
         # (writes are temp-file-and-rename, so an interrupted one leaves no half file).
@@ -64,13 +68,15 @@ class WorkerPool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
-        """A future of ``fn(*args)`` run on a worker; await it on the pool's loop.
+    def submit(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., _T], *args: Any
+    ) -> asyncio.Future[_T]:
+        """A future of ``fn(*args)`` run on a worker; await it on ``loop``.
 
         Like ``run_in_executor``: a job whose future is cancelled before it starts is
         skipped; one cancelled while it runs completes and its result is dropped.
         """
-        future = self.loop.create_future()
+        future = loop.create_future()
         self._jobs.put((future, fn, args))
         return future
 
@@ -96,29 +102,32 @@ class WorkerPool:
         if future.cancelled():
             return
         try:
-            self._done.append((future, fn(*args), None))
+            outcome: _Outcome = (future, fn(*args), None)
         except StopIteration:  # a Future refuses StopIteration
-            self._done.append((future, None, RuntimeError(f"{fn!r} raised StopIteration")))
+            outcome = (future, None, RuntimeError(f"{fn!r} raised StopIteration"))
         except BaseException as exc:  # handed to the caller, as an executor does
-            self._done.append((future, None, exc))
+            outcome = (future, None, exc)
+        loop = future.get_loop()
         with self._lock:
-            if self._wake_pending:
+            self._done.setdefault(loop, deque()).append(outcome)
+            if loop in self._waking:
                 return  # the pending wake-up delivers this outcome too
-            self._wake_pending = True
+            self._waking.add(loop)
         try:
-            self.loop.call_soon_threadsafe(self._deliver)
+            loop.call_soon_threadsafe(self._deliver, loop)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             with self._lock:
-                self._wake_pending = False
+                self._waking.discard(loop)
+                self._done.pop(loop, None)
 
     # -- loop side ----------------------------------------------------------------------
 
-    def _deliver(self) -> None:
-        # Clear the flag before draining: an outcome appended after this point either
-        # gets drained below or schedules a new wake-up.
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Take the outcomes and clear the flag together: an outcome appended after this
+        # point schedules a new wake-up.
         with self._lock:
-            self._wake_pending = False
-        done = self._done
+            self._waking.discard(loop)
+            done = self._done.pop(loop, None)
         while done:
             future, result, exc = done.popleft()
             if future.cancelled():
@@ -127,3 +136,20 @@ class WorkerPool:
                 future.set_result(result)
             else:
                 future.set_exception(exc)
+
+
+_shared: WorkerPool | None = None
+_shared_lock = threading.Lock()
+
+
+def offload(fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+    """``fn(*args)`` on the process's shared worker threads, for CPU work (parsing,
+    expanding, hashing a password) and the occasional blocking call outside a storage
+    backend; await the result on the running loop. Storage backends have pools of their
+    own, so that such work never queues behind their disk calls."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = WorkerPool(default_threads(), "offload")
+    return _shared.submit(asyncio.get_running_loop(), fn, *args)

@@ -14,11 +14,11 @@ import sqlite3
 from array import array
 from pathlib import Path
 
-from davserver.sqlite_thread import SQLiteThread
+from davserver.ical.spans import Span
+from davserver.ical.summary import Summary
+from davserver.runtime.sqlite import SQLiteThread
 
-from .calendar_items import CalendarItems, Item
-from .calendar_spans import Span
-from .calendar_summary import Summary
+from .items import CalendarItems, Item
 
 # synchronous=NORMAL: no fsync per change (with WAL, a crash loses at most the latest
 # changes, never the database; the items themselves are not synced by the stores either).

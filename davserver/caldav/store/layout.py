@@ -10,10 +10,17 @@ Paths (mount-relative) and where they live::
     calendars/<user>/<calendar>/         a calendar collection   -> inner "<user>/<calendar>"
     calendars/<user>/<calendar>/<item>   a calendar object       -> inner "<user>/<calendar>/<item>"
 
-so the inner store holds plain folders of ``.ics`` files that other tools can read. Every
-write goes through :class:`CalendarChange`, which keeps the index of each calendar (UID,
-component, ETag) and its change log current; :meth:`CalendarStore.refresh` catches up with
-changes made behind the server's back.
+so the inner store holds plain folders of ``.ics`` files that other tools can read.
+
+A user's home exists, with its default calendars, from the start: until something is
+written into it, it is virtual (nothing on disk), so that no read, and no request the
+access rules refuse, creates anything. The first write into a home creates it, with the
+default calendars, in the same change as the write.
+
+The store reports the inner store's changes to its own listener with their CalDAV paths;
+the calendar index is brought up to date from those events (feature.py), and
+:meth:`CalendarStore.refresh` reports the changes it finds made behind the server's back
+the same way, so the index has one way in.
 """
 
 from __future__ import annotations
@@ -22,39 +29,50 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .base import (
+from davserver.backends.base import (
+    AlreadyExists,
     Body,
     Change,
+    Changed,
+    ChangeListener,
     DeadProps,
     DeleteFailure,
+    Feed,
     Forbidden,
     NotFound,
+    Precondition,
     Resource,
     Storage,
     virtual_collection,
 )
-from .calendar_cache import BodyCache
-from .calendar_feed import Feed, feed_for
-from .calendar_index import STALE, CalendarIndex
-from .calendar_items import CalendarItems, Item
-from .calendar_summary import Summary, summarize
+from davserver.ical.summary import Summary, summarize
+from davserver.runtime.threads import offload
+
+from .cache import BodyCache
+from .index import STALE, CalendarIndex
+from .items import CalendarItems, Item
 
 PRINCIPALS = "principals"
 CALENDARS = "calendars"
 READ_LIMIT = 16 << 20
 SCAN_BATCH = 64
-LISTING_BATCH = 512
 """Items read and summarized together when a calendar is scanned."""
+LISTING_BATCH = 512
+OUTSIDE = "(outside)"
+"""The author of changes made behind the server's back."""
+MADE_WITH_HOME = "made with its home"
+"""The note of the properties a default calendar gets when its home is created: the
+calendar looked the same before, as a virtual one, so its ctag does not move."""
 
 
 @dataclass(frozen=True, slots=True)
 class Place:
     """What a mount-relative path names in the CalDAV layout."""
 
-    kind: str  # root, principals, principal, homes, home, calendar, item, other
+    kind: str  # root, principals, principal, homes, home, calendar, item, other, none
     user: str | None = None
     calendar: str | None = None  # inner path "<user>/<calendar>"
     name: str | None = None  # item name
@@ -99,39 +117,93 @@ def place(path: str) -> Place:
     return Place("other", user=parts[1], calendar=calendar, name="/".join(parts[3:]))
 
 
-class CalendarStore:
-    """A :class:`~backends.base.Storage` laying the CalDAV tree over ``inner``."""
+def outer_path(inner: str) -> str:
+    """The mount path of an inner storage path."""
+    return f"{CALENDARS}/{inner}" if inner else CALENDARS
 
-    def __init__(self, inner: Storage, index: CalendarIndex) -> None:
+
+def item_of(res: Resource, summary: Summary) -> Item:
+    """The index entry of a stored resource."""
+    return Item(res.etag, summary, res.size, res.mtime, res.ctime, res.content_type)
+
+
+class CalendarStore:
+    """A :class:`~backends.base.Storage` laying the CalDAV tree over ``inner``; every
+    user's home starts with ``defaults`` (calendar name → its dead properties);
+    ``accounts`` names the users who have a principal before they have a home."""
+
+    def __init__(
+        self,
+        inner: Storage,
+        index: CalendarIndex,
+        defaults: Mapping[str, DeadProps],
+        accounts: Callable[[], Iterable[str]] = list,
+    ) -> None:
         self.inner = inner
         self.index = index
+        self.defaults = dict(defaults)
+        self._accounts = accounts
         self.reserved_names = inner.reserved_names
         self.reserved_prefixes = inner.reserved_prefixes
         self._started = time.time()
-        self._homes_ready: set[str] = set()
-        self._home_lock = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._writers: dict[str, asyncio.Lock] = {}
         self._feed: Feed | None = None
+        self._stale: set[str] = set()
+        self._listener: ChangeListener | None = None
         self.bodies = BodyCache()
+        inner.listen(self._relay)
 
     # -- the virtual part -------------------------------------------------------------
 
-    def _virtual(self, path: str) -> Resource:
-        return virtual_collection(path, self._started)
+    def _virtual(self, path: str, props: DeadProps | None = None) -> Resource:
+        res = virtual_collection(path, self._started)
+        if props is not None:
+            res.dead_props = dict(props)
+        return res
 
     def _outer(self, res: Resource) -> Resource:
-        prefix = f"{CALENDARS}/{res.path}" if res.path else CALENDARS
-        return dataclasses.replace(res, path=prefix)
+        return dataclasses.replace(res, path=outer_path(res.path))
 
     async def _users(self) -> list[str]:
-        return [r.name async for batch in self.inner.children("") for r in batch if r.is_collection]
+        """Every user with a principal: those with a home, and every account."""
+        found = set(self._accounts())
+        with contextlib.suppress(NotFound):
+            async for batch in self.inner.children(""):
+                found.update(r.name for r in batch if r.is_collection)
+        return sorted(found)
+
+    async def _home_exists(self, user: str) -> bool:
+        home = await self.inner.stat(user)
+        return home is not None and home.is_collection
 
     # -- Storage ----------------------------------------------------------------------
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Report changes (with their CalDAV paths) to ``listener``."""
+        self._listener = listener
+
+    async def _relay(self, changes: Sequence[Changed]) -> None:
+        outer = [
+            dataclasses.replace(
+                ch,
+                path=outer_path(ch.path),
+                to=outer_path(ch.to) if ch.to is not None else None,
+                resource=self._outer(ch.resource) if ch.resource is not None else None,
+            )
+            for ch in changes
+        ]
+        if self._listener is not None:
+            await self._listener(outer)
+
+    def feed(self) -> Feed | None:
+        """The inner store's feed (the calendar store uses it itself)."""
+        return self._feed
 
     async def open(self) -> None:
         """Open the inner store and its change feed."""
         await self.inner.open()
-        self._feed = feed_for(self.inner)
+        self._feed = self.inner.feed()
 
     async def close(self) -> None:
         """Close the change feed, the inner store and the index."""
@@ -143,17 +215,31 @@ class CalendarStore:
     async def stat(self, path: str, *, dead_props: bool = False) -> Resource | None:
         """The resource at ``path``: virtual ones synthesized, the rest from the inner store."""
         where = place(path)
-        if where.kind in ("root", "principals"):
+        if where.kind in ("root", "principals", "principal"):
             return self._virtual(path)
-        if where.kind == "principal":
-            assert where.user is not None
-            home = await self.inner.stat(where.user)
-            return self._virtual(path) if home is not None and home.is_collection else None
         inner = where.inner
         if inner is None:
             return None
         res = await self.inner.stat(inner, dead_props=dead_props)
-        return self._outer(res) if res is not None else None
+        if res is not None:
+            return self._outer(res)
+        return await self._virtual_in_home(path, where, dead_props)
+
+    async def _virtual_in_home(self, path: str, where: Place, dead_props: bool) -> Resource | None:
+        """A home not created yet, or one of its default calendars; None for the rest."""
+        if where.kind == "home" or (where.kind == "calendar" and where.calendar):
+            assert where.user is not None
+            if where.kind == "calendar":
+                name = (where.calendar or "").partition("/")[2]
+                if name not in self.defaults:
+                    return None
+            if await self._home_exists(where.user):
+                return None
+            if where.kind == "home":
+                return self._virtual(path, {} if dead_props else None)
+            props = self.defaults[(where.calendar or "").partition("/")[2]]
+            return self._virtual(path, props if dead_props else None)
+        return None
 
     async def children(
         self, path: str, *, dead_props: bool = False
@@ -170,12 +256,19 @@ class CalendarStore:
         inner = where.inner
         if inner is None:
             return
+        if where.kind == "home" and where.user and not await self._home_exists(where.user):
+            yield [
+                self._virtual(f"{path}/{name}", props if dead_props else None)
+                for name, props in self.defaults.items()
+            ]
+            return
         if where.kind == "calendar" and not dead_props and where.calendar:
             async for batch in self._members(where.calendar):
                 yield batch
             return
-        async for batch in self.inner.children(inner, dead_props=dead_props):
-            yield [self._outer(r) for r in batch]
+        with contextlib.suppress(NotFound):
+            async for batch in self.inner.children(inner, dead_props=dead_props):
+                yield [self._outer(r) for r in batch]
 
     async def _members(self, calendar: str) -> AsyncIterator[list[Resource]]:
         """A calendar's members from its index (brought up to date first): no disk access
@@ -192,14 +285,15 @@ class CalendarStore:
     async def read(self, path: str, *, inline_limit: int) -> Body:
         """The bytes of a stored resource (virtual collections have none)."""
         where = place(path)
-        if where.inner is None:
-            res = await self.stat(path)
-            if res is None:
-                raise NotFound(path)
-            return Body(resource=res)
-        body = await self.inner.read(where.inner, inline_limit=inline_limit)
-        body.resource = self._outer(body.resource)
-        return body
+        if where.inner is not None:
+            with contextlib.suppress(NotFound):
+                body = await self.inner.read(where.inner, inline_limit=inline_limit)
+                body.resource = self._outer(body.resource)
+                return body
+        res = await self.stat(path)
+        if res is None or not res.is_collection:
+            raise NotFound(path)
+        return Body(resource=res)
 
     async def quota(self, path: str) -> tuple[int, int] | None:
         """The inner store's quota."""
@@ -207,38 +301,33 @@ class CalendarStore:
 
     @contextlib.asynccontextmanager
     async def change(self, *, author: str, message: str) -> AsyncIterator[CalendarChange]:
-        """A change of the inner store that keeps the index current."""
+        """A change of the inner store in CalDAV terms (homes created on first write)."""
         async with self.inner.change(author=author, message=message) as inner:
-            change = CalendarChange(self, inner)
-            yield change
-        await change.settle()
+            yield CalendarChange(self, inner)
 
     # -- calendars ----------------------------------------------------------------------
 
-    async def ensure_home(self, user: str, calendars: Mapping[str, DeadProps]) -> None:
-        """Create ``user``'s calendar home with the given calendars, unless it exists."""
-        if user in self._homes_ready:
-            return
-        async with self._home_lock:
-            if await self.inner.stat(user) is None:
-                message = f"Create the calendar home of {user}"
-                async with self.inner.change(author=user, message=message) as change:
-                    await change.mkcol(user)
-                    for name, props in calendars.items():
-                        await change.mkcol(f"{user}/{name}")
-                        await change.set_props(f"{user}/{name}", props)
-            self._homes_ready.add(user)
+    def writing(self, calendar: str) -> asyncio.Lock:
+        """The lock that a write checking the calendar's UIDs holds across its check and
+        its write (so two objects of one UID cannot both pass)."""
+        return self._writers.setdefault(calendar, asyncio.Lock())
+
+    def mark_stale(self, calendar: str) -> None:
+        """Have the next :meth:`refresh` of ``calendar`` list it in full (a change the
+        index could not follow item by item: a copy or move into it)."""
+        self._stale.add(calendar)
 
     async def refresh(self, calendar: str) -> CalendarItems:
         """Bring the index of ``calendar`` (inner path) in line with the stored items and
         return it: the items the change feed names are looked at again, or all of them
-        when there is no feed or it cannot tell. Items changed behind the server's back
-        are read and summarized again."""
+        when there is no feed, it cannot tell, or the calendar was marked stale. What
+        changed behind the server's back is read, summarized and reported as changes."""
         lock = self._locks.setdefault(calendar, asyncio.Lock())
         async with lock:
             items = await self.index.items(calendar)
             names = await self._feed.changes(calendar) if self._feed is not None else None
-            if names is None:
+            if names is None or calendar in self._stale:
+                self._stale.discard(calendar)
                 if self._feed is not None:
                     await self._feed.start(calendar)
                 await self._rescan(calendar, items)
@@ -277,8 +366,9 @@ class CalendarStore:
         current: dict[str, Resource],
         removed: list[str],
     ) -> None:
-        """Summarize the members whose ETag differs from the index, record them and the
-        removed ones (items an older index left unsummarized do not count as changed)."""
+        """Summarize the members whose ETag differs from the index and report them, and
+        the removed ones, as changes made outside; items an older index left unsummarized
+        are summarized again without counting as changed."""
         stale = {
             name: res
             for name, res in current.items()
@@ -286,9 +376,9 @@ class CalendarStore:
             or known.etag != res.etag
             or known.summary is STALE
         }
-        quiet = frozenset(
+        quiet = {
             n for n, r in stale.items() if (k := items.get(n)) is not None and k.etag == r.etag
-        )
+        }
         changed: dict[str, Item] = {}
         names = list(stale)
         for i in range(0, len(names), SCAN_BATCH):
@@ -296,22 +386,45 @@ class CalendarStore:
             changed.update(await self._scan(calendar, batch))
         for name in removed:
             self.bodies.drop(f"{calendar}/{name}")
-        await self.index.update(calendar, changed, removed, quiet=quiet)
+        if quiet:
+            await self.index.update(
+                calendar, {n: changed[n] for n in quiet if n in changed}, [], quiet=frozenset(quiet)
+            )
+        outside = [
+            Changed(
+                f"{calendar}/{name}",
+                "created" if items.get(name) is None else "modified",
+                False,
+                OUTSIDE,
+                items[name].etag if name in items else None,
+                item.etag,
+                note=item.summary,
+                outside=True,
+                resource=dataclasses.replace(
+                    self.item_resource(calendar, name, item), path=f"{calendar}/{name}"
+                ),
+            )
+            for name, item in changed.items()
+            if name not in quiet
+        ]
+        outside += [
+            Changed(f"{calendar}/{name}", "deleted", False, OUTSIDE, items[name].etag, outside=True)
+            for name in removed
+        ]
+        if outside:
+            await self._relay(outside)
 
     async def _scan(self, calendar: str, names: list[str]) -> dict[str, Item]:
         """Read and summarize some items (gone ones are left out)."""
         bodies = await asyncio.gather(*(self._read_member(f"{calendar}/{name}") for name in names))
         found = [(n, b) for n, b in zip(names, bodies, strict=True) if b is not None]
-        loop = asyncio.get_running_loop()
-        summaries = await loop.run_in_executor(
-            None, lambda: [summarize(b.data or b"") for _, b in found]
-        )
+        summaries = await offload(lambda: [summarize(b.data or b"") for _, b in found])
         out: dict[str, Item] = {}
         for (name, body), summary in zip(found, summaries, strict=True):
             res = body.resource
             if body.data is not None:
                 self.bodies.put(f"{calendar}/{name}", res.etag, body.data)
-            out[name] = _item_of(res, summary)
+            out[name] = item_of(res, summary)
         return out
 
     async def _read_member(self, inner_path: str) -> Body | None:
@@ -321,7 +434,7 @@ class CalendarStore:
         except NotFound:
             return None
         if body.file is not None:  # far too big to be a calendar object: index it as unknown
-            await asyncio.get_running_loop().run_in_executor(None, body.file.close)
+            await offload(body.file.close)
             body.file = None
         return body
 
@@ -354,28 +467,38 @@ class CalendarStore:
         return self._outer(body.resource), body.data
 
 
-def _item_of(res: Resource, summary: Summary) -> Item:
-    """The index entry of a stored resource."""
-    return Item(res.etag, summary, res.size, res.mtime, res.ctime, res.content_type)
-
-
 class CalendarChange:
-    """Writes through the inner change, noting which calendars they touch."""
+    """Writes in CalDAV terms through the inner change; the first write into a home
+    that is still virtual creates it, with its default calendars."""
 
     def __init__(self, store: CalendarStore, inner: Change) -> None:
         self._store = store
         self._inner = inner
-        self._recorded: dict[str, dict[str, Item]] = {}
-        self._stale: set[str] = set()
-        self._touched: set[str] = set()
-        self._gone: set[str] = set()
-        self._gone_homes: set[str] = set()
+        self._homes: set[str] = set()
 
-    def _target(self, path: str) -> Place:
+    async def _target(self, path: str, *, making: bool = False) -> Place:
+        """Where ``path`` lies; a virtual home it is in is created first, unless the
+        write is ``making`` that very home."""
         where = place(path)
         if where.inner is None or where.kind == "homes":
             raise Forbidden(f"{path!r} is not writable")
+        if where.user is not None and where.user not in self._homes:
+            if not (making and where.kind == "home"):
+                await self._ensure_home(where.user)
+            self._homes.add(where.user)
         return where
+
+    async def _ensure_home(self, user: str) -> None:
+        """Create ``user``'s home with the default calendars unless it exists."""
+        if await self._store._home_exists(user):
+            return
+        try:
+            await self._inner.mkcol(user)
+        except AlreadyExists:  # made meanwhile by another request
+            return
+        for name, props in self._store.defaults.items():
+            await self._inner.mkcol(f"{user}/{name}")
+            await self._inner.set_props(f"{user}/{name}", props, note=MADE_WITH_HOME)
 
     async def write(
         self,
@@ -383,84 +506,61 @@ class CalendarChange:
         body: bytes | AsyncIterator[bytes],
         expected_size: int | None = None,
         *,
-        summary: Summary | None = None,
+        expect: Precondition | None = None,
+        note: object = None,
     ) -> tuple[Resource, bool]:
-        """Store an item; its summary (given, or worked out here from the bytes) goes to
-        the index when the change settles, and its bytes to the cache."""
-        where = self._target(path)
+        """Store an item; a summary given as ``note`` reaches the index with the change,
+        and the bytes go to the cache."""
+        where = await self._target(path)
         assert where.inner is not None
-        res, created = await self._inner.write(where.inner, body, expected_size)
-        if where.kind == "item" and where.calendar and isinstance(body, bytes):
-            if summary is None:
-                loop = asyncio.get_running_loop()
-                summary = await loop.run_in_executor(None, summarize, body)
-            self._recorded.setdefault(where.calendar, {})[where.name or ""] = _item_of(res, summary)
+        res, created = await self._inner.write(
+            where.inner, body, expected_size, expect=expect, note=note
+        )
+        if where.kind == "item" and isinstance(body, bytes):
             self._store.bodies.put(where.inner, res.etag, body)
-        elif where.calendar:
-            self._stale.add(where.calendar)
         return self._store._outer(res), created
 
     async def mkcol(self, path: str) -> None:
         """Create a collection (a home or a calendar)."""
-        where = self._target(path)
+        where = await self._target(path, making=True)
         assert where.inner is not None
         await self._inner.mkcol(where.inner)
 
-    async def delete(self, path: str) -> list[DeleteFailure]:
-        """Delete, then forget what the index knew of it."""
-        where = self._target(path)
+    async def delete(self, path: str, *, expect: Precondition | None = None) -> list[DeleteFailure]:
+        """Delete a stored resource."""
+        where = await self._target(path)
         assert where.inner is not None
-        failures = await self._inner.delete(where.inner)
-        self._forget(where)
-        return failures
+        return await self._inner.delete(where.inner, expect=expect)
 
-    def _forget(self, where: Place) -> None:
-        if where.kind in ("item", "other") and where.calendar:
-            self._stale.add(where.calendar)
-        elif where.kind == "calendar" and where.calendar:
-            self._gone.add(where.calendar)
-        elif where.kind == "home" and where.user:
-            self._gone_homes.add(where.user)
-
-    async def copy(self, src: str, dst: str, *, recursive: bool) -> None:
-        """Copy, then re-read the calendars involved."""
-        s, d = self._target(src), self._target(dst)
+    async def copy(
+        self, src: str, dst: str, *, recursive: bool, expect: Precondition | None = None,
+        expect_dst: Precondition | None = None,
+    ) -> None:  # fmt: skip
+        """Copy a stored resource."""
+        s, d = await self._target(src), await self._target(dst)
         assert s.inner is not None and d.inner is not None
-        await self._inner.copy(s.inner, d.inner, recursive=recursive)
-        self._note_tree(d)
+        await self._inner.copy(
+            s.inner, d.inner, recursive=recursive, expect=expect, expect_dst=expect_dst
+        )
 
-    async def move(self, src: str, dst: str) -> None:
-        """Move, then re-read the calendars involved."""
-        s, d = self._target(src), self._target(dst)
+    async def move(
+        self, src: str, dst: str, *, expect: Precondition | None = None,
+        expect_dst: Precondition | None = None,
+    ) -> None:  # fmt: skip
+        """Move a stored resource."""
+        s, d = await self._target(src), await self._target(dst)
         assert s.inner is not None and d.inner is not None
-        await self._inner.move(s.inner, d.inner)
-        self._forget(s)
-        self._note_tree(d)
+        await self._inner.move(s.inner, d.inner, expect=expect, expect_dst=expect_dst)
 
-    def _note_tree(self, where: Place) -> None:
-        if where.calendar:
-            self._stale.add(where.calendar)
-
-    async def set_props(self, path: str, props: DeadProps) -> None:
-        """Set dead properties; a calendar's count as a change of it (its ctag moves)."""
-        where = self._target(path)
+    async def set_props(
+        self,
+        path: str,
+        props: DeadProps,
+        *,
+        expect: Precondition | None = None,
+        note: object = None,
+    ) -> None:
+        """Set dead properties (a calendar's count as a change of it: its ctag moves)."""
+        where = await self._target(path)
         assert where.inner is not None
-        await self._inner.set_props(where.inner, props)
-        if where.kind == "calendar" and where.calendar:
-            self._touched.add(where.calendar)
-
-    async def settle(self) -> None:
-        """After the inner change committed: write what was learnt to the index."""
-        index = self._store.index
-        for user in self._gone_homes:
-            await index.forget_home(user)
-            self._store._homes_ready.discard(user)
-        for calendar in self._gone:
-            await index.forget(calendar)
-        for calendar, items in self._recorded.items():
-            await index.update(calendar, items, [], touched=calendar in self._touched)
-            self._touched.discard(calendar)
-        for calendar in self._stale - self._gone:
-            await self._store.refresh(calendar)
-        for calendar in self._touched:
-            await index.update(calendar, {}, [], touched=True)
+        await self._inner.set_props(where.inner, props, expect=expect, note=note)

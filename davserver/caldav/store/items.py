@@ -7,8 +7,8 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .calendar_spans import INF, Span, overlaps
-from .calendar_summary import Summary
+from davserver.ical.spans import INF, Span, overlaps
+from davserver.ical.summary import Summary
 
 LONG = 7 * 86400.0
 """Spans longer than this (and open ones) are kept apart and tested one by one, so that a

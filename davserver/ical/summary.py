@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import icalendar
 import recurring_ical_events
 
-from .calendar_scan import scan_item
-from .calendar_spans import (
+from .scan import scan_item
+from .spans import (
     EARLIEST,
     INF,
     LATEST,

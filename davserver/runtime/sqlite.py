@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+
+from .threads import WorkerPool
 
 _T = TypeVar("_T")
 
@@ -16,35 +18,48 @@ class SQLiteThread:
     """Runs functions of a connection to ``path`` on a thread of their own.
 
     The database (and its folder) is created on first use, with ``schema`` applied.
+    When the database cannot be used (its folder became read-only or vanished), the
+    call raises ``sqlite3.Error``; the connection is then dropped, so a later call opens
+    it afresh once the folder is usable again.
     """
 
     def __init__(self, path: Path, schema: str, name: str) -> None:
         self._path = path
         self._schema = schema
         self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._thread = WorkerPool(1, name)
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(self._schema)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(self._schema)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 
+    def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            return fn(self._connection())
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
+            self._reset()
+            raise
+
+    def _reset(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
     async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """``fn(connection)`` on the database thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, lambda: fn(self._connection()))
+        return await self._thread.submit(asyncio.get_running_loop(), self._call, fn)
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""
-
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await asyncio.get_running_loop().run_in_executor(self._thread, close)
-        self._thread.shutdown(wait=False)
+        await self._thread.submit(asyncio.get_running_loop(), self._reset)
+        self._thread.close()

@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from davserver.backends.calendar_spans import Span, overlaps
-
+from .spans import Span, overlaps
 from .timerange import TimeRange
 
 _LINES = re.compile(r"\r?\n(?![ \t])")

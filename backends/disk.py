@@ -1,0 +1,136 @@
+"""The filesystem backend's dealings with single files: ETags, stamps, property-file
+names, and what an OS error means to the protocol layer. Everything here runs on the
+storage's worker threads."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import stat
+import threading
+import time
+
+from .base import (
+    NAME_MAX,
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    InsufficientStorage,
+    NameTooLong,
+    Resource,
+    StorageError,
+)
+from .mime import content_type
+from .temps import TEMP_PREFIX
+
+PROPS_DIR = ".davprops"
+SELF_PROPS = "self"
+_MAX_SIDE_NAME = 200
+_SIDE_TAG = len("m.")
+
+# What reading a path fails with when nothing is there, or can be (a name too long).
+MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+
+READ = os.O_RDONLY | os.O_CLOEXEC
+READ_NOFOLLOW = READ | os.O_NOFOLLOW
+PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_last_mtime_ns = 0
+_mtime_lock = threading.Lock()
+
+
+def unique_mtime_ns() -> int:
+    """Now, in nanoseconds, and never the same value twice in this process.
+
+    Every write stamps its file with this, so the ETag (inode, mtime, size) changes on
+    every write even when the filesystem's clock is coarse and inodes get reused.
+    """
+    global _last_mtime_ns
+    with _mtime_lock:
+        _last_mtime_ns = max(time.time_ns(), _last_mtime_ns + 1)
+        return _last_mtime_ns
+
+
+def read_whole(fd: int, size: int) -> bytes:
+    """The ``size`` bytes of a small file (fewer if it shrank meanwhile): one read()
+    in the common case, without the buffered reader's extra fstat and EOF probe."""
+    data = os.read(fd, size)
+    while len(data) < size and (more := os.read(fd, size - len(data))):
+        data += more
+    return data
+
+
+def release(held: int | None) -> None:
+    """Close the descriptor of a replaced file (see filesystem_change.py: why it is held)."""
+    if held is not None:
+        with contextlib.suppress(OSError):
+            os.close(held)
+
+
+def etag_of(st: os.stat_result) -> str:
+    """The ETag of a file or folder: inode, mtime and size, in hex."""
+    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+def resource_of(path: str, st: os.stat_result, props: dict[str, bytes] | None) -> Resource:
+    """The resource at storage path ``path`` with stat result ``st``."""
+    # Positional: a listing makes one per member. Fields: path, is_collection, size,
+    # mtime, ctime, etag, content_type, dead_props.
+    if stat.S_ISDIR(st.st_mode):
+        return Resource(path, True, 0, st.st_mtime, st.st_ctime, etag_of(st), None, props)
+    return Resource(
+        path, False, st.st_size, st.st_mtime, st.st_ctime, etag_of(st), content_type(path), props
+    )
+
+
+def member_props_name(name: str) -> str:
+    """The name of a member's property file in its folder's ``.davprops``: ``m.<name>``,
+    or a hash when that would be long (over 200 characters, or too long for the disk)."""
+    if len(name) > _MAX_SIDE_NAME or len(os.fsencode(name)) > NAME_MAX - _SIDE_TAG:
+        return "h." + hashlib.sha256(name.encode()).hexdigest()
+    return "m." + name
+
+
+def member_props_file(full: str) -> str:
+    """The property file of the file at disk path ``full``."""
+    parent, _, name = full.rpartition(os.sep)
+    return os.path.join(parent, PROPS_DIR, member_props_name(name))
+
+
+def copy_members(src: str, dst: str) -> None:
+    """Copy what the folder ``src`` holds into the folder ``dst``: files with their
+    metadata, folders, symlinks as symlinks, ``.davprops`` too, temporary files not.
+
+    Unlike shutil.copytree, which goes on past a failed member and then raises a summary
+    without errno, the first failure (a full disk) stops the copy with its own OSError.
+    """
+    with os.scandir(src) as entries:
+        members = [e for e in entries if not e.name.startswith(TEMP_PREFIX)]
+    for entry in members:
+        target = os.path.join(dst, entry.name)
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            os.mkdir(target)
+            copy_members(entry.path, target)
+        else:
+            shutil.copy2(entry.path, target)
+    shutil.copystat(src, dst)
+
+
+def storage_error(exc: OSError) -> StorageError:
+    """The storage error an OS error means to the protocol layer."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage(str(exc))
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return Conflict(str(exc))
+    if exc.errno == errno.ENAMETOOLONG:
+        return NameTooLong(str(exc))
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return Forbidden(str(exc))
+    if exc.errno == errno.EEXIST:
+        return AlreadyExists(str(exc))
+    return StorageError(str(exc))

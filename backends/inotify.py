@@ -1,0 +1,154 @@
+"""The filesystem backend's change feed (see :class:`base.Feed`): Linux inotify on each
+folder asked about (a small ctypes binding, no dependency). The descriptor is read without
+blocking whenever a folder is asked about, so every change the kernel saw before is
+known; the events name the files, and only those need to be looked at again.
+
+``changes()`` answers None when the feed cannot tell (a folder not watched yet, events
+lost to a queue overflow, a folder moved away): the caller then lists the folder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import struct
+from collections.abc import Callable
+
+from davserver.runtime.threads import offload
+
+_IN_NONBLOCK = os.O_NONBLOCK
+_IN_CLOEXEC = os.O_CLOEXEC
+_IN_MODIFY = 0x2
+_IN_ATTRIB = 0x4
+_IN_CLOSE_WRITE = 0x8
+_IN_MOVED_FROM = 0x40
+_IN_MOVED_TO = 0x80
+_IN_CREATE = 0x100
+_IN_DELETE = 0x200
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_Q_OVERFLOW = 0x4000
+_IN_IGNORED = 0x8000
+_IN_ONLYDIR = 0x01000000
+_IN_EXCL_UNLINK = 0x04000000
+_MASK = (
+    _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE
+    | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR | _IN_EXCL_UNLINK
+)  # fmt: skip
+_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
+_EVENT = struct.Struct("iIII")
+_READ_SIZE = 1 << 16
+
+
+class _Inotify:
+    """The three inotify calls, through libc."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library the process already has
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+        self._rm = libc.inotify_rm_watch
+        self._rm.argtypes = (ctypes.c_int, ctypes.c_int)
+        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.fd = fd
+
+    def add(self, path: str) -> int:
+        """Watch a folder; its watch descriptor."""
+        wd = self._add(self.fd, os.fsencode(path), _MASK)
+        if wd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), path)
+        return int(wd)
+
+    def remove(self, wd: int) -> None:
+        """Stop watching (a watch the kernel already dropped is fine)."""
+        self._rm(self.fd, wd)
+
+    def events(self) -> list[tuple[int, int, str]]:
+        """(wd, mask, name) of every event queued now; never blocks."""
+        out: list[tuple[int, int, str]] = []
+        while True:
+            try:
+                data = os.read(self.fd, _READ_SIZE)
+            except BlockingIOError:
+                return out
+            offset = 0
+            while offset < len(data):
+                wd, mask, _cookie, size = _EVENT.unpack_from(data, offset)
+                offset += _EVENT.size
+                raw = data[offset : offset + size].rstrip(b"\0")
+                offset += size
+                out.append((wd, mask, os.fsdecode(raw)))
+
+    def close(self) -> None:
+        """Release the descriptor."""
+        os.close(self.fd)
+
+
+class InotifyFeed:
+    """Changes of folders below ``root`` (a resolved disk path), from inotify; names for
+    which ``hidden`` is true (the store's bookkeeping) are not changes."""
+
+    def __init__(self, root: str, hidden: Callable[[str], bool]) -> None:
+        self._root = root
+        self._hidden = hidden
+        self._inotify = _Inotify()
+        self._folders: dict[int, str] = {}  # wd -> folder
+        self._watches: dict[str, int] = {}  # folder -> wd
+        self._pending: dict[str, set[str]] = {}
+        self._lost: set[str] = set()
+
+    async def start(self, folder: str) -> None:
+        """Watch the folder (added on a worker thread: the path is resolved on disk)."""
+        self._collect()
+        old = self._watches.pop(folder, None)
+        if old is not None:
+            self._folders.pop(old, None)
+        path = os.path.join(self._root, *folder.split("/"))
+        try:
+            wd = await offload(self._inotify.add, path)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENOSPC, errno.EACCES):
+                raise
+            return  # no folder (yet), or no watches left: listed on every request
+        self._folders[wd] = folder
+        self._watches[folder] = wd
+        self._pending[folder] = set()
+        self._lost.discard(folder)
+
+    async def changes(self, folder: str) -> set[str] | None:
+        """Names of the folder's members that changed; None when it must be listed."""
+        self._collect()
+        if folder not in self._watches or folder in self._lost:
+            return None
+        names = self._pending.get(folder, set())
+        self._pending[folder] = set()
+        return names
+
+    def _collect(self) -> None:
+        """Sort the queued events by folder."""
+        for wd, mask, name in self._inotify.events():
+            if mask & _IN_Q_OVERFLOW:
+                self._lost.update(self._watches)
+                continue
+            folder = self._folders.get(wd)
+            if folder is None:
+                continue
+            if mask & _GONE:
+                self._drop(folder)
+            elif name and not self._hidden(name):
+                self._pending.setdefault(folder, set()).add(name)
+
+    def _drop(self, folder: str) -> None:
+        wd = self._watches.pop(folder, None)
+        if wd is not None:
+            self._folders.pop(wd, None)
+            self._inotify.remove(wd)
+        self._pending.pop(folder, None)
+
+    def close(self) -> None:
+        """Release the inotify descriptor."""
+        self._inotify.close()

@@ -1,0 +1,33 @@
+"""What the CalDAV feature keeps for its tree, and the keys handlers reach it by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from davserver.dav.context import Context, ServiceKey
+
+from .store.layout import CalendarStore
+
+
+@dataclass(frozen=True, slots=True)
+class CalDavSettings:
+    """What a ``caldav`` mount adds to the WebDAV settings."""
+
+    default_user: str = "user"
+    max_resource_size: int = 10 << 20
+
+
+CALENDARS = ServiceKey[CalendarStore]("caldav.calendars")
+"""The calendar store of the tree."""
+SETTINGS = ServiceKey[CalDavSettings]("caldav.settings")
+"""The CalDAV settings of the tree."""
+
+
+def calendars(ctx: Context) -> CalendarStore:
+    """The calendar store of the request's tree."""
+    return ctx.service(CALENDARS)
+
+
+def settings(ctx: Context) -> CalDavSettings:
+    """The CalDAV settings of the request's tree."""
+    return ctx.service(SETTINGS)

@@ -1,0 +1,166 @@
+"""What a DAV handler is given: the request, its storage path, and the tree that serves it.
+
+A handler never sees a mount. It gets a :class:`Context`, whose :class:`Tree` (a mount
+implements it) offers the storage, the settings, the locks, the composed features and the
+URL rules of the tree; features reach what they keep per tree (the calendar store, say)
+through typed :class:`ServiceKey` entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+from aiohttp import web
+
+from davserver.backends.base import Resource, Storage
+from davserver.locks.manager import LockManager
+
+from .errors import DAVError
+from .identity import ANONYMOUS
+
+if TYPE_CHECKING:
+    from .features import FeatureSet
+    from .props import PropRenderer, PropRequest
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class DavSettings:
+    """Per-mount protocol settings (see docs/configuration.md)."""
+
+    depth_infinity: bool = False
+    max_xml_size: int = 1 << 20
+    inline_limit: int = 64 << 10
+    lock_timeout: int = 3600
+    lock_timeout_max: int = 86400
+    owner_only: bool = False
+    """Each user's tree (``/<mount>/<user>/``) is theirs alone."""
+    max_props: int = 1000
+    """The most properties one PROPFIND or report may name."""
+
+
+class ServiceKey(Generic[_T]):
+    """A typed name for something a feature keeps per tree (the calendar store...)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<ServiceKey {self.name}>"
+
+
+class Tree(Protocol):
+    """A DAV tree as handlers see it (implemented by the DAV mount)."""
+
+    prefix: str
+    storage: Storage
+    settings: DavSettings
+    locks: LockManager
+    features: FeatureSet
+    services: Mapping[ServiceKey[Any], Any]
+
+    def storage_path(self, raw_path: str) -> str:
+        """The storage path of a raw URL path inside the tree (400/403 when it cannot be)."""
+
+    def contains(self, raw_path: str) -> bool:
+        """Whether a raw URL path lies inside the tree."""
+
+
+class Context:
+    """One request to a DAV tree: what every handler is called with."""
+
+    __slots__ = ("path", "principal", "request", "tree", "user")
+
+    def __init__(
+        self, request: web.Request, path: str, tree: Tree, user: str | None, principal: str | None
+    ) -> None:
+        self.request = request
+        self.path = path
+        """The storage path the request URL names."""
+        self.tree = tree
+        self.user = user
+        """The authenticated user (None: anonymous)."""
+        self.principal = principal
+        """Whose tree the request may enter and whose principal it sees (the
+        authenticated user; a CalDAV tree's default user for anonymous requests)."""
+
+    # -- the tree's parts -----------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        """The URL prefix of the tree."""
+        return self.tree.prefix
+
+    @property
+    def storage(self) -> Storage:
+        """The tree's storage."""
+        return self.tree.storage
+
+    @property
+    def settings(self) -> DavSettings:
+        """The tree's protocol settings."""
+        return self.tree.settings
+
+    @property
+    def locks(self) -> LockManager:
+        """The server's lock manager."""
+        return self.tree.locks
+
+    @property
+    def features(self) -> FeatureSet:
+        """The features the tree is made of."""
+        return self.tree.features
+
+    def service(self, key: ServiceKey[_T]) -> _T:
+        """What a feature keeps for this tree under ``key``."""
+        return cast(_T, self.tree.services[key])
+
+    @property
+    def author(self) -> str:
+        """Whom a change is recorded as and a lock belongs to."""
+        return self.user or ANONYMOUS
+
+    # -- URLs and who may see what ------------------------------------------------------
+
+    def storage_path(self, raw_path: str) -> str:
+        """The storage path of a raw URL path inside the tree."""
+        return self.tree.storage_path(raw_path)
+
+    def contains(self, raw_path: str) -> bool:
+        """Whether a raw URL path lies inside the tree."""
+        return self.tree.contains(raw_path)
+
+    def owner(self, path: str) -> str | None:
+        """Whose tree ``path`` lies in when trees are owner-only (None: a shared place)."""
+        return self.features.owner(path) if self.settings.owner_only else None
+
+    def may_enter(self, path: str) -> bool:
+        """Whether the request may see ``path`` (for members listed and hrefs named by a
+        request whose own path was allowed)."""
+        owner = self.owner(path)
+        return owner is None or owner == self.principal
+
+    def check_owner(self, path: str, *, write: bool) -> None:
+        """Refuse (403) a path in another user's tree, and a change to a shared place, in
+        an owner-only tree."""
+        if not self.settings.owner_only:
+            return
+        if write and self.owner(path) is None:
+            raise DAVError(403, "the shared part of an owner-only tree cannot be changed")
+        if not self.may_enter(path):
+            raise DAVError(403, f"{path!r} belongs to another user")
+
+    # -- properties -------------------------------------------------------------------------
+
+    def renderer(self, prop_request: PropRequest) -> PropRenderer:
+        """The renderer of the tree's properties for this request."""
+        return self.features.renderer(self, prop_request)
+
+    async def annotate(self, renderer: PropRenderer, batch: list[Resource]) -> None:
+        """Work out, before rendering, property values that need I/O."""
+        await self.features.annotate(self, renderer, batch)

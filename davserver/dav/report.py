@@ -1,0 +1,22 @@
+"""REPORT (RFC 3253 §3.6): the body's root element names the report; the features of the
+tree answer it (CalDAV's calendar-query, sync-collection...)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .body import read_xml
+from .context import Context
+from .errors import DAVError
+
+
+async def report(ctx: Context) -> web.StreamResponse:
+    """Hand the report to the feature that answers it; 403 ``supported-report`` when none
+    does for this resource."""
+    root = await read_xml(ctx.request, ctx.settings.max_xml_size)
+    if root is None:
+        raise DAVError(400, "REPORT needs a body")
+    response = await ctx.features.report(ctx, root)
+    if response is None:
+        raise DAVError(403, f"unsupported report {root.tag}", condition="supported-report")
+    return response

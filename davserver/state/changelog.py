@@ -1,0 +1,163 @@
+"""The change sequence of each mount: every change event gets the next number of its
+mount, and the log keeps what changed at each number, so a sync token (a number) can be
+answered with what changed since.
+
+The log is bounded: it keeps the latest ``keep`` changes of each mount, and a number
+older than that is no longer known (a client holding it must start over).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from davserver.backends.base import Changed
+from davserver.runtime.sqlite import SQLiteThread
+
+KEEP = 100_000
+"""Changes kept per mount."""
+_PRUNE_EVERY = 1024
+
+_SCHEMA = """
+PRAGMA synchronous=NORMAL;
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    mount TEXT NOT NULL,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    dest TEXT,
+    etag TEXT,
+    author TEXT NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_mount ON changes (mount, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('epoch', lower(hex(randomblob(4))));
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedChange:
+    """One entry of a mount's change sequence."""
+
+    seq: int
+    path: str
+    kind: str
+    to: str | None
+    etag: str | None
+
+
+class ChangeLog(Protocol):
+    """Numbers the changes of each mount and remembers them."""
+
+    async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
+        """Record changes of ``mount``, in order; their numbers (increasing)."""
+
+    async def since(self, mount: str, seq: int, limit: int) -> list[LoggedChange]:
+        """At most ``limit`` changes of ``mount`` after number ``seq``, oldest first."""
+
+    async def oldest(self, mount: str) -> int:
+        """The number of the latest change dropped from ``mount``'s log (0 when none):
+        ``since`` answers fully only from there on."""
+
+    async def newest(self, mount: str) -> int:
+        """The number of the latest change of ``mount`` (0 when none)."""
+
+    async def epoch(self) -> str:
+        """A random name of this log, made with it: numbers count within one log only."""
+
+    async def close(self) -> None:
+        """Release the log."""
+
+
+def _prune(db: sqlite3.Connection, mount: str, keep: int) -> None:
+    """Drop all but the latest ``keep`` changes of ``mount``, noting the newest dropped."""
+    row = db.execute(
+        "SELECT seq FROM changes WHERE mount = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+        (mount, keep),
+    ).fetchone()
+    if row is None:
+        return
+    db.execute("DELETE FROM changes WHERE mount = ? AND seq <= ?", (mount, row[0]))
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("pruned:" + mount, str(row[0])))
+
+
+class SQLiteChangeLog:
+    """A :class:`ChangeLog` in a SQLite file of the state folder."""
+
+    def __init__(self, path: Path, keep: int = KEEP) -> None:
+        self._db = SQLiteThread(path, _SCHEMA, "changelog")
+        self._keep = keep
+        self._appended = 0
+        self._epoch: str | None = None
+
+    async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
+        """Record changes in one transaction; prune the mount's oldest now and then."""
+        now = time.time()
+        self._appended += len(changes)
+        prune = self._appended >= _PRUNE_EVERY
+        if prune:
+            self._appended = 0
+        keep = self._keep
+
+        def insert(db: sqlite3.Connection) -> list[int]:
+            seqs = []
+            with db:
+                for ch in changes:
+                    cursor = db.execute(
+                        "INSERT INTO changes (mount, path, kind, dest, etag, author, time) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (mount, ch.path, ch.kind, ch.to, ch.new_etag, ch.author, now),
+                    )
+                    seqs.append(int(cursor.lastrowid or 0))
+                if prune:
+                    _prune(db, mount, keep)
+            return seqs
+
+        return await self._db.run(insert)
+
+    async def since(self, mount: str, seq: int, limit: int) -> list[LoggedChange]:
+        """The changes after ``seq``, oldest first."""
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT seq, path, kind, dest, etag FROM changes WHERE mount = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (mount, seq, limit),
+            ).fetchall()
+        )
+        return [LoggedChange(*row) for row in rows]
+
+    async def oldest(self, mount: str) -> int:
+        """The number of the latest change of ``mount`` that was dropped (0: none)."""
+        row = await self._db.run(
+            lambda db: db.execute(
+                "SELECT value FROM meta WHERE key = ?", ("pruned:" + mount,)
+            ).fetchone()
+        )
+        return int(row[0]) if row is not None else 0
+
+    async def newest(self, mount: str) -> int:
+        """The latest number of ``mount``."""
+        row = await self._db.run(
+            lambda db: db.execute(
+                "SELECT MAX(seq) FROM changes WHERE mount = ?", (mount,)
+            ).fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def epoch(self) -> str:
+        """The log's random name."""
+        if self._epoch is None:
+            row = await self._db.run(
+                lambda db: db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            )
+            self._epoch = str(row[0])
+        return self._epoch
+
+    async def close(self) -> None:
+        """Close the database."""
+        await self._db.close()
