@@ -1,0 +1,35 @@
+"""vCard for CardDAV (RFC 6352), bytes and Python objects in and out, nothing of HTTP,
+XML or storage:
+
+- :func:`parse` checks one resource as a PUT must (valid-address-data,
+  supported-address-data, max-resource-size, one vCard, a UID) and keeps its bytes.
+
+Why our own parser rather than a library: vobject (what Radicale uses) reads vCard 4.0
+only as 3.0 and loses data in doing so (a 4.0 PHOTO ``data:`` URI comes back cut at its
+comma and its semicolon escaped), writes properties in its own order, and silently takes
+the first of several vCards; its 4.0 support is an open pull request. Its fork vobjectx
+behaves the same, and the other PyPI packages handle one version only or are
+unmaintained. vCard is a line format with a small grammar (RFC 6350 §3.3, RFC 2425
+§5.8): reading it ourselves lets us keep every stored byte, find each property's own
+text for partial answers, and be lenient exactly where real clients need it.
+"""
+
+from .errors import (
+    InvalidVCard,
+    TooLarge,
+    UnsupportedVersion,
+    VCardError,
+)
+from .parse import VERSIONS, Param, Property, VCard, parse
+
+__all__ = [
+    "VERSIONS",
+    "InvalidVCard",
+    "Param",
+    "Property",
+    "TooLarge",
+    "UnsupportedVersion",
+    "VCard",
+    "VCardError",
+    "parse",
+]
