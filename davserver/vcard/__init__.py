@@ -2,7 +2,9 @@
 XML or storage:
 
 - :func:`parse` checks one resource as a PUT must (valid-address-data,
-  supported-address-data, max-resource-size, one vCard, a UID) and keeps its bytes.
+  supported-address-data, max-resource-size, one vCard, a UID) and keeps its bytes;
+- :func:`summarize` gives what an index keeps and most queries need (:class:`Summary`);
+- :func:`matches` evaluates an addressbook-query :class:`Filter`.
 
 Why our own parser rather than a library: vobject (what Radicale uses) reads vCard 4.0
 only as 3.0 and loses data in doing so (a 4.0 PHOTO ``data:`` URI comes back cut at its
@@ -14,22 +16,39 @@ unmaintained. vCard is a line format with a small grammar (RFC 6350 §3.3, RFC 2
 text for partial answers, and be lenient exactly where real clients need it.
 """
 
+from .collation import COLLATIONS
 from .errors import (
+    InvalidFilter,
     InvalidVCard,
     TooLarge,
+    UnsupportedCollation,
     UnsupportedVersion,
     VCardError,
 )
+from .filters import Filter, ParamFilter, PropFilter, TextMatch, matches
 from .parse import VERSIONS, Param, Property, VCard, parse
+from .summary import INDEXED, IndexedProperty, Summary, summarize
 
 __all__ = [
+    "COLLATIONS",
+    "INDEXED",
     "VERSIONS",
+    "Filter",
+    "IndexedProperty",
+    "InvalidFilter",
     "InvalidVCard",
     "Param",
+    "ParamFilter",
+    "PropFilter",
     "Property",
+    "Summary",
+    "TextMatch",
     "TooLarge",
+    "UnsupportedCollation",
     "UnsupportedVersion",
     "VCard",
     "VCardError",
+    "matches",
     "parse",
+    "summarize",
 ]
