@@ -4,6 +4,7 @@ XML or storage:
 - :func:`parse` checks one resource as a PUT must (valid-address-data,
   supported-address-data, max-resource-size, one vCard, a UID) and keeps its bytes;
 - :func:`summarize` gives what an index keeps and most queries need (:class:`Summary`);
+- :func:`partial` cuts the properties an address-data ``prop`` list asks for;
 - :func:`matches` evaluates an addressbook-query :class:`Filter`.
 
 Why our own parser rather than a library: vobject (what Radicale uses) reads vCard 4.0
@@ -27,6 +28,7 @@ from .errors import (
 )
 from .filters import Filter, ParamFilter, PropFilter, TextMatch, matches
 from .parse import VERSIONS, Param, Property, VCard, parse
+from .partial import PropRequest, partial
 from .summary import INDEXED, IndexedProperty, Summary, summarize
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Param",
     "ParamFilter",
     "PropFilter",
+    "PropRequest",
     "Property",
     "Summary",
     "TextMatch",
@@ -50,5 +53,6 @@ __all__ = [
     "VCardError",
     "matches",
     "parse",
+    "partial",
     "summarize",
 ]
