@@ -4,6 +4,7 @@ XML or storage:
 - :func:`parse` checks one resource as a PUT must (valid-address-data,
   supported-address-data, max-resource-size, one vCard, a UID) and keeps its bytes;
 - :func:`summarize` gives what an index keeps and most queries need (:class:`Summary`);
+- :func:`convert` gives a card in vCard 3.0 or 4.0 (address-data ``version``, Accept);
 - :func:`partial` cuts the properties an address-data ``prop`` list asks for;
 - :func:`matches` evaluates an addressbook-query :class:`Filter`.
 
@@ -18,7 +19,9 @@ text for partial answers, and be lenient exactly where real clients need it.
 """
 
 from .collation import COLLATIONS
+from .convert import convert
 from .errors import (
+    ConversionError,
     InvalidFilter,
     InvalidVCard,
     TooLarge,
@@ -35,6 +38,7 @@ __all__ = [
     "COLLATIONS",
     "INDEXED",
     "VERSIONS",
+    "ConversionError",
     "Filter",
     "IndexedProperty",
     "InvalidFilter",
@@ -51,6 +55,7 @@ __all__ = [
     "UnsupportedVersion",
     "VCard",
     "VCardError",
+    "convert",
     "matches",
     "parse",
     "partial",
