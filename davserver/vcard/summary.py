@@ -45,6 +45,7 @@ class IndexedProperty:
     texts: tuple[str, ...]
     """What a text-match compares with."""
     params: tuple[Param, ...]
+    """One per name, values merged as :func:`~davserver.vcard.parse.param_values` does."""
 
     def param(self, name: str) -> tuple[str, ...] | None:
         """The values of parameter ``name`` (as :meth:`Property.param`)."""
@@ -168,8 +169,15 @@ def summarize(card: VCard) -> Summary:
         fn=card.fn,
         n=tuple(unescape(part) for part in split_raw(names[0].value, ";")) if names else (),
         properties=tuple(
-            IndexedProperty(p.group, p.name, p.texts, p.params)
+            IndexedProperty(p.group, p.name, p.texts, _merged(p.params))
             for p in card.properties
             if p.name in INDEXED
         ),
     )
+
+
+def _merged(params: tuple[Param, ...]) -> tuple[Param, ...]:
+    """One Param per name, so that ``TYPE=a,b``, ``TYPE="a,b"`` and ``TYPE=a;TYPE=b``
+    give the same summary."""
+    names = dict.fromkeys(p.name for p in params)
+    return tuple(Param(name, param_values(params, name) or ()) for name in names)
