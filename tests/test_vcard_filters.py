@@ -214,6 +214,12 @@ def test_names_are_taken_as_stored() -> None:
     )
 
 
+def test_stored_bytes_are_evaluated_too() -> None:
+    flt = Filter((PropFilter("FN", text_matches=(TextMatch("johnny"),)),))
+    assert matches(APPLE_CONTACT, flt)
+    assert not matches(APPLE_GROUP, flt)
+
+
 def test_unindexed_property_needs_the_card() -> None:
     flt = Filter((PropFilter("NOTE"),))
     summary = summarize(CYRUS)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vcard_samples import APPLE_CONTACT, EVOLUTION, JPEG_B64, card
+from vcard_samples import APPLE_CONTACT, DAVX5_CONTACT, EVOLUTION, JPEG_B64, card
 
-from davserver.vcard import PropRequest, parse, partial
+from davserver.vcard import PropRequest, convert, parse, partial
 
 
 def test_rfc_example() -> None:
@@ -69,6 +69,15 @@ def test_asked_with_and_without_value_gives_the_value() -> None:
     parsed = parse(card("4.0", "NOTE:x"))
     out = partial(parsed, [PropRequest("NOTE", novalue=True), PropRequest("NOTE")])
     assert b"NOTE:x\r\n" in out
+
+
+def test_partial_of_a_converted_card() -> None:
+    three = convert(parse(DAVX5_CONTACT), "3.0")
+    out = partial(three, [PropRequest("PHOTO", novalue=True), PropRequest("X-ANNIVERSARY")])
+    assert out == (
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nX-ANNIVERSARY:2010-06-12\r\n"
+        b"PHOTO;ENCODING=b;TYPE=JPEG:\r\nEND:VCARD\r\n"
+    )
 
 
 def test_bare_lf_storage_stays_lf() -> None:

@@ -55,6 +55,17 @@ def test_davx5_cards() -> None:
     assert (group.kind, group.members) == ("group", (DAVX5_UID,))
 
 
+def test_parameters_are_merged_per_name() -> None:
+    ways = ["TYPE=WORK,VOICE", 'TYPE="WORK,VOICE"', "TYPE=WORK;TYPE=VOICE", "type=WORK;VOICE"]
+    summaries = {summarize(parse(card("3.0", f"TEL;{way};X-A=1:123"))) for way in ways}
+    assert len(summaries) == 1
+    (tel,) = summaries.pop().properties[2:]
+    assert [(p.name, p.values) for p in tel.params] == [
+        ("TYPE", ("WORK", "VOICE")),
+        ("X-A", ("1",)),
+    ]
+
+
 def test_kind_and_no_n() -> None:
     summary = summarize(parse(card("4.0", "KIND:Org")))
     assert (summary.kind, summary.n) == ("org", ())

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from .collation import DEFAULT_COLLATION, key_function, match_function
 from .errors import InvalidFilter
-from .parse import VCard, split_name
+from .parse import VCard, parse, split_name
 from .summary import Summary
 
 TESTS = ("anyof", "allof")
@@ -112,9 +112,12 @@ class _Testable(Protocol):
     def is_named(self, group: str | None, name: str) -> bool: ...
 
 
-def matches(subject: VCard | Summary, flt: Filter) -> bool:
-    """Whether a card meets ``flt``. A :class:`Summary` must answer it
-    (:meth:`Summary.answers`); ValueError otherwise."""
+def matches(subject: VCard | Summary | bytes, flt: Filter) -> bool:
+    """Whether a card (parsed, or its stored bytes) meets ``flt``. A :class:`Summary`
+    must answer it (:meth:`Summary.answers`); ValueError otherwise. Bytes that are not a
+    valid card raise :class:`~.errors.InvalidVCard` as :func:`~.parse.parse` does."""
+    if isinstance(subject, bytes):
+        subject = parse(subject)
     if isinstance(subject, Summary) and not subject.answers(flt):
         raise ValueError("the summary does not hold the properties the filter tests")
     if not flt.prop_filters:

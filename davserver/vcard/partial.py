@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from .lines import fold
 from .parse import Property, VCard, split_name
 
+ALWAYS_KEPT = frozenset({"VERSION"})
+"""The properties a partial answer has whether asked for or not (besides BEGIN and END)."""
+
 
 @dataclass(frozen=True, slots=True)
 class PropRequest:
@@ -32,7 +35,7 @@ def partial(card: VCard, props: Sequence[PropRequest]) -> bytes:
     out = [card.begin]
     for prop in card.properties:
         novalues = [nv for group, name, nv in wanted if prop.is_named(group, name)]
-        if prop.name == "VERSION" or (novalues and not all(novalues)):
+        if prop.name in ALWAYS_KEPT or (novalues and not all(novalues)):
             out.append(prop.source)
         elif novalues:
             out.append(_without_value(prop))
