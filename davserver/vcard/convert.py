@@ -2,30 +2,27 @@
 Accept). Only answers are converted; what is stored is never rewritten. Same version in,
 the card itself out.
 
-Every property keeps its place, group, spelling and parameters; those that differ
-between the versions are mapped (each mapping works both ways, so 3.0 → 4.0 → 3.0 gives
-back the same meaning):
+Every property keeps its place, group and name as written (parameter names come out
+upper-cased); what differs between the versions is mapped, each mapping both ways unless
+marked, so 3.0 → 4.0 → 3.0 gives back the same meaning::
 
-========================================  ===========================================
-vCard 3.0                                 vCard 4.0
-========================================  ===========================================
-``PHOTO;ENCODING=b;TYPE=JPEG:<base64>``   ``PHOTO:data:image/jpeg;base64,<base64>``
-``PHOTO;VALUE=uri;TYPE=PNG:<uri>``        ``PHOTO;MEDIATYPE=image/png:<uri>``
-(also LOGO, SOUND, KEY)
-``TYPE=...,PREF``                         ``PREF=1``
-``X-ADDRESSBOOKSERVER-KIND:group``        ``KIND:group``
-``X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:x``  ``MEMBER:urn:uuid:x``
-``X-ANNIVERSARY``                         ``ANNIVERSARY``
-``X-GENDER:M`` (4.0 syntax only)          ``GENDER:M``
-``BDAY:1996-04-15``                       ``BDAY:19960415``
-``BDAY;X-APPLE-OMIT-YEAR=1604:1604-04-15``  ``BDAY:--0415``
-``GEO:37.38;-122.08``                     ``GEO:geo:37.38,-122.08``
-``TZ:-05:00``                             ``TZ;VALUE=utc-offset:-0500``
-``TZ;VALUE=text:Europe/Berlin``           ``TZ:Europe/Berlin``
-``TEL:+1 555``                            ``TEL;VALUE=uri:tel:+1-555`` (read only)
-``LABEL`` after its ADR (written only)    ``ADR;LABEL="..."``
-``CHARSET=`` (dropped, data is UTF-8)
-========================================  ===========================================
+    vCard 3.0                                 vCard 4.0
+    PHOTO;ENCODING=b;TYPE=JPEG:<base64>       PHOTO:data:image/jpeg;base64,<base64>
+    PHOTO;VALUE=uri;TYPE=PNG:<uri>            PHOTO;MEDIATYPE=image/png:<uri>
+      (PHOTO, LOGO, SOUND, KEY)
+    TYPE=...,PREF                             PREF=1
+    X-ADDRESSBOOKSERVER-KIND:group            KIND:group
+    X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:x     MEMBER:urn:uuid:x
+    X-ANNIVERSARY:2010-06-12                  ANNIVERSARY:20100612
+    X-GENDER:M (when in 4.0 syntax)           GENDER:M
+    BDAY:1996-04-15                           BDAY:19960415
+    BDAY;X-APPLE-OMIT-YEAR=1604:1604-04-15    BDAY:--0415
+    GEO:37.38;-122.08                         GEO:geo:37.38,-122.08
+    TZ:-05:00                                 TZ;VALUE=utc-offset:-0500
+    TZ;VALUE=text:Europe/Berlin               TZ:Europe/Berlin
+    TEL:+1-555                             <- TEL;VALUE=uri:tel:+1-555
+    ADR + LABEL;TYPE=<the ADR's>:...       <- ADR;LABEL="..."
+    CHARSET=... dropped                    ->
 
 Everything else, X- properties included, passes through as it is: both versions allow
 names and parameters they do not define, and clients skip what they do not know. What
