@@ -89,6 +89,7 @@ async def _serve(
     listener = Listener(
         connection,
         max_connections=server.max_connections,
+        max_connections_per_address=server.max_connections_per_address,
         ssl_context=ssl_context,
         handshake_timeout=server.read_timeout,
     )

@@ -71,6 +71,7 @@ class ServerConfig:
     idle_timeout: float = 75.0
     read_timeout: float = 60.0
     max_connections: int = 1024
+    max_connections_per_address: int = 128
 
 
 ACCESS_LEVELS = ("off", "read-only", "read-write")
@@ -263,7 +264,8 @@ def _check_type_keys(source: str, where: str, values: dict[str, Any]) -> None:
 
 def _check_server(source: str, server: ServerConfig) -> None:
     limits = ("lock_timeout", "lock_timeout_max", "max_xml_size", "max_body_size",
-              "max_request_line", "max_header_size", "max_headers", "max_connections")  # fmt: skip
+              "max_request_line", "max_header_size", "max_headers", "max_connections",
+              "max_connections_per_address")  # fmt: skip
     for key in limits:
         if getattr(server, key) < 1:
             raise ConfigError(f"{source}: server.{key}: must be at least 1")
