@@ -61,7 +61,11 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
     if m.backend == "git":
         assert m.repo is not None
         return GitStorage(
-            m.repo, branch=m.branch, identity=m.author, state_dir=config.server.state_dir
+            m.repo,
+            branch=m.branch,
+            identity=m.author,
+            state_dir=config.server.state_dir,
+            stale_lock_age=m.stale_lock_age,
         )
     assert m.root is not None
     return FilesystemStorage(m.root)

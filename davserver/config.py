@@ -26,7 +26,8 @@ _WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Keys that only some mount types take (every other key applies to all of them).
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("backend", "repo", "branch", "author", "depth_infinity"), ("webdav", "caldav")
+        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity"),
+        ("webdav", "caldav"),
     ),
     "root": ("webdav", "caldav", "static", "cgi"),
     "default_user": ("caldav",),
@@ -108,6 +109,7 @@ class MountConfig:
     repo: Path | None = None
     branch: str = "main"
     author: str = "davserver <davserver@localhost>"
+    stale_lock_age: float = 60.0
     depth_infinity: bool = False
     default_user: str = "user"
     max_resource_size: int = 10 << 20
@@ -224,7 +226,9 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
         )
-    for key, low in (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0)):
+    lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
+            ("stale_lock_age", 1))  # fmt: skip
+    for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
     if m.error_pages is not None and not m.error_pages.exists():
