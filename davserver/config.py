@@ -222,6 +222,8 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
     stored_in_folder = m.type in ("webdav", "caldav", "static", "cgi") and m.backend == "filesystem"
     if stored_in_folder and m.root is None:
         raise ConfigError(f"{source}: {where}.root: missing (the folder to serve)")
+    if m.root is not None and m.root.exists() and not m.root.is_dir():
+        raise ConfigError(f"{source}: {where}.root: {m.root} is not a folder")
     if m.type == "wsgi" and not _WSGI_APP.match(m.app):
         raise ConfigError(
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
