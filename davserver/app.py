@@ -38,7 +38,7 @@ WELL_KNOWN_CALDAV = "/.well-known/caldav"
 def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
     """The mount that a ``[[mounts]]`` table describes."""
     if m.type not in ("webdav", "caldav"):
-        return build_site_mount(m)
+        return build_site_mount(m, config)
     server = config.server
     rules = m.access.resolved(m.type, config.auth.htpasswd is not None)
     settings = DavSettings(
@@ -47,6 +47,7 @@ def build_mount(m: MountConfig, config: Config, locks: LockManager) -> Mount:
         lock_timeout=server.lock_timeout,
         lock_timeout_max=server.lock_timeout_max,
         owner_only=bool(rules.owner_only),
+        default_charset=server.default_charset,
     )
     if m.type == "caldav":
         index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
@@ -71,7 +72,7 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
     return FilesystemStorage(m.root)
 
 
-def build_site_mount(m: MountConfig) -> Mount:
+def build_site_mount(m: MountConfig, config: Config) -> Mount:
     """A static, CGI or WSGI mount."""
     if m.type == "wsgi":
         settings = WsgiSettings(m.app, m.pythonpath, m.threads, m.x_sendfile)
@@ -84,6 +85,7 @@ def build_site_mount(m: MountConfig) -> Mount:
         StaticSettings(
             m.root, m.index, m.listing, m.mime_types, m.cache_control,
             m.precompressed, m.gzip, m.gzip_min_size, m.gzip_types, m.cache_ttl,
+            config.server.default_charset,
         ),
     )  # fmt: skip
 

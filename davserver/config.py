@@ -7,6 +7,7 @@ directory.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import tomllib
@@ -22,6 +23,7 @@ EMBEDDED = "<embedded default>"
 MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
 BACKENDS = ("filesystem", "git")
 _IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\s]+>$")
+_CHARSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
 _WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Keys that only some mount types take (every other key applies to all of them).
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
@@ -73,6 +75,7 @@ class ServerConfig:
     read_timeout: float = 60.0
     max_connections: int = 1024
     max_connections_per_address: int = 128
+    default_charset: str = "utf-8"
 
 
 ACCESS_LEVELS = ("off", "read-only", "read-write")
@@ -278,12 +281,28 @@ def _check_server(source: str, server: ServerConfig) -> None:
     for key in ("idle_timeout", "read_timeout"):
         if getattr(server, key) <= 0:
             raise ConfigError(f"{source}: server.{key}: must be more than 0 seconds")
+    if server.default_charset and not _known_charset(server.default_charset):
+        raise ConfigError(
+            f"{source}: server.default_charset: {server.default_charset!r} is not a known "
+            'character encoding (e.g. "utf-8"; "" sends none)'
+        )
     if (server.tls_cert is None) != (server.tls_key is None):
         raise ConfigError(f"{source}: server.tls_key: tls_cert and tls_key go together")
     for key in ("tls_cert", "tls_key"):
         path = getattr(server, key)
         if path is not None and not path.is_file():
             raise ConfigError(f"{source}: server.{key}: {path} is not a file")
+
+
+def _known_charset(name: str) -> bool:
+    """Whether ``name`` is a plain charset name (a header token) Python knows."""
+    if not _CHARSET.match(name):
+        return False
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
 
 
 def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from davserver.backends.base import NotFound
 
 from . import conditions, history, listing, send
+from .charset import with_charset
 from .props import http_date
 
 if TYPE_CHECKING:
@@ -41,4 +42,6 @@ async def get(mount: DavMount, request: web.Request, path: str) -> web.StreamRes
         return web.Response(status=status, headers=headers if status == 304 else None)
     if res.is_collection:
         return await listing.respond(mount, request, res, headers)
+    content_type = res.content_type or "application/octet-stream"
+    headers["Content-Type"] = with_charset(content_type, mount.settings.default_charset)
     return await send.ranged(request, body, headers)

@@ -56,6 +56,8 @@ class DavSettings:
     lock_timeout_max: int = 86400
     owner_only: bool = False
     """Each user's tree (``/<mount>/<user>/``) is theirs alone."""
+    default_charset: str = "utf-8"
+    """The charset named in the Content-Type of text files (davserver.dav.charset)."""
 
 
 class DavMount:
