@@ -21,6 +21,7 @@ from davserver.backends.base import Body, History, NotFound, Version
 from .errors import DAVError
 from .paths import href
 from .props import http_date, iso_date
+from .visible import STYLE, visible
 
 if TYPE_CHECKING:
     from davserver.mounts.dav import DavMount
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 _VERSION_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _STYLE = (
     "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{padding:.2em 1em;text-align:left;vertical-align:top}td.n{text-align:right}"
+    "td,th{padding:.2em 1em;text-align:left;vertical-align:top}td.n{text-align:right}" + STYLE
 )
 
 
@@ -96,7 +97,7 @@ def _as_html(mount: DavMount, path: str, found: list[Version]) -> str:
         size = "-" if v.is_collection else str(v.size)
         rows.append(
             f"<tr><td><code>{cell}</code></td><td>{http_date(v.time)}</td>"
-            f"<td>{html.escape(v.author)}</td><td>{html.escape(v.message)}</td>"
+            f"<td>{visible(v.author)}</td><td>{visible(v.message)}</td>"
             f'<td class="n">{size}</td></tr>\n'
         )
     return (
