@@ -16,12 +16,14 @@ import contextlib
 import errno
 import functools
 import hashlib
+import logging
 import os
 import re
+import secrets
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -69,6 +71,13 @@ LISTING_BATCH = 512
 WRITE_BUFFER = 1 << 20
 COMMIT_ATTEMPTS = 20
 ANONYMOUS = "anonymous"
+STALE_LOCK_AGE = 60.0
+
+log = logging.getLogger("davserver.git")
+# The ref files this process is writing right now (every GitStorage of it: two mounts may
+# serve one branch): their lock files are live, whatever their age.
+_writing: set[str] = set()
+_writing_lock = threading.Lock()
 
 _T = TypeVar("_T")
 _HEX = re.compile(rb"[0-9a-f]{40}([0-9a-f]{24})?\Z")
@@ -78,6 +87,18 @@ class BranchBusy(StorageError):
     """The branch kept moving under a commit; the client may try again."""
 
     status = 503
+
+
+@contextlib.contextmanager
+def _writing_ref(ref_file: str) -> Iterator[None]:
+    """Mark ``ref_file`` as being written by this process while the block runs."""
+    with _writing_lock:
+        _writing.add(ref_file)
+    try:
+        yield
+    finally:
+        with _writing_lock:
+            _writing.discard(ref_file)
 
 
 def _etag(sha: bytes) -> str:
@@ -114,7 +135,8 @@ class GitStorage:
     """Serves branch ``branch`` of the repository at ``repo`` (bare or not).
 
     ``identity`` ("Name <email>") records anonymous changes; ``state_dir`` keeps the
-    path-times index between runs.
+    path-times index between runs; a ref lock file older than ``stale_lock_age`` seconds
+    that no writer of this process holds was left by a git that crashed, and is removed.
     """
 
     reserved_names = RESERVED
@@ -128,11 +150,13 @@ class GitStorage:
         branch: str = "main",
         identity: str = "davserver <davserver@localhost>",
         state_dir: Path | None = None,
+        stale_lock_age: float = STALE_LOCK_AGE,
     ) -> None:
         self.path = Path(repo)
         self.codec = codec
         self._listener: ChangeListener | None = None
         self._pool = WorkerPool(default_threads(), "git")
+        self.stale_lock_age = stale_lock_age
         self.branch = branch
         self.ref = b"refs/heads/" + branch.encode()
         self.identity = identity
@@ -487,6 +511,7 @@ class GitStorage:
         assert self._repo is not None and self._reader is not None
         store = self._repo.object_store
         refs = self._repo.refs
+        locked = ""  # the lock file that stopped the last attempt
         for attempt in range(COMMIT_ATTEMPTS):
             head = self._read_head()
             if head != change.base:
@@ -504,19 +529,32 @@ class GitStorage:
             commit.message = message.encode() + b"\n"
             store.add_object(commit)
             new = commit.get_id(store.object_format)
-            log = b"davserver: " + message.encode()
+            reflog = b"davserver: " + message.encode()
+            locked = ""
             try:
-                if head is None:
-                    done = refs.add_if_new(self.ref, new, committer=identity, message=log)
-                else:
-                    done = refs.set_if_equals(self.ref, head, new, committer=identity, message=log)
-            except FileLocked:  # a `git push` holds the ref's lock right now
+                with _writing_ref(self._ref_file):
+                    if head is None:
+                        done = refs.add_if_new(self.ref, new, committer=identity, message=reflog)
+                    else:
+                        done = refs.set_if_equals(
+                            self.ref, head, new, committer=identity, message=reflog
+                        )
+            except FileLocked as exc:  # a `git push` holds the ref's lock, or a crash left it
                 done = False
+                locked = os.fsdecode(exc.lockfilename)
+                if self._remove_stale_lock(locked):
+                    continue
             if done:
                 with self._times.lock:
                     self._times.follow(self._reader, self._read_head())
                 return [self._with_new_etag(root, ch) for ch in change.changes()]
             time.sleep(0.01 * attempt)
+        if locked:
+            raise BranchBusy(
+                f"{self._repo_relative(locked)} exists: a git process is writing "
+                f"{self.ref.decode()}, or one that crashed left it (it is removed once it is "
+                f"{self.stale_lock_age:g} s old); the change was not recorded"
+            )
         raise BranchBusy(f"{self.ref.decode()} kept moving; the change was not recorded")
 
     def _with_new_etag(self, root: bytes, change: Changed) -> Changed:
@@ -526,6 +564,46 @@ class GitStorage:
         assert self._reader is not None
         entry = lookup(self._reader, root, segments(change.to or change.path))
         return replace(change, new_etag=_etag(entry[1])) if entry is not None else change
+
+
+    def _repo_relative(self, path: str) -> str:
+        assert self._repo is not None
+        return os.path.relpath(path, self._repo.commondir())
+
+    def _remove_stale_lock(self, lock: str) -> bool:
+        """Remove the lock file ``lock`` if it is stale: older than ``stale_lock_age`` and
+        not held by a writer of this process. Whether the ref may be tried again at once."""
+        with _writing_lock:
+            if lock.removesuffix(".lock") in _writing:
+                return False
+        try:
+            st = os.stat(lock)
+        except FileNotFoundError:
+            return True  # released meanwhile
+        age = time.time() - st.st_mtime
+        if age < self.stale_lock_age:
+            return False
+        # Moved aside first (a name git ignores, as it ends in .lock), then checked: if
+        # another process removed the stale file and took the lock for itself since the
+        # stat, that fresh lock is put back, not deleted.
+        aside = f"{lock[:-5]}.stale-{os.getpid()}-{secrets.token_hex(4)}.lock"
+        try:
+            os.rename(lock, aside)
+        except FileNotFoundError:
+            return True
+        moved = os.stat(aside)
+        if (moved.st_ino, moved.st_mtime_ns) != (st.st_ino, st.st_mtime_ns):
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, lock)
+            os.unlink(aside)
+            return False
+        os.unlink(aside)
+        log.warning(
+            "%s: removed the stale lock file %s (%.0f s old, no writer holds it; left by a "
+            "git process that crashed)",
+            self.path, self._repo_relative(lock), age,
+        )  # fmt: skip
+        return True
 
 
 _Op = Callable[[DavTree], tuple[Any, list[Changed]]]

@@ -55,7 +55,7 @@ def build_mount(
 ) -> Mount:
     """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
     if m.type not in ("webdav", "caldav"):
-        return build_site_mount(m)
+        return build_site_mount(m, config)
     server = config.server
     rules = m.access.resolved(m.type, config.auth.htpasswd is not None)
     settings = DavSettings(
@@ -65,6 +65,7 @@ def build_mount(
         lock_timeout_max=server.lock_timeout_max,
         owner_only=bool(rules.owner_only),
         max_props=server.max_propfind_props,
+        default_charset=server.default_charset,
     )
     features: list[Feature] = [WebDav(), Locking()]
     if m.type == "caldav":
@@ -87,12 +88,13 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
             branch=m.branch,
             identity=m.author,
             state_dir=config.server.state_dir,
+            stale_lock_age=m.stale_lock_age,
         )
     assert m.root is not None
     return FilesystemStorage(m.root, PROPS_CODEC)
 
 
-def build_site_mount(m: MountConfig) -> Mount:
+def build_site_mount(m: MountConfig, config: Config) -> Mount:
     """A static, CGI or WSGI mount."""
     if m.type == "wsgi":
         settings = WsgiSettings(m.app, m.pythonpath, m.threads, m.x_sendfile)
@@ -105,6 +107,7 @@ def build_site_mount(m: MountConfig) -> Mount:
         StaticSettings(
             m.root, m.index, m.listing, m.mime_types, m.cache_control,
             m.precompressed, m.gzip, m.gzip_min_size, m.gzip_types, m.cache_ttl,
+            config.server.default_charset,
         ),
     )  # fmt: skip
 

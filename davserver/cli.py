@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib.metadata
 import logging
 import signal
 import ssl
@@ -28,17 +29,37 @@ from .listener import Listener
 log = logging.getLogger("davserver")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _folder(value: str) -> Path:
+    """A ``--root`` value: a folder, or a path where one can be created."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} exists and is not a folder")
+    return path
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="davserver", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {importlib.metadata.version('davserver')}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument("--host", help="address to listen on (overrides the config)")
     serve.add_argument("--port", type=int, help="port to listen on (overrides the config)")
     serve.add_argument(
-        "--root", type=Path, help="folder to serve (overrides the first filesystem WebDAV mount)"
+        "--root", type=_folder, help="folder to serve (overrides the first filesystem WebDAV mount)"
     )
-    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help=", ".join(LOG_LEVELS) + " (default INFO)",
+    )
     users_cli.add_parser(sub)
     return parser
 
@@ -89,6 +110,7 @@ async def _serve(
     listener = Listener(
         connection,
         max_connections=server.max_connections,
+        max_connections_per_address=server.max_connections_per_address,
         ssl_context=ssl_context,
         handshake_timeout=server.read_timeout,
     )
@@ -130,8 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(args.config) if args.config else embedded_default(Path.cwd())
         config = override(config, host=args.host, port=args.port, root=args.root)
-        if config.auth.htpasswd is not None:
-            htpasswd.read(config.auth.htpasswd)  # a broken accounts file stops us here
+        accounts = config.auth.htpasswd
+        if accounts is not None:
+            if not accounts.is_file():  # read() takes a missing file for one without accounts
+                problem = "is not a file" if accounts.exists() else "does not exist"
+                raise ConfigError(
+                    f"{config.source}: auth.htpasswd: {accounts} {problem} (accounts are added "
+                    "with `davserver user --config FILE add NAME`)"
+                )
+            htpasswd.read(accounts)  # a broken accounts file stops us here
         malloc.tune()  # before any thread starts: see malloc.py
         asyncio.run(serve(config))
     except (ConfigError, htpasswd.HtpasswdError) as exc:

@@ -7,6 +7,7 @@ directory.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import tomllib
@@ -22,11 +23,13 @@ EMBEDDED = "<embedded default>"
 MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
 BACKENDS = ("filesystem", "git")
 _IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\s]+>$")
+_CHARSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
 _WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Keys that only some mount types take (every other key applies to all of them).
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("backend", "repo", "branch", "author", "depth_infinity"), ("webdav", "caldav")
+        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity"),
+        ("webdav", "caldav"),
     ),
     "root": ("webdav", "caldav", "static", "cgi"),
     "default_user": ("caldav",),
@@ -72,6 +75,8 @@ class ServerConfig:
     idle_timeout: float = 75.0
     read_timeout: float = 60.0
     max_connections: int = 1024
+    max_connections_per_address: int = 128
+    default_charset: str = "utf-8"
 
 
 ACCESS_LEVELS = ("off", "read-only", "read-write")
@@ -108,6 +113,7 @@ class MountConfig:
     repo: Path | None = None
     branch: str = "main"
     author: str = "davserver <davserver@localhost>"
+    stale_lock_age: float = 60.0
     depth_infinity: bool = False
     default_user: str = "user"
     max_resource_size: int = 10 << 20
@@ -220,11 +226,15 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
     stored_in_folder = m.type in ("webdav", "caldav", "static", "cgi") and m.backend == "filesystem"
     if stored_in_folder and m.root is None:
         raise ConfigError(f"{source}: {where}.root: missing (the folder to serve)")
+    if m.root is not None and m.root.exists() and not m.root.is_dir():
+        raise ConfigError(f"{source}: {where}.root: {m.root} is not a folder")
     if m.type == "wsgi" and not _WSGI_APP.match(m.app):
         raise ConfigError(
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
         )
-    for key, low in (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0)):
+    lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
+            ("stale_lock_age", 1))  # fmt: skip
+    for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
     if m.error_pages is not None and not m.error_pages.exists():
@@ -265,19 +275,35 @@ def _check_type_keys(source: str, where: str, values: dict[str, Any]) -> None:
 def _check_server(source: str, server: ServerConfig) -> None:
     limits = ("lock_timeout", "lock_timeout_max", "max_xml_size", "max_propfind_props",
               "max_body_size", "max_request_line", "max_header_size", "max_headers",
-              "max_connections")  # fmt: skip
+              "max_connections", "max_connections_per_address")  # fmt: skip
     for key in limits:
         if getattr(server, key) < 1:
             raise ConfigError(f"{source}: server.{key}: must be at least 1")
     for key in ("idle_timeout", "read_timeout"):
         if getattr(server, key) <= 0:
             raise ConfigError(f"{source}: server.{key}: must be more than 0 seconds")
+    if server.default_charset and not _known_charset(server.default_charset):
+        raise ConfigError(
+            f"{source}: server.default_charset: {server.default_charset!r} is not a known "
+            'character encoding (e.g. "utf-8"; "" sends none)'
+        )
     if (server.tls_cert is None) != (server.tls_key is None):
         raise ConfigError(f"{source}: server.tls_key: tls_cert and tls_key go together")
     for key in ("tls_cert", "tls_key"):
         path = getattr(server, key)
         if path is not None and not path.is_file():
             raise ConfigError(f"{source}: server.{key}: {path} is not a file")
+
+
+def _known_charset(name: str) -> bool:
+    """Whether ``name`` is a plain charset name (a header token) Python knows."""
+    if not _CHARSET.match(name):
+        return False
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
 
 
 def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> None:

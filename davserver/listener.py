@@ -1,17 +1,22 @@
-"""The listening sockets: accepting connections, at most ``max_connections`` open at once,
-and the TLS handshake when the server speaks HTTPS.
+"""The listening sockets: accepting connections, at most ``max_connections`` open at once
+and ``max_connections_per_address`` from one client address, and the TLS handshake when
+the server speaks HTTPS.
 
 Our own accept loop rather than ``loop.create_server``: at the cap it simply stops
 accepting, so further clients wait in the kernel's listen queue (not half-served, not
-refused) and are accepted, in order, as soon as a connection closes.
+refused) and are accepted, in order, as soon as a connection closes. A connection from an
+address that already has its share open is accepted and closed at once instead: waiting
+in the queue, it would hold up the clients behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -19,29 +24,53 @@ log = logging.getLogger("davserver")
 
 BACKLOG = 1024  # connections the kernel keeps waiting (Linux caps it at somaxconn)
 ACCEPT_RETRY = 0.5  # seconds to wait after accept() fails for want of resources
+# At most one log line per address and this many seconds about connections refused for
+# max_connections_per_address (a client hammering the server must not flood the log).
+REFUSAL_LOG_INTERVAL = 60.0
 
 # Makes the protocol of one connection; it must call the function it is given once the
 # connection has ended (connection_lost).
 ProtocolFactory = Callable[[Callable[[], None]], asyncio.Protocol]
 
 
+def client_key(address: Any) -> str:
+    """What connections are counted by for ``max_connections_per_address``: the IPv4
+    address, or the /64 network of an IPv6 address (one host is commonly given a whole
+    /64, so counting single IPv6 addresses would limit nothing)."""
+    host = address[0] if isinstance(address, tuple) else str(address)
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class Listener:
     """Accepts connections on every address of ``host``, hands each to a protocol from
-    ``factory``, and keeps at most ``max_connections`` open."""
+    ``factory``, and keeps at most ``max_connections`` open, at most
+    ``max_connections_per_address`` of them from one client (see ``client_key``)."""
 
     def __init__(
         self,
         factory: ProtocolFactory,
         *,
         max_connections: int,
+        max_connections_per_address: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float = 60.0,
     ) -> None:
         self._factory = factory
         self.max_connections = max_connections
+        self.max_per_address = max_connections_per_address or max_connections
         self._ssl = ssl_context
         self._handshake_timeout = handshake_timeout
         self.open_connections = 0
+        self._per_client: Counter[str] = Counter()  # only clients with connections open
+        # Per client refused for its limit: when its last log line went out, and how many
+        # connections were refused since.
+        self._refusals: dict[str, tuple[float, int]] = {}
         self._room = asyncio.Event()
         self._room.set()
         self._sockets: list[socket.socket] = []
@@ -112,15 +141,40 @@ class Listener:
                 log.error("cannot accept a connection: %s (retrying)", exc)
                 await asyncio.sleep(ACCEPT_RETRY)
                 continue
+            client = client_key(address)
+            if self._per_client[client] >= self.max_per_address:
+                conn.close()
+                self._refused(client)
+                continue
+            self._per_client[client] += 1
             self.open_connections += 1
             if self.open_connections == self.max_connections:
                 log.warning(
                     "max_connections (%d) reached: new connections wait until one closes",
                     self.max_connections,
                 )
-            self._spawn(self._serve(conn, address))
+            self._spawn(self._serve(conn, address, client))
 
-    async def _serve(self, conn: socket.socket, address: Any) -> None:
+    def _refused(self, client: str) -> None:
+        """Log a connection refused for ``max_connections_per_address``: the first of a
+        client's, then at most one line per REFUSAL_LOG_INTERVAL with the count since."""
+        now = asyncio.get_running_loop().time()
+        last, count = self._refusals.get(client, (None, 0))
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
+            self._refusals[client] = (last, count + 1)
+            return
+        since = f" ({count} more since the last line)" if count else ""
+        log.warning(
+            "%s has max_connections_per_address (%d) open: its further connections are "
+            "closed at once%s",
+            client, self.max_per_address, since,
+        )  # fmt: skip
+        for key, (when, _) in list(self._refusals.items()):  # forget the quiet ones
+            if now - when >= REFUSAL_LOG_INTERVAL:
+                del self._refusals[key]
+        self._refusals[client] = (now, 0)
+
+    async def _serve(self, conn: socket.socket, address: Any, client: str) -> None:
         """Attach a protocol to an accepted socket (after the TLS handshake, if any)."""
         released = False
 
@@ -129,6 +183,9 @@ class Listener:
             if not released:
                 released = True
                 self.open_connections -= 1
+                self._per_client[client] -= 1
+                if self._per_client[client] <= 0:
+                    del self._per_client[client]
                 self._room.set()
 
         try:

@@ -15,8 +15,19 @@ apt_install() {
   }
 }
 
+source_hash() {
+  # A hash of everything `pip install .` builds from: the project file and the package
+  # sources (names and bytes), so any edit, addition, removal or rename changes it. Plain
+  # find and sha256sum: works in a tarball without git too.
+  find pyproject.toml README.md davserver backends -type f \
+      ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
+
 ensure_venv() {
-  # ensure_venv EXTRAS: (re)install the project from this checkout into .venv.
+  # ensure_venv EXTRAS: install the project from this checkout into .venv, unless what is
+  # installed was built from exactly these sources (with these extras): a stamp in .venv
+  # holds the hash it was built from, so a start costs no pip run and works offline.
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv 2>/dev/null || {
       rm -rf .venv
@@ -24,7 +35,20 @@ ensure_venv() {
       python3 -m venv .venv
     }
   fi
+  local stamp=".venv/.davserver-installed$1" hash status=0
+  hash="$(source_hash)"
+  if [ -x .venv/bin/davserver ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
+    return 0
+  fi
+  rm -f .venv/.davserver-installed*  # a reinstall of the package outdates every stamp
   .venv/bin/python -m pip install -q --disable-pip-version-check ".$1" 2>&1 \
-    | grep -v "^WARNING: Location" >&2 || true
+    | { grep -v "^WARNING: Location" >&2 || true; } || status=$?
   .venv/bin/python -c "import davserver" || { echo "davserver did not install" >&2; exit 1; }
+  if [ "$status" != 0 ]; then
+    echo "warning: pip failed; .venv keeps the davserver installed before" >&2
+    return 0
+  fi
+  # Installed with extras, the project serves a plain install's needs too.
+  echo "$hash" >".venv/.davserver-installed"
+  echo "$hash" >"$stamp"
 }

@@ -13,19 +13,32 @@ from pathlib import Path
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every entry below ``folder`` (hidden ones too): files with their bytes, folders None."""
+    """Every entry below ``folder`` (hidden ones too): files with their bytes, folders None,
+    symlinks ``b"->"`` and their target. An entry that vanishes while the walk goes on (a
+    temporary file the server has just renamed or removed) is left out, not an error."""
     out: dict[str, bytes | None] = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
+    vanished: list[str] = []
+
+    def gone(exc: OSError) -> None:  # a folder listed, then removed before it was read
+        if isinstance(exc, FileNotFoundError):
+            vanished.append(os.path.normpath(os.path.relpath(str(exc.filename), folder)))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=gone):
         rel = os.path.relpath(dirpath, folder)
         for d in dirnames:
             out[os.path.normpath(os.path.join(rel, d))] = None
         for f in filenames:
             full = os.path.join(dirpath, f)
-            out[os.path.normpath(os.path.join(rel, f))] = (
-                Path(full).read_bytes()
-                if not os.path.islink(full)
-                else b"->" + os.readlink(full).encode()
-            )
+            try:
+                out[os.path.normpath(os.path.join(rel, f))] = (
+                    b"->" + os.readlink(full).encode()
+                    if os.path.islink(full)
+                    else Path(full).read_bytes()
+                )
+            except FileNotFoundError:
+                continue
+    for name in vanished:
+        out.pop(name, None)
     return out
 
 

@@ -161,3 +161,30 @@ url = "{server.url}/"
 
 def by_uid_file(path: Path) -> list[str]:
     return [m.decode() for m in re.findall(rb"^UID:(.*?)\r?$", path.read_bytes(), re.MULTILINE)]
+
+
+def test_the_documented_vdirsyncer_and_khal_setup(server_process, tmp_path: Path) -> None:
+    """docs/calendars.md's vdirsyncer configuration, as written (in a HOME of its own), finds
+    both calendars; after metasync the calendar khal's default_calendar names is there,
+    and it is the events calendar."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "calendars.md").read_text()
+    vdir_config, khal_config = re.findall(r"```ini\n(.*?)```", doc, re.DOTALL)
+    server = server_process()
+    home = tmp_path / "home"
+    home.mkdir()
+    config = tmp_path / "vdirsyncer.conf"
+    config.write_text(vdir_config.replace("http://127.0.0.1:8080/", f"{server.url}/"))
+    exe = str(VDIRSYNCER) if VDIRSYNCER.exists() else "vdirsyncer"
+    for command in ("discover", "sync", "metasync"):
+        done = subprocess.run(
+            [exe, "--config", str(config), command],
+            input="y\n" * 10, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "HOME": str(home)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    calendars = home / ".calendars"
+    names = {p.name: (p / "displayname").read_text() for p in calendars.iterdir()}
+    assert names == {"calendar": "Calendar", "tasks": "Tasks"}
+    default = re.search(r"^default_calendar = (.*)$", khal_config, re.MULTILINE)
+    assert default is not None, "the khal configuration names no default_calendar"
+    assert names["calendar"] == default.group(1)

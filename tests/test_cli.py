@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import threading
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers import ServerProcess, free_port
+
+import davserver
 
 
 def request(method: str, url: str, data: bytes | None = None) -> tuple[int, bytes]:
@@ -93,3 +96,65 @@ def test_sigterm_lets_an_in_flight_upload_finish(
     assert server.proc.wait(timeout=30) == 0
     assert results == [201]
     assert (tmp_path / "data" / "slow.bin").read_bytes() == b"x" * 10_000
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m davserver ARGS`` to its end (a start that fails, or --version)."""
+    return subprocess.run(
+        [sys.executable, "-m", "davserver", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_a_missing_htpasswd_file_stops_the_start(tmp_path: Path) -> None:
+    conf = tmp_path / "conf.toml"
+    conf.write_text('[auth]\nhtpasswd = "users"\n[[mounts]]\npath="/"\ntype="webdav"\nroot="d"\n')
+    done = run(tmp_path, "serve", "--config", str(conf), "--port", str(free_port()))
+    assert done.returncode == 2
+    assert f"{conf}: auth.htpasswd: {tmp_path / 'users'} does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.toml"]
+
+
+def test_an_unknown_log_level_is_a_usage_error(tmp_path: Path) -> None:
+    done = run(tmp_path, "serve", "--log-level", "LOUD", "--port", str(free_port()))
+    assert done.returncode == 2
+    assert "usage: davserver serve" in done.stderr
+    assert "argument --log-level: invalid choice: 'LOUD'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_log_level_in_lower_case_is_accepted(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    server = server_process("--log-level", "warning")
+    assert request("PUT", f"{server.url}/f", b"x")[0] == 201
+
+
+def test_root_naming_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"not a folder")
+    done = run(tmp_path, "serve", "--root", "file", "--port", str(free_port()))
+    assert done.returncode == 2
+    assert "usage: davserver serve" in done.stderr
+    assert "argument --root: file exists and is not a folder" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert (tmp_path / "file").read_bytes() == b"not a folder"
+
+
+def test_a_configured_root_naming_a_file_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"not a folder")
+    conf = tmp_path / "conf.toml"
+    conf.write_text('[[mounts]]\npath="/"\ntype="webdav"\nroot="file"\n')
+    done = run(tmp_path, "serve", "--config", str(conf), "--port", str(free_port()))
+    assert done.returncode == 2
+    assert f"{conf}: mounts[0].root: {tmp_path / 'file'} is not a folder" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.toml", "file"]
+
+
+def test_version_prints_the_installed_version(tmp_path: Path) -> None:
+    done = run(tmp_path, "--version")
+    assert done.returncode == 0
+    assert done.stdout == f"davserver {importlib.metadata.version('davserver')}\n"
+    assert importlib.metadata.version("davserver") == davserver.__version__

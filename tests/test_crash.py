@@ -10,6 +10,7 @@ next start removes them, so the store is then byte for byte what it was before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import signal
@@ -60,20 +61,23 @@ def write_config(tmp_path: Path, backend: str) -> Path:
 
 
 def temporaries(store: Path, backend: str) -> dict[str, int]:
-    """The temporary files in the store (path → size), wherever the backend keeps them."""
+    """The temporary files in the store (path → size), wherever the backend keeps them;
+    one removed between the listing and its stat is left out."""
     if backend == "git":
         objects = store / "objects"
-        return {
-            n: (objects / n).stat().st_size for n in os.listdir(objects) if n.startswith(GIT_TEMP)
+        found = {n: objects / n for n in os.listdir(objects) if n.startswith(GIT_TEMP)}
+    else:
+        found = {
+            os.path.relpath(os.path.join(dirpath, name), store): Path(dirpath, name)
+            for dirpath, dirnames, filenames in os.walk(store)
+            for name in dirnames + filenames
+            if name.startswith(FILESYSTEM_TEMP)
         }
-    return {
-        os.path.relpath(os.path.join(dirpath, name), store): os.lstat(
-            os.path.join(dirpath, name)
-        ).st_size
-        for dirpath, dirnames, filenames in os.walk(store)
-        for name in dirnames + filenames
-        if name.startswith(FILESYSTEM_TEMP)
-    }
+    sizes = {}
+    for name, path in found.items():
+        with contextlib.suppress(FileNotFoundError):
+            sizes[name] = os.lstat(path).st_size
+    return sizes
 
 
 def start_upload(port: int, path: str) -> socket.socket:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from gitrepo import assert_linear_and_clean, commits, files, git, git_app, messages
+from helpers import snapshot
 
 
 @pytest.fixture
@@ -205,3 +208,43 @@ async def test_a_clone_holds_exactly_the_uploaded_bytes(
     assert_linear_and_clean(repo)
     for name, data in uploads.items():
         assert await (await client.get("/" + name)).read() == data
+
+
+async def test_a_stale_ref_lock_is_removed_once_it_is_old_enough(
+    aiohttp_client: Any, tmp_path: Path, repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `refs/heads/main.lock` left by a crashed git: while younger than stale_lock_age
+    every write is 503 naming it (no commit, nothing changed); once older it is removed
+    with a log line and the write goes through."""
+    caplog.set_level(logging.INFO)
+    client = await aiohttp_client(git_app(repo, tmp_path, stale_lock_age=30.0))
+    assert (await client.put("/a.txt", data=b"first")).status == 201
+    lock = repo / "refs" / "heads" / "main.lock"
+    lock.write_bytes(b"0" * 40 + b"\n")
+    young = time.time() - 20
+    os.utime(lock, (young, young))
+    head = git(repo, "rev-parse", "main")
+    state = snapshot(tmp_path / "state")
+
+    answer = await client.put("/b.txt", data=b"second")
+    assert answer.status == 503
+    assert "refs/heads/main.lock exists" in caplog.text
+    assert "removed once it is 30 s old" in caplog.text
+    assert git(repo, "rev-parse", "main") == head
+    assert files(repo) == {"a.txt": b"first"}
+    assert lock.read_bytes() == b"0" * 40 + b"\n"
+    assert snapshot(tmp_path / "state") == state
+    assert (await client.get("/b.txt")).status == 404
+
+    old = time.time() - 40
+    os.utime(lock, (old, old))
+    caplog.clear()
+    assert (await client.put("/b.txt", data=b"second")).status == 201
+    assert not lock.exists()
+    assert sorted(os.listdir(repo / "refs" / "heads")) == ["main"]
+    assert len(commits(repo)) == 2
+    assert files(repo) == {"a.txt": b"first", "b.txt": b"second"}
+    removed = [r for r in caplog.records if "removed the stale lock file" in r.getMessage()]
+    assert len(removed) == 1
+    assert "refs/heads/main.lock (40 s old" in removed[0].getMessage()
+    assert_linear_and_clean(repo)

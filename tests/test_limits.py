@@ -1,7 +1,7 @@
 """The [server] limits against the real server, over raw loopback sockets: body size (413,
 before reading; 100-continue refused; chunked bodies cut off), request line (414) and
-headers (431), slow heads (408) and stalled bodies, idle keep-alive connections, and the
-connection cap. Every refusal leaves the served trees as they were, and logs a line."""
+headers (431), slow heads (408) and stalled bodies, idle keep-alive connections, the
+connection cap and the cap per client address. Every refusal leaves the served trees as they were, and logs a line."""
 
 from __future__ import annotations
 
@@ -535,6 +535,92 @@ def test_max_connections_holds_further_clients_until_one_closes(
         third.close()
     finally:
         server.stop()
+
+
+PER_ADDRESS = 4
+HELD = 30  # slow connections one address tries to open: more than max_connections
+
+
+def closed_at_once(sock: socket.socket) -> bool:
+    """Whether the server closes ``sock`` without answering, within 0.3 s."""
+    sock.settimeout(0.3)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_one_address_at_its_limit_does_not_lock_out_the_others(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Slowloris from one address: it keeps max_connections_per_address connections, every
+    further one is closed at once (one log line for them all), and a client from another
+    address is answered at once; nothing on disk changes."""
+    config = (
+        f"[server]\nmax_connections = 16\nmax_connections_per_address = {PER_ADDRESS}\n"
+        '[[mounts]]\npath = "/dav"\ntype = "webdav"\nroot = "tree/dav"\n'
+    )
+    base = tmp_path_factory.mktemp("per-address")
+    (base / "tree" / "dav").mkdir(parents=True)
+    (base / "tree" / "dav" / "f.txt").write_bytes(b"hello")
+    (base / "site.toml").write_text(config)
+    server = start_server(base, "--config", str(base / "site.toml"))
+    site = Site(server, base / "tree")
+    # start_server's probe connection is closed once this request has been answered.
+    first = exchange(site.port, request("GET", "/dav/f.txt", {"Connection": "close"}))
+    assert status(first) == 200
+    before = snapshot(site.tree)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(HELD):  # each sends the start of a head, and no more (slowloris)
+            sock = connect(site.port)
+            sock.sendall(b"GET /dav/f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
+            held.append(sock)
+        closed = [sock for sock in held if closed_at_once(sock)]
+        assert len(closed) == HELD - PER_ADDRESS
+        with socket.socket() as other:
+            other.settimeout(5)
+            other.bind(("127.0.0.2", 0))
+            started = time.monotonic()
+            other.connect(("127.0.0.1", site.port))
+            other.sendall(request("GET", "/dav/f.txt"))
+            reply = read_response(other)
+            waited = time.monotonic() - started
+        assert status(reply) == 200 and reply.endswith(b"hello")
+        assert waited < 1.0, f"the other address waited {waited:.2f} s"
+        text = site.wait_for_log(r"127\.0\.0\.1 has max_connections_per_address \(4\) open")
+        assert len(re.findall(r"max_connections_per_address", text)) == 1
+        # A kept connection that closes makes room for one more from the first address.
+        kept = [sock for sock in held if sock not in closed]
+        kept[0].close()
+        deadline = time.monotonic() + 3
+        while True:
+            with connect(site.port) as again:
+                again.sendall(request("GET", "/dav/f.txt"))
+                try:
+                    if status(read_response(again, timeout=1)) == 200:
+                        break
+                except (AssertionError, ConnectionResetError):
+                    pass  # closed: the server has not seen the close yet
+            assert time.monotonic() < deadline, "no room made by a closed connection"
+            time.sleep(0.05)
+        assert snapshot(site.tree) == before
+        assert "Traceback" not in site.log()
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+
+
+def test_ipv6_clients_are_counted_by_their_64_network() -> None:
+    from davserver.listener import client_key
+
+    one = client_key(("2001:db8:1:2::1", 5000, 0, 0))
+    assert one == client_key(("2001:db8:1:2:ffff::9", 5001, 0, 0)) == "2001:db8:1:2::/64"
+    assert one != client_key(("2001:db8:1:3::1", 5000, 0, 0))
+    assert client_key(("127.0.0.1", 5000)) != client_key(("127.0.0.2", 5000))
 
 
 def test_pipelined_requests_are_all_answered(site: Site) -> None:

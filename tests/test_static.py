@@ -157,7 +157,7 @@ async def test_index_files_and_folder_redirects(make_static: MakeStatic, www: Pa
     resp = await client.get("/site/")
     assert resp.status == 200
     assert await resp.read() == b"<h1>home</h1>\n"
-    assert resp.headers["Content-Type"] == "text/html"
+    assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
     resp = await client.get("/site?x=1", allow_redirects=False)
     assert resp.status == 301
     assert resp.headers["Location"] == "/site/?x=1"
@@ -231,7 +231,7 @@ async def test_precompressed_siblings(
     assert await resp.read() == precompressed["app.js.br"]
     resp = await client.get("/app.js", headers={"Accept-Encoding": "gzip"})
     assert resp.headers["Content-Encoding"] == "gzip"
-    assert resp.headers["Content-Type"] == "text/javascript"
+    assert resp.headers["Content-Type"] == "text/javascript; charset=utf-8"
     assert resp.headers["Vary"] == "Accept-Encoding"
     gz_etag = resp.headers["ETag"]
     assert await resp.read() == precompressed["app.js.gz"]

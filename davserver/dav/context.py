@@ -40,6 +40,8 @@ class DavSettings:
     """Each user's tree (``/<mount>/<user>/``) is theirs alone."""
     max_props: int = 1000
     """The most properties one PROPFIND or report may name."""
+    default_charset: str = "utf-8"
+    """The charset named in the Content-Type of text files (davserver.dav.charset)."""
 
 
 class ServiceKey(Generic[_T]):

@@ -23,11 +23,12 @@ from .context import Context
 from .errors import DAVError
 from .paths import href
 from .props import http_date, iso_date
+from .visible import STYLE, visible
 
 _VERSION_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _STYLE = (
     "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{padding:.2em 1em;text-align:left;vertical-align:top}td.n{text-align:right}"
+    "td,th{padding:.2em 1em;text-align:left;vertical-align:top}td.n{text-align:right}" + STYLE
 )
 
 
@@ -97,7 +98,7 @@ def _as_html(prefix: str, path: str, found: list[Version]) -> str:
         size = "-" if v.is_collection else str(v.size)
         rows.append(
             f"<tr><td><code>{cell}</code></td><td>{http_date(v.time)}</td>"
-            f"<td>{html.escape(v.author)}</td><td>{html.escape(v.message)}</td>"
+            f"<td>{visible(v.author)}</td><td>{visible(v.message)}</td>"
             f'<td class="n">{size}</td></tr>\n'
         )
     return (

@@ -11,10 +11,11 @@ from davserver.backends.base import Resource
 from .context import Context
 from .paths import href
 from .props import http_date
+from .visible import STYLE, visible
 
 _STYLE = (
     "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{padding:.2em 1em;text-align:left}td.n{text-align:right}"
+    "td,th{padding:.2em 1em;text-align:left}td.n{text-align:right}" + STYLE
 )
 
 
@@ -31,7 +32,7 @@ def _size(res: Resource) -> str:
 
 def _row(prefix: str, res: Resource) -> str:
     link = html.escape(href(prefix, res.path, res.is_collection))
-    name = html.escape(res.name + ("/" if res.is_collection else ""))
+    name = visible(res.name + ("/" if res.is_collection else ""))
     return (
         f'<tr><td><a href="{link}">{name}</a></td><td class="n">{_size(res)}</td>'
         f"<td>{http_date(res.mtime)}</td></tr>\n"

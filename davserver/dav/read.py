@@ -7,6 +7,7 @@ from aiohttp import web
 from davserver.backends.base import NotFound
 
 from . import conditions, history, listing, send
+from .charset import with_charset
 from .context import Context
 from .props import http_date
 
@@ -44,4 +45,6 @@ async def get(ctx: Context) -> web.StreamResponse:
         return web.Response(status=status, headers=headers if status == 304 else None)
     if res.is_collection:
         return await listing.respond(ctx, res, headers)
+    content_type = res.content_type or "application/octet-stream"
+    headers["Content-Type"] = with_charset(content_type, ctx.settings.default_charset)
     return await send.ranged(request, body, headers)

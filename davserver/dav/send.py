@@ -76,16 +76,16 @@ def _parts_plan(
 def respond(
     body: Body, wanted: list[tuple[int, int]] | None, headers: dict[str, str]
 ) -> web.StreamResponse:
-    """The response carrying ``body``, or the ``wanted`` byte ranges of it."""
+    """The response carrying ``body``, or the ``wanted`` byte ranges of it; its
+    Content-Type is ``headers``' when given, else the resource's."""
     res = body.resource
+    # The caller's Content-Type (one with a charset) wins over the resource's bare type.
+    default = res.content_type or "application/octet-stream"
+    content_type = headers.setdefault("Content-Type", default)
+    headers["Accept-Ranges"] = "bytes"
     if wanted is None and body.data is not None:  # the common case, in short
-        headers["Content-Type"] = res.content_type or "application/octet-stream"
-        headers["Accept-Ranges"] = "bytes"
         return web.Response(body=body.data, headers=headers)
     size = res.size
-    content_type = res.content_type or "application/octet-stream"
-    headers["Content-Type"] = content_type
-    headers["Accept-Ranges"] = "bytes"
     if wanted is None:
         status, parts, trailer = 200, [(b"", 0, size)], b""
         headers["Content-Length"] = str(size)

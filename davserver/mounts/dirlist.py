@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from davserver.dav.props import http_date
+from davserver.dav.visible import STYLE, plain, visible
 
 from .files import within
 
 _STYLE = (
     "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{padding:.2em 1em;text-align:left}td.n{text-align:right}"
+    "td,th{padding:.2em 1em;text-align:left}td.n{text-align:right}" + STYLE
 )
 
 
@@ -61,10 +62,9 @@ def _size(entry: Entry) -> str:
 
 def page(url_path: str, entries: list[Entry], at_top: bool) -> bytes:
     """The listing page of the folder at ``url_path`` (decoded, ending with ``/``)."""
-    title = html.escape(url_path)
     rows = [
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Index of {title}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>Index of {title}</h1>\n"
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Index of {plain(url_path)}'
+        f"</title><style>{_STYLE}</style></head><body><h1>Index of {visible(url_path)}</h1>\n"
         "<table><tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
     ]
     if not at_top:
@@ -74,8 +74,8 @@ def page(url_path: str, entries: list[Entry], at_top: bool) -> bytes:
         # "./" so that a name with a colon is never read as a URL scheme.
         link = "./" + html.escape(quote(name.encode("utf-8", "surrogateescape"), safe="/@-._~"))
         rows.append(
-            f'<tr><td><a href="{link}">{html.escape(name)}</a></td>'
+            f'<tr><td><a href="{link}">{visible(name)}</a></td>'
             f'<td class="n">{_size(e)}</td><td>{http_date(e.mtime)}</td></tr>\n'
         )
     rows.append("</table></body></html>\n")
-    return "".join(rows).encode("utf-8", "surrogateescape")
+    return "".join(rows).encode("utf-8")

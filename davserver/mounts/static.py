@@ -17,6 +17,7 @@ from multidict import CIMultiDictProxy
 
 from davserver.backends.base import Body
 from davserver.dav import send
+from davserver.dav.charset import with_charset
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import strip_query
 from davserver.dav.props import http_date
@@ -65,6 +66,7 @@ class StaticSettings:
     gzip_min_size: int = 1024
     gzip_types: tuple[str, ...] = encoding.GZIP_TYPES
     cache_ttl: float = 1.0
+    default_charset: str = "utf-8"
 
 
 @dataclass(slots=True)
@@ -169,7 +171,9 @@ class StaticMount:
         assert found.body is not None
         res = found.body.resource
         headers = {
-            "Content-Type": res.content_type or "application/octet-stream",
+            "Content-Type": with_charset(
+                res.content_type or "application/octet-stream", self.settings.default_charset
+            ),
             "ETag": res.etag,
             "Last-Modified": http_date(res.mtime),
         }
