@@ -18,6 +18,7 @@ committed change is reported to the storage's listener (:meth:`Storage.listen`) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -99,6 +100,25 @@ class Forbidden(StorageError):
 class NameTooLong(Forbidden):
     """A name is longer than the store can hold (255 bytes per segment, as on Linux
     filesystems). 403, as Apache httpd answers a path its filesystem refuses."""
+
+
+class BadName(StorageError):
+    """A name no write may create: it holds a control character (CR, LF, tab...), which
+    breaks listings, headers and the tools that read the store."""
+
+    status = 400
+
+
+def check_name(path: str) -> None:
+    """Refuse (:class:`BadName`) a path a write would give a name with a control
+    character. Every backend calls it for each path it writes, whatever the method: one
+    check for every way a name enters the store. Such names already there (made by other
+    tools) can still be read and deleted."""
+    if _CONTROL(path):
+        raise BadName(f"{path!r} holds a control character")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]").search
 
 
 class InsufficientStorage(StorageError):

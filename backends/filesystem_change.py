@@ -27,6 +27,7 @@ from .base import (
     NotFound,
     Precondition,
     Resource,
+    check_name,
 )
 from .disk import (
     MISSING,
@@ -139,6 +140,7 @@ class FilesystemChange:
         body is read); the check that counts comes again at the rename."""
         if not path:
             raise AlreadyExists("the root is a collection")
+        check_name(path)
         full = self._s.full_path(path, check_last=False)
         with contextlib.suppress(OSError):
             if stat.S_ISDIR(os.lstat(full).st_mode):
@@ -298,6 +300,7 @@ class FilesystemChange:
         """Create an empty folder."""
 
         def mkdir() -> Resource:
+            check_name(path)
             full = self._s.full_path(path)
             try:
                 os.mkdir(full)
@@ -378,6 +381,7 @@ class FilesystemChange:
         the way leaves no partial destination."""
 
         def copy() -> tuple[Resource, Resource | None, Resource]:
+            check_name(dst)
             s, d = self._s.full_path(src), self._s.full_path(dst)
             try:
                 source = self._lstat(src, s)
@@ -494,6 +498,7 @@ class FilesystemChange:
         filesystem mounted below the root); a file at ``dst`` is replaced."""
 
         def move() -> tuple[Resource, Resource | None]:
+            check_name(dst)
             s, d = self._s.full_path(src), self._s.full_path(dst)
             try:
                 if not os.path.isdir(os.path.dirname(d)):

@@ -18,7 +18,15 @@ import hashlib
 import itertools
 from collections.abc import Callable, Mapping
 
-from .base import NAME_MAX, AlreadyExists, Conflict, NameTooLong, NotFound, PropsCodec
+from .base import (
+    NAME_MAX,
+    AlreadyExists,
+    Conflict,
+    NameTooLong,
+    NotFound,
+    PropsCodec,
+    check_name,
+)
 from .git_tree import FILE_MODE, Folder, Node, TreeEditor, is_file, is_tree
 
 PROPS_DIR = ".davprops"
@@ -74,6 +82,7 @@ class DavTree:
         that is not a collection."""
         if not path:
             raise AlreadyExists("the root exists")
+        check_name(_text(path))
         if any(len(name) > NAME_MAX for name in path):
             raise NameTooLong(f"a name in {_text(path)!r} is over {NAME_MAX} bytes")
         if not is_tree(self.editor.get(path[:-1])):
