@@ -42,12 +42,10 @@ from .disk import (
     unique_mtime_ns,
 )
 from .temps import temp_name
+from .uploads import pieces
 
 if TYPE_CHECKING:
     from .filesystem import FilesystemStorage
-
-WRITE_BUFFER = 1 << 20
-
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
@@ -274,18 +272,9 @@ class FilesystemChange:
         full, tmp, fd = await run(self._begin, path, True)
         try:
             size = 0
-            pending: list[bytes] = []
-            buffered = 0
-            async for chunk in body:
-                pending.append(chunk)
-                buffered += len(chunk)
-                if buffered >= WRITE_BUFFER:
-                    await run(_write_all, fd, b"".join(pending))
-                    size += buffered
-                    pending, buffered = [], 0
-            if pending:
-                await run(_write_all, fd, b"".join(pending))
-                size += buffered
+            async for piece in pieces(body):
+                await run(_write_all, fd, piece)
+                size += len(piece)
             if expected_size is not None and size != expected_size:
                 raise ValueError("body length differs from the announced length")
         except BaseException as exc:

@@ -66,9 +66,9 @@ from .git_layout import (
 from .git_objects import BlobWriter, ObjectReader, read_small, store_bytes, sweep_temps
 from .git_tree import Entry, Folder, TreeEditor, is_file, is_tree
 from .mime import content_type
+from .uploads import pieces
 
 LISTING_BATCH = 512
-WRITE_BUFFER = 1 << 20
 COMMIT_ATTEMPTS = 20
 ANONYMOUS = "anonymous"
 STALE_LOCK_AGE = 60.0
@@ -725,16 +725,8 @@ class GitChange:
         run = self._s._run
         writer = await run(BlobWriter, store, expected_size)
         try:
-            pending: list[bytes] = []
-            buffered = 0
-            async for chunk in body:
-                pending.append(chunk)
-                buffered += len(chunk)
-                if buffered >= WRITE_BUFFER:
-                    await run(writer.add, b"".join(pending))
-                    pending, buffered = [], 0
-            if pending:
-                await run(writer.add, b"".join(pending))
+            async for piece in pieces(body):
+                await run(writer.add, piece)
         except BaseException:
             await run(writer.abort)
             raise

@@ -19,6 +19,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from davserver.runtime.threads import offload
+
 from . import htpasswd
 
 log = logging.getLogger("davserver.auth")
@@ -54,7 +56,7 @@ class BasicAuth:
                 return mtime, None
             return mtime, htpasswd.read(self.path)
 
-        mtime, users = await asyncio.get_running_loop().run_in_executor(None, load)
+        mtime, users = await offload(load)
         if users is not None:
             self._users, self._mtime = users, mtime
             self._verified.clear()
@@ -96,8 +98,7 @@ class BasicAuth:
         now = time.monotonic()
         if self._verified.get(key, 0.0) > now:
             return True
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, htpasswd.check_password, password, stored):
+        if not await offload(htpasswd.check_password, password, stored):
             return False
         self._verified[key] = now + REMEMBER
         return True

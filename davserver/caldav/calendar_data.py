@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from icalendar import Calendar
 from lxml import etree
 
 from davserver.dav.xml import escape
@@ -45,7 +46,12 @@ def parse(el: etree._Element) -> CalendarData:
     )
 
 
-def render(data: bytes, request: CalendarData, spans: Sequence[Span] | None = None) -> str:
+def render(
+    data: bytes,
+    request: CalendarData,
+    spans: Sequence[Span] | None = None,
+    parsed: Calendar | None = None,
+) -> str:
     """The ``C:calendar-data`` element for a stored object and what was asked of it (see
     :func:`davserver.ical.partial.text`)."""
-    return f"<C:calendar-data>{escape(text(data, request, spans))}</C:calendar-data>"
+    return f"<C:calendar-data>{escape(text(data, request, spans, parsed))}</C:calendar-data>"

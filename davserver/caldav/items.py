@@ -5,8 +5,9 @@ asked for: the disk is read only for bodies not in memory, and dead properties."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from icalendar import Calendar
 from lxml import etree
 
 from davserver.backends.base import Resource
@@ -24,6 +25,8 @@ from .services import calendars, settings
 from .store.items import CalendarItems
 from .store.layout import place
 
+Parsed = Mapping[str, Calendar]
+"""Calendar objects parsed already in this request, by item name."""
 CALENDAR_DATA = c("calendar-data")
 GETETAG = dav("getetag")
 Spans = Sequence[Span] | None
@@ -113,11 +116,23 @@ class ItemRenderer:
                 targets.append((path, None, ""))
         return await self.render_targets(targets)
 
-    async def render_members(self, path: str, calendar: str, names: list[str]) -> list[str]:
-        """The responses of items of the calendar at ``path`` (inner path ``calendar``)."""
-        return await self.render_targets([(f"{path}/{n}", calendar, n) for n in names])
+    def known(self, calendar: str, items: CalendarItems) -> None:
+        """Take ``items`` as the calendar's index, brought up to date by the caller in this
+        request (so it is not refreshed twice)."""
+        self._fresh[calendar] = items
 
-    async def render_targets(self, targets: list[Target]) -> list[str]:
+    async def render_members(
+        self, path: str, calendar: str, names: list[str], parsed: Parsed | None = None
+    ) -> list[str]:
+        """The responses of items of the calendar at ``path`` (inner path ``calendar``);
+        ``parsed``: objects the caller parsed already, by name (not parsed again)."""
+        targets: list[Target] = [(f"{path}/{n}", calendar, n) for n in names]
+        found = [parsed.get(n) for n in names] if parsed else None
+        return await self.render_targets(targets, found)
+
+    async def render_targets(
+        self, targets: list[Target], parsed: list[Calendar | None] | None = None
+    ) -> list[str]:
         """The responses of these targets, in order."""
         resources = await self._resources(targets)
         bodies: list[bytes | None] = [None] * len(targets)
@@ -135,7 +150,9 @@ class ItemRenderer:
             fetched = await asyncio.gather(*(self._body(targets[i], resources[i]) for i in misses))
             for i, body in zip(misses, fetched, strict=True):
                 resources[i], bodies[i] = body if body is not None else (None, None)
-        rendered = await self._calendar_data(bodies, self._known_spans(targets, resources))
+        rendered = await self._calendar_data(
+            bodies, self._known_spans(targets, resources), parsed or [None] * len(targets)
+        )
         out = []
         values = self.props.values
         for (path, _, _), res, text in zip(targets, resources, rendered, strict=True):
@@ -180,28 +197,31 @@ class ItemRenderer:
         return out
 
     async def _calendar_data(
-        self, bodies: list[bytes | None], known: list[Spans]
+        self, bodies: list[bytes | None], known: list[Spans], parsed: list[Calendar | None]
     ) -> list[str | None]:
         spec = self.data
         if spec is None:
             return [None] * len(bodies)
         if spec.verbatim:
             return [calendar_data.render(b, spec) if b is not None else None for b in bodies]
-        return await offload(_render_all, bodies, known, spec)
+        return await offload(_render_all, bodies, known, parsed, spec)
 
 
 def _render_all(
-    bodies: list[bytes | None], known: list[Spans], spec: calendar_data.CalendarData
+    bodies: list[bytes | None],
+    known: list[Spans],
+    parsed: list[Calendar | None],
+    spec: calendar_data.CalendarData,
 ) -> list[str | None]:
-    """calendar-data of several objects (in the thread pool); one that fails to parse
+    """calendar-data of several objects (off the event loop); one that fails to parse
     is sent as stored."""
     out: list[str | None] = []
-    for body, spans in zip(bodies, known, strict=True):
+    for body, spans, calendar in zip(bodies, known, parsed, strict=True):
         if body is None:
             out.append(None)
             continue
         try:
-            out.append(calendar_data.render(body, spec, spans))
+            out.append(calendar_data.render(body, spec, spans, calendar))
         except ValueError:
             out.append(calendar_data.render(body, calendar_data.CalendarData()))
     return out

@@ -85,64 +85,70 @@ def select(items: CalendarItems, flt: filters.CompFilter) -> Selection:
 
 def _passing(
     bodies: list[bytes | None], hints: list[Sequence[Span] | None], flt: filters.CompFilter
-) -> list[bool]:
-    """Which of these objects pass the filter (in the thread pool)."""
-    out = []
+) -> list[icalendar.Calendar | None]:
+    """Each object parsed, when it passes the filter; None for those that do not (CPU
+    work: off the event loop)."""
+    out: list[icalendar.Calendar | None] = []
     for data, spans in zip(bodies, hints, strict=True):
         if data is None:
-            out.append(False)
+            out.append(None)
             continue
         try:
-            out.append(filters.matches(icalendar.Calendar.from_ical(data), flt, spans))
+            calendar = icalendar.Calendar.from_ical(data)
+            out.append(calendar if filters.matches(calendar, flt, spans) else None)
         except (ValueError, IndexError, KeyError, TypeError):
-            out.append(False)
+            out.append(None)
     return out
 
 
 async def _tested(
     store: CalendarStore, calendar: str, items: CalendarItems, selection: Selection,
-    flt: filters.CompFilter,
-) -> set[str]:  # fmt: skip
-    """The items of ``selection.test`` that pass, read and parsed batch by batch."""
-    names = sorted(selection.test)
-    passed: set[str] = set()
-    for i in range(0, len(names), BATCH):
-        batch = names[i : i + BATCH]
-        found = await asyncio.gather(*(store.item_body(calendar, n) for n in batch))
-        bodies = [f[1] if f is not None else None for f in found]
-        hints = []
-        for name, f in zip(batch, found, strict=True):
-            item = items.get(name)
-            same = f is not None and item is not None and f[0].etag == item.etag
-            hints.append(selection.test[name] if same else None)
-        ok = await offload(_passing, bodies, hints, flt)
-        passed.update(n for n, good in zip(batch, ok, strict=True) if good)
-    return passed
+    flt: filters.CompFilter, batch: list[str],
+) -> dict[str, icalendar.Calendar]:  # fmt: skip
+    """The items of ``batch`` (of ``selection.test``) that pass, parsed: read, parsed and
+    tested once, and their parse kept for the answer."""
+    found = await asyncio.gather(*(store.item_body(calendar, n) for n in batch))
+    bodies = [f[1] if f is not None else None for f in found]
+    hints = []
+    for name, f in zip(batch, found, strict=True):
+        item = items.get(name)
+        same = f is not None and item is not None and f[0].etag == item.etag
+        hints.append(selection.test[name] if same else None)
+    parsed = await offload(_passing, bodies, hints, flt)
+    return {n: cal for n, cal in zip(batch, parsed, strict=True) if cal is not None}
 
 
 async def query(ctx: Context, root: etree._Element) -> web.StreamResponse:
-    """The items of a calendar (or the one item) that pass the filter."""
+    """The items of a calendar (or the one item) that pass the filter: first those the
+    index alone lets through, then, batch by batch, those read, parsed and tested (each
+    parsed once, for the test and the answer)."""
     path = ctx.path
     flt = parse_filter(root.find(c("filter")))
     renderer = ItemRenderer(ctx, root)
     store = calendars(ctx)
     where = place(path)
-    names: list[str] = []
-    base = path
+    calendar = where.calendar or ""
+    base = path if where.kind == "calendar" else path.rpartition("/")[0]
+    items = CalendarItems()
+    selection = Selection()
     if where.calendar and where.kind in ("calendar", "item"):
         items = await store.refresh(where.calendar)
+        renderer.known(where.calendar, items)
         if where.kind == "calendar":
             selection = select(items, flt)
-        else:
-            known = where.name in items
-            selection = Selection(test={where.name: None} if known and where.name else {})
-        passed = selection.passed | await _tested(store, where.calendar, items, selection, flt)
-        base = path if where.kind == "calendar" else path.rpartition("/")[0]
-        names = sorted(passed)
+        elif where.name in items and where.name:
+            selection = Selection(test={where.name: None})
 
     async def responses() -> AsyncIterator[str]:
-        for i in range(0, len(names), BATCH):
-            batch = names[i : i + BATCH]
-            yield "".join(await renderer.render_members(base, where.calendar or "", batch))
+        passed = sorted(selection.passed)
+        for i in range(0, len(passed), BATCH):
+            yield "".join(await renderer.render_members(base, calendar, passed[i : i + BATCH]))
+        tested = sorted(selection.test)
+        for i in range(0, len(tested), BATCH):
+            batch = tested[i : i + BATCH]
+            parsed = await _tested(store, calendar, items, selection, flt, batch)
+            names = [n for n in batch if n in parsed]
+            if names:
+                yield "".join(await renderer.render_members(base, calendar, names, parsed))
 
     return await multistatus.stream(ctx.request, responses())

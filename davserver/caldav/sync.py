@@ -77,6 +77,7 @@ async def sync_collection(ctx: Context, root: etree._Element) -> web.StreamRespo
     else:
         end = max(since, await store.index.token(where.calendar))
     renderer = ItemRenderer(ctx, root)
+    renderer.known(where.calendar, items)
 
     async def responses() -> AsyncIterator[str]:
         for i in range(0, len(changes), BATCH):

@@ -9,6 +9,7 @@ from typing import BinaryIO
 from aiohttp import web
 
 from davserver.backends.base import Body
+from davserver.runtime.threads import offload
 
 from . import conditions, ranges
 
@@ -51,7 +52,7 @@ class _FileResponse(web.StreamResponse):
                     await self.write(self._trailer)
             await self.write_eof()
         finally:
-            await loop.run_in_executor(None, self._file.close)
+            await offload(self._file.close)
 
 
 def _parts_plan(
@@ -119,7 +120,7 @@ def unsatisfiable(size: int) -> web.Response:
 async def close(body: Body) -> None:
     """Close the file of a body that will not be sent."""
     if body.file is not None:
-        await asyncio.get_running_loop().run_in_executor(None, body.file.close)
+        await offload(body.file.close)
 
 
 async def ranged(

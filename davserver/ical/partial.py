@@ -79,18 +79,23 @@ def _override_matters(component: icalendar.cal.Component, rng: TimeRange) -> boo
     return overlaps(was, rng.lo, rng.hi) or (span is not None and overlaps(span, rng.lo, rng.hi))
 
 
-def text(data: bytes, request: CalendarData, spans: Sequence[Span] | None = None) -> str:
+def text(
+    data: bytes,
+    request: CalendarData,
+    spans: Sequence[Span] | None = None,
+    parsed: icalendar.Calendar | None = None,
+) -> str:
     """The iCalendar text of a stored object as the request asks for it (parsing, when
     needed, is CPU work: run it off the event loop). ``spans``: the index's spans of the
     object when they cover the expand range (it then expands without parsing when it
-    can)."""
+    can); ``parsed``: the object parsed from ``data`` already (it is not changed)."""
     found = None
     if request.verbatim:
         found = data.decode("utf-8", "replace")
     elif request.expand is not None and request.comp is None and spans is not None:
         found = expand_known(data, spans, request.expand)
     if found is None:
-        calendar = icalendar.Calendar.from_ical(data)
+        calendar = parsed if parsed is not None else icalendar.Calendar.from_ical(data)
         if request.expand is not None:
             calendar = expanded(calendar, request.expand)
         elif request.limit is not None:

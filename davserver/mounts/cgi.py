@@ -23,6 +23,7 @@ from aiohttp import web
 
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import strip_query
+from davserver.runtime.threads import offload
 
 from . import DISPATCH, files, gateway
 from .xsendfile import HEADER as X_SENDFILE
@@ -81,7 +82,7 @@ class CgiMount:
                 raise NotADirectoryError(f"CGI root {self.settings.root} is not a folder")
             return real
 
-        self.root = await asyncio.get_running_loop().run_in_executor(None, prepare)
+        self.root = await offload(prepare)
         await self.xsendfile.open()
 
     async def close(self) -> None:
@@ -92,8 +93,7 @@ class CgiMount:
         raw = strip_query(request.raw_path)[len(self.prefix) :]
         try:
             parts = files.segments(raw)
-            loop = asyncio.get_running_loop()
-            script = await loop.run_in_executor(None, self._find_sync, parts, raw.endswith("/"))
+            script = await offload(self._find_sync, parts, raw.endswith("/"))
         except DAVError as exc:
             log.info(
                 "%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc.reason

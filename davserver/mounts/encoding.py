@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import zlib
 from typing import BinaryIO
 
 from aiohttp import web
+
+from davserver.runtime.threads import offload
 
 GZIP_CHUNK = 256 << 10
 GZIP_TYPES = (
@@ -69,7 +70,6 @@ async def stream_gzip(
     request: web.BaseRequest, file: BinaryIO, headers: dict[str, str]
 ) -> web.StreamResponse:
     """Send an open file gzip-compressed as it is read (chunked, never whole in memory)."""
-    loop = asyncio.get_running_loop()
     try:
         response = web.StreamResponse(headers=headers)
         await response.prepare(request)
@@ -77,13 +77,13 @@ async def stream_gzip(
             comp = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)
             done = False
             while not done:
-                chunk, done = await loop.run_in_executor(None, _next_gzip_chunk, file, comp)
+                chunk, done = await offload(_next_gzip_chunk, file, comp)
                 if chunk:
                     await response.write(chunk)
         await response.write_eof()
         return response
     finally:
-        await loop.run_in_executor(None, file.close)
+        await offload(file.close)
 
 
 def is_compressible(content_type: str, patterns: tuple[str, ...]) -> bool:

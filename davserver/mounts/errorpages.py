@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
 from pathlib import Path
 
 from aiohttp import web
+
+from davserver.runtime.threads import offload
 
 log = logging.getLogger("davserver")
 
@@ -47,8 +48,7 @@ class ErrorPages:
 
     async def load(self) -> None:
         """Read the pages (in the thread pool)."""
-        loop = asyncio.get_running_loop()
-        self._pages, self._fallback = await loop.run_in_executor(None, _read_pages, self.source)
+        self._pages, self._fallback = await offload(_read_pages, self.source)
         log.debug("error pages from %s: %s", self.source, sorted(self._pages) or "one file")
 
     def apply(self, response: web.StreamResponse) -> web.StreamResponse:

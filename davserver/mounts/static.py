@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import os
@@ -21,6 +20,7 @@ from davserver.dav.charset import with_charset
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import strip_query
 from davserver.dav.props import http_date
+from davserver.runtime.threads import offload
 
 from . import dirlist, encoding, files
 from .filecache import TtlCache
@@ -106,7 +106,7 @@ class StaticMount:
                 raise NotADirectoryError(f"static root {self.settings.root} is not a folder")
             return real
 
-        self.root = await asyncio.get_running_loop().run_in_executor(None, prepare)
+        self.root = await offload(prepare)
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -138,8 +138,7 @@ class StaticMount:
             parts = files.segments(raw)
             codings = encoding.accepted(accept_encoding)
             ranged = "Range" in request.headers
-            found = await asyncio.get_running_loop().run_in_executor(
-                None, self._lookup, parts, raw.endswith("/"), codings, ranged
+            found = await offload(self._lookup, parts, raw.endswith("/"), codings, ranged
             )
         except DAVError as exc:
             log.info("%s %s refused: %s %s", method, request.raw_path, exc.status, exc.reason)

@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +26,7 @@ from multidict import CIMultiDict
 
 from davserver.config import ConfigError
 from davserver.dav.paths import strip_query
+from davserver.runtime.threads import WorkerPool, offload
 
 from . import gateway
 from .errorpages import AppResponse
@@ -220,7 +220,7 @@ class WsgiMount:
         self.prefix = prefix
         self.settings = settings
         self.app: WsgiApp | None = None
-        self.pool: ThreadPoolExecutor | None = None
+        self.pool: WorkerPool | None = None
         self.xsendfile = XSendfile(settings.x_sendfile)
         self.who = f"wsgi {settings.app}"
         self._sendfile_base = ""
@@ -229,16 +229,16 @@ class WsgiMount:
         """Start the thread pool and import the application in it."""
         loop = asyncio.get_running_loop()
         name = "wsgi" + self.prefix.replace("/", "-")
-        self.pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix=name)
+        self.pool = WorkerPool(self.settings.threads, name)
         spec, path = self.settings.app, self.settings.pythonpath
-        self.app = await loop.run_in_executor(self.pool, load_app, spec, path)
-        self._sendfile_base = str(path[0]) if path else await loop.run_in_executor(None, os.getcwd)
+        self.app = await self.pool.submit(loop, load_app, spec, path)
+        self._sendfile_base = str(path[0]) if path else await offload(os.getcwd)
         await self.xsendfile.open()
 
     async def close(self) -> None:
         """Stop the thread pool (the server has already let the requests under way end)."""
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.close()
 
     def environ(self, request: web.Request) -> dict[str, Any]:
         """The PEP 3333 environ of a request."""
@@ -263,8 +263,9 @@ class WsgiMount:
         """Run the application for one request in the thread pool."""
         assert self.app is not None
         call = _Call(self.app, request, self.environ(request))
+        assert self.pool is not None
         try:
-            outcome = await call.loop.run_in_executor(self.pool, call.run)
+            outcome = await self.pool.submit(call.loop, call.run)
         except ConnectionError:
             raise
         except Exception:

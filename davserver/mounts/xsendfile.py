@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from davserver.backends.base import Body
+from davserver.runtime.threads import offload
 
 from . import files
 
@@ -36,9 +36,7 @@ class XSendfile:
 
     async def open(self) -> None:
         """Resolve the allowed folders."""
-        loop = asyncio.get_running_loop()
-        self._roots = await loop.run_in_executor(
-            None, lambda: tuple(os.path.realpath(p) for p in self.allowed)
+        self._roots = await offload(lambda: tuple(os.path.realpath(p) for p in self.allowed)
         )
 
     def _open_sync(self, value: str, base: str, content_type: str | None) -> Body:
@@ -68,9 +66,8 @@ class XSendfile:
                 content_type = v
             elif low not in _DROPPED:
                 headers[name] = v
-        loop = asyncio.get_running_loop()
         try:
-            body = await loop.run_in_executor(None, self._open_sync, value, base, content_type)
+            body = await offload(self._open_sync, value, base, content_type)
         except Refused:
             log.warning("%s: X-Sendfile %r refused: not in an allowed folder", who, value)
             return web.Response(status=403, text="403 Forbidden\n")

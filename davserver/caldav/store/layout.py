@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,8 +92,10 @@ class Place:
         return None
 
 
+@functools.lru_cache(maxsize=8192)
 def place(path: str) -> Place:
-    """Classify a mount-relative path."""
+    """Classify a mount-relative path (asked for each property of each resource a
+    PROPFIND renders, hence remembered)."""
     if not path:
         return Place("root")
     parts = path.split("/")
