@@ -22,7 +22,7 @@ before the application sees the request: no ``100 Continue`` goes out, nothing i
 (nor is a request whose chunked body passed the limit before its handler started).
 
 The subclass uses a few of aiohttp 3.14's internals (``_request_count``, ``_messages``,
-``_current_request``, ``_reading_paused``, ``_buffer_paused``); tests/test_limits.py
+``_current_request``, ``_reading_paused``, ``_buffer_paused``); tests/security/test_limits.py
 covers each behaviour against the real server.
 """
 

@@ -1,6 +1,7 @@
-"""Shared fixtures: an in-process server on a loopback port, a real server process, and a
-snapshot of the store for "nothing changed" checks. Every test runs under blockbuster, so
-a blocking disk call on davserver's event loop fails the test."""
+"""Shared fixtures: an in-process server on a loopback port (on a folder or on a git
+repository), a real server process, and a snapshot of the store for "nothing changed"
+checks. Every test runs under blockbuster, so a blocking disk call on davserver's event
+loop fails the test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from blockbuster import BlockBuster, blockbuster_ctx
+from gitrepo import git_app
 from helpers import ServerProcess, start_server
 
 from davserver.app import create_app
@@ -53,6 +55,29 @@ def make_client(aiohttp_client: Any, tmp_path: Path, root: Path) -> MakeClient:
 async def client(make_client: MakeClient) -> TestClient:
     """A client of a server whose only mount is WebDAV of ``root`` at /."""
     return await make_client()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The git repository a git-backed test server serves (its first write creates it)."""
+    return tmp_path / "store.git"
+
+
+@pytest.fixture
+def make_git_client(aiohttp_client: Any, tmp_path: Path, repo: Path) -> MakeClient:
+    """Start davserver in-process on a loopback port with one mount, WebDAV at / over a git
+    repository: ``repo`` unless another is given, with mount options as keywords."""
+
+    async def make(at: Path | None = None, **mount_options: Any) -> TestClient:
+        return await aiohttp_client(git_app(repo if at is None else at, tmp_path, **mount_options))
+
+    return make
+
+
+@pytest.fixture
+async def git_client(make_git_client: MakeClient) -> TestClient:
+    """A client of a server whose only mount is the git repository ``repo`` at /."""
+    return await make_git_client()
 
 
 @pytest.fixture

@@ -225,7 +225,7 @@ class PropRenderer:
         """:meth:`render` of allprop, when the allprop properties are LIVE's, for a resource
         without dead properties (every plain member of a PROPFIND Depth 1), in one step:
         half the time of the general path. It must give what the LIVE renderers give
-        (tests/test_props_render.py compares the two)."""
+        (tests/webdav/test_props_render.py compares the two)."""
         locks = self.locks
         coll = res.is_collection
         ctype = res.content_type

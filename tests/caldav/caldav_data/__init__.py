@@ -1,4 +1,4 @@
-"""Shared helpers of the CalDAV tests (tests/test_caldav_*.py): a server with a CalDAV
+"""Shared helpers of the CalDAV tests (tests/caldav/test_caldav_*.py): a server with a CalDAV
 mount, iCalendar objects to store, and PROPFIND/REPORT answers parsed with lxml.
 
 A server here is the layout of the embedded default: WebDAV of ``data`` at ``/`` and

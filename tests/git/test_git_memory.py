@@ -8,15 +8,14 @@ from pathlib import Path
 
 from gitrepo import git
 from helpers import ServerProcess
-from test_memory import round_trip
+from rss import round_trip
 
 SIZE = 512 << 20
 
 
 async def test_half_a_gib_put_and_get_keep_memory_flat(
-    tmp_path: Path, server_process: Callable[..., ServerProcess]
+    tmp_path: Path, repo: Path, server_process: Callable[..., ServerProcess]
 ) -> None:
-    repo = tmp_path / "store.git"
     config = tmp_path / "git.toml"
     config.write_text(
         f'[server]\nstate_dir = "state"\naccess_log = false\n\n'

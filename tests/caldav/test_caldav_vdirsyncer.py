@@ -167,7 +167,7 @@ def test_the_documented_vdirsyncer_and_khal_setup(server_process, tmp_path: Path
     """docs/calendars.md's vdirsyncer configuration, as written (in a HOME of its own), finds
     both calendars; after metasync the calendar khal's default_calendar names is there,
     and it is the events calendar."""
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "calendars.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "calendars.md").read_text()
     vdir_config, khal_config = re.findall(r"```ini\n(.*?)```", doc, re.DOTALL)
     server = server_process()
     home = tmp_path / "home"

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from caldav_data import EVENTS, HOME, NSDECL, Cal, MakeCal, error_condition
-from gitrepo import git_app
 from helpers import snapshot
 from lxml import etree
 
@@ -212,7 +211,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def mount(
     request: pytest.FixtureRequest, backend: str, make_client: Any, make_cal: MakeCal,
-    aiohttp_client: Any, tmp_path: Path, root: Path,
+    make_git_client: Any, repo: Path, root: Path,
 ) -> tuple[Send, Path]:  # fmt: skip
     """The mount the test names (indirect parameter): "webdav", at / and holding /f.txt, or
     "caldav", with the user's home made. How to send to it, and its store."""
@@ -221,8 +220,7 @@ async def mount(
         await cal.request("OPTIONS", "/caldav/")  # the home is made on the first request
         return cal_sender(cal), cal.store
     if backend == "git":
-        repo = tmp_path / "store.git"
-        client = await aiohttp_client(git_app(repo, tmp_path))
+        client = await make_git_client()
         assert (await client.put("/f.txt", data=b"data")).status == 201
         return client_sender(client), repo
     (root / "f.txt").write_bytes(b"data")

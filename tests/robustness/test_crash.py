@@ -24,7 +24,7 @@ import pytest
 import requests
 from conftest import MakeClient
 from davserver.backends.filesystem import FilesystemStorage
-from gitrepo import assert_linear_and_clean, commits, files, git, git_app
+from gitrepo import assert_linear_and_clean, commits, files, git
 from helpers import ServerProcess, snapshot
 from lxml import etree
 
@@ -241,16 +241,15 @@ async def test_long_writes_that_start_as_others_end_never_fail(root: Path) -> No
 
 
 async def test_git_sweeps_its_own_dead_temporary_objects_only(
-    aiohttp_client: Any, tmp_path: Path
+    make_git_client: Any, repo: Path, tmp_path: Path
 ) -> None:
-    repo = tmp_path / "store.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
     objects = repo / "objects"
     for name in ("tmp_obj_davserver_dead", "tmp_obj_davserver_live", "tmp_obj_gits_own"):
         (objects / name).write_bytes(b"part of an object")
     with open(objects / "tmp_obj_davserver_live", "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        client = await aiohttp_client(git_app(repo, tmp_path))
+        client = await make_git_client()
         assert (await client.put("/a.txt", data=b"a")).status == 201
     assert sorted(n for n in os.listdir(objects) if n.startswith(GIT_TEMP)) == [
         "tmp_obj_davserver_live",

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from gitrepo import git_app
 from helpers import raw_request, snapshot
 
 
@@ -188,10 +187,10 @@ async def test_non_ascii_names_round_trip(client: TestClient, root: Path) -> Non
 
 @pytest.mark.parametrize("name", [LONG_NAME, LONG_PATH], ids=["300-byte-name", "5000-byte-path"])
 async def test_long_names_in_a_git_tree_are_never_a_500(
-    aiohttp_client: Any, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+    make_git_client: Any, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A git tree has no name limit of its own: whatever it answers, it is no 500."""
-    client = await aiohttp_client(git_app(tmp_path / "store.git", tmp_path))
+    client = await make_git_client()
     assert (await client.put("/f.txt", data=b"data")).status == 201
     for method, body in METHODS:
         headers = {"Depth": "0", "Destination": "/copy.txt"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-LITMUS = Path(__file__).resolve().parents[1] / "litmus"
+LITMUS = Path(__file__).resolve().parents[2] / "litmus"
 RUNNER = LITMUS / "run.py"
 
 

@@ -27,7 +27,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from davserver.backends import git_objects
 from dulwich.object_store import DiskObjectStore
-from gitrepo import assert_linear_and_clean, commits, files, git, git_app
+from gitrepo import assert_linear_and_clean, commits, files, git
 from helpers import snapshot
 from lxml import etree
 
@@ -112,16 +112,15 @@ def temp_objects(repo: Path) -> list[str]:
 
 @pytest.fixture(params=["filesystem", "git"])
 async def store(
-    request: pytest.FixtureRequest, make_client: Any, aiohttp_client: Any, root: Path,
-    tmp_path: Path,
+    request: pytest.FixtureRequest, make_client: Any, make_git_client: Any, root: Path,
+    repo: Path, tmp_path: Path,
 ) -> Store:  # fmt: skip
     """A server on each backend, holding ``/old.bin`` and ``/dir/``."""
     if request.param == "filesystem":
         result = Store(await make_client(), "filesystem", root)
     else:
-        repo = tmp_path / "store.git"
         git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
-        result = Store(await aiohttp_client(git_app(repo, tmp_path)), "git", repo)
+        result = Store(await make_git_client(), "git", repo)
     assert (await result.client.put("/old.bin", data=b"old bytes")).status == 201
     assert (await result.client.request("MKCOL", "/dir")).status == 201
     return result
@@ -412,12 +411,11 @@ def _boom_full() -> None:
 
 
 @pytest.fixture
-async def git_store(aiohttp_client: Any, tmp_path: Path) -> Store:
+async def git_store(make_git_client: Any, repo: Path, tmp_path: Path) -> Store:
     """A server on a git repository (fsyncing its objects) holding ``/old.bin``."""
-    repo = tmp_path / "store.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
     git(repo, "config", "core.fsyncObjectFiles", "true")
-    result = Store(await aiohttp_client(git_app(repo, tmp_path)), "git", repo)
+    result = Store(await make_git_client(), "git", repo)
     assert (await result.client.put("/old.bin", data=b"old bytes")).status == 201
     return result
 

@@ -14,21 +14,9 @@ from aiohttp.test_utils import TestClient
 from davserver.backends.git import identity_of
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
-from gitrepo import assert_linear_and_clean, commits, files, git, git_app, messages
+from gitrepo import assert_linear_and_clean, commits, files, git, messages
 
 from davserver.config import ConfigError, load
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """Where the served repository lives."""
-    return tmp_path / "store.git"
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, tmp_path: Path, repo: Path) -> TestClient:
-    """A client of a server whose only mount is the git repository ``repo`` at /."""
-    return await aiohttp_client(git_app(repo, tmp_path))
 
 
 async def chunked(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
@@ -85,7 +73,7 @@ async def test_a_short_body_leaves_nothing_behind(client: TestClient, repo: Path
 
 
 async def test_packed_and_deltified_objects_are_read(
-    aiohttp_client: Any, tmp_path: Path, repo: Path, client: TestClient
+    make_git_client: Any, repo: Path, client: TestClient
 ) -> None:
     data = os.urandom(8 << 20)
     await client.put("/big.bin", data=data)
@@ -98,7 +86,7 @@ async def test_packed_and_deltified_objects_are_read(
     assert "delta" in git(
         repo, "verify-pack", "-v", *map(str, (repo / "objects/pack").glob("*.idx"))
     )
-    fresh = await aiohttp_client(git_app(repo, tmp_path))
+    fresh = await make_git_client()
     await read_ranges(fresh, data)
     assert await (await fresh.get("/v1.bin")).read() != bytes(similar)
     assert await (await fresh.get("/v2.bin")).read() == bytes(similar)
@@ -154,10 +142,10 @@ def seed(repo: Path, folders: int, per_folder: int) -> None:
 
 
 async def test_a_commit_writes_only_the_trees_on_the_changed_path(
-    aiohttp_client: Any, tmp_path: Path, repo: Path
+    make_git_client: Any, repo: Path
 ) -> None:
     seed(repo, folders=50, per_folder=40)
-    client = await aiohttp_client(git_app(repo, tmp_path))
+    client = await make_git_client()
     before = loose_objects(repo)
     assert (await client.put("/dir007/new.txt", data=b"new")).status == 201
     new = loose_objects(repo) - before
@@ -171,13 +159,13 @@ async def test_a_commit_writes_only_the_trees_on_the_changed_path(
 # -- existing repositories and branches ------------------------------------------------------
 
 
-async def test_a_non_bare_repository_is_served(aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_a_non_bare_repository_is_served(make_git_client: Any, tmp_path: Path) -> None:
     work = tmp_path / "work"
     git(tmp_path, "init", "-q", "-b", "main", str(work))
     (work / "readme.md").write_text("# hello\n")
     git(work, "add", "readme.md")
     git(work, "commit", "-q", "-m", "start")
-    client = await aiohttp_client(git_app(work, tmp_path))
+    client = await make_git_client(work)
     assert await (await client.get("/readme.md")).read() == b"# hello\n"
     assert (await client.put("/added.txt", data=b"added")).status == 201
     assert git(work, "log", "--format=%s").split("\n")[:2] == ["PUT /added.txt", "start"]
@@ -185,10 +173,10 @@ async def test_a_non_bare_repository_is_served(aiohttp_client: Any, tmp_path: Pa
     assert_linear_and_clean(work)
 
 
-async def test_a_sha256_repository_is_served(aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_a_sha256_repository_is_served(make_git_client: Any, tmp_path: Path) -> None:
     repo = tmp_path / "sha256.git"
     git(tmp_path, "init", "-q", "--bare", "--object-format=sha256", "-b", "main", str(repo))
-    client = await aiohttp_client(git_app(repo, tmp_path))
+    client = await make_git_client(repo)
     assert (await client.request("MKCOL", "/d")).status == 201
     resp = await client.put("/d/f.txt", data=b"sha-256")
     blob = git(repo, "rev-parse", "main:d/f.txt").strip()
@@ -199,13 +187,13 @@ async def test_a_sha256_repository_is_served(aiohttp_client: Any, tmp_path: Path
     assert_linear_and_clean(repo)
 
 
-async def test_another_branch_is_served_and_written(aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_another_branch_is_served_and_written(make_git_client: Any, tmp_path: Path) -> None:
     work = tmp_path / "work"
     git(tmp_path, "init", "-q", "-b", "main", str(work))
     (work / "on-main.txt").write_text("main\n")
     git(work, "add", ".")
     git(work, "commit", "-q", "-m", "main")
-    client = await aiohttp_client(git_app(work, tmp_path, branch="site/pages"))
+    client = await make_git_client(work, branch="site/pages")
     assert (await client.get("/on-main.txt")).status == 404
     assert (await client.put("/page.html", data=b"<p>")).status == 201
     assert files(work, "site/pages") == {"page.html": b"<p>"}
@@ -213,7 +201,7 @@ async def test_another_branch_is_served_and_written(aiohttp_client: Any, tmp_pat
 
 
 async def test_symlinks_and_submodules_in_the_tree_are_left_out(
-    aiohttp_client: Any, tmp_path: Path
+    make_git_client: Any, tmp_path: Path
 ) -> None:
     work = tmp_path / "work"
     git(tmp_path, "init", "-q", "-b", "main", str(work))
@@ -223,7 +211,7 @@ async def test_symlinks_and_submodules_in_the_tree_are_left_out(
     sub = "0123456789abcdef0123456789abcdef01234567"
     git(work, "update-index", "--add", "--cacheinfo", f"160000,{sub},module")
     git(work, "commit", "-q", "-m", "odd entries")
-    client = await aiohttp_client(git_app(work, tmp_path))
+    client = await make_git_client(work)
     resp = await client.request("PROPFIND", "/", headers={"Depth": "1"})
     text = await resp.text()
     assert "real.txt" in text and "link.txt" not in text and "module" not in text
@@ -233,13 +221,13 @@ async def test_symlinks_and_submodules_in_the_tree_are_left_out(
 
 
 async def test_a_folder_that_is_not_a_repository_stops_the_start(
-    aiohttp_client: Any, tmp_path: Path
+    make_git_client: Any, tmp_path: Path
 ) -> None:
     folder = tmp_path / "not-a-repo"
     folder.mkdir()
     (folder / "stray.txt").write_text("x")
     with pytest.raises(NotADirectoryError, match="not a git repository"):
-        await aiohttp_client(git_app(folder, tmp_path))
+        await make_git_client(folder)
 
 
 def test_identity_of_users() -> None:

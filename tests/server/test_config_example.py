@@ -10,7 +10,7 @@ import pytest
 
 from davserver.config import AuthConfig, MountConfig, ServerConfig, load
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
 
 def test_example_config_loads() -> None:

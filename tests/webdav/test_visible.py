@@ -14,7 +14,7 @@ from urllib.parse import quote
 import lxml.html
 import pytest
 from aiohttp.test_utils import TestClient
-from gitrepo import git, git_app
+from gitrepo import git
 
 from davserver.app import create_app
 from davserver.config import Config, MountConfig, ServerConfig
@@ -109,9 +109,8 @@ async def test_static_listing(aiohttp_client: Any, tmp_path: Path) -> None:
         assert await follow.read() == name.encode()
 
 
-async def test_git_history_page(aiohttp_client: Any, tmp_path: Path) -> None:
-    repo = tmp_path / "store.git"
-    client: TestClient = await aiohttp_client(git_app(repo, tmp_path))
+async def test_git_history_page(make_git_client: Any, repo: Path, tmp_path: Path) -> None:
+    client: TestClient = await make_git_client()
     name = f"{RLO}txt.exe"
     assert (await client.put("/" + quote(name), data=b"one")).status == 201
     clone = tmp_path / "clone"

@@ -13,20 +13,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from gitrepo import assert_linear_and_clean, commits, files, git, git_app, messages
+from gitrepo import assert_linear_and_clean, commits, files, git, messages
 from helpers import snapshot
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """Where the served repository lives."""
-    return tmp_path / "store.git"
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, tmp_path: Path, repo: Path) -> TestClient:
-    """A client of a server whose only mount is the git repository ``repo`` at /."""
-    return await aiohttp_client(git_app(repo, tmp_path))
 
 
 async def wait_for_upload_start(repo: Path) -> None:
@@ -211,13 +199,13 @@ async def test_a_clone_holds_exactly_the_uploaded_bytes(
 
 
 async def test_a_stale_ref_lock_is_removed_once_it_is_old_enough(
-    aiohttp_client: Any, tmp_path: Path, repo: Path, caplog: pytest.LogCaptureFixture
+    make_git_client: Any, tmp_path: Path, repo: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A `refs/heads/main.lock` left by a crashed git: while younger than stale_lock_age
     every write is 503 naming it (no commit, nothing changed); once older it is removed
     with a log line and the write goes through."""
     caplog.set_level(logging.INFO)
-    client = await aiohttp_client(git_app(repo, tmp_path, stale_lock_age=30.0))
+    client = await make_git_client(stale_lock_age=30.0)
     assert (await client.put("/a.txt", data=b"first")).status == 201
     lock = repo / "refs" / "heads" / "main.lock"
     lock.write_bytes(b"0" * 40 + b"\n")

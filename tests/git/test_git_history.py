@@ -9,22 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from gitrepo import commits, git, git_app
+from gitrepo import commits, git
 from lxml import etree
 
 D = "{DAV:}"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """Where the served repository lives."""
-    return tmp_path / "store.git"
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, tmp_path: Path, repo: Path) -> TestClient:
-    """A client of a server whose only mount is the git repository ``repo`` at /."""
-    return await aiohttp_client(git_app(repo, tmp_path))
 
 
 async def history(client: TestClient, path: str) -> list[dict[str, Any]]:
@@ -146,9 +134,9 @@ def push_at(clone: Path, name: str, data: bytes, date: str) -> None:
 
 
 async def test_times_follow_pushed_commits_and_survive_a_restart(
-    aiohttp_client: Any, tmp_path: Path, repo: Path
+    make_git_client: Any, tmp_path: Path, repo: Path
 ) -> None:
-    client = await aiohttp_client(git_app(repo, tmp_path))
+    client = await make_git_client()
     await client.put("/seed", data=b"s")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
@@ -161,7 +149,7 @@ async def test_times_follow_pushed_commits_and_survive_a_restart(
     index_files = list((tmp_path / "state" / "git").glob("*.json"))
     assert len(index_files) == 1
     push_at(clone, "later.txt", b"3", "2003-02-03T04:05:06Z")
-    restarted = await aiohttp_client(git_app(repo, tmp_path))
+    restarted = await make_git_client()
     assert (await times(restarted, "/old.txt"))[1] == "2001-02-03T04:05:06Z"
     assert (await times(restarted, "/later.txt"))[1] == "2003-02-03T04:05:06Z"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-BOOTSTRAP = Path(__file__).resolve().parents[1] / "scripts" / "bootstrap.sh"
+BOOTSTRAP = Path(__file__).resolve().parents[2] / "scripts" / "bootstrap.sh"
 # Records its arguments; `-m pip` fails when the file "pip-fails" exists.
 FAKE_PYTHON = """#!/bin/sh
 echo "$*" >>calls.log

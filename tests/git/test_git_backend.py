@@ -25,18 +25,6 @@ PROPPATCH = (
 )
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """Where the served repository lives (created by the first write)."""
-    return tmp_path / "store.git"
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, tmp_path: Path, repo: Path) -> TestClient:
-    """A client of a server whose only mount is the git repository ``repo`` at /."""
-    return await aiohttp_client(git_app(repo, tmp_path))
-
-
 async def propfind(
     client: TestClient, path: str, depth: str = "1", body: str | None = None
 ) -> dict[str, etree._Element]:
