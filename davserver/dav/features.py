@@ -197,8 +197,11 @@ class FeatureSet:
                 table.update(offer(user))
             table.update(self.live)
             principal = self.principal(user)
-            for feature in self.features:
-                table.update(feature.user_properties(principal))
+            own: dict[str, list[LiveRenderer]] = {}
+            for feature in reversed(self.features):
+                for name, render in feature.user_properties(principal).items():
+                    own.setdefault(name, []).append(render)
+            table.update({name: _chain(renders) for name, renders in own.items()})
             if len(self._tables) < MAX_TABLES:
                 self._tables[user] = table
         return table
