@@ -69,8 +69,13 @@ class FilesystemStorage:
     reserved_names = frozenset({PROPS_DIR})
     reserved_prefixes = (TEMP_PREFIX,)
 
-    def __init__(self, root: str | os.PathLike[str], codec: PropsCodec) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], codec: PropsCodec, lock_file: str | None = None
+    ) -> None:
+        """``lock_file``: where writes to one path are serialized with other processes
+        serving the same folder (pathlocks.py; None: within this process only)."""
         self._configured_root = root
+        self._lock_file = lock_file
         self.root = ""
         self.codec = codec
         self._pool: WorkerPool | None = None
@@ -85,9 +90,12 @@ class FilesystemStorage:
 
         def prepare() -> str:
             os.makedirs(self._configured_root, exist_ok=True)
-            self.temps.root = os.path.realpath(self._configured_root)
+            root = self.temps.root = os.path.realpath(self._configured_root)
             self.temps.sweep()
-            return self.temps.root
+            if self._lock_file is not None:
+                os.makedirs(os.path.dirname(self._lock_file), exist_ok=True)
+                self.locks.open(self._lock_file)
+            return root
 
         if self._pool is None:
             self._pool = WorkerPool(default_threads(), "filesystem")
@@ -324,4 +332,5 @@ class FilesystemStorage:
         """Stop the worker threads once they have finished what is queued."""
         pool, self._pool = self._pool, None
         if pool is not None:
+            await pool.submit(asyncio.get_running_loop(), self.locks.close)
             pool.close()

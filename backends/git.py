@@ -253,9 +253,22 @@ class GitStorage:
                 raise InsufficientStorage(str(exc)) from exc
             raise
 
+    def _found_repo(self) -> bool:
+        """Whether the repository is open: it may have been created since this store
+        opened (by another process serving it, or a first write elsewhere)."""
+        if self._repo is not None:
+            return True
+        with self._repo_lock:
+            if self._repo is None:
+                try:
+                    self._attach(Repo(str(self.path)))
+                except NotGitRepository:
+                    return False
+        return True
+
     def _read_head(self) -> bytes | None:
         """The commit the branch points at now (None for an unborn branch)."""
-        if self._repo is None:
+        if not self._found_repo():
             return None
         try:
             data = read_small(self._ref_file, 100).strip()

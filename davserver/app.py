@@ -4,8 +4,11 @@ mount code runs, one error net for all."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -35,7 +38,10 @@ from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
+from .runtime.threads import offload
 from .state.changelog import SQLiteChangeLog
+from .state.generations import Generations
+from .state.mutex import Mutexes
 
 log = logging.getLogger("davserver")
 
@@ -43,6 +49,7 @@ log = logging.getLogger("davserver")
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
+GENERATIONS_FILE = "generations"
 WELL_KNOWN = "/.well-known/"
 
 
@@ -71,7 +78,8 @@ def build_mount(
     if m.type == "caldav":
         index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
         users = lambda: [*accounts(), m.default_user]  # noqa: E731
-        store = CalendarStore(build_storage(m, config), index, default_calendars(), users)
+        mutexes = Mutexes(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.locks")
+        store = CalendarStore(build_storage(m, config), index, default_calendars(), users, mutexes)
         caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
         features.append(caldav)
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
@@ -91,7 +99,7 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
             stale_lock_age=m.stale_lock_age,
         )
     assert m.root is not None
-    return FilesystemStorage(m.root, PROPS_CODEC)
+    return FilesystemStorage(m.root, PROPS_CODEC, path_lock_file(config.server.state_dir, m.root))
 
 
 def build_site_mount(m: MountConfig, config: Config) -> Mount:
@@ -110,6 +118,13 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
             config.server.default_charset,
         ),
     )  # fmt: skip
+
+
+def path_lock_file(state_dir: Path, root: Path) -> str:
+    """Where the processes of this host that serve the folder ``root`` serialize their
+    writes to one path (backends/pathlocks.py)."""
+    name = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
+    return str(state_dir / "pathlocks" / f"{name}.lock")
 
 
 class Router:
@@ -142,6 +157,8 @@ class Router:
             own = tree.features.own_discovery()
             tree.features.discovery = [d for d in self.discovery if d not in own]
         self.in_flight = 0
+        self.closing = False
+        """Set when the server stops: every answer from then on closes its connection."""
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -228,7 +245,11 @@ class Router:
             # cannot follow it, and only a closed connection tells the client it is cut short.
             raise ConnectionError("the answer was cut short by an error")
         pages = self.error_pages.get(mount.prefix)
-        return response if pages is None else pages.apply(response)
+        if pages is not None:
+            response = pages.apply(response)
+        if self.closing:
+            response.force_close()
+        return response
 
 
 ROUTER_KEY = web.AppKey("davserver.router", Router)
@@ -238,9 +259,10 @@ def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
     state_dir = config.server.state_dir
-    locks = LockManager(SQLiteLockStore(state_dir / LOCKS_FILE))
+    generations = Generations(state_dir / GENERATIONS_FILE)
+    locks = LockManager(SQLiteLockStore(state_dir / LOCKS_FILE), generations)
     changelog = SQLiteChangeLog(state_dir / CHANGES_FILE)
-    bus = LocalBus(changelog)
+    bus = LocalBus(changelog, generations)
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = auth.names if auth is not None else list
     mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
@@ -253,6 +275,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
+        await offload(generations.open)
+        await bus.open()
         await locks.open()
         if auth is not None:
             await auth.open()
@@ -266,6 +290,7 @@ def create_app(config: Config) -> web.Application:
             await mount.close()
         await locks.close()
         await changelog.close()
+        generations.close()
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)

@@ -9,7 +9,9 @@ import contextlib
 import gc
 import importlib.metadata
 import logging
+import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -18,18 +20,23 @@ from typing import Any
 
 from aiohttp import web
 
-from . import malloc, tls
+from . import malloc, sockets, tls
 from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app
 from .auth import htpasswd, users_cli
 from .config import Config, ConfigError, embedded_default, load, override
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
+from .master import Master
 
 log = logging.getLogger("davserver")
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT_WORKERS = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+DRAIN_GRACE = 2.0
+"""Seconds a stopping server keeps idle connections, answering (and closing) each once more."""
 
 
 def _folder(value: str) -> Path:
@@ -54,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "--root", type=_folder, help="folder to serve (overrides the first filesystem WebDAV mount)"
     )
     serve.add_argument(
+        "--workers", type=int, help="worker processes, 0 for one per core (overrides the config)"
+    )
+    serve.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -64,8 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(config: Config) -> None:
-    """Listen until SIGINT or SIGTERM, then let in-flight requests finish."""
+async def serve(
+    config: Config, listening: list[socket.socket] | None = None, ready_fd: int | None = None
+) -> None:
+    """Listen until SIGINT or SIGTERM, then let in-flight requests finish. A worker gets
+    its ``listening`` sockets from the master, and writes a byte to ``ready_fd`` once it
+    accepts connections."""
     server = config.server
     ssl_context = None
     if server.tls_cert is not None and server.tls_key is not None:
@@ -82,7 +96,7 @@ async def serve(config: Config) -> None:
     )
     await runner.setup()
     try:
-        await _serve(runner, config, ssl_context, handler_options)
+        await _serve(runner, config, ssl_context, handler_options, listening, ready_fd)
     finally:
         await runner.cleanup()
 
@@ -92,6 +106,8 @@ async def _serve(
     config: Config,
     ssl_context: ssl.SSLContext | None,
     handler_options: dict[str, Any],
+    listening: list[socket.socket] | None,
+    ready_fd: int | None,
 ) -> None:
     server = config.server
     web_server = runner.server
@@ -118,27 +134,69 @@ async def _serve(
     # out of the collector's sight, full collections stop walking it again and again
     # (a PROPFIND Depth 1 makes thousands of objects; ~10 % of its time went there).
     gc.freeze()
-    await listener.start(server.host, server.port)
+    router = runner.app[ROUTER_KEY]
+    if listening is None:
+        passed = sockets.from_systemd()  # socket activation
+        if passed:
+            listener.adopt(passed)
+        else:
+            await listener.start(server.host, server.port)
+        print_urls(config, listener.addresses, ssl_context is not None)
+    else:
+        listener.adopt(listening)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _single_process_sighup)
+    if ready_fd is not None:
+        os.write(ready_fd, b"r")
+        os.close(ready_fd)
     try:
-        scheme = "https" if ssl_context is not None else "http"
-        for host, port in listener.addresses:
-            base = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
-            for m in config.mounts:
-                print(
-                    f"davserver: {m.type} of {m.app or m.root or m.repo} at {base}{m.prefix}/",
-                    flush=True,
-                )
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        print("davserver: stopping", flush=True)
+        if listening is None:
+            print("davserver: stopping", flush=True)
     finally:
         # aiohttp's own shutdown stops reading request bodies at once; stop listening first
         # and let the requests under way (uploads too) finish, for shutdown_timeout at most.
         await listener.close()
+    router.closing = True  # answers from now on close their connection
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(runner.app[ROUTER_KEY].wait_idle(), server.shutdown_timeout)
+        await asyncio.wait_for(router.wait_idle(), server.shutdown_timeout)
+    # A client that keeps its connection and sends more gets one more answer, which
+    # closes it; idle connections are closed once this grace is over.
+    deadline = loop.time() + min(DRAIN_GRACE, server.idle_timeout)
+    while listener.open_connections and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+def _single_process_sighup() -> None:
+    log.warning("SIGHUP: the configuration is read again only with workers > 1 (ignored)")
+
+
+def print_urls(config: Config, addresses: list[tuple[str, int]], https: bool) -> None:
+    """The start-up lines: each mount's URL on each listening address."""
+    scheme = "https" if https else "http"
+    for host, port in addresses:
+        base = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
+        for m in config.mounts:
+            print(
+                f"davserver: {m.type} of {m.app or m.root or m.repo} at {base}{m.prefix}/",
+                flush=True,
+            )
+
+
+def _worker(config: Config, listening: list[socket.socket], ready_fd: int) -> int:
+    """A worker process of the master: a whole server on the master's sockets."""
+    asyncio.run(serve(config, listening, ready_fd))
+    return 0
+
+
+def _run_workers(config: Config, reload: Callable[[], Config]) -> int:
+    """The master of several worker processes (davserver/master.py)."""
+    master = Master(config, reload, _worker)
+    master.bind()
+    https = config.server.tls_cert is not None
+    return master.run(lambda: print_urls(master.config, master.addresses, https))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,22 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "user":
         return users_cli.run(args)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level.upper(), format=LOG_FORMAT
     )
     try:
-        config = load(args.config) if args.config else embedded_default(Path.cwd())
-        config = override(config, host=args.host, port=args.port, root=args.root)
-        accounts = config.auth.htpasswd
-        if accounts is not None:
-            if not accounts.is_file():  # read() takes a missing file for one without accounts
-                problem = "is not a file" if accounts.exists() else "does not exist"
-                raise ConfigError(
-                    f"{config.source}: auth.htpasswd: {accounts} {problem} (accounts are added "
-                    "with `davserver user --config FILE add NAME`)"
-                )
-            htpasswd.read(accounts)  # a broken accounts file stops us here
+        config = _config(args)
         malloc.tune()  # before any thread starts: see malloc.py
-        asyncio.run(serve(config))
+        if config.server.workers == 1:
+            asyncio.run(serve(config))
+        else:
+            # Each line names the process it comes from.
+            for handler in logging.getLogger().handlers:
+                handler.setFormatter(logging.Formatter(LOG_FORMAT_WORKERS))
+            return _run_workers(config, lambda: _config(args))
     except (ConfigError, htpasswd.HtpasswdError) as exc:
         print(f"davserver: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -170,6 +224,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"davserver: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The configuration the command line names, checked (and the accounts file read)."""
+    config = load(args.config) if args.config else embedded_default(Path.cwd())
+    config = override(config, host=args.host, port=args.port, root=args.root, workers=args.workers)
+    accounts = config.auth.htpasswd
+    if accounts is not None:
+        if not accounts.is_file():  # read() takes a missing file for one without accounts
+            problem = "is not a file" if accounts.exists() else "does not exist"
+            raise ConfigError(
+                f"{config.source}: auth.htpasswd: {accounts} {problem} (accounts are added "
+                "with `davserver user --config FILE add NAME`)"
+            )
+        htpasswd.read(accounts)  # a broken accounts file stops us here
+    return config
 
 
 if __name__ == "__main__":

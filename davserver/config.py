@@ -75,6 +75,7 @@ class ServerConfig:
     idle_timeout: float = 75.0
     read_timeout: float = 60.0
     max_connections: int = 1024
+    workers: int = 1
     max_connections_per_address: int = 128
     default_charset: str = "utf-8"
 
@@ -279,6 +280,8 @@ def _check_server(source: str, server: ServerConfig) -> None:
     for key in limits:
         if getattr(server, key) < 1:
             raise ConfigError(f"{source}: server.{key}: must be at least 1")
+    if server.workers < 0:
+        raise ConfigError(f"{source}: server.workers: must be 0 (one per core) or more")
     for key in ("idle_timeout", "read_timeout"):
         if getattr(server, key) <= 0:
             raise ConfigError(f"{source}: server.{key}: must be more than 0 seconds")
@@ -372,9 +375,20 @@ def load(path: Path) -> Config:
     return parse(data, str(path), path.resolve().parent)
 
 
-def override(config: Config, *, host: str | None, port: int | None, root: Path | None) -> Config:
-    """Apply the command line's --host, --port and --root."""
+def override(
+    config: Config,
+    *,
+    host: str | None,
+    port: int | None,
+    root: Path | None,
+    workers: int | None = None,
+) -> Config:
+    """Apply the command line's --host, --port, --root and --workers."""
     server = config.server
+    if workers is not None:
+        if workers < 0:
+            raise ConfigError("--workers: must be 0 (one per core) or more")
+        server = dataclasses.replace(server, workers=workers)
     if host is not None:
         server = dataclasses.replace(server, host=host)
     if port is not None:

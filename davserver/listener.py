@@ -20,9 +20,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from . import sockets
+
 log = logging.getLogger("davserver")
 
-BACKLOG = 1024  # connections the kernel keeps waiting (Linux caps it at somaxconn)
 ACCEPT_RETRY = 0.5  # seconds to wait after accept() fails for want of resources
 # At most one log line per address and this many seconds about connections refused for
 # max_connections_per_address (a client hammering the server must not flood the log).
@@ -87,24 +88,13 @@ class Listener:
         infos = await loop.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-        try:
-            for family, kind, proto, _, address in dict.fromkeys(infos):
-                sock = socket.socket(family, kind, proto)
-                self._sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                try:
-                    sock.bind(address)
-                except OSError as exc:
-                    where = f"{address[0]} port {address[1]}"
-                    raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
-                sock.listen(BACKLOG)
-                sock.setblocking(False)
-        except BaseException:
-            self._close_sockets()
-            raise
-        for sock in self._sockets:
+        self.adopt(sockets.bind(infos))
+
+    def adopt(self, listening: list[socket.socket]) -> None:
+        """Accept on sockets already bound and listening (a master's, systemd's)."""
+        for sock in listening:
+            sock.setblocking(False)
+            self._sockets.append(sock)
             self._spawn(self._accept(sock))
 
     async def close(self) -> None:

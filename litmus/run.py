@@ -53,7 +53,7 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], seconds: float = 20
     raise SystemExit("davserver did not start listening")
 
 
-def config_for(backend: str, work: Path, port: int) -> str:
+def config_for(backend: str, work: Path, port: int, workers: int = 1) -> str:
     """The TOML configuration of a one-mount server with a fresh store."""
     store = {
         "filesystem": f'root = "{work / "store"}"',
@@ -61,7 +61,7 @@ def config_for(backend: str, work: Path, port: int) -> str:
     }[backend]
     return (
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nstate_dir = "{work / "state"}"\n'
-        f"access_log = false\n\n"
+        f"access_log = false\nworkers = {workers}\n\n"
         f'[[mounts]]\npath = "/"\ntype = "webdav"\nbackend = "{backend}"\n{store}\n'
     )
 
@@ -76,7 +76,7 @@ def parse(output: str) -> list[str]:
     return lines
 
 
-def run(backend: str, suites: str) -> tuple[str, list[str]]:
+def run(backend: str, suites: str, workers: int = 1) -> tuple[str, list[str]]:
     """Start a server, run litmus against it, return its output and parsed results."""
     litmus = shutil.which("litmus")
     if litmus is None:
@@ -85,7 +85,7 @@ def run(backend: str, suites: str) -> tuple[str, list[str]]:
         work = Path(tmp)
         port = free_port()
         config = work / "davserver.toml"
-        config.write_text(config_for(backend, work, port))
+        config.write_text(config_for(backend, work, port, workers))
         log = (work / "server.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "davserver", "serve", "--config", str(config),
@@ -118,9 +118,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", default="filesystem", choices=["filesystem", "git"])
     ap.add_argument("--suites", default=SUITES)
+    ap.add_argument("--workers", type=int, default=1, help="worker processes of the server")
     ap.add_argument("--update", action="store_true", help="rewrite the expected results")
     args = ap.parse_args()
-    output, results = run(args.backend, args.suites)
+    output, results = run(args.backend, args.suites, args.workers)
     for m in _SUMMARY.finditer(output):
         print(f"litmus {m[1]}: {m[2]} run, {m[3]} passed, {m[4]} failed")
     expected_file = HERE / f"expected-{args.backend}.txt"

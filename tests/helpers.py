@@ -7,8 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -56,6 +57,25 @@ class ServerProcess:
     proc: subprocess.Popen[str]
     port: int
     cwd: Path
+    output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        # Drain the output as it comes: a full pipe would stop the server at its next
+        # log line.
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def log(self) -> str:
+        """Everything the server has written so far (all of it once it has stopped)."""
+        if self.proc.poll() is not None and self.reader is not None:
+            self.reader.join(timeout=10)
+        return "".join(self.output)
 
     @property
     def url(self) -> str:
@@ -84,9 +104,7 @@ def start_server(cwd: Path, *args: str, port: int | None = None) -> ServerProces
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(
-                f"server exited early: {proc.stdout.read() if proc.stdout else ''}"
-            )
+            raise AssertionError(f"server exited early: {ServerProcess(proc, port, cwd).log()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return ServerProcess(proc, port, cwd)

@@ -169,8 +169,22 @@ class CalDav(Feature):
                 renderer.values.update(indexed_values(res.path, seq, epoch))
 
     def subscribe(self, bus: EventBus, tree: Tree) -> None:
-        """Keep the calendar index current from the tree's change events."""
+        """Keep the calendar index current from the tree's change events; of the changes
+        other processes made (they wrote the index), drop what memory holds."""
         bus.subscribe(tree.prefix, self._on_changes)
+        bus.subscribe(tree.prefix, self._on_remote_changes, remote=True)
+
+    async def _on_remote_changes(self, events: Sequence[ChangeEvent]) -> None:
+        index = self.store.index
+        for event in events:
+            for path in (event.path, event.to):
+                where = place(path) if path is not None else None
+                if where is None:
+                    continue
+                if where.calendar:
+                    index.uncache(where.calendar)
+                elif where.kind == "home" and where.user:
+                    index.uncache_home(where.user)
 
     async def _on_changes(self, events: Sequence[ChangeEvent]) -> None:
         index, store = self.store.index, self.store

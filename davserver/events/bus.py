@@ -9,9 +9,14 @@ store, whichever request, method or outside edit made it, instead of hooking met
 handlers.
 
 :class:`LocalBus` delivers within this process, before the write that caused the event
-returns, so a request that follows the write sees what the subscribers made of it. A bus
-for several processes or hosts implements :class:`EventBus` too; nothing may assume that
-subscribers live in the process that made the change.
+returns, so a request that follows the write sees what the subscribers made of it. Other
+processes sharing the state (workers of one host, through the state folder) learn of the
+change from the shared log: the bus bumps the ``changes`` generation, and their buses,
+at the start of each request (:meth:`LocalBus.catch_up`), read what the others appended
+and hand it to their *remote* subscribers (what they cache is then dropped). So a change
+is acted upon once, by the process that made it (the index written, locks released), and
+seen everywhere. Nothing may assume that subscribers live in the process that made the
+change.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from davserver.backends.base import Changed, ChangeKind, Resource
 from davserver.state.changelog import ChangeLog
+from davserver.state.generations import Generations
 
 log = logging.getLogger("davserver.events")
 
@@ -66,23 +72,72 @@ Subscriber = Callable[[Sequence[ChangeEvent]], Awaitable[None]]
 class EventBus(Protocol):
     """Numbers the changes of each mount and hands them to its subscribers."""
 
-    def subscribe(self, mount: str, subscriber: Subscriber) -> None:
-        """Give ``subscriber`` the events of ``mount`` from now on."""
+    def subscribe(self, mount: str, subscriber: Subscriber, *, remote: bool = False) -> None:
+        """Give ``subscriber`` the events of ``mount`` from now on: those made in this
+        process, or (``remote``) those other processes made."""
 
     async def publish(self, mount: str, changes: Sequence[Changed]) -> list[ChangeEvent]:
         """Number ``changes`` and deliver them; the events made of them."""
 
+    async def catch_up(self) -> None:
+        """Deliver to the remote subscribers what other processes published since."""
+
+    async def open(self) -> None:
+        """Prepare (before the first request)."""
+
+
+CATCH_UP_PAGE = 1000
+
 
 class LocalBus:
-    """An :class:`EventBus` within one process, numbering through ``log``."""
+    """An :class:`EventBus` numbering through ``changelog``; with ``generations`` it
+    tells other processes of its changes and learns of theirs."""
 
-    def __init__(self, changelog: ChangeLog) -> None:
+    def __init__(self, changelog: ChangeLog, generations: Generations | None = None) -> None:
         self._log = changelog
+        self._generations = generations
         self._subscribers: dict[str, list[Subscriber]] = {}
+        self._remote: dict[str, list[Subscriber]] = {}
+        self._seen: int | None = None
 
-    def subscribe(self, mount: str, subscriber: Subscriber) -> None:
+    async def open(self) -> None:
+        """Start from the log's end: what other processes publish from now on."""
+        if self._generations is not None:
+            self._seen = await self._log.newest_all()
+
+    def subscribe(self, mount: str, subscriber: Subscriber, *, remote: bool = False) -> None:
         """Deliver the events of ``mount`` to ``subscriber`` too."""
-        self._subscribers.setdefault(mount, []).append(subscriber)
+        table = self._remote if remote else self._subscribers
+        table.setdefault(mount, []).append(subscriber)
+
+    async def catch_up(self) -> None:
+        """What other processes appended to the log since this one last looked, handed to
+        the remote subscribers (nothing to do, and no I/O, unless another process said it
+        changed something)."""
+        generations = self._generations
+        if generations is None or self._seen is None or not generations.changed("changes"):
+            return
+        while True:
+            found = await self._log.since_all(self._seen, CATCH_UP_PAGE)
+            if not found:
+                return
+            self._seen = found[-1].seq
+            theirs = [e for e in found if e.origin != self._log.origin]
+            by_mount: dict[str, list[ChangeEvent]] = {}
+            for e in theirs:
+                kind = cast(ChangeKind, e.kind)
+                event = ChangeEvent(
+                    e.mount, e.seq, e.path, kind, e.collection, e.author, None, e.etag, e.to
+                )
+                by_mount.setdefault(e.mount, []).append(event)
+            for mount, events in by_mount.items():
+                for subscriber in self._remote.get(mount, ()):
+                    try:
+                        await subscriber(events)
+                    except Exception as exc:
+                        log.warning("a remote subscriber of %r failed: %s", mount, exc)
+            if len(found) < CATCH_UP_PAGE:
+                return
 
     async def publish(self, mount: str, changes: Sequence[Changed]) -> list[ChangeEvent]:
         """Record the changes in the mount's sequence, then deliver them to every
@@ -92,12 +147,18 @@ class LocalBus:
         seqs = await self._log.append(mount, changes)
         events = [_event(mount, seq, ch) for seq, ch in zip(seqs, changes, strict=True)]
         failure: BaseException | None = None
-        for subscriber in self._subscribers.get(mount, ()):
-            try:
-                await subscriber(events)
-            except Exception as exc:
-                log.warning("a subscriber of %r failed on %d events: %s", mount, len(events), exc)
-                failure = failure or exc
+        try:
+            for subscriber in self._subscribers.get(mount, ()):
+                try:
+                    await subscriber(events)
+                except Exception as exc:
+                    log.warning(
+                        "a subscriber of %r failed on %d events: %s", mount, len(events), exc
+                    )
+                    failure = failure or exc
+        finally:
+            if self._generations is not None:
+                self._generations.bump("changes")  # after the subscribers: what they wrote
         if failure is not None:
             raise failure
         return events

@@ -9,12 +9,15 @@ paths of one mount; each mount has its own namespace in the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
+
+from davserver.state.generations import Generations
 
 Scope = Literal["exclusive", "shared"]
 Depth = Literal["0", "infinity"]
@@ -49,6 +52,10 @@ class Lock:
         return max(0, math.ceil(self.expires - (now or time.time())))
 
 
+Conflicts = Callable[[list[Lock]], "Lock | None"]
+"""Given the live locks of a namespace, the one a new lock would conflict with (or None)."""
+
+
 class LockStore(Protocol):
     """Where locks persist. A store shared by several workers implements this too."""
 
@@ -57,6 +64,12 @@ class LockStore(Protocol):
 
     async def save(self, lock: Lock) -> None:
         """Insert or replace a lock."""
+
+    async def insert_unless(self, lock: Lock, conflicts: Conflicts, now: float) -> Lock | None:
+        """In one transaction: drop the locks expired at ``now``, then insert ``lock``
+        unless ``conflicts`` finds a live lock of its namespace in the way (that lock is
+        then returned and nothing changes). Two processes taking conflicting locks at
+        once: one gets its lock, the other the conflict."""
 
     async def delete(self, tokens: Iterable[str]) -> None:
         """Forget locks."""
@@ -77,11 +90,30 @@ def _is_at_or_below(path: str, root: str) -> bool:
     return not root or path == root or path.startswith(root + "/")
 
 
-class LockManager:
-    """Locks of all mounts, indexed by (namespace, root path)."""
+def _conflict(new: Lock, live: list[Lock]) -> Lock | None:
+    """The lock among ``live`` (of ``new``'s namespace) that ``new`` conflicts with: one
+    covering its root, or below it at depth infinity, unless both are shared."""
+    for other in live:
+        if other.namespace != new.namespace:
+            continue
+        overlap = other.covers(new.root) or (
+            new.depth == "infinity"
+            and other.root != new.root
+            and _is_at_or_below(other.root, new.root)
+        )
+        if overlap and (new.scope == "exclusive" or other.scope == "exclusive"):
+            return other
+    return None
 
-    def __init__(self, store: LockStore) -> None:
+
+class LockManager:
+    """Locks of all mounts, indexed by (namespace, root path). With ``generations``, the
+    processes sharing the store tell each other when the locks changed (each reloads its
+    index, :meth:`sync`)."""
+
+    def __init__(self, store: LockStore, generations: Generations | None = None) -> None:
         self._store = store
+        self._generations = generations
         self._by_root: dict[tuple[str, str], list[Lock]] = {}
         self._by_token: dict[str, Lock] = {}
         self._roots_per_namespace: dict[str, int] = {}
@@ -98,6 +130,24 @@ class LockManager:
                 self._index(lock)
         if expired:
             await self._store.delete(expired)
+
+    async def sync(self) -> None:
+        """Reload the index when another process changed the locks (no I/O otherwise)."""
+        if self._generations is None or not self._generations.changed("locks"):
+            return
+        async with self._write:
+            fresh = await self._store.load()
+            self._by_root.clear()
+            self._by_token.clear()
+            self._roots_per_namespace.clear()
+            now = time.time()
+            for lock in fresh:
+                if lock.expires > now:
+                    self._index(lock)
+
+    def _changed(self) -> None:
+        if self._generations is not None:
+            self._generations.bump("locks")
 
     async def close(self) -> None:
         """Close the store."""
@@ -183,14 +233,9 @@ class LockManager:
         principal: str,
         collection: bool,
     ) -> Lock:
-        """Take a new lock; :class:`LockConflict` when an existing one is in the way."""
+        """Take a new lock; :class:`LockConflict` when an existing one is in the way (the
+        store decides, in one transaction with the insert)."""
         async with self._write:
-            existing = self.covering(namespace, root)
-            if depth == "infinity":
-                existing += self.below(namespace, root)
-            for other in existing:
-                if scope == "exclusive" or other.scope == "exclusive":
-                    raise LockConflict(other)
             lock = Lock(
                 token=f"urn:uuid:{uuid.uuid4()}",
                 namespace=namespace,
@@ -203,8 +248,15 @@ class LockManager:
                 principal=principal,
                 collection=collection,
             )
-            await self._store.save(lock)
+            other = await self._store.insert_unless(
+                lock, functools.partial(_conflict, lock), time.time()
+            )
+            if other is not None:
+                if other.token not in self._by_token:
+                    self._index(other)  # another process's, unknown here until now
+                raise LockConflict(other)
             self._index(lock)
+            self._changed()
             return lock
 
     async def refresh(self, lock: Lock, timeout: int) -> Lock:
@@ -214,6 +266,7 @@ class LockManager:
             await self._store.save(fresh)
             self._unindex(lock)
             self._index(fresh)
+            self._changed()
             return fresh
 
     async def release(self, locks: Iterable[Lock]) -> None:
@@ -225,6 +278,7 @@ class LockManager:
             await self._store.delete(lock.token for lock in locks)
             for lock in locks:
                 self._unindex(lock)
+            self._changed()
 
     async def release_tree(self, namespace: str, path: str) -> None:
         """Remove the locks rooted at or below ``path`` (after a DELETE or MOVE)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
 from davserver.runtime.sqlite import SQLiteThread
 
-from .manager import Lock
+from .manager import Conflicts, Lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS locks (
@@ -24,6 +25,18 @@ CREATE TABLE IF NOT EXISTS locks (
 );
 """
 _COLUMNS = "token, namespace, root, scope, depth, owner, timeout, expires, principal, collection"
+_INSERT = f"INSERT OR REPLACE INTO locks ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+
+
+def _values(lock: Lock) -> tuple[object, ...]:
+    return (
+        lock.token, lock.namespace, lock.root, lock.scope, lock.depth, lock.owner,
+        lock.timeout, lock.expires, lock.principal, int(lock.collection),
+    )  # fmt: skip
+
+
+def _lock(row: tuple[object, ...]) -> Lock:
+    return Lock(*row[:-1], collection=bool(row[-1]))  # type: ignore[arg-type]
 
 
 class SQLiteLockStore:
@@ -35,16 +48,37 @@ class SQLiteLockStore:
     async def load(self) -> list[Lock]:
         """Every stored lock."""
         rows = await self._db.run(lambda db: db.execute(f"SELECT {_COLUMNS} FROM locks").fetchall())
-        return [Lock(*row[:-1], collection=bool(row[-1])) for row in rows]
+        return [_lock(row) for row in rows]
 
     async def save(self, lock: Lock) -> None:
         """Insert or replace a lock."""
-        values = (
-            lock.token, lock.namespace, lock.root, lock.scope, lock.depth, lock.owner,
-            lock.timeout, lock.expires, lock.principal, int(lock.collection),
-        )  # fmt: skip
-        sql = f"INSERT OR REPLACE INTO locks ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
-        await self._db.run(lambda db: db.execute(sql, values))
+        values = _values(lock)
+        await self._db.run(lambda db: db.execute(_INSERT, values))
+
+    async def insert_unless(self, lock: Lock, conflicts: Conflicts, now: float) -> Lock | None:
+        """Insert ``lock`` unless a live lock of its namespace conflicts, in one
+        transaction that other processes wait for (BEGIN IMMEDIATE)."""
+
+        def insert(db: sqlite3.Connection) -> Lock | None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM locks WHERE expires <= ?", (now,))
+                live = [
+                    _lock(row)
+                    for row in db.execute(
+                        f"SELECT {_COLUMNS} FROM locks WHERE namespace = ?", (lock.namespace,)
+                    )
+                ]
+                other = conflicts(live)
+                if other is None:
+                    db.execute(_INSERT, _values(lock))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return other
+
+        return await self._db.run(insert)
 
     async def delete(self, tokens: Iterable[str]) -> None:
         """Forget locks."""

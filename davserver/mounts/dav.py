@@ -91,6 +91,9 @@ class DavMount:
         if request.method not in self.features.handlers:
             return web.Response(status=405, headers={"Allow": self.features.allow})
         try:
+            # What other processes changed (workers of this host): dropped from caches.
+            await self._bus.catch_up()
+            await self.locks.sync()
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
             path = self.storage_path(request.raw_path)

@@ -8,12 +8,13 @@ older than that is no longer known (a client holding it must start over).
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from davserver.backends.base import Changed
 from davserver.runtime.sqlite import SQLiteThread
@@ -32,12 +33,15 @@ CREATE TABLE IF NOT EXISTS changes (
     dest TEXT,
     etag TEXT,
     author TEXT NOT NULL,
-    time REAL NOT NULL
+    time REAL NOT NULL,
+    origin TEXT NOT NULL DEFAULT '',
+    collection INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS changes_by_mount ON changes (mount, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('epoch', lower(hex(randomblob(4))));
 """
+_FIELDS = "seq, path, kind, dest, etag, author, mount, origin, collection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +53,27 @@ class LoggedChange:
     kind: str
     to: str | None
     etag: str | None
+    author: str = ""
+    mount: str = ""
+    origin: str = ""
+    """The process that made the change (see :attr:`ChangeLog.origin`)."""
+    collection: bool = False
 
 
 class ChangeLog(Protocol):
     """Numbers the changes of each mount and remembers them."""
+
+    origin: str
+    """A random name of this process's log connection, recorded with what it appends."""
 
     async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
         """Record changes of ``mount``, in order; their numbers (increasing)."""
 
     async def since(self, mount: str, seq: int, limit: int) -> list[LoggedChange]:
         """At most ``limit`` changes of ``mount`` after number ``seq``, oldest first."""
+
+    async def since_all(self, seq: int, limit: int) -> list[LoggedChange]:
+        """At most ``limit`` changes of any mount after number ``seq``, oldest first."""
 
     async def oldest(self, mount: str) -> int:
         """The number of the latest change dropped from ``mount``'s log (0 when none):
@@ -67,11 +82,19 @@ class ChangeLog(Protocol):
     async def newest(self, mount: str) -> int:
         """The number of the latest change of ``mount`` (0 when none)."""
 
+    async def newest_all(self) -> int:
+        """The number of the latest change of any mount (0 when none)."""
+
     async def epoch(self) -> str:
         """A random name of this log, made with it: numbers count within one log only."""
 
     async def close(self) -> None:
         """Release the log."""
+
+
+def _logged(row: tuple[Any, ...]) -> LoggedChange:
+    *fields, collection = row
+    return LoggedChange(*fields, collection=bool(collection))
 
 
 def _prune(db: sqlite3.Connection, mount: str, keep: int) -> None:
@@ -91,6 +114,7 @@ class SQLiteChangeLog:
 
     def __init__(self, path: Path, keep: int = KEEP) -> None:
         self._db = SQLiteThread(path, _SCHEMA, "changelog")
+        self.origin = secrets.token_hex(8)
         self._keep = keep
         self._appended = 0
         self._epoch: str | None = None
@@ -103,15 +127,26 @@ class SQLiteChangeLog:
         if prune:
             self._appended = 0
         keep = self._keep
+        origin = self.origin
 
         def insert(db: sqlite3.Connection) -> list[int]:
             seqs = []
             with db:
                 for ch in changes:
                     cursor = db.execute(
-                        "INSERT INTO changes (mount, path, kind, dest, etag, author, time) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (mount, ch.path, ch.kind, ch.to, ch.new_etag, ch.author, now),
+                        "INSERT INTO changes (mount, path, kind, dest, etag, author, time, "
+                        "origin, collection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            mount,
+                            ch.path,
+                            ch.kind,
+                            ch.to,
+                            ch.new_etag,
+                            ch.author,
+                            now,
+                            origin,
+                            int(ch.is_collection),
+                        ),
                     )
                     seqs.append(int(cursor.lastrowid or 0))
                 if prune:
@@ -124,12 +159,20 @@ class SQLiteChangeLog:
         """The changes after ``seq``, oldest first."""
         rows = await self._db.run(
             lambda db: db.execute(
-                "SELECT seq, path, kind, dest, etag FROM changes WHERE mount = ? AND seq > ?"
-                " ORDER BY seq LIMIT ?",
+                f"SELECT {_FIELDS} FROM changes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (mount, seq, limit),
             ).fetchall()
         )
-        return [LoggedChange(*row) for row in rows]
+        return [_logged(row) for row in rows]
+
+    async def since_all(self, seq: int, limit: int) -> list[LoggedChange]:
+        """The changes of every mount after ``seq``, oldest first."""
+        rows = await self._db.run(
+            lambda db: db.execute(
+                f"SELECT {_FIELDS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            ).fetchall()
+        )
+        return [_logged(row) for row in rows]
 
     async def oldest(self, mount: str) -> int:
         """The number of the latest change of ``mount`` that was dropped (0: none)."""
@@ -147,6 +190,11 @@ class SQLiteChangeLog:
                 "SELECT MAX(seq) FROM changes WHERE mount = ?", (mount,)
             ).fetchone()
         )
+        return int(row[0] or 0)
+
+    async def newest_all(self) -> int:
+        """The latest number of any mount."""
+        row = await self._db.run(lambda db: db.execute("SELECT MAX(seq) FROM changes").fetchone())
         return int(row[0] or 0)
 
     async def epoch(self) -> str:

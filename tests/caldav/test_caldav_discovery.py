@@ -79,7 +79,7 @@ def test_the_caldav_library_finds_the_calendars_from_the_bare_url_of_davserver_s
         assert not (tmp_path / "calendars" / "user").exists()
         events.save_event(event("first").decode())
     assert server.stop() == 0
-    out = server.proc.stdout.read() if server.proc.stdout else ""
+    out = server.log()
     assert f"{server.url}/caldav/" in out, out  # the start-up lines name the CalDAV URL
     assert (tmp_path / "calendars" / "user" / "calendar" / "first.ics").is_file()
     assert (tmp_path / "calendars" / "user" / "tasks").is_dir()

@@ -89,8 +89,7 @@ async def test_one_server_fronts_the_whole_site(
         async with s.get(f"{base}/app/") as resp:
             assert await resp.text() == "Hello, World!"
     assert server.stop() == 0
-    assert server.proc.stdout is not None
-    output = server.proc.stdout.read()
+    output = server.log()
     assert "davserver: wsgi of wsgiapps:hello at" in output
     lines = {
         path: line

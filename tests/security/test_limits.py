@@ -5,7 +5,6 @@ connection cap and the cap per client address. Every refusal leaves the served t
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import stat
@@ -101,25 +100,13 @@ class Site:
     server: ServerProcess
     tree: Path
     output: list[str] = field(default_factory=list)
-
     @property
     def port(self) -> int:
         return self.server.port
 
     def log(self) -> str:
         """Everything the server has written so far (read without blocking)."""
-        assert self.server.proc.stdout is not None
-        fd = self.server.proc.stdout.fileno()
-        os.set_blocking(fd, False)
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self.output.append(chunk.decode("utf-8", "replace"))
-        return "".join(self.output)
+        return self.server.log()
 
     def wait_for_log(self, pattern: str, timeout: float = 3.0) -> str:
         """Wait until a line of the log matches ``pattern``; return the log."""

@@ -164,7 +164,7 @@ def test_urls_printed_at_start_say_https(
     )
     server = start_server(tmp_path, "--config", str(tmp_path / "tls.toml"))
     assert server.stop() == 0
-    out = server.proc.stdout.read() if server.proc.stdout else ""
+    out = server.log()
     assert f"at https://127.0.0.1:{server.port}/files/" in out
     assert "http://" not in out
 

@@ -33,7 +33,7 @@ def test_embedded_default_creates_data_and_prints_its_url(
     assert request("PUT", f"{server.url}/hello.txt", b"hi")[0] == 201
     assert (tmp_path / "data" / "hello.txt").read_bytes() == b"hi"
     assert server.stop() == 0
-    out = server.proc.stdout.read() if server.proc.stdout else ""
+    out = server.log()
     assert f"http://127.0.0.1:{server.port}/" in out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
@@ -24,6 +24,11 @@ class MemoryStore:
 
     async def save(self, lock: Lock) -> None:
         pass
+
+    async def insert_unless(
+        self, lock: Lock, conflicts: Callable[[list[Lock]], Lock | None], now: float
+    ) -> Lock | None:
+        return None
 
     async def delete(self, tokens: Iterable[str]) -> None:
         pass

@@ -12,10 +12,12 @@ LITMUS = Path(__file__).resolve().parents[2] / "litmus"
 RUNNER = LITMUS / "run.py"
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("backend", ["filesystem", "git"])
-def test_litmus_matches_expected(backend: str) -> None:
+def test_litmus_matches_expected(backend: str, workers: int) -> None:
+    """The same results with one process and with two worker processes."""
     done = subprocess.run(
-        [sys.executable, str(RUNNER), "--backend", backend],
+        [sys.executable, str(RUNNER), "--backend", backend, "--workers", str(workers)],
         capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

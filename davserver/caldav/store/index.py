@@ -114,6 +114,17 @@ class CalendarIndex:
         """The items of a calendar when they are in memory already."""
         return self._items.get(calendar)
 
+    def uncache(self, calendar: str) -> None:
+        """Forget what memory holds of a calendar (another process changed it in the
+        database): it is read again when next asked for."""
+        self._items.pop(calendar, None)
+
+    def uncache_home(self, user: str) -> None:
+        """Forget what memory holds of every calendar of ``user``."""
+        prefix = user + "/"
+        for calendar in [c for c in self._items if c.startswith(prefix)]:
+            del self._items[calendar]
+
     async def items(self, calendar: str) -> CalendarItems:
         """The indexed items of a calendar (items an older version indexed have the
         summary :data:`STALE`)."""

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from davserver.backends.base import (
@@ -51,6 +52,7 @@ from davserver.backends.base import (
 )
 from davserver.ical.summary import Summary, summarize
 from davserver.runtime.threads import offload
+from davserver.state.mutex import Mutexes
 
 from .cache import BodyCache
 from .index import STALE, CalendarIndex
@@ -141,16 +143,17 @@ class CalendarStore:
         index: CalendarIndex,
         defaults: Mapping[str, DeadProps],
         accounts: Callable[[], Iterable[str]] = list,
+        mutexes: Mutexes | None = None,
     ) -> None:
         self.inner = inner
         self.index = index
+        self._mutexes = mutexes or Mutexes(None)
         self.defaults = dict(defaults)
         self._accounts = accounts
         self.reserved_names = inner.reserved_names
         self.reserved_prefixes = inner.reserved_prefixes
         self._started = time.time()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._writers: dict[str, asyncio.Lock] = {}
         self._feed: Feed | None = None
         self._stale: set[str] = set()
         self._listener: ChangeListener | None = None
@@ -204,9 +207,10 @@ class CalendarStore:
         return self._feed
 
     async def open(self) -> None:
-        """Open the inner store and its change feed."""
+        """Open the inner store, its change feed and the lock file of the writes."""
         await self.inner.open()
         self._feed = self.inner.feed()
+        await offload(self._mutexes.open)
 
     async def close(self) -> None:
         """Close the change feed, the inner store and the index."""
@@ -214,6 +218,7 @@ class CalendarStore:
             self._feed.close()
         await self.inner.close()
         await self.index.close()
+        self._mutexes.close()
 
     async def stat(self, path: str, *, dead_props: bool = False) -> Resource | None:
         """The resource at ``path``: virtual ones synthesized, the rest from the inner store."""
@@ -310,10 +315,11 @@ class CalendarStore:
 
     # -- calendars ----------------------------------------------------------------------
 
-    def writing(self, calendar: str) -> asyncio.Lock:
+    def writing(self, calendar: str) -> AbstractAsyncContextManager[None]:
         """The lock that a write checking the calendar's UIDs holds across its check and
-        its write (so two objects of one UID cannot both pass)."""
-        return self._writers.setdefault(calendar, asyncio.Lock())
+        its write (so two objects of one UID cannot both pass), in every process that
+        shares the state."""
+        return self._mutexes.hold(f"calendar\0{calendar}")
 
     def mark_stale(self, calendar: str) -> None:
         """Have the next :meth:`refresh` of ``calendar`` list it in full (a change the

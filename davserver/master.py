@@ -1,0 +1,287 @@
+"""Several worker processes on one host: the master.
+
+With ``[server] workers`` above one, ``davserver serve`` becomes a master that binds the
+listening sockets (davserver/sockets.py), starts the workers (each a whole server, forked
+from the master, sharing the sockets and the state folder) and looks after them:
+
+- a worker that dies is started again (a log line; after repeated quick deaths, with a
+  growing pause);
+- SIGTERM or SIGINT stops the workers the way a single server stops (each finishes the
+  requests under way) and then the master;
+- SIGHUP reads the configuration again: a bad one is refused with a log line and the
+  workers go on; a good one starts new workers on the same sockets, and once they are
+  ready the old ones are told to stop, finishing what they are doing. The listening
+  addresses cannot change this way (a log line says so): that takes a restart.
+
+The master itself serves no request and starts no thread before it forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import sockets
+from .config import Config, ConfigError
+
+log = logging.getLogger("davserver")
+
+READY_TIMEOUT = 60.0
+"""Seconds a new worker has to get ready before it counts as failed."""
+RESPAWN_PAUSE_MAX = 10.0
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+_PR_SET_PDEATHSIG = 1
+
+WorkerMain = Callable[[Config, list[socket.socket], int], int]
+"""What a worker runs: the configuration, its listening sockets and the file descriptor
+to write one byte to once it listens; its exit code."""
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@dataclass
+class _Worker:
+    pid: int
+    slot: int
+    generation: int
+    ready_fd: int
+    ready: bool = False
+    stopping: bool = False
+
+
+@dataclass
+class Master:
+    """Starts and looks after the workers (see the module docstring)."""
+
+    config: Config
+    reload: Callable[[], Config]
+    """Reads the configuration again (SIGHUP); raises ConfigError when it is bad."""
+    worker_main: WorkerMain
+    slots: list[list[socket.socket]] = field(default_factory=list)
+    workers: dict[int, _Worker] = field(default_factory=dict)
+    generation: int = 0
+    _deaths: list[float] = field(default_factory=list)
+
+    def bind(self) -> None:
+        """The listening sockets: systemd's, or one set per worker with SO_REUSEPORT, or
+        one set for all."""
+        count = self.count
+        passed = sockets.from_systemd()
+        if passed:
+            self.slots = [passed] * count
+            return
+        server = self.config.server
+        infos = sockets.addresses_of(server.host, server.port)
+        if sockets.reuse_port_available():
+            first = sockets.bind(infos, reuse_port=True)
+            # The port the first set got (port 0 asks the kernel for one) is the others'.
+            port = first[0].getsockname()[1]
+            infos = sockets.addresses_of(server.host, port)
+            self.slots = [first] + [sockets.bind(infos, reuse_port=True) for _ in range(count - 1)]
+        else:
+            shared = sockets.bind(infos)
+            self.slots = [shared] * count
+
+    @property
+    def count(self) -> int:
+        """How many workers run."""
+        return self.config.server.workers or default_workers()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each listening address."""
+        return [sock.getsockname()[:2] for sock in self.slots[0]]
+
+    def run(self, on_ready: Callable[[], None]) -> int:
+        """Start the workers, call ``on_ready`` once they listen, and look after them until
+        told to stop; the exit code."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        self.generation = 1
+        for slot in range(self.count):
+            self._spawn(slot)
+        if not self._wait_ready(self.generation):
+            log.error("the workers did not start")
+            self._stop_all()
+            return 1
+        on_ready()
+        while True:
+            info = signal.sigtimedwait(_SIGNALS, 1.0)
+            self._reap()
+            if info is None or info.si_signo == signal.SIGCHLD:
+                continue
+            if info.si_signo == signal.SIGHUP:
+                self._restart()
+                continue
+            print("davserver: stopping", flush=True)
+            self._stop_all()
+            return 0
+
+    # -- workers --------------------------------------------------------------------------
+
+    def _spawn(self, slot: int) -> None:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                os.close(read_fd)
+                _die_with_parent(master=os.getppid())
+                for sig in _SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                mine = self.slots[slot]
+                for group in self.slots:
+                    for sock in group:
+                        if sock not in mine:
+                            sock.close()
+                code = self.worker_main(self.config, mine, write_fd)
+            except BaseException:
+                log.exception("a worker failed")
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(write_fd)
+        self.workers[pid] = _Worker(pid, slot, self.generation, read_fd)
+
+    def _wait_ready(self, generation: int) -> bool:
+        """Wait until every worker of ``generation`` is ready (False: one failed)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            waiting = [
+                w for w in self.workers.values() if w.generation == generation and not w.ready
+            ]
+            if not waiting:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            readable, _, _ = select.select([w.ready_fd for w in waiting], [], [], min(left, 0.5))
+            for worker in waiting:
+                if worker.ready_fd in readable:
+                    if not os.read(worker.ready_fd, 1):
+                        return False  # it exited before it was ready
+                    worker.ready = True
+                    os.close(worker.ready_fd)
+            if any(self._reap_one(w.pid) for w in waiting if not w.ready):
+                return False
+
+    def _reap_one(self, pid: int) -> bool:
+        """Whether the worker ``pid`` has exited (it is then forgotten)."""
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                return False
+        worker = self.workers.pop(pid, None)
+        if worker is not None and not worker.ready:
+            with contextlib.suppress(OSError):
+                os.close(worker.ready_fd)
+        return True
+
+    def _reap(self) -> None:
+        """Collect the workers that exited; start again those that were not told to stop."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None or worker.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("worker %d (slot %d) exited (%s): starting another", pid, worker.slot,
+                        f"signal {-code}" if code < 0 else f"code {code}")  # fmt: skip
+            self._pause_after_death()
+            self._spawn(worker.slot)
+
+    def _pause_after_death(self) -> None:
+        """Workers that keep dying at once get started again less and less often."""
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < 60] + [now]
+        if len(self._deaths) > 3:
+            time.sleep(min(RESPAWN_PAUSE_MAX, 0.5 * 2 ** (len(self._deaths) - 3)))
+
+    def _restart(self) -> None:
+        """SIGHUP: new workers with the configuration read again, then the old ones go."""
+        try:
+            config = self.reload()
+        except (ConfigError, OSError) as exc:
+            log.error("SIGHUP: configuration refused, the workers go on: %s", exc)
+            return
+        server, new = self.config.server, config.server
+        if (new.host, new.port) != (server.host, server.port) or (new.workers or 0) != (
+            server.workers or 0
+        ):
+            log.warning(
+                "SIGHUP: listening addresses and the number of workers change only with a "
+                "restart; the rest of the new configuration is used"
+            )
+            config = dataclasses.replace(
+                config,
+                server=dataclasses.replace(
+                    new, host=server.host, port=server.port, workers=server.workers
+                ),
+            )
+        old = [w for w in self.workers.values() if not w.stopping]
+        self.config = config
+        self.generation += 1
+        for slot in range(len(self.slots)):
+            self._spawn(slot)
+        if not self._wait_ready(self.generation):
+            log.error("SIGHUP: the new workers did not start; the old ones go on")
+            for worker in [w for w in self.workers.values() if w.generation == self.generation]:
+                worker.stopping = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGTERM)
+            return
+        for worker in old:
+            worker.stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGTERM)
+        log.info(
+            "SIGHUP: %d new workers serve; the old ones finish their requests", len(self.slots)
+        )
+
+    def _stop_all(self) -> None:
+        """SIGTERM to every worker, then wait for them (they finish their requests)."""
+        for worker in self.workers.values():
+            worker.stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.config.server.shutdown_timeout + 10
+        while self.workers and time.monotonic() < deadline:
+            for pid in list(self.workers):
+                self._reap_one(pid)
+            time.sleep(0.05)
+        for pid in list(self.workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._reap_one(pid)
+
+
+def _die_with_parent(master: int) -> None:
+    """Have the kernel kill this worker when the master dies (Linux), so that a master
+    killed outright leaves no worker behind (and exit at once if it already has)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != master:
+        os._exit(1)
