@@ -187,8 +187,12 @@ def print_urls(config: Config, addresses: list[tuple[str, int]], https: bool) ->
 
 def _worker(config: Config, listening: list[socket.socket], ready_fd: int) -> int:
     """A worker process of the master: a whole server on the master's sockets."""
-    asyncio.run(serve(config, listening, ready_fd))
-    return 0
+
+    def run() -> int:
+        asyncio.run(serve(config, listening, ready_fd))
+        return 0
+
+    return _guarded(run)
 
 
 def _run_workers(config: Config, reload: Callable[[], Config]) -> int:
@@ -207,23 +211,32 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format=LOG_FORMAT
     )
-    try:
+
+    def run() -> int:
         config = _config(args)
         malloc.tune()  # before any thread starts: see malloc.py
         if config.server.workers == 1:
             asyncio.run(serve(config))
-        else:
-            # Each line names the process it comes from.
-            for handler in logging.getLogger().handlers:
-                handler.setFormatter(logging.Formatter(LOG_FORMAT_WORKERS))
-            return _run_workers(config, lambda: _config(args))
+            return 0
+        # Each line names the process it comes from.
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logging.Formatter(LOG_FORMAT_WORKERS))
+        return _run_workers(config, lambda: _config(args))
+
+    return _guarded(run)
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """``run()``, with a bad configuration (2) or a start that fails (1) told in one
+    line, without a traceback."""
+    try:
+        return run()
     except (ConfigError, htpasswd.HtpasswdError) as exc:
-        print(f"davserver: configuration error: {exc}", file=sys.stderr)
+        print(f"davserver: configuration error: {exc}", file=sys.stderr, flush=True)
         return 2
     except OSError as exc:
-        print(f"davserver: cannot start: {exc}", file=sys.stderr)
+        print(f"davserver: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
-    return 0
 
 
 def _config(args: argparse.Namespace) -> Config:

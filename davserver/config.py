@@ -75,7 +75,7 @@ class ServerConfig:
     idle_timeout: float = 75.0
     read_timeout: float = 60.0
     max_connections: int = 1024
-    workers: int = 1
+    workers: int = 0
     max_connections_per_address: int = 128
     default_charset: str = "utf-8"
 

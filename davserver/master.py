@@ -77,6 +77,8 @@ class Master:
     workers: dict[int, _Worker] = field(default_factory=dict)
     generation: int = 0
     _deaths: list[float] = field(default_factory=list)
+    _failure: int = 0
+    """The exit code of the first worker that failed before it was ready."""
 
     def bind(self) -> None:
         """The listening sockets: systemd's, or one set per worker with SO_REUSEPORT, or
@@ -89,11 +91,15 @@ class Master:
         server = self.config.server
         infos = sockets.addresses_of(server.host, server.port)
         if sockets.reuse_port_available():
-            first = sockets.bind(infos, reuse_port=True)
-            # The port the first set got (port 0 asks the kernel for one) is the others'.
-            port = first[0].getsockname()[1]
+            # A first bind without SO_REUSEPORT: a port another server holds (even another
+            # davserver, whose reuseport group this one would silently join) is refused.
+            # It also fixes the port when the configuration asks for any (0).
+            probe = sockets.bind(infos)
+            port = probe[0].getsockname()[1]
+            for sock in probe:
+                sock.close()
             infos = sockets.addresses_of(server.host, port)
-            self.slots = [first] + [sockets.bind(infos, reuse_port=True) for _ in range(count - 1)]
+            self.slots = [sockets.bind(infos, reuse_port=True) for _ in range(count)]
         else:
             shared = sockets.bind(infos)
             self.slots = [shared] * count
@@ -116,9 +122,10 @@ class Master:
         for slot in range(self.count):
             self._spawn(slot)
         if not self._wait_ready(self.generation):
-            log.error("the workers did not start")
             self._stop_all()
-            return 1
+            code = self._failure or 1
+            log.error("the workers did not start (exit code %d)", code)
+            return code
         on_ready()
         while True:
             info = signal.sigtimedwait(_SIGNALS, 1.0)
@@ -175,23 +182,28 @@ class Master:
             readable, _, _ = select.select([w.ready_fd for w in waiting], [], [], min(left, 0.5))
             for worker in waiting:
                 if worker.ready_fd in readable:
-                    if not os.read(worker.ready_fd, 1):
-                        return False  # it exited before it was ready
+                    if not os.read(worker.ready_fd, 1):  # it exited before it was ready
+                        self._reap_one(worker.pid, wait=True)
+                        return False
                     worker.ready = True
                     os.close(worker.ready_fd)
             if any(self._reap_one(w.pid) for w in waiting if not w.ready):
                 return False
 
-    def _reap_one(self, pid: int) -> bool:
-        """Whether the worker ``pid`` has exited (it is then forgotten)."""
+    def _reap_one(self, pid: int, *, wait: bool = False) -> bool:
+        """Whether the worker ``pid`` has exited (it is then forgotten); ``wait``: it is
+        exiting, wait for it."""
+        status = None
         with contextlib.suppress(ChildProcessError):
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
             if done == 0:
                 return False
         worker = self.workers.pop(pid, None)
         if worker is not None and not worker.ready:
             with contextlib.suppress(OSError):
                 os.close(worker.ready_fd)
+            if status is not None and not self._failure:
+                self._failure = max(1, os.waitstatus_to_exitcode(status))
         return True
 
     def _reap(self) -> None:

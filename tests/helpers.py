@@ -101,17 +101,21 @@ def start_server(cwd: Path, *args: str, port: int | None = None) -> ServerProces
         [sys.executable, "-m", "davserver", "serve", "--port", str(port), *args],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 20
+    server = ServerProcess(proc, port, cwd)
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {ServerProcess(proc, port, cwd).log()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return ServerProcess(proc, port, cwd)
-        except OSError:
-            time.sleep(0.05)
+            raise AssertionError(f"server exited early: {server.log()}")
+        # The start-up lines come once the server (every worker) accepts requests.
+        if " at http" in server.log():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return server
+            except OSError:
+                pass
+        time.sleep(0.05)
     proc.kill()
-    raise AssertionError("server did not start listening")
+    raise AssertionError(f"server did not start listening: {server.log()}")
 
 
 async def raw_request(

@@ -493,7 +493,8 @@ def test_requests_on_a_kept_alive_connection_are_not_timed_out(site: Site) -> No
 def test_max_connections_holds_further_clients_until_one_closes(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    config = '[server]\nmax_connections = 2\n[[mounts]]\npath = "/dav"\ntype = "webdav"\nroot = "tree/dav"\n'
+    # The caps hold per worker process: one worker, so that they count every connection.
+    config = '[server]\nworkers = 1\nmax_connections = 2\n[[mounts]]\npath = "/dav"\ntype = "webdav"\nroot = "tree/dav"\n'
     base = tmp_path_factory.mktemp("cap")
     (base / "tree" / "dav").mkdir(parents=True)
     (base / "tree" / "dav" / "f.txt").write_bytes(b"hello")
@@ -546,7 +547,7 @@ def test_one_address_at_its_limit_does_not_lock_out_the_others(
     further one is closed at once (one log line for them all), and a client from another
     address is answered at once; nothing on disk changes."""
     config = (
-        f"[server]\nmax_connections = 16\nmax_connections_per_address = {PER_ADDRESS}\n"
+        f"[server]\nworkers = 1\nmax_connections = 16\nmax_connections_per_address = {PER_ADDRESS}\n"
         '[[mounts]]\npath = "/dav"\ntype = "webdav"\nroot = "tree/dav"\n'
     )
     base = tmp_path_factory.mktemp("per-address")

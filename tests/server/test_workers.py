@@ -279,3 +279,16 @@ def test_socket_activation_serves_on_the_sockets_systemd_passes(tmp_path: Path) 
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert (tmp_path / "store" / "a.txt").read_bytes() == b"activated"
+
+
+def test_the_shipped_systemd_units_run_what_is_tested_here() -> None:
+    """docs/systemd: the service runs `davserver serve --config`, reloads with SIGHUP,
+    stops with SIGTERM to the master only (it stops the workers), and needs the socket."""
+    units = Path(__file__).resolve().parents[2] / "docs" / "systemd"
+    service = (units / "davserver.service").read_text()
+    socket_unit = (units / "davserver.socket").read_text()
+    assert re.search(r"^ExecStart=\S+/davserver serve --config \S+$", service, re.MULTILINE)
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in service
+    assert "KillMode=mixed" in service and "KillSignal=SIGTERM" in service
+    assert "Requires=davserver.socket" in service
+    assert re.search(r"^ListenStream=\S+$", socket_unit, re.MULTILINE)
