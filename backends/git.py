@@ -578,7 +578,6 @@ class GitStorage:
         entry = lookup(self._reader, root, segments(change.to or change.path))
         return replace(change, new_etag=_etag(entry[1])) if entry is not None else change
 
-
     def _repo_relative(self, path: str) -> str:
         assert self._repo is not None
         return os.path.relpath(path, self._repo.commondir())
