@@ -17,8 +17,6 @@ from typing import Any
 
 from dulwich.refs import check_ref_format
 
-from .mounts.encoding import GZIP_TYPES
-
 EMBEDDED = "<embedded default>"
 MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
 BACKENDS = ("filesystem", "git")
@@ -101,6 +99,16 @@ class AccessConfig:
             authenticated=self.authenticated,
             owner_only=mount_type == "caldav" if self.owner_only is None else self.owner_only,
         )
+
+
+GZIP_TYPES = (
+    "text/*",
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "image/svg+xml",
+)
+"""The media types a static mount compresses on the fly, unless ``gzip_types`` says."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from davserver.backends.base import Body
+from davserver.config import GZIP_TYPES
 from davserver.dav import send
 from davserver.dav.charset import with_charset
 from davserver.dav.errors import DAVError
@@ -64,7 +65,7 @@ class StaticSettings:
     precompressed: bool = True
     gzip: bool = True
     gzip_min_size: int = 1024
-    gzip_types: tuple[str, ...] = encoding.GZIP_TYPES
+    gzip_types: tuple[str, ...] = GZIP_TYPES
     cache_ttl: float = 1.0
     default_charset: str = "utf-8"
 
