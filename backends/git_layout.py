@@ -18,6 +18,8 @@ import hashlib
 import itertools
 from collections.abc import Callable, Mapping
 
+from dulwich.objects import ObjectID
+
 from .base import (
     NAME_MAX,
     AlreadyExists,
@@ -71,7 +73,7 @@ class DavTree:
     """
 
     def __init__(
-        self, editor: TreeEditor, store_bytes: Callable[[bytes], bytes], codec: PropsCodec
+        self, editor: TreeEditor, store_bytes: Callable[[bytes], ObjectID], codec: PropsCodec
     ) -> None:
         self.editor = editor
         self._store_bytes = store_bytes
@@ -94,7 +96,7 @@ class DavTree:
         if is_tree(self.editor.get(path)):
             raise AlreadyExists(f"{_text(path)!r} is a collection")
 
-    def write(self, path: list[bytes], blob: bytes) -> bool:
+    def write(self, path: list[bytes], blob: ObjectID) -> bool:
         """Make ``path`` a file with the blob ``blob``; return whether it is new."""
         self.check_writable(path)
         old = self.editor.get(path)

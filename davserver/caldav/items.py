@@ -16,6 +16,7 @@ from davserver.dav.errors import DAVError
 from davserver.dav.paths import href
 from davserver.dav.props import PropRenderer, prop_selection, propstat
 from davserver.dav.xml import escape, status_line
+from davserver.ical.partial import CalendarData
 from davserver.ical.spans import Span
 from davserver.runtime.threads import offload
 
@@ -92,7 +93,7 @@ class ItemRenderer:
                 out.append(store.item_resource(calendar, name, item))
         return out
 
-    async def _body(self, target: Target, res: Resource | None) -> tuple[Resource, bytes] | None:
+    async def _body(self, target: Target, res: Resource) -> tuple[Resource, bytes] | None:
         path, calendar, name = target
         if calendar is not None:
             found = await self.store.item_body(calendar, name)
@@ -138,17 +139,17 @@ class ItemRenderer:
         bodies: list[bytes | None] = [None] * len(targets)
         if self.data is not None:
             cache = self.store.bodies
-            misses = []
+            misses: list[tuple[int, Resource]] = []
             for i, ((_, calendar, name), res) in enumerate(zip(targets, resources, strict=True)):
                 if res is None:
                     continue
                 data = cache.get(f"{calendar}/{name}", res.etag) if calendar is not None else None
                 if data is None:
-                    misses.append(i)
+                    misses.append((i, res))
                 else:
                     bodies[i] = data
-            fetched = await asyncio.gather(*(self._body(targets[i], resources[i]) for i in misses))
-            for i, body in zip(misses, fetched, strict=True):
+            fetched = await asyncio.gather(*(self._body(targets[i], res) for i, res in misses))
+            for (i, _), body in zip(misses, fetched, strict=True):
                 resources[i], bodies[i] = body if body is not None else (None, None)
         rendered = await self._calendar_data(
             bodies, self._known_spans(targets, resources), parsed or [None] * len(targets)
@@ -211,7 +212,7 @@ def _render_all(
     bodies: list[bytes | None],
     known: list[Spans],
     parsed: list[Calendar | None],
-    spec: calendar_data.CalendarData,
+    spec: CalendarData,
 ) -> list[str | None]:
     """calendar-data of several objects (off the event loop); one that fails to parse
     is sent as stored."""
@@ -223,5 +224,5 @@ def _render_all(
         try:
             out.append(calendar_data.render(body, spec, spans, calendar))
         except ValueError:
-            out.append(calendar_data.render(body, calendar_data.CalendarData()))
+            out.append(calendar_data.render(body, CalendarData()))
     return out

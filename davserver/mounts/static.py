@@ -154,10 +154,10 @@ class StaticMount:
             return web.Response(status=301, headers={"Location": target})
         if found.listing is not None:
             url_path = "/".join([self.prefix, *parts]) + "/"
-            body = dirlist.page(url_path, found.listing, at_top=not parts)
-            return web.Response(body=body, content_type="text/html", charset="utf-8")
+            page = dirlist.page(url_path, found.listing, at_top=not parts)
+            return web.Response(body=page, content_type="text/html", charset="utf-8")
+        assert found.body is not None
         body = found.body
-        assert body is not None
         headers = self._headers(found)
         if found.gzip_stream:
             return await self._send_gzip_stream(request, body, headers)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from array import array
 from pathlib import Path
+from typing import Any
 
 from davserver.ical.spans import Span
 from davserver.ical.summary import Summary
@@ -75,7 +76,7 @@ def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _item(row: tuple) -> tuple[str, Item]:
+def _item(row: tuple[Any, ...]) -> tuple[str, Item]:
     name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until = row
     if spans is None:
         return name, Item(etag, STALE)
