@@ -16,7 +16,6 @@ from davserver.dav.errors import DAVError
 from davserver.dav.paths import href
 from davserver.dav.props import PropRenderer, prop_selection, propstat
 from davserver.dav.xml import escape, status_line
-from davserver.ical.partial import CalendarData
 from davserver.ical.spans import Span
 from davserver.runtime.threads import offload
 
@@ -93,7 +92,7 @@ class ItemRenderer:
                 out.append(store.item_resource(calendar, name, item))
         return out
 
-    async def _body(self, target: Target, res: Resource) -> tuple[Resource, bytes] | None:
+    async def _body(self, target: Target, res: Resource | None) -> tuple[Resource, bytes] | None:
         path, calendar, name = target
         if calendar is not None:
             found = await self.store.item_body(calendar, name)
@@ -103,7 +102,7 @@ class ItemRenderer:
         if found is None:
             return None
         # The dead properties (when asked for) are on the resource looked up first.
-        return (res if self._dead else found[0]), found[1]
+        return (res if self._dead and res is not None else found[0]), found[1]
 
     async def render(self, paths: list[str]) -> list[str]:
         """The responses of the resources at these paths, in order (404 for those that
@@ -139,17 +138,17 @@ class ItemRenderer:
         bodies: list[bytes | None] = [None] * len(targets)
         if self.data is not None:
             cache = self.store.bodies
-            misses: list[tuple[int, Resource]] = []
+            misses = []
             for i, ((_, calendar, name), res) in enumerate(zip(targets, resources, strict=True)):
                 if res is None:
                     continue
                 data = cache.get(f"{calendar}/{name}", res.etag) if calendar is not None else None
                 if data is None:
-                    misses.append((i, res))
+                    misses.append(i)
                 else:
                     bodies[i] = data
-            fetched = await asyncio.gather(*(self._body(targets[i], res) for i, res in misses))
-            for (i, _), body in zip(misses, fetched, strict=True):
+            fetched = await asyncio.gather(*(self._body(targets[i], resources[i]) for i in misses))
+            for i, body in zip(misses, fetched, strict=True):
                 resources[i], bodies[i] = body if body is not None else (None, None)
         rendered = await self._calendar_data(
             bodies, self._known_spans(targets, resources), parsed or [None] * len(targets)
@@ -212,7 +211,7 @@ def _render_all(
     bodies: list[bytes | None],
     known: list[Spans],
     parsed: list[Calendar | None],
-    spec: CalendarData,
+    spec: calendar_data.CalendarData,
 ) -> list[str | None]:
     """calendar-data of several objects (off the event loop); one that fails to parse
     is sent as stored."""
@@ -224,5 +223,5 @@ def _render_all(
         try:
             out.append(calendar_data.render(body, spec, spans, calendar))
         except ValueError:
-            out.append(calendar_data.render(body, CalendarData()))
+            out.append(calendar_data.render(body, calendar_data.CalendarData()))
     return out
