@@ -381,11 +381,11 @@ class GitStorage:
 
     def _open_listing(self, path: str, dead_props: bool) -> tuple[ObjectID | None, _Listing]:
         head, entry = self._lookup(path)
-        if entry is None:
-            raise NotFound(path)
+        if entry is None or not stat.S_ISDIR(entry[0]):
+            raise NotFound(path)  # a file has no members, as on a filesystem (ENOTDIR)
         members: list[tuple[str, Entry]] = []
         side: Mapping[bytes, Entry] = {}
-        if entry is not None and stat.S_ISDIR(entry[0]) and self._reader is not None:
+        if self._reader is not None:
             for raw, child in self._reader.tree(entry[1]).items():
                 if not (stat.S_ISDIR(child[0]) or stat.S_ISREG(child[0])):
                     continue

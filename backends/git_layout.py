@@ -131,9 +131,13 @@ class DavTree:
         self._keep(path[:-1])
 
     def copy(self, src: list[bytes], dst: list[bytes], *, recursive: bool) -> None:
-        """Copy ``src`` with its dead properties (a collection with or without members)."""
+        """Copy ``src`` with its dead properties (a collection with or without members) to
+        ``dst``: not existing, or a file that a copied file replaces."""
         node = self._existing(src)
         self._parent_folder(dst)
+        there = self.editor.get(dst)
+        if there is not None and (is_tree(there) or is_tree(node)):
+            raise AlreadyExists(_text(dst))
         if is_tree(node) and not recursive:
             shallow = Folder({PLACEHOLDER.encode(): (FILE_MODE, self._store_bytes(b""))})
             self.editor.put(dst, shallow)
