@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "user":
         return users_cli.run(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format=LOG_FORMAT
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     try:
         config = _config(args)
         malloc.tune()  # before any thread starts: see malloc.py

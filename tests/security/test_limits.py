@@ -100,6 +100,7 @@ class Site:
     server: ServerProcess
     tree: Path
     output: list[str] = field(default_factory=list)
+
     @property
     def port(self) -> int:
         return self.server.port
