@@ -254,22 +254,23 @@ class GitStorage:
                 raise InsufficientStorage(str(exc)) from exc
             raise
 
-    def _found_repo(self) -> bool:
-        """Whether the repository is open: it may have been created since this store
+    def _found_repo(self) -> Repo | None:
+        """The repository, once it exists: it may have been created since this store
         opened (by another process serving it, or a first write elsewhere)."""
         if self._repo is not None:
-            return True
+            return self._repo
         with self._repo_lock:
             if self._repo is None:
                 try:
                     self._attach(Repo(str(self.path)))
                 except NotGitRepository:
-                    return False
-        return True
+                    return None
+        return self._repo
 
     def _read_head(self) -> ObjectID | None:
         """The commit the branch points at now (None for an unborn branch)."""
-        if not self._found_repo():
+        repo = self._found_repo()
+        if repo is None:
             return None
         try:
             data = read_small(self._ref_file, 100).strip()
@@ -278,7 +279,7 @@ class GitStorage:
         except (FileNotFoundError, NotADirectoryError):
             pass
         try:
-            return self._repo.refs[self.ref]
+            return repo.refs[self.ref]
         except KeyError:
             return None
 

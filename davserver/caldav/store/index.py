@@ -255,6 +255,12 @@ class ItemIndex(Protocol):
     def cached(self, calendar: str) -> CalendarItems | None:
         """The items of a calendar when they are in memory already."""
 
+    def uncache(self, calendar: str) -> None:
+        """Forget what memory holds of a calendar (another process changed it)."""
+
+    def uncache_home(self, user: str) -> None:
+        """Forget what memory holds of every calendar of ``user``."""
+
     async def items(self, calendar: str) -> CalendarItems:
         """The indexed items of a calendar ({} for one never seen)."""
 
