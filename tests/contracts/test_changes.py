@@ -2,15 +2,17 @@
 change-event bus (EventBus, davserver/events/bus.py), as every implementation keeps them.
 
 Each log test runs once per log in ``LOGS``, each bus test once per bus in ``BUSES``
-(over the first log): a new implementation is one more line. A log is opened at a place
-(a folder here) with the number of changes it keeps per mount, so that opening the same
-place again finds what was recorded.
+(over the log of ``LOGS``): a new implementation is one more line. A log is opened at a
+place (a folder here) with the number of changes it keeps per mount, so that opening the
+same place again finds what was recorded; two logs, or two buses, open at one place act as
+two processes sharing it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from opening import Opened
 
 from davserver.events.bus import ChangeEvent, EventBus, LocalBus
 from davserver.state.changelog import KEEP, ChangeLog, SQLiteChangeLog
+from davserver.state.generations import Generations
 
 
 def sqlite_log(folder: Path, keep: int) -> ChangeLog:
@@ -26,9 +29,18 @@ def sqlite_log(folder: Path, keep: int) -> ChangeLog:
     return SQLiteChangeLog(folder / "changes.sqlite3", keep)
 
 
-def local_bus(log: ChangeLog) -> EventBus:
-    """The bus within one process."""
-    return LocalBus(log)
+@contextlib.asynccontextmanager
+async def local_bus(place: Path, log: ChangeLog) -> AsyncIterator[EventBus]:
+    """The bus of one process, telling the others of the state folder ``place`` through
+    its generations file."""
+    generations = Generations(place / "generations")
+    await asyncio.to_thread(generations.open)
+    bus = LocalBus(log, generations)
+    try:
+        await bus.open()
+        yield bus
+    finally:
+        generations.close()
 
 
 LOGS = [
@@ -149,10 +161,27 @@ async def test_concurrent_appends_get_distinct_numbers(open_log: OpenLog) -> Non
 # -- the bus -----------------------------------------------------------------------------
 
 
+MakeBus = Callable[[], Awaitable[tuple[EventBus, ChangeLog]]]
+
+
 @pytest.fixture(params=BUSES)
-def bus_and_log(request: pytest.FixtureRequest, open_log: OpenLog) -> tuple[EventBus, ChangeLog]:
-    log = open_log()
-    return request.param(log), log
+async def make_bus(
+    request: pytest.FixtureRequest, open_log: OpenLog, tmp_path: Path
+) -> AsyncIterator[MakeBus]:
+    """Opens a bus, over a log of its own, at one place: each call is another process."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make() -> tuple[EventBus, ChangeLog]:
+            log = open_log()
+            bus = await stack.enter_async_context(request.param(tmp_path, log))
+            return bus, log
+
+        yield make
+
+
+@pytest.fixture
+async def bus_and_log(make_bus: MakeBus) -> tuple[EventBus, ChangeLog]:
+    return await make_bus()
 
 
 class Recorder:
@@ -233,3 +262,106 @@ async def test_a_failing_subscriber_keeps_no_other_from_its_events(
     failing.fail = False
     events = await bus.publish("/m", [changed("b")])
     assert after.events[1:] == events
+
+
+# -- several processes -------------------------------------------------------------------
+
+
+async def test_logs_at_one_place_share_one_sequence(open_log: OpenLog) -> None:
+    one, other = open_log(), open_log()
+    assert one.origin and other.origin and one.origin != other.origin
+    mine = await one.append("/a", [changed("x", "created", new_etag='"1"')])
+    theirs = await other.append("/b", [Changed("dir", "created", True, "bob")])
+    more = await one.append("/a", [changed("y")])
+    assert mine[0] < theirs[0] < more[0]
+    assert await other.newest_all() == await one.newest_all() == more[0]
+    logged = await other.since_all(0, 100)
+    assert [(c.seq, c.mount, c.path, c.origin) for c in logged] == [
+        (mine[0], "/a", "x", one.origin),
+        (theirs[0], "/b", "dir", other.origin),
+        (more[0], "/a", "y", one.origin),
+    ]
+    assert (logged[0].author, logged[0].etag, logged[0].collection) == ("alice", '"1"', False)
+    assert (logged[1].author, logged[1].collection) == ("bob", True)
+    assert [c.seq for c in await one.since_all(mine[0], 1)] == theirs
+    assert await one.epoch() == await other.epoch()
+
+
+class Remote(Recorder):
+    """A remote subscriber (what another process made)."""
+
+
+async def test_a_bus_hands_other_processes_changes_to_its_remote_subscribers(
+    make_bus: MakeBus,
+) -> None:
+    (mine, _), (theirs, _) = await make_bus(), await make_bus()
+    order: list[str] = []
+    remote, local, elsewhere = Remote("remote", order), Recorder("local", order), Remote("e", [])
+    mine.subscribe("/m", remote, remote=True)
+    mine.subscribe("/m", local)
+    mine.subscribe("/other", elsewhere, remote=True)
+    made = await theirs.publish(
+        "/m",
+        [
+            changed("a", "created", new_etag='"1"', note="only here"),
+            Changed("a", "moved", False, "alice", to="b", new_etag='"1"'),
+        ],
+    )
+    assert remote.events == [] and local.events == []  # nothing until the bus catches up
+    await mine.catch_up()
+    assert [
+        (e.mount, e.seq, e.path, e.kind, e.to, e.new_etag, e.author) for e in remote.events
+    ] == [(e.mount, e.seq, e.path, e.kind, e.to, e.new_etag, e.author) for e in made]
+    assert all(e.note is None and e.resource is None for e in remote.events)  # not here
+    assert local.events == [] and elsewhere.events == []
+    await mine.catch_up()
+    assert len(remote.events) == 2  # each change once
+
+
+async def test_a_bus_does_not_hand_its_own_changes_to_its_remote_subscribers(
+    make_bus: MakeBus,
+) -> None:
+    (mine, _), (theirs, _) = await make_bus(), await make_bus()
+    remote, local = Remote("remote", []), Recorder("local", [])
+    mine.subscribe("/m", remote, remote=True)
+    mine.subscribe("/m", local)
+    own = await mine.publish("/m", [changed("mine")])
+    other = await theirs.publish("/m", [changed("theirs")])
+    await mine.catch_up()
+    assert local.events == own
+    assert [e.path for e in remote.events] == ["theirs"] and remote.events[0].seq == other[0].seq
+
+
+async def test_a_bus_opened_later_hands_on_only_what_comes_after(make_bus: MakeBus) -> None:
+    theirs, _ = await make_bus()
+    await theirs.publish("/m", [changed("before")])
+    mine, _ = await make_bus()
+    remote = Remote("remote", [])
+    mine.subscribe("/m", remote, remote=True)
+    await mine.catch_up()
+    assert remote.events == []
+    await theirs.publish("/m", [changed("after")])
+    await mine.catch_up()
+    assert [e.path for e in remote.events] == ["after"]
+
+
+async def test_catching_up_hands_on_every_change_in_order(make_bus: MakeBus) -> None:
+    (mine, _), (theirs, _) = await make_bus(), await make_bus()
+    remote = Remote("remote", [])
+    mine.subscribe("/m", remote, remote=True)
+    made = await theirs.publish("/m", [changed(f"f{i}") for i in range(2500)])
+    await mine.catch_up()
+    assert [e.seq for e in remote.events] == [e.seq for e in made]
+
+
+async def test_a_failing_remote_subscriber_keeps_no_other_from_its_events(
+    make_bus: MakeBus,
+) -> None:
+    (mine, _), (theirs, _) = await make_bus(), await make_bus()
+    order: list[str] = []
+    failing, after = Remote("failing", order, fail=True), Remote("after", order)
+    mine.subscribe("/m", failing, remote=True)
+    mine.subscribe("/m", after, remote=True)
+    await theirs.publish("/m", [changed("a")])
+    await mine.catch_up()
+    assert order == ["failing", "after"] and [e.path for e in after.events] == ["a"]

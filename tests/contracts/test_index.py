@@ -4,7 +4,7 @@ outliving a restart.
 
 Each test runs once per index in ``INDEXES``: a new index is one more line there, a
 function that opens it at a place (a folder here) so that opening the same place again
-finds what was recorded.
+finds what was recorded; two indexes open at one place act as two processes sharing it.
 """
 
 from __future__ import annotations
@@ -196,3 +196,22 @@ async def test_concurrent_updates_are_all_recorded(opener: Open) -> None:
     assert sorted(as_dict(await index.items(CAL))) == sorted(f"e{i}.ics" for i in range(20))
     changes = await index.changes_since(CAL, 0)
     assert len({seq for seq, _, _ in changes}) == 20
+
+
+async def test_indexes_at_one_place_share_items_and_tokens(opener: Open) -> None:
+    one, other = opener(), opener()  # two processes sharing the state folder
+    await one.update(CAL, {"a.ics": item('"1"')}, [])
+    await one.update("al/tasks", {"t.ics": item('"2"')}, [])
+    assert as_dict(await other.items(CAL)) == {"a.ics": item('"1"')}
+    assert as_dict(await other.items("al/tasks")) == {"t.ics": item('"2"')}
+    await one.update(CAL, {"b.ics": item('"3"', "uid-2")}, [])
+    await one.update("al/tasks", {}, ["t.ics"])
+    assert await other.token(CAL) == await one.token(CAL)
+    assert await other.newest() == await one.newest()
+    assert await other.epoch() == await one.epoch()
+    other.uncache(CAL)  # what another process's change event tells it
+    assert other.cached(CAL) is None
+    assert sorted(as_dict(await other.items(CAL))) == ["a.ics", "b.ics"]
+    other.uncache_home("al")
+    assert other.cached("al/tasks") is None and other.cached(CAL) is not None
+    assert as_dict(await other.items("al/tasks")) == {}

@@ -1,15 +1,16 @@
 """The LockStore interface (davserver/locks/manager.py), as every lock store keeps it.
 
-Each test runs once per store in ``STORES``: a new store (one shared by several workers,
+Each test runs once per store in ``STORES``: a new store (one shared by several hosts,
 say) is one more line there, a function that opens it at a place (a folder here) so that
-opening the same place again finds what was saved.
+opening the same place again finds what was saved, and two stores open at one place act
+as two processes sharing it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,63 @@ async def test_concurrent_saves_are_all_kept(opener: Open) -> None:
     found = by_token(await store.load())
     assert sorted(found) == sorted(f"t{i}" for i in range(50))
     assert all(found[f"t{i}"].root == f"r{i}" for i in range(50))
+
+
+def same_root(new: Lock) -> Callable[[list[Lock]], Lock | None]:
+    """A conflict rule: any live lock on the same root is in the way."""
+
+    def conflicts(live: list[Lock]) -> Lock | None:
+        return next((other for other in live if other.root == new.root), None)
+
+    return conflicts
+
+
+async def test_insert_unless_inserts_when_nothing_is_in_the_way(opener: Open) -> None:
+    store = opener()
+    new = lock("new", root="a")
+    seen: list[list[Lock]] = []
+
+    def conflicts(live: list[Lock]) -> Lock | None:
+        seen.append(live)
+        return None
+
+    await store.save(lock("other", root="b"))
+    await store.save(lock("elsewhere", root="a", namespace="/another-mount"))
+    assert await store.insert_unless(new, conflicts, time.time()) is None
+    assert [[lk.token for lk in live] for live in seen] == [["other"]]  # its namespace only
+    assert by_token(await store.load())["new"] == new
+
+
+async def test_insert_unless_returns_the_lock_in_the_way_and_inserts_nothing(
+    opener: Open,
+) -> None:
+    store = opener()
+    there = lock("there", root="a")
+    await store.save(there)
+    new = lock("new", root="a")
+    assert await store.insert_unless(new, same_root(new), time.time()) == there
+    assert await store.load() == [there]
+
+
+async def test_insert_unless_drops_expired_locks_first(opener: Open) -> None:
+    store = opener()
+    now = time.time()
+    await store.save(lock("expired", root="a", expires=now - 1))
+    await store.save(lock("expired-elsewhere", namespace="/other", expires=now - 1))
+    new = lock("new", root="a")
+    assert await store.insert_unless(new, same_root(new), now) is None
+    assert [lk.token for lk in await store.load()] == ["new"]
+
+
+async def test_of_two_stores_taking_one_root_at_once_one_gets_it(opener: Open) -> None:
+    one, other = opener(), opener()  # two processes sharing the place
+    await one.load()
+    await other.load()
+    mine, theirs = lock("mine", root="a"), lock("theirs", root="a")
+    results = await asyncio.gather(
+        one.insert_unless(mine, same_root(mine), time.time()),
+        other.insert_unless(theirs, same_root(theirs), time.time()),
+    )
+    (kept,) = await one.load()
+    assert sorted(r is None for r in results) == [False, True]
+    assert next(r for r in results if r is not None) == kept
