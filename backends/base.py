@@ -184,8 +184,9 @@ class Changed:
     resource: Resource | None = None
 
 
-ChangeListener = Callable[[Sequence[Changed]], Awaitable[None]]
-"""Where a storage reports its committed changes, in the order they were made."""
+ChangeListener = Callable[[Sequence[Changed]], Awaitable[object]]
+"""Where a storage reports its committed changes, in the order they were made (what it
+returns is ignored)."""
 
 
 class Feed(Protocol):

@@ -67,7 +67,7 @@ class FilesystemStorage:
     """Serves the files below ``root``; see the module docstring for the layout."""
 
     reserved_names = frozenset({PROPS_DIR})
-    reserved_prefixes = (TEMP_PREFIX,)
+    reserved_prefixes: tuple[str, ...] = (TEMP_PREFIX,)
 
     def __init__(
         self, root: str | os.PathLike[str], codec: PropsCodec, lock_file: str | None = None

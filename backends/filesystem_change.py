@@ -47,6 +47,7 @@ from .uploads import pieces
 if TYPE_CHECKING:
     from .filesystem import FilesystemStorage
 
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:

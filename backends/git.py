@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 
 from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked
-from dulwich.objects import Commit, Tree
+from dulwich.objects import Commit, ObjectID, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from davserver.runtime.threads import WorkerPool, default_threads
@@ -101,7 +102,7 @@ def _writing_ref(ref_file: str) -> Iterator[None]:
             _writing.discard(ref_file)
 
 
-def _etag(sha: bytes) -> str:
+def _etag(sha: ObjectID) -> str:
     return f'"{sha.decode()}"'
 
 
@@ -158,7 +159,7 @@ class GitStorage:
         self._pool = WorkerPool(default_threads(), "git")
         self.stale_lock_age = stale_lock_age
         self.branch = branch
-        self.ref = b"refs/heads/" + branch.encode()
+        self.ref = Ref(b"refs/heads/" + branch.encode())
         self.identity = identity
         self._state_dir = state_dir
         self._index_file: Path | None = None
@@ -253,35 +254,36 @@ class GitStorage:
                 raise InsufficientStorage(str(exc)) from exc
             raise
 
-    def _found_repo(self) -> bool:
-        """Whether the repository is open: it may have been created since this store
+    def _found_repo(self) -> Repo | None:
+        """The repository, once it exists: it may have been created since this store
         opened (by another process serving it, or a first write elsewhere)."""
         if self._repo is not None:
-            return True
+            return self._repo
         with self._repo_lock:
             if self._repo is None:
                 try:
                     self._attach(Repo(str(self.path)))
                 except NotGitRepository:
-                    return False
-        return True
+                    return None
+        return self._repo
 
-    def _read_head(self) -> bytes | None:
+    def _read_head(self) -> ObjectID | None:
         """The commit the branch points at now (None for an unborn branch)."""
-        if not self._found_repo():
+        repo = self._found_repo()
+        if repo is None:
             return None
         try:
             data = read_small(self._ref_file, 100).strip()
             if _HEX.match(data):
-                return data
+                return ObjectID(data)
         except (FileNotFoundError, NotADirectoryError):
             pass
         try:
-            return self._repo.refs[self.ref]
+            return repo.refs[self.ref]
         except KeyError:
             return None
 
-    def _snapshot(self) -> tuple[bytes | None, bytes]:
+    def _snapshot(self) -> tuple[ObjectID | None, ObjectID]:
         """The head commit and its root tree, with the index brought up to it."""
         head = self._read_head()
         if head != self._times.head:
@@ -295,13 +297,13 @@ class GitStorage:
             return None, self._empty_tree
         return head, self._reader.commit(head).tree
 
-    def _lookup(self, path: str) -> tuple[bytes | None, Entry | None]:
+    def _lookup(self, path: str) -> tuple[ObjectID | None, Entry | None]:
         head, tree = self._snapshot()
         if self._reader is None:
             return head, (stat.S_IFDIR, tree) if not path else None
         return head, lookup(self._reader, tree, segments(path))
 
-    def _times_of(self, path: str, head: bytes | None) -> tuple[float, float]:
+    def _times_of(self, path: str, head: ObjectID | None) -> tuple[float, float]:
         known = self._times.get(path)
         if known is not None:
             return known
@@ -310,7 +312,7 @@ class GitStorage:
         return when, when
 
     def _resource(
-        self, path: str, entry: Entry, head: bytes | None, props: DeadProps | None
+        self, path: str, entry: Entry, head: ObjectID | None, props: DeadProps | None
     ) -> Resource:
         is_dir = stat.S_ISDIR(entry[0])
         ctime, mtime = self._times_of(path, head)
@@ -325,7 +327,7 @@ class GitStorage:
             dead_props=props,
         )
 
-    def _load_props(self, sha: bytes) -> Mapping[str, bytes]:
+    def _load_props(self, sha: ObjectID) -> Mapping[str, bytes]:
         assert self._reader is not None
         return MappingProxyType(self.codec.decode(self._reader.raw(sha)[1]))
 
@@ -344,7 +346,7 @@ class GitStorage:
             return {}
         return self._props_blob(entry[1])
 
-    def _at(self, head: bytes, path: str) -> Entry | None:
+    def _at(self, head: ObjectID, path: str) -> Entry | None:
         assert self._reader is not None
         return lookup(self._reader, self._reader.commit(head).tree, segments(path))
 
@@ -363,7 +365,7 @@ class GitStorage:
             props = self._member_props(path, entry, head)
         return self._resource(path, entry, head, props)
 
-    def _member_props(self, path: str, entry: Entry, head: bytes | None) -> Mapping[str, bytes]:
+    def _member_props(self, path: str, entry: Entry, head: ObjectID | None) -> Mapping[str, bytes]:
         if stat.S_ISDIR(entry[0]):
             return self._props_in(self._side_entries(entry), SELF_PROPS.encode())
         parent, _, name = path.rpartition("/")
@@ -378,13 +380,13 @@ class GitStorage:
         for start in range(0, len(listing.entries), LISTING_BATCH):
             yield await self._run(self._batch, head, listing, start)
 
-    def _open_listing(self, path: str, dead_props: bool) -> tuple[bytes | None, _Listing]:
+    def _open_listing(self, path: str, dead_props: bool) -> tuple[ObjectID | None, _Listing]:
         head, entry = self._lookup(path)
-        if entry is None:
-            raise NotFound(path)
+        if entry is None or not stat.S_ISDIR(entry[0]):
+            raise NotFound(path)  # a file has no members, as on a filesystem (ENOTDIR)
         members: list[tuple[str, Entry]] = []
         side: Mapping[bytes, Entry] = {}
-        if entry is not None and stat.S_ISDIR(entry[0]) and self._reader is not None:
+        if self._reader is not None:
             for raw, child in self._reader.tree(entry[1]).items():
                 if not (stat.S_ISDIR(child[0]) or stat.S_ISREG(child[0])):
                     continue
@@ -398,7 +400,7 @@ class GitStorage:
                 side = self._side_entries(entry)
         return head, _Listing(path, members, side, dead_props)
 
-    def _batch(self, head: bytes | None, listing: _Listing, start: int) -> list[Resource]:
+    def _batch(self, head: ObjectID | None, listing: _Listing, start: int) -> list[Resource]:
         prefix = listing.path + "/" if listing.path else ""
         out = []
         for name, entry in listing.entries[start : start + LISTING_BATCH]:
@@ -457,7 +459,7 @@ class GitStorage:
         return await self._run(self._read_version_sync, path, version, inline_limit)
 
     def _read_version_sync(self, path: str, version: str, inline_limit: int) -> Body:
-        sha = version.encode()
+        sha = ObjectID(version.encode())
         if self._reader is None or not _HEX.match(sha):
             raise NotFound(version)
         try:
@@ -500,7 +502,7 @@ class GitStorage:
         head, tree = self._snapshot()
         return GitChange(self, head, self._dav_tree(reader, tree if head else None), author)
 
-    def _dav_tree(self, reader: ObjectReader, tree: bytes | None) -> DavTree:
+    def _dav_tree(self, reader: ObjectReader, tree: ObjectID | None) -> DavTree:
         assert self._repo is not None
         store = self._repo.object_store
         return DavTree(TreeEditor(reader, tree), functools.partial(store_bytes, store), self.codec)
@@ -541,7 +543,7 @@ class GitStorage:
             commit.author_timezone = commit.commit_timezone = 0
             commit.message = message.encode() + b"\n"
             store.add_object(commit)
-            new = commit.get_id(store.object_format)
+            new = ObjectID(commit.get_id(store.object_format))
             reflog = b"davserver: " + message.encode()
             locked = ""
             try:
@@ -570,14 +572,13 @@ class GitStorage:
             )
         raise BranchBusy(f"{self.ref.decode()} kept moving; the change was not recorded")
 
-    def _with_new_etag(self, root: bytes, change: Changed) -> Changed:
+    def _with_new_etag(self, root: ObjectID, change: Changed) -> Changed:
         """A change with the ETag its path (its new path, for a move) has in ``root``."""
         if change.kind == "deleted" or change.new_etag is not None:
             return change
         assert self._reader is not None
         entry = lookup(self._reader, root, segments(change.to or change.path))
         return replace(change, new_etag=_etag(entry[1])) if entry is not None else change
-
 
     def _repo_relative(self, path: str) -> str:
         assert self._repo is not None
@@ -628,7 +629,9 @@ class GitChange:
     tree as they come and recorded so that they can be replayed, preconditions and all,
     on a newer head."""
 
-    def __init__(self, storage: GitStorage, base: bytes | None, tree: DavTree, author: str) -> None:
+    def __init__(
+        self, storage: GitStorage, base: ObjectID | None, tree: DavTree, author: str
+    ) -> None:
         self._s = storage
         self.base = base
         self.tree = tree
@@ -637,7 +640,7 @@ class GitChange:
         self._changes: list[list[Changed]] = []
         self.when = time.time()
 
-    def replay(self, head: bytes | None, tree: DavTree) -> None:
+    def replay(self, head: ObjectID | None, tree: DavTree) -> None:
         """Apply every recorded operation again, on ``tree`` (the tree of ``head``): a
         precondition that no longer holds raises PreconditionFailed."""
         self._changes = [op(tree)[1] for op in self.ops]
@@ -673,7 +676,7 @@ class GitChange:
             new.etag if new else None, to, note, resource=new,
         )  # fmt: skip
 
-    def _written(self, path: str, sha: bytes, size: int, created: bool) -> Resource:
+    def _written(self, path: str, sha: ObjectID, size: int, created: bool) -> Resource:
         """The resource a write of blob ``sha`` makes at ``path``."""
         known = None if created else self._s._times.get(path)
         ctime = known[0] if known else self.when
@@ -699,7 +702,7 @@ class GitChange:
         """Store the body as a blob, then place it at ``path``."""
         segs = segments(path)
 
-        def place(sha: bytes, size: int) -> _Op:
+        def place(sha: ObjectID, size: int) -> _Op:
             def op(tree: DavTree) -> tuple[tuple[Resource, bool], list[Changed]]:
                 old = self._check(tree, path, expect)
                 created = tree.write(segs, sha)
@@ -720,7 +723,7 @@ class GitChange:
         return written
 
     def _write_small(
-        self, segs: list[bytes], body: bytes, place: Callable[[bytes, int], _Op]
+        self, segs: list[bytes], body: bytes, place: Callable[[ObjectID, int], _Op]
     ) -> tuple[Resource, bool]:
         """A body given whole, in one trip to the worker threads."""
         self.tree.check_writable(segs)
@@ -731,7 +734,7 @@ class GitChange:
 
     async def _stream(
         self, body: AsyncIterator[bytes], expected_size: int | None
-    ) -> tuple[bytes, int]:
+    ) -> tuple[ObjectID, int]:
         """Stream a body into a blob; return its id and size."""
         assert self._s._repo is not None
         store = self._s._repo.object_store

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import stat
 
+from dulwich.objects import ObjectID
+
 from .base import Version
 from .git_objects import ObjectReader
 from .git_tree import Entry
 
 
-def lookup(reader: ObjectReader, tree: bytes | None, path: list[bytes]) -> Entry | None:
+def lookup(reader: ObjectReader, tree: ObjectID | None, path: list[bytes]) -> Entry | None:
     """The file or tree entry at ``path`` in ``tree``; None for anything else."""
     if tree is None:
         return None
@@ -24,7 +26,7 @@ def lookup(reader: ObjectReader, tree: bytes | None, path: list[bytes]) -> Entry
     return entry if stat.S_ISDIR(entry[0]) or stat.S_ISREG(entry[0]) else None
 
 
-def versions(reader: ObjectReader, head: bytes | None, path: list[bytes]) -> list[Version]:
+def versions(reader: ObjectReader, head: ObjectID | None, path: list[bytes]) -> list[Version]:
     """Every commit, newest first, after which ``path`` holds something new."""
     out: list[Version] = []
     current = head

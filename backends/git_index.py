@@ -16,6 +16,8 @@ import stat
 import threading
 from pathlib import Path
 
+from dulwich.objects import ObjectID
+
 from .git_objects import ObjectReader, TreeEntries
 
 _FORMAT = 1
@@ -31,7 +33,7 @@ class PathTimes:
     """The index: path → (created, modified) as of commit ``head``."""
 
     def __init__(self, hidden: frozenset[str]) -> None:
-        self.head: bytes | None = None
+        self.head: ObjectID | None = None
         self.times: dict[str, Times] = {}
         self.lock = threading.Lock()
         """Held by whoever brings the index forward (readers only look things up)."""
@@ -41,7 +43,7 @@ class PathTimes:
         """The times of ``path``, if known."""
         return self.times.get(path)
 
-    def follow(self, reader: ObjectReader, head: bytes | None) -> None:
+    def follow(self, reader: ObjectReader, head: ObjectID | None) -> None:
         """Bring the index to ``head`` (call with :attr:`lock` held)."""
         if head == self.head:
             return
@@ -61,11 +63,13 @@ class PathTimes:
             previous = commit.tree
         self.head = head
 
-    def _apply(self, reader: ObjectReader, old: bytes | None, new: bytes, when: float) -> None:
+    def _apply(
+        self, reader: ObjectReader, old: ObjectID | None, new: ObjectID, when: float
+    ) -> None:
         """Record the changes from tree ``old`` to tree ``new``, made at ``when``."""
         times = self.times
         times[""] = (times.get("", (when, when))[0], when)
-        todo: list[tuple[bytes | None, bytes | None, str]] = [(old, new, "")]
+        todo: list[tuple[ObjectID | None, ObjectID | None, str]] = [(old, new, "")]
         while todo:
             old_id, new_id, prefix = todo.pop()
             before: TreeEntries = reader.tree(old_id) if old_id else {}
@@ -103,7 +107,7 @@ class PathTimes:
         if data.get("format") != _FORMAT or not isinstance(data.get("times"), dict):
             return
         head = data.get("head")
-        self.head = head.encode() if isinstance(head, str) else None
+        self.head = ObjectID(head.encode()) if isinstance(head, str) else None
         self.times = {k: (float(v[0]), float(v[1])) for k, v in data["times"].items()}
 
     def save(self, file: Path) -> None:

@@ -18,6 +18,8 @@ import hashlib
 import itertools
 from collections.abc import Callable, Mapping
 
+from dulwich.objects import ObjectID
+
 from .base import (
     NAME_MAX,
     AlreadyExists,
@@ -71,7 +73,7 @@ class DavTree:
     """
 
     def __init__(
-        self, editor: TreeEditor, store_bytes: Callable[[bytes], bytes], codec: PropsCodec
+        self, editor: TreeEditor, store_bytes: Callable[[bytes], ObjectID], codec: PropsCodec
     ) -> None:
         self.editor = editor
         self._store_bytes = store_bytes
@@ -94,7 +96,7 @@ class DavTree:
         if is_tree(self.editor.get(path)):
             raise AlreadyExists(f"{_text(path)!r} is a collection")
 
-    def write(self, path: list[bytes], blob: bytes) -> bool:
+    def write(self, path: list[bytes], blob: ObjectID) -> bool:
         """Make ``path`` a file with the blob ``blob``; return whether it is new."""
         self.check_writable(path)
         old = self.editor.get(path)
@@ -129,9 +131,13 @@ class DavTree:
         self._keep(path[:-1])
 
     def copy(self, src: list[bytes], dst: list[bytes], *, recursive: bool) -> None:
-        """Copy ``src`` with its dead properties (a collection with or without members)."""
+        """Copy ``src`` with its dead properties (a collection with or without members) to
+        ``dst``: not existing, or a file that a copied file replaces."""
         node = self._existing(src)
         self._parent_folder(dst)
+        there = self.editor.get(dst)
+        if there is not None and (is_tree(there) or is_tree(node)):
+            raise AlreadyExists(_text(dst))
         if is_tree(node) and not recursive:
             shallow = Folder({PLACEHOLDER.encode(): (FILE_MODE, self._store_bytes(b""))})
             self.editor.put(dst, shallow)

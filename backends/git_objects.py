@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dulwich.object_store import DiskObjectStore
-from dulwich.objects import Commit, ShaFile, Tree, parse_tree
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree, parse_tree
 
 from .temps import hold, remove_if_abandoned
 
@@ -35,7 +35,7 @@ _PROBE = 64 << 10
 # the rest tells this server's apart, which only it may sweep.
 _TEMP_PREFIX = "tmp_obj_davserver_"
 
-TreeEntries = Mapping[bytes, tuple[int, bytes]]
+TreeEntries = Mapping[bytes, tuple[int, ObjectID]]
 
 
 class _Inflater:
@@ -182,14 +182,14 @@ class _TreeCache:
     of entries rather than of trees: a tree of 1,000 entries weighs what 1,000 small ones
     do. Shared by the worker threads."""
 
-    def __init__(self, load: Callable[[bytes], TreeEntries], max_entries: int) -> None:
+    def __init__(self, load: Callable[[ObjectID], TreeEntries], max_entries: int) -> None:
         self._load = load
         self._max = max_entries
         self._held = 0
-        self._trees: OrderedDict[bytes, TreeEntries] = OrderedDict()
+        self._trees: OrderedDict[ObjectID, TreeEntries] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, sha: bytes) -> TreeEntries:
+    def __call__(self, sha: ObjectID) -> TreeEntries:
         with self._lock:
             tree = self._trees.get(sha)
             if tree is not None:
@@ -213,21 +213,23 @@ class ObjectReader:
         self.store = store
         self._dir = os.fspath(store.path)
         self._sha_len = store.object_format.oid_length
-        self.empty_tree = Tree().get_id(store.object_format)
-        self.tree: Callable[[bytes], TreeEntries] = _TreeCache(self._load_tree, TREE_CACHE_ENTRIES)
-        self.commit: Callable[[bytes], Commit] = functools.lru_cache(maxsize=4096)(
+        self.empty_tree = ObjectID(Tree().get_id(store.object_format))
+        self.tree: Callable[[ObjectID], TreeEntries] = _TreeCache(
+            self._load_tree, TREE_CACHE_ENTRIES
+        )
+        self.commit: Callable[[ObjectID], Commit] = functools.lru_cache(maxsize=4096)(
             self._load_commit
         )
-        self.blob_size: Callable[[bytes], int] = functools.lru_cache(maxsize=1 << 14)(
+        self.blob_size: Callable[[ObjectID], int] = functools.lru_cache(maxsize=1 << 14)(
             self._load_size
         )
 
-    def loose_path(self, sha: bytes) -> str:
+    def loose_path(self, sha: ObjectID) -> str:
         """Where the loose object ``sha`` (hex) lives or would live."""
         hexsha = sha.decode("ascii")
         return os.path.join(self._dir, hexsha[:2], hexsha[2:])
 
-    def _inflater(self, sha: bytes) -> _Inflater | None:
+    def _inflater(self, sha: ObjectID) -> _Inflater | None:
         """An inflater positioned at the content of ``sha``, or None for a delta."""
         try:
             return _Inflater(self.loose_path(sha), None)
@@ -245,7 +247,7 @@ class ObjectReader:
             return inflater
         raise KeyError(sha)
 
-    def raw(self, sha: bytes) -> tuple[int, bytes]:
+    def raw(self, sha: ObjectID) -> tuple[int, bytes]:
         """The type number and content of an object (whole, for small objects)."""
         try:
             with open(self.loose_path(sha), "rb") as f:
@@ -255,29 +257,32 @@ class ObjectReader:
         head, _, content = data.partition(b"\0")
         return _TYPES[head.partition(b" ")[0]], content
 
-    def _load_tree(self, sha: bytes) -> TreeEntries:
+    def _load_tree(self, sha: ObjectID) -> TreeEntries:
         if sha == self.empty_tree:  # git knows it without storing it
             return {}
         kind, content = self.raw(sha)
         if kind != 2:
             raise ValueError(f"{sha!r} is not a tree")
-        return {name: (mode, child) for name, mode, child in parse_tree(content, self._sha_len)}
+        return {
+            name: (mode, ObjectID(child))
+            for name, mode, child in parse_tree(content, self._sha_len)
+        }
 
-    def _load_commit(self, sha: bytes) -> Commit:
+    def _load_commit(self, sha: ObjectID) -> Commit:
         kind, content = self.raw(sha)
         obj = ShaFile.from_raw_string(kind, content, sha, object_format=self.store.object_format)
         if not isinstance(obj, Commit):
             raise ValueError(f"{sha!r} is not a commit")
         return obj
 
-    def _load_size(self, sha: bytes) -> int:
+    def _load_size(self, sha: ObjectID) -> int:
         inflater = self._inflater(sha)
         if inflater is None:
             return len(self.store.get_raw(sha)[1])
         inflater.close()
         return inflater.size
 
-    def _small_loose(self, sha: bytes, limit: int) -> bytes | None:
+    def _small_loose(self, sha: ObjectID, limit: int) -> bytes | None:
         """The content of a loose object of at most ``limit`` bytes, read in one go
         (the common case of a small file); None for anything else."""
         try:
@@ -293,7 +298,7 @@ class ObjectReader:
         head, _, content = data.partition(b"\0")
         return content if len(content) <= limit and head.startswith(b"blob ") else None
 
-    def open_blob(self, sha: bytes, inline_limit: int) -> tuple[int, bytes | BlobStream]:
+    def open_blob(self, sha: ObjectID, inline_limit: int) -> tuple[int, bytes | BlobStream]:
         """A blob's size and its bytes (up to ``inline_limit``) or a stream of them."""
         small = self._small_loose(sha, inline_limit)
         if small is not None:
@@ -353,7 +358,7 @@ class BlobWriter:
         elif self._received <= self._declared:
             self._encode(chunk)
 
-    def finish(self) -> tuple[bytes, int]:
+    def finish(self) -> tuple[ObjectID, int]:
         """Install the object; return its id (hex) and size.
 
         Raises ValueError (leaving nothing behind) when the bytes received differ from
@@ -370,7 +375,7 @@ class BlobWriter:
             if self._store.fsync_object_files:  # core.fsyncObjectFiles
                 os.fsync(self._file.fileno())
             self._file.close()
-            sha = self._hash.hexdigest().encode("ascii")
+            sha = ObjectID(self._hash.hexdigest().encode("ascii"))
             _install(self._temp, os.path.join(self._dir, sha[:2].decode(), sha[2:].decode()))
         except BaseException:
             self.abort()
@@ -428,14 +433,14 @@ def sweep_temps(objects_dir: str) -> None:
             remove_if_abandoned(os.path.join(objects_dir, name))
 
 
-def store_bytes(store: DiskObjectStore, data: bytes) -> bytes:
+def store_bytes(store: DiskObjectStore, data: bytes) -> ObjectID:
     """Store a small blob given whole; return its id (hex). Existing objects are kept."""
     fmt = store.object_format
     header = b"blob %d\0" % len(data)
     hasher = fmt.new_hash()
     hasher.update(header)
     hasher.update(data)
-    sha = hasher.hexdigest().encode("ascii")
+    sha = ObjectID(hasher.hexdigest().encode("ascii"))
     target = os.path.join(os.fspath(store.path), sha[:2].decode(), sha[2:].decode())
     try:
         os.utime(target)  # freshen, so a concurrent `git prune` keeps it

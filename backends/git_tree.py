@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass, field
 
 from dulwich.object_store import DiskObjectStore
-from dulwich.objects import Tree
+from dulwich.objects import ObjectID, Tree
 
 from .base import Conflict
 from .git_objects import ObjectReader
@@ -21,7 +21,7 @@ from .git_objects import ObjectReader
 TREE_MODE = stat.S_IFDIR
 FILE_MODE = stat.S_IFREG | 0o644
 
-Entry = tuple[int, bytes]
+Entry = tuple[int, ObjectID]
 """A tree entry: git mode and object id (hex)."""
 
 
@@ -54,7 +54,7 @@ def is_file(node: Node | None) -> bool:
 class TreeEditor:
     """Copy-on-write edits of the tree ``root`` (None for an empty tree)."""
 
-    def __init__(self, reader: ObjectReader, root: bytes | None) -> None:
+    def __init__(self, reader: ObjectReader, root: ObjectID | None) -> None:
         self._reader = reader
         self.root = Folder(dict(reader.tree(root)) if root else {})
 
@@ -108,12 +108,12 @@ class TreeEditor:
             return None
         return self.folder(path[:-1]).entries.pop(path[-1])
 
-    def write(self, store: DiskObjectStore) -> bytes:
+    def write(self, store: DiskObjectStore) -> ObjectID:
         """Store the edited trees; return the id of the root tree."""
         return _write(self.root, store)
 
 
-def _write(folder: Folder, store: DiskObjectStore) -> bytes:
+def _write(folder: Folder, store: DiskObjectStore) -> ObjectID:
     tree = Tree()
     for name, node in folder.entries.items():
         if isinstance(node, Folder):
@@ -121,4 +121,4 @@ def _write(folder: Folder, store: DiskObjectStore) -> bytes:
         else:
             tree.add(name, node[0], node[1])
     store.add_object(tree)
-    return tree.get_id(store.object_format)
+    return ObjectID(tree.get_id(store.object_format))

@@ -24,11 +24,10 @@ from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import CalendarStore
 from .config import AccessConfig, Config, MountConfig
 from .dav.context import DavSettings
-from .dav.core import WebDav
+from .dav.core import Locking, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
 from .dav.identity import USER
-from .dav.locking import Locking
 from .events import EventBus, LocalBus
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore

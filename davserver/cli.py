@@ -208,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "user":
         return users_cli.run(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format=LOG_FORMAT
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
 
     def run() -> int:
         config = _config(args)

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dulwich.refs import check_ref_format
-
-from .mounts.encoding import GZIP_TYPES
+from dulwich.refs import Ref, check_ref_format
 
 EMBEDDED = "<embedded default>"
 MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
@@ -101,6 +99,16 @@ class AccessConfig:
             authenticated=self.authenticated,
             owner_only=mount_type == "caldav" if self.owner_only is None else self.owner_only,
         )
+
+
+GZIP_TYPES = (
+    "text/*",
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "image/svg+xml",
+)
+"""The media types a static mount compresses on the fly, unless ``gzip_types`` says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +196,12 @@ def _check_table(
             out[key] = _check_table(source, f"{where}.{key}", value, AccessConfig, base)
             continue
         kind = kind.removesuffix(" | None")
-        expected = {"str": str, "int": int, "bool": bool, "float": (int, float)}
+        expected: dict[str, type | tuple[type, ...]] = {
+            "str": str,
+            "int": int,
+            "bool": bool,
+            "float": (int, float),
+        }
         if kind.startswith("tuple["):
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise ConfigError(f"{source}: {where}.{key}: must be a list of strings")
@@ -251,7 +264,7 @@ def _check_git(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(f"{source}: {where}.repo: missing (the git repository to serve)")
     if m.root is not None:
         raise ConfigError(f"{source}: {where}.root: the git backend does not use it (use repo)")
-    if not check_ref_format(b"refs/heads/" + m.branch.encode()):
+    if not check_ref_format(Ref(b"refs/heads/" + m.branch.encode())):
         raise ConfigError(f"{source}: {where}.branch: {m.branch!r} is not a valid branch name")
     if not _IDENTITY.match(m.author):
         raise ConfigError(

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 
 BACKLOG = 1024  # connections the kernel keeps waiting (Linux caps it at somaxconn)
 SD_LISTEN_FDS_START = 3
 
+AddressInfo = tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
+]
+"""One address as ``getaddrinfo`` gives it."""
 
-def bind(
-    infos: list[tuple[int, int, int, str, tuple[object, ...]]], *, reuse_port: bool = False
-) -> list[socket.socket]:
+
+def bind(infos: Sequence[AddressInfo], *, reuse_port: bool = False) -> list[socket.socket]:
     """Listening, non-blocking sockets on the addresses ``getaddrinfo`` gave (one each)."""
     sockets: list[socket.socket] = []
     try:
@@ -34,7 +42,7 @@ def bind(
             try:
                 sock.bind(address)
             except OSError as exc:
-                where = f"{address[0]} port {address[1]}"
+                where = f"{address[0]!s} port {address[1]!s}"
                 raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
             sock.listen(BACKLOG)
             sock.setblocking(False)
@@ -45,7 +53,7 @@ def bind(
     return sockets
 
 
-def addresses_of(host: str, port: int) -> list[tuple[int, int, int, str, tuple[object, ...]]]:
+def addresses_of(host: str, port: int) -> Sequence[AddressInfo]:
     """What ``host`` and ``port`` resolve to, for :func:`bind` (blocking: DNS)."""
     return socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
 

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import cast
 
 from davserver.config import ConfigError, load
 
@@ -31,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _file(args: argparse.Namespace) -> Path:
     if args.file is not None:
-        return args.file
+        return cast(Path, args.file)
     path = load(args.config).auth.htpasswd
     if path is None:
         raise ConfigError(f"{args.config}: auth.htpasswd: missing (no accounts file configured)")

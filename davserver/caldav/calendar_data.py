@@ -9,7 +9,8 @@ from icalendar import Calendar
 from lxml import etree
 
 from davserver.dav.xml import escape
-from davserver.ical.partial import CalendarData, CompSpec, text
+from davserver.ical.partial import CalendarData as CalendarData  # what parse() gives
+from davserver.ical.partial import CompSpec, text
 from davserver.ical.spans import Span
 from davserver.ical.timerange import TimeRange
 

@@ -102,7 +102,7 @@ class ItemRenderer:
         if found is None:
             return None
         # The dead properties (when asked for) are on the resource looked up first.
-        return (res if self._dead else found[0]), found[1]
+        return (res if self._dead and res is not None else found[0]), found[1]
 
     async def render(self, paths: list[str]) -> list[str]:
         """The responses of the resources at these paths, in order (404 for those that

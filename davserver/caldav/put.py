@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from lxml import etree
 
@@ -21,7 +23,7 @@ from .services import calendars, settings
 from .store.layout import place
 
 
-def supported_components(props: dict[str, bytes] | None) -> tuple[str, ...]:
+def supported_components(props: Mapping[str, bytes] | None) -> tuple[str, ...]:
     """The components a calendar accepts, from its stored property (all when unset)."""
     stored = (props or {}).get(SUPPORTED_COMPONENTS)
     if stored is None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from lxml import etree
@@ -11,7 +12,6 @@ from lxml import etree
 from davserver.dav import multistatus
 from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
-from davserver.dav.features import Report
 from davserver.dav.paths import destination_raw_path
 
 from .freebusy import free_busy_query
@@ -19,6 +19,9 @@ from .items import ItemRenderer, missing
 from .names import c, dav
 from .query import query
 from .sync import sync_collection
+
+if TYPE_CHECKING:
+    from davserver.dav.features import Report
 
 BATCH = 256
 """hrefs of a multiget rendered per batch (a multiget of at most this many is answered

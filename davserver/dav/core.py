@@ -1,12 +1,18 @@
-"""WebDAV's core (RFC 4918 class 1) as a feature: the methods every DAV tree answers and
-the live properties every resource has."""
+"""WebDAV (RFC 4918) as features: its core (class 1), the methods every DAV tree answers
+and the live properties every resource has, and locking (class 2). The handlers live in
+the modules named after what they do (read, write, copymove, locking...)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from . import copymove, propfind, proppatch, read, write
+from . import copymove, locking, propfind, proppatch, read, write
+from .context import Tree
 from .features import BASE_PROPERTIES, Feature, Handler, LiveProperty
+
+if TYPE_CHECKING:
+    from davserver.events import ChangeEvent, EventBus
 
 
 class WebDav(Feature):
@@ -32,3 +38,26 @@ class WebDav(Feature):
     def properties(self) -> Mapping[str, LiveProperty]:
         """RFC 4918's live properties, and RFC 4331's quota."""
         return BASE_PROPERTIES
+
+
+class Locking(Feature):
+    """WebDAV class 2: LOCK, UNLOCK, and locks dropped with what they cover."""
+
+    compliance = ("2",)
+    grants_locks = True
+
+    def methods(self) -> Mapping[str, Handler]:
+        """LOCK and UNLOCK."""
+        return {"LOCK": locking.lock, "UNLOCK": locking.unlock}
+
+    def subscribe(self, bus: EventBus, tree: Tree) -> None:
+        """Drop the locks of what is deleted or moved away (a move leaves its locks
+        behind, RFC 4918 §9.9.4; a replaced destination loses its own)."""
+        locks, prefix = tree.locks, tree.prefix
+
+        async def on_changes(events: Sequence[ChangeEvent]) -> None:
+            for event in events:
+                if event.kind in ("deleted", "moved"):
+                    await locks.release_tree(prefix, event.path)
+
+        bus.subscribe(prefix, on_changes)

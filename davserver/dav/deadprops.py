@@ -24,7 +24,8 @@ class XmlPropsCodec:
             root = etree.fromstring(data, _PARSER)
         except etree.XMLSyntaxError:
             return {}
-        return {child.tag: etree.tostring(child) for child in root}
+        # A comment or processing instruction (a hand-edited file) is no property.
+        return {child.tag: etree.tostring(child) for child in root if isinstance(child.tag, str)}
 
 
 PROPS_CODEC = XmlPropsCodec()

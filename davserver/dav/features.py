@@ -180,7 +180,7 @@ class FeatureSet:
 
     async def report(self, ctx: Context, root: etree._Element) -> web.StreamResponse | None:
         """The answer of the first report handler of the body's root element that takes it."""
-        for handler in self.report_handlers.get(root.tag, ()):
+        for handler in self.report_handlers.get(str(root.tag), ()):
             response = await handler(ctx, root)
             if response is not None:
                 return response

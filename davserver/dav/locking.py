@@ -1,11 +1,8 @@
-"""Locking (RFC 4918 class 2) as a feature: LOCK and UNLOCK (§9.10, §9.11), the 423
-every write gets when it lacks a lock's token, and the clean-up of locks on resources that
-are deleted or moved away (from the change events, whatever made the change)."""
+"""Locking (RFC 4918 class 2): LOCK and UNLOCK (§9.10, §9.11) and the 423 every write
+gets when it lacks a lock's token. The feature that offers them, and drops the locks of
+what is deleted or moved away, is :class:`davserver.dav.core.Locking`."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,16 +10,12 @@ from davserver.backends.base import PreconditionFailed
 from davserver.locks.manager import Depth, Lock, LockConflict
 
 from .body import read_limited
-from .context import Context, Tree
+from .context import Context
 from .errors import DAVError
-from .features import Feature, Handler
 from .lockinfo import lockdiscovery, owner_element, parse_lockinfo, parse_timeout
 from .paths import href
 from .preconditions import submitted
 from .xml import XML_DECL, XMLError, parse
-
-if TYPE_CHECKING:
-    from davserver.events import ChangeEvent, EventBus
 
 
 def require_unlocked(ctx: Context, path: str, *, member: bool = False, tree: bool = False) -> None:
@@ -146,26 +139,3 @@ async def unlock(ctx: Context) -> web.StreamResponse:
         )  # fmt: skip
     await ctx.locks.release([held])
     return web.Response(status=204)
-
-
-class Locking(Feature):
-    """WebDAV class 2: LOCK, UNLOCK, and locks dropped with what they cover."""
-
-    compliance = ("2",)
-    grants_locks = True
-
-    def methods(self) -> Mapping[str, Handler]:
-        """LOCK and UNLOCK."""
-        return {"LOCK": lock, "UNLOCK": unlock}
-
-    def subscribe(self, bus: EventBus, tree: Tree) -> None:
-        """Drop the locks of what is deleted or moved away (a move leaves its locks
-        behind, RFC 4918 §9.9.4; a replaced destination loses its own)."""
-        locks, prefix = tree.locks, tree.prefix
-
-        async def on_changes(events: Sequence[ChangeEvent]) -> None:
-            for event in events:
-                if event.kind in ("deleted", "moved"):
-                    await locks.release_tree(prefix, event.path)
-
-        bus.subscribe(prefix, on_changes)

@@ -18,5 +18,5 @@ async def report(ctx: Context) -> web.StreamResponse:
         raise DAVError(400, "REPORT needs a body")
     response = await ctx.features.report(ctx, root)
     if response is None:
-        raise DAVError(403, f"unsupported report {root.tag}", condition="supported-report")
+        raise DAVError(403, f"unsupported report {root.tag!s}", condition="supported-report")
     return response

@@ -31,7 +31,7 @@ class _FileResponse(web.StreamResponse):
         self._parts = parts
         self._trailer = trailer
 
-    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+    async def prepare(self, request: web.BaseRequest) -> None:
         loop = asyncio.get_running_loop()
         try:
             await super().prepare(request)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import icalendar
 
-from .spans import main_components, occurrences_between, overlaps
+from .spans import kind_of, main_components, occurrences_between, overlaps
 from .timerange import TimeRange, as_utc
 
 _RECURRENCE = ("RRULE", "RDATE", "EXDATE", "EXRULE")
@@ -23,7 +23,7 @@ def expanded(calendar: icalendar.Calendar, rng: TimeRange) -> icalendar.Calendar
         if name not in ("BEGIN", "END"):
             out.add(name, value, encode=False)
     main = main_components(calendar)
-    for kind in dict.fromkeys(m.name for m in main):
+    for kind in dict.fromkeys(kind_of(m) for m in main):
         for span, occ in occurrences_between(calendar, kind, rng.lo, rng.hi):
             if not overlaps(span, rng.lo, rng.hi):
                 continue

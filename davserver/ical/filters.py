@@ -19,6 +19,7 @@ from .spans import (
     END_CLOSED,
     MAIN,
     Span,
+    kind_of,
     main_components,
     overlaps,
     row_span,
@@ -202,7 +203,7 @@ def _alarm_rings(
     if instance is not None:
         instances = [instance]
     elif position is not None:
-        kind = obj.main[position].name
+        kind = kind_of(obj.main[position])
         lo, hi = rng.lo - ALARM_REACH, rng.hi + ALARM_REACH
         instances = [s for s in obj.instances(kind, lo, hi) if s.source == position]
     else:

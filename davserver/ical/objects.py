@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import icalendar
 
+from .spans import kind_of
 from .summary import Summary, summarize_calendar
 
 # Components that may stand beside the main ones in an object resource.
@@ -50,7 +51,7 @@ def check(data: bytes) -> CalendarObject:
     main = [sub for sub in calendar.subcomponents if sub.name not in _AUXILIARY]
     if not main:
         raise InvalidObject("valid-calendar-object-resource", "no VEVENT, VTODO or VJOURNAL")
-    kinds = {sub.name for sub in main}
+    kinds = {kind_of(sub) for sub in main}
     if len(kinds) != 1:
         raise InvalidObject("valid-calendar-object-resource", "components of different types")
     uids = {str(sub.get("UID", "")) for sub in main}

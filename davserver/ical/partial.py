@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import icalendar
 
@@ -13,6 +14,8 @@ from .expand import expanded
 from .expand_text import expand_known
 from .spans import Span, overlaps, row_span, timestamp
 from .timerange import TimeRange
+
+_C = TypeVar("_C", bound=icalendar.cal.Component)
 
 
 @dataclass(slots=True)
@@ -40,9 +43,8 @@ class CalendarData:
         return self.comp is None and self.expand is None and self.limit is None
 
 
-def _keep(component: icalendar.cal.Component, spec: CompSpec) -> icalendar.cal.Component:
+def _keep(component: _C, spec: CompSpec) -> _C:
     kept = component.__class__()
-    kept.name = component.name
     for name, value in component.property_items(recursive=False, sorted=False):
         if name in ("BEGIN", "END"):
             continue
@@ -70,7 +72,7 @@ def _limited(calendar: icalendar.Calendar, rng: TimeRange) -> icalendar.Calendar
 
 
 def _override_matters(component: icalendar.cal.Component, rng: TimeRange) -> bool:
-    rid = component["RECURRENCE-ID"]
+    rid = component.get("RECURRENCE-ID")
     moment = timestamp(rid.dt)
     if str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE" and moment < rng.hi:
         return True

@@ -49,8 +49,8 @@ class Span(NamedTuple):
 def overlaps(span: Span | tuple[float, float, int, int], lo: float, hi: float) -> bool:
     """THE time-range test: whether an instance meets the range [lo, hi) (§9.9)."""
     start, end, flags = span[0], span[1], span[2]
-    return (lo < end or (flags & END_CLOSED and lo == end)) and (
-        hi > start or (flags & START_CLOSED and hi == start)
+    return (lo < end or ((flags & END_CLOSED) != 0 and lo == end)) and (
+        hi > start or ((flags & START_CLOSED) != 0 and hi == start)
     )
 
 
@@ -183,6 +183,14 @@ def main_components(calendar: icalendar.Calendar) -> list[icalendar.cal.Componen
     """The main components of an object (VEVENT, VTODO, ...), in order; a span's
     ``source`` is a position in this list."""
     return [sub for sub in calendar.subcomponents if sub.name in MAIN]
+
+
+def kind_of(component: icalendar.cal.Component) -> str:
+    """The name of a parsed component (VEVENT, VALARM...): icalendar gives every class
+    it parses into one, but types it optional for the base class."""
+    name = component.name
+    assert name is not None
+    return name
 
 
 def recurs(components: list[icalendar.cal.Component]) -> bool:

@@ -24,6 +24,7 @@ from .spans import (
     LATEST,
     Span,
     fixed_spans,
+    kind_of,
     main_components,
     moment,
     occurrence_spans,
@@ -70,7 +71,7 @@ def summarize_calendar(calendar: icalendar.Calendar, now: float) -> Summary:
     components = main_components(calendar)
     if not components:
         return Summary(None, None)
-    kind = components[0].name
+    kind = kind_of(components[0])
     uid_prop = components[0].get("UID")
     uid = str(uid_prop) if uid_prop is not None else None
     own = [c for c in components if c.name == kind]
@@ -96,7 +97,7 @@ def _bounded(components: list[icalendar.cal.Component]) -> bool:
 
 
 def _recurring(
-    calendar: icalendar.Calendar, components: list, kind: str, now: float
+    calendar: icalendar.Calendar, components: list[icalendar.cal.Component], kind: str, now: float
 ) -> tuple[list[Span], float, float]:
     q = query(calendar, kind)
     if _bounded([c for c in components if c.name == kind]):
@@ -112,7 +113,10 @@ def _recurring(
 
 
 def _walk(
-    q: recurring_ical_events.CalendarQuery, components: list, since: float, horizon: float
+    q: recurring_ical_events.CalendarQuery,
+    components: list[icalendar.cal.Component],
+    since: float,
+    horizon: float,
 ) -> tuple[list[Span], float]:
     """Spans of the instances from ``since`` on, in order of start, until the horizon or
     :data:`MAX_SPANS` of them; and the start before which they are complete."""

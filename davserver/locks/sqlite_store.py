@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from davserver.runtime.sqlite import SQLiteThread
 
@@ -35,8 +36,11 @@ def _values(lock: Lock) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _lock(row: tuple[object, ...]) -> Lock:
-    return Lock(*row[:-1], collection=bool(row[-1]))  # type: ignore[arg-type]
+def _lock(row: tuple[Any, ...]) -> Lock:
+    token, namespace, root, scope, depth, owner, timeout, expires, principal, collection = row
+    return Lock(
+        token, namespace, root, scope, depth, owner, timeout, expires, principal, bool(collection)
+    )
 
 
 class SQLiteLockStore:

@@ -26,7 +26,7 @@ class Mount(Protocol):
 Dispatch = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The router's entry point, for a mount that answers with another URL's answer
 # (a CGI local redirect).
-DISPATCH = web.AppKey("davserver.dispatch", Dispatch)
+DISPATCH = web.AppKey[Dispatch]("davserver.dispatch")
 
 MOUNT_PREFIX = web.RequestKey("davserver.mount_prefix", str)
 """The prefix of the mount a request was routed to (for the access log)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -53,7 +53,7 @@ class DavMount:
         self.settings = settings
         self.locks = locks
         self.features = FeatureSet(features, layout)
-        self.services: dict[ServiceKey[Any], Any] = self.features.services
+        self.services: Mapping[ServiceKey[Any], Any] = self.features.services
         self._bus = bus
         storage.listen(functools.partial(bus.publish, prefix))
         for feature in self.features.features:

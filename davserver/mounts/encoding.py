@@ -11,13 +11,6 @@ from aiohttp import web
 from davserver.runtime.threads import offload
 
 GZIP_CHUNK = 256 << 10
-GZIP_TYPES = (
-    "text/*",
-    "application/javascript",
-    "application/json",
-    "application/xml",
-    "image/svg+xml",
-)
 _GZIP_LEVEL = 6
 # Precompressed siblings: (coding, file suffix), in order of preference.
 SIBLINGS = (("br", ".br"), ("gzip", ".gz"))

@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from davserver.backends.base import Body
+from davserver.config import GZIP_TYPES
 from davserver.dav import send
 from davserver.dav.charset import with_charset
 from davserver.dav.errors import DAVError
@@ -64,7 +65,7 @@ class StaticSettings:
     precompressed: bool = True
     gzip: bool = True
     gzip_min_size: int = 1024
-    gzip_types: tuple[str, ...] = encoding.GZIP_TYPES
+    gzip_types: tuple[str, ...] = GZIP_TYPES
     cache_ttl: float = 1.0
     default_charset: str = "utf-8"
 
@@ -153,10 +154,10 @@ class StaticMount:
             return web.Response(status=301, headers={"Location": target})
         if found.listing is not None:
             url_path = "/".join([self.prefix, *parts]) + "/"
-            body = dirlist.page(url_path, found.listing, at_top=not parts)
-            return web.Response(body=body, content_type="text/html", charset="utf-8")
+            page = dirlist.page(url_path, found.listing, at_top=not parts)
+            return web.Response(body=page, content_type="text/html", charset="utf-8")
+        assert found.body is not None
         body = found.body
-        assert body is not None
         headers = self._headers(found)
         if found.gzip_stream:
             return await self._send_gzip_stream(request, body, headers)

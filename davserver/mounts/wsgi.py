@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
@@ -67,7 +67,7 @@ def load_app(spec: str, pythonpath: tuple[Path, ...]) -> WsgiApp:
             raise ConfigError(f"WSGI app {spec!r}: cannot load: {exc}") from exc
     if not callable(obj):
         raise ConfigError(f"WSGI app {spec!r}: {type(obj).__name__} is not callable")
-    return obj
+    return cast(WsgiApp, obj)
 
 
 class AppError(Exception):

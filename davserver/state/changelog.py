@@ -93,8 +93,8 @@ class ChangeLog(Protocol):
 
 
 def _logged(row: tuple[Any, ...]) -> LoggedChange:
-    *fields, collection = row
-    return LoggedChange(*fields, collection=bool(collection))
+    seq, path, kind, to, etag, author, mount, origin, collection = row
+    return LoggedChange(seq, path, kind, to, etag, author, mount, origin, bool(collection))
 
 
 def _prune(db: sqlite3.Connection, mount: str, keep: int) -> None:

@@ -13,8 +13,7 @@ import aiohttp
 import pytest
 from helpers import ServerProcess
 
-from davserver.config import ConfigError, load
-from davserver.mounts.encoding import GZIP_TYPES
+from davserver.config import GZIP_TYPES, ConfigError, load
 
 APPS = Path(__file__).parent / "apps"
 

@@ -478,3 +478,18 @@ async def test_a_file_recreated_after_delete_has_no_dead_properties(
     assert (await client.delete("/a.txt")).status == 204
     assert (await client.put("/a.txt", data=b"again")).status == 201
     assert await read_prop(client, "/a.txt", "{urn:z}v") is None
+
+
+async def test_a_comment_in_a_hand_edited_property_file_is_no_property(
+    client: TestClient, file: Path, root: Path
+) -> None:
+    await proppatch(client, "/a.txt", update(set_(f"<Z:v {Z}>kept</Z:v>")))
+    (props,) = (root / ".davprops").iterdir()
+    stored = props.read_bytes()
+    props.write_bytes(stored.replace(b"<props>", b"<props><!-- edited by hand --><?pi x?>"))
+    assert props.read_bytes() != stored
+    got = await read_prop(client, "/a.txt", "{urn:z}v")
+    assert got is not None and got.text == "kept"
+    resp = await client.request("PROPFIND", "/a.txt", headers={"Depth": "0"})
+    assert resp.status == 207
+    assert b"edited by hand" not in await resp.read()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from array import array
 from pathlib import Path
+from typing import Any, Protocol
 
 from davserver.ical.spans import Span
 from davserver.ical.summary import Summary
@@ -75,7 +76,7 @@ def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _item(row: tuple) -> tuple[str, Item]:
+def _item(row: tuple[Any, ...]) -> tuple[str, Item]:
     name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until = row
     if spans is None:
         return name, Item(etag, STALE)
@@ -241,3 +242,55 @@ class CalendarIndex:
     async def close(self) -> None:
         """Close the database."""
         await self._db.close()
+
+
+class ItemIndex(Protocol):
+    """What the calendar store asks of its index: :class:`CalendarIndex` (SQLite in the
+    state folder) is one; an index shared by several workers would be another, and
+    tests/contracts/test_index.py is what it must pass."""
+
+    async def epoch(self) -> str:
+        """A random name of the index, the same for as long as the index exists."""
+
+    def cached(self, calendar: str) -> CalendarItems | None:
+        """The items of a calendar when they are in memory already."""
+
+    def uncache(self, calendar: str) -> None:
+        """Forget what memory holds of a calendar (another process changed it)."""
+
+    def uncache_home(self, user: str) -> None:
+        """Forget what memory holds of every calendar of ``user``."""
+
+    async def items(self, calendar: str) -> CalendarItems:
+        """The indexed items of a calendar ({} for one never seen)."""
+
+    async def update(
+        self,
+        calendar: str,
+        changed: dict[str, Item],
+        removed: list[str],
+        *,
+        touched: bool = False,
+        quiet: frozenset[str] = frozenset(),
+    ) -> None:
+        """Record new or changed items, removed ones and (``touched``) a change of the
+        calendar itself, each a change of the log but the items in ``quiet``."""
+
+    async def forget(self, calendar: str) -> None:
+        """Drop a deleted calendar, its items logged as deleted and its token moved."""
+
+    async def forget_home(self, user: str) -> None:
+        """Drop every calendar of ``user``'s deleted home, its items logged as deleted."""
+
+    async def token(self, calendar: str) -> int:
+        """The number of the calendar's latest change (0 when none)."""
+
+    async def newest(self) -> int:
+        """The number of the latest change of any calendar (0 when none)."""
+
+    async def changes_since(self, calendar: str, seq: int) -> list[tuple[int, str, bool]]:
+        """(number, name, deleted) of each item changed after ``seq``, its latest change
+        only, oldest first."""
+
+    async def close(self) -> None:
+        """Release the index."""

@@ -55,7 +55,7 @@ from davserver.runtime.threads import offload
 from davserver.state.mutex import Mutexes
 
 from .cache import BodyCache
-from .index import STALE, CalendarIndex
+from .index import STALE, ItemIndex
 from .items import CalendarItems, Item
 
 PRINCIPALS = "principals"
@@ -140,7 +140,7 @@ class CalendarStore:
     def __init__(
         self,
         inner: Storage,
-        index: CalendarIndex,
+        index: ItemIndex,
         defaults: Mapping[str, DeadProps],
         accounts: Callable[[], Iterable[str]] = list,
         mutexes: Mutexes | None = None,
