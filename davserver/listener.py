@@ -7,6 +7,11 @@ accepting, so further clients wait in the kernel's listen queue (not half-served
 refused) and are accepted, in order, as soon as a connection closes. A connection from an
 address that already has its share open is accepted and closed at once instead: waiting
 in the queue, it would hold up the clients behind it.
+
+Accepting is a reader callback on each listening socket that accepts and hands the
+connection on in one step; stopping removes the callbacks. (An accept task that is
+cancelled can lose a connection the kernel had just handed over, which a stopping
+worker must not do: its clients would see a connection closed without an answer.)
 """
 
 from __future__ import annotations
@@ -72,8 +77,8 @@ class Listener:
         # Per client refused for its limit: when its last log line went out, and how many
         # connections were refused since.
         self._refusals: dict[str, tuple[float, int]] = {}
-        self._room = asyncio.Event()
-        self._room.set()
+        self._paused = False
+        self._retry: asyncio.TimerHandle | None = None
         self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -95,42 +100,58 @@ class Listener:
         for sock in listening:
             sock.setblocking(False)
             self._sockets.append(sock)
-            self._spawn(self._accept(sock))
+        self._watch()
 
     async def close(self) -> None:
-        """Stop accepting (connections already open are left to the caller), and drop the
-        handshakes under way."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Stop accepting and close the listening sockets. Connections already accepted
+        (their TLS handshakes included) go on: they are the caller's to end."""
+        self._unwatch()
+        if self._retry is not None:
+            self._retry.cancel()
         self._close_sockets()
+        self._sockets = []
 
     def _close_sockets(self) -> None:
         for sock in self._sockets:
             sock.close()
+
+    def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._sockets:
+            loop.add_reader(sock.fileno(), self._accept, sock)
+        self._paused = False
+
+    def _resume(self) -> None:
+        self._retry = None
+        if self._sockets:
+            self._watch()
+
+    def _unwatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._sockets:
+            loop.remove_reader(sock.fileno())
+        self._paused = True
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _accept(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            # (With several listening sockets, say "localhost" as ::1 and 127.0.0.1, each
-            # loop waiting in accept may take one connection past the cap when room comes.)
-            while self.open_connections >= self.max_connections:
-                self._room.clear()
-                await self._room.wait()
+    def _accept(self, sock: socket.socket) -> None:
+        """Accept what is waiting on ``sock`` (a reader callback), up to the cap."""
+        while self.open_connections < self.max_connections:
             try:
-                conn, address = await loop.sock_accept(sock)
-            except (ConnectionAbortedError, InterruptedError):
+                conn, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
                 continue
             except OSError as exc:  # out of file descriptors or memory
                 log.error("cannot accept a connection: %s (retrying)", exc)
-                await asyncio.sleep(ACCEPT_RETRY)
-                continue
+                self._unwatch()
+                self._retry = asyncio.get_running_loop().call_later(ACCEPT_RETRY, self._resume)
+                return
+            conn.setblocking(False)
             client = client_key(address)
             if self._per_client[client] >= self.max_per_address:
                 conn.close()
@@ -144,6 +165,8 @@ class Listener:
                     self.max_connections,
                 )
             self._spawn(self._serve(conn, address, client))
+        # At the cap: further clients wait in the kernel's queue until one closes.
+        self._unwatch()
 
     def _refused(self, client: str) -> None:
         """Log a connection refused for ``max_connections_per_address``: the first of a
@@ -176,7 +199,8 @@ class Listener:
                 self._per_client[client] -= 1
                 if self._per_client[client] <= 0:
                     del self._per_client[client]
-                self._room.set()
+                if self._paused and self._sockets and self._retry is None:
+                    self._watch()
 
         try:
             await asyncio.get_running_loop().connect_accepted_socket(

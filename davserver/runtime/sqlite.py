@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -12,6 +13,9 @@ from typing import TypeVar
 from .threads import WorkerPool
 
 _T = TypeVar("_T")
+BUSY_TIMEOUT = 10.0
+"""Seconds a statement waits for another process's write to end."""
+SETUP_ATTEMPTS = 20
 
 
 class SQLiteThread:
@@ -32,15 +36,30 @@ class SQLiteThread:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(
+                self._path, timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None
+            )
             try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(self._schema)
+                self._prepare(db)
             except BaseException:
                 db.close()
                 raise
             self._db = db
         return self._db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """WAL and the schema. Several processes opening one database at once (the
+        workers starting) may find it busy while another sets it up: switching to WAL
+        does not wait for the busy timeout, so it is tried again a few times."""
+        for attempt in range(SETUP_ATTEMPTS):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(self._schema)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == SETUP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # on the database's own thread
 
     def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
