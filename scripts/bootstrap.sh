@@ -41,6 +41,9 @@ ensure_venv() {
     return 0
   fi
   rm -f .venv/.davserver-installed*  # a reinstall of the package outdates every stamp
+  # setuptools' build folder keeps modules the sources no longer have, and would put
+  # them into the new install: build from nothing.
+  rm -rf build
   .venv/bin/python -m pip install -q --disable-pip-version-check ".$1" 2>&1 \
     | { grep -v "^WARNING: Location" >&2 || true; } || status=$?
   .venv/bin/python -c "import davserver" || { echo "davserver did not install" >&2; exit 1; }
