@@ -237,13 +237,20 @@ def toml_value(value: object) -> str:
     return json.dumps(str(value))  # a JSON string is a TOML basic string
 
 
+def davserver_keys(server: dict[str, object]) -> dict[str, object]:
+    """The [server] keys the harness gives davserver (besides state_dir), ``server`` last."""
+    return {"access_log": False, "workers": 1, **server}
+
+
 def davserver_config(tmp: Path, server: dict[str, object]) -> str:
-    """davserver's TOML: one WebDAV mount of tmp/data at /, no access log, state in tmp.
+    """davserver's TOML: one WebDAV mount of tmp/data at /, no access log, state in tmp,
+    one process (workers = 1: the floors are about one process; davserver's default is
+    one per core).
 
     ``server`` adds or overrides [server] keys (--host and --port come from the command
     line). Every option that sets a key goes through it, see DavserverKey.
     """
-    keys: dict[str, object] = {"state_dir": tmp / "state", "access_log": False, **server}
+    keys = {"state_dir": tmp / "state", **davserver_keys(server)}
     lines = ["[server]", *(f"{k} = {toml_value(v)}" for k, v in keys.items()), ""]
     lines += ["[[mounts]]", 'path = "/"', 'type = "webdav"', 'backend = "filesystem"']
     lines += [f"root = {toml_value(tmp / 'data')}", ""]
@@ -859,8 +866,10 @@ def main() -> int:
     dav_cmd, bare_py = davserver_command(), bare_python()
     header = [
         f"davserver: {shlex.join(dav_cmd) if dav_cmd else 'NOT AVAILABLE'} serve --config "
-        f"FILE (one filesystem WebDAV mount, no access log"
-        + "".join(f", {k} = {toml_value(v)}" for k, v in args.davserver_server.items())
+        f"FILE (one filesystem WebDAV mount; "
+        + ", ".join(
+            f"{k} = {toml_value(v)}" for k, v in davserver_keys(args.davserver_server).items()
+        )
         + ")",
         *versions(bare_py),
         f"wrk -t1 -c{args.connections}, {args.duration} s per run after a {args.warmup} s "
