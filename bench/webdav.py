@@ -1,15 +1,18 @@
-"""Side-by-side WebDAV throughput benchmark: davserver vs WsgiDAV 4.4 vs a bare aiohttp app.
+"""Side-by-side WebDAV benchmark: davserver vs Apache mod_dav, WsgiDAV and bare aiohttp.
 
-Usage: bench/run [--duration S] [--warmup S] [--rounds N] [--pin on|off] [--workloads LIST]
+Usage: bench/run [--duration S] [--warmup S] [--rounds N] [--pin off|on] [--workloads LIST]
    or: python3 bench/webdav.py [same options]
 
-In one run it starts davserver (filesystem WebDAV), WsgiDAV 4.4 on cheroot and a bare aiohttp
-app, each on a free loopback port with a fresh temporary folder, creates the same fixtures on
-the two DAV servers over HTTP, then measures every workload with wrk (1 thread, 16 connections),
-servers interleaved per workload (servers pinned to the first CPU, wrk to the second), and
-prints requests/s, the ratios and PASS/FAIL per floor.
-It installs what it needs itself: wrk (apt-get) and a venv with the peers (bench/.venv-peers).
-A benchmark, not a test: the exit code is 0 even when a floor fails. See docs/benchmarks.md.
+In one run it starts davserver twice (filesystem WebDAV; once unpinned, as users run it, and
+once pinned to the first CPU), Apache httpd with mod_dav, WsgiDAV 4.4 on cheroot and a bare
+aiohttp app, each on a free loopback port with a fresh temporary folder, creates the same
+fixtures on the DAV servers over HTTP, then measures every workload with wrk (1 thread, 16
+connections), servers interleaved per workload, and prints requests/s, the ratios and
+PASS/FAIL per floor. By default nothing but the pinned davserver is pinned (--pin on pins
+every server to the first CPU and wrk to the second, as earlier runs did).
+It installs what it needs itself: wrk and apache2 (apt-get) and a venv with the peers
+(bench/.venv-peers). A benchmark, not a test: the exit code is 0 even when a floor fails.
+See docs/benchmarks.md.
 """
 
 import argparse
@@ -49,13 +52,40 @@ WORKLOADS: dict[str, tuple[str, str]] = {
     "propfind0": ("PROPFIND D0 file", "/bench/file4k.bin"),
     "propfind1": ("PROPFIND D1 1000", "/bench/dir1000/"),
 }
-SERVERS = ("davserver", "wsgidav", "aiohttp-bare")
-# (workload, reference server, minimum requests/s of davserver divided by the reference's)
+# Column names. "davserver" runs unpinned, as users run it; "davserver-pinned" is the same
+# server pinned to the first CPU (wrk on the second): both are measured in every run.
+DAV, DAV_PINNED = "davserver", "davserver-pinned"
+SERVERS = (DAV, DAV_PINNED, "apache", "wsgidav", "aiohttp-bare")
+APACHE = Path("/usr/sbin/apache2")
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A reported check: davserver's requests/s >= factor x the reference's.
+
+    ``dav`` is the davserver column compared ("" = the one run like the peers: unpinned by
+    default, pinned with --pin on); ``unpinned_only`` floors are n/a in a --pin on run.
+    """
+
+    workload: str
+    ref: str
+    factor: float
+    dav: str = ""
+    unpinned_only: bool = False
+
+
 FLOORS = (
-    ("get", "aiohttp-bare", 0.5),
-    ("put", "wsgidav", 3.0),
-    ("propfind0", "wsgidav", 3.0),
-    ("propfind1", "wsgidav", 15.0),
+    Floor("get", "aiohttp-bare", 0.5),
+    Floor("put", "wsgidav", 3.0),
+    Floor("propfind0", "wsgidav", 3.0),
+    Floor("propfind1", "wsgidav", 15.0),
+    # Issue 21: unpinned, one process, against Apache; and pinning must not be what makes
+    # davserver fast.
+    Floor("propfind0", "apache", 0.6, unpinned_only=True),
+    Floor("propfind1", "apache", 1.0, unpinned_only=True),
+    Floor("put", "apache", 0.8, unpinned_only=True),
+    *(Floor(wl, DAV_PINNED, 0.9, dav=DAV) for wl in WORKLOADS),
 )
 PUT_PATHS = 8
 FILE_4K = bytes(range(256)) * 16
@@ -74,7 +104,9 @@ class Server:
     cmd: list[str]
     workloads: tuple[str, ...]
     tmp: Path
-    config: str = ""  # WsgiDAV's YAML config; @PORT@ is replaced at start
+    config: str = ""  # text of the config file tmp/config_name; @PORT@ is replaced at start
+    config_name: str = ""
+    pinned: bool = False  # the server on the first CPU, wrk on the second
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     problem: str = ""  # set when the server cannot be measured (not installed, fixtures bad)
@@ -134,17 +166,30 @@ def sh(cmd: list[str], env: dict[str, str] | None = None) -> int:
     return subprocess.run(cmd, env=env, check=False, timeout=900).returncode
 
 
-def ensure_wrk() -> None:
-    """Install wrk with apt-get when it is missing (apt-get update only if the install fails)."""
-    if shutil.which("wrk"):
-        return
+def apt_install(package: str) -> None:
+    """apt-get install a Debian package (apt-get update first only if the install fails)."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
     if sh(install, env) != 0:
-        sh(["apt-get", "update"], env)
+        sh(["apt-get", "update", "-q"], env)
         sh(install, env)
+
+
+def ensure_wrk() -> None:
+    """Install wrk with apt-get when it is missing; without it nothing can be measured."""
+    if not shutil.which("wrk"):
+        apt_install("wrk")
     if not shutil.which("wrk"):
         sys.exit("wrk is missing and could not be installed (apt-get install -y wrk)")
+
+
+def ensure_apache() -> str:
+    """Install Debian's apache2 when it is missing; '' or why Apache cannot be measured."""
+    modules = ("mod_mpm_event.so", "mod_dav.so", "mod_dav_fs.so")
+    if not APACHE.exists():
+        apt_install("apache2")
+    missing = [str(p) for p in (APACHE, *(APACHE_MODULES / m for m in modules)) if not p.exists()]
+    return f"not available ({', '.join(missing)} missing)" if missing else ""
 
 
 def ensure_peers_venv() -> None:
@@ -183,6 +228,53 @@ def davserver_quiet_args(dav_cmd: list[str]) -> list[str]:
     return ["--log-level", "WARNING"] if "--log-level" in res.stdout else []
 
 
+def toml_value(value: object) -> str:
+    """A bool, number or string as a TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+
+def davserver_keys(server: dict[str, object]) -> dict[str, object]:
+    """The [server] keys the harness gives davserver (besides state_dir), ``server`` last."""
+    return {"access_log": False, "workers": 1, **server}
+
+
+def davserver_config(tmp: Path, server: dict[str, object]) -> str:
+    """davserver's TOML: one WebDAV mount of tmp/data at /, no access log, state in tmp,
+    one process (workers = 1: the floors are about one process; davserver's default is
+    one per core).
+
+    ``server`` adds or overrides [server] keys (--host and --port come from the command
+    line). Every option that sets a key goes through it, see DavserverKey.
+    """
+    keys = {"state_dir": tmp / "state", **davserver_keys(server)}
+    lines = ["[server]", *(f"{k} = {toml_value(v)}" for k, v in keys.items()), ""]
+    lines += ["[[mounts]]", 'path = "/"', 'type = "webdav"', 'backend = "filesystem"']
+    lines += [f"root = {toml_value(tmp / 'data')}", ""]
+    return "\n".join(lines)
+
+
+def apache_config(tmp: Path) -> str:
+    """Apache's config from bench/apache2.conf.in: everything in tmp, DAV on tmp/data.
+
+    Run as root, Apache's parent keeps root (to open its files) and its workers switch to
+    www-data, which gets the folder; anyone else runs it all as themselves.
+    """
+    user = ""
+    if os.geteuid() == 0:
+        user = "User www-data\nGroup www-data"
+        for path in (tmp, *tmp.rglob("*")):
+            shutil.chown(path, "www-data", "www-data")
+    types = "TypesConfig /etc/mime.types" if Path("/etc/mime.types").exists() else ""
+    text = (BENCH / "apache2.conf.in").read_text()
+    for key, value in (("@TMP@", str(tmp)), ("@MODULES@", str(APACHE_MODULES))):
+        text = text.replace(key, value)
+    return text.replace("@USER@", user).replace("@TYPES@", types)
+
+
 def bare_python() -> Path:
     """Python for the bare app: the project's venv (same aiohttp as davserver) if it has aiohttp."""
     py = REPO / ".venv" / "bin" / "python"
@@ -205,7 +297,9 @@ def versions(bare_py: Path) -> list[str]:
     peers += "f'WsgiDAV {w.__version__} on cheroot {c.__version__}, Python {p.python_version()}')"
     bare = "import aiohttp as a, platform as p; print("
     bare += "f'aiohttp {a.__version__}, Python {p.python_version()}')"
+    apache = first_line([str(APACHE), "-v"]) if APACHE.exists() else "not installed"
     return [
+        f"apache: {apache.removeprefix('Server version: ')}, mpm_event, mod_dav_fs",
         f"wsgidav: {first_line([str(PEERS_VENV / 'bin' / 'python'), '-c', peers])}",
         f"aiohttp-bare: {first_line([str(bare_py), '-c', bare])} ({bare_py})",
         f"wrk: {first_line(['wrk', '-v'])}",
@@ -223,29 +317,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_servers(dav_cmd: list[str] | None, bare_py: Path) -> list[Server]:
-    """The three servers, each with a fresh temporary folder (data/ inside it is served)."""
+def make_servers(
+    dav_cmd: list[str] | None, bare_py: Path, args: argparse.Namespace
+) -> list[Server]:
+    """The servers, each with a fresh temporary folder (data/ inside it is served)."""
     servers = []
     for name in SERVERS:
         tmp = Path(tempfile.mkdtemp(prefix=f"davbench-{name}-"))
-        (tmp / "data").mkdir()
-        data, config = str(tmp / "data"), ""
-        if name == "davserver":
+        for sub in ("data", "state"):
+            (tmp / sub).mkdir()
+        data, config, config_name, problem = str(tmp / "data"), "", "", ""
+        wls = tuple(WORKLOADS)
+        if name in (DAV, DAV_PINNED):
             cmd = []
             if dav_cmd:
-                cmd = [*dav_cmd, "serve", "--host", "127.0.0.1", "--port", "@PORT@"]
-                cmd += ["--root", data, *davserver_quiet_args(dav_cmd)]
-            wls = tuple(WORKLOADS)
+                config, config_name = davserver_config(tmp, args.davserver_server), "davserver.toml"
+                cmd = [*dav_cmd, "serve", "--config", str(tmp / config_name)]
+                cmd += ["--host", "127.0.0.1", "--port", "@PORT@", *davserver_quiet_args(dav_cmd)]
+            else:
+                problem = "not available (no .venv/bin/davserver and $DAVSERVER unset)"
+        elif name == "apache":
+            problem = args.apache_problem
+            config, config_name = "" if problem else apache_config(tmp), "apache2.conf"
+            cmd = [str(APACHE), "-DFOREGROUND", "-f", str(tmp / config_name)]
         elif name == "wsgidav":
             config = (BENCH / "wsgidav.yaml.in").read_text().replace("@DATA@", data)
-            cmd = [str(PEERS_VENV / "bin" / "wsgidav"), "--config", str(tmp / "wsgidav.yaml")]
-            wls = tuple(WORKLOADS)
+            config_name = "wsgidav.yaml"
+            cmd = [str(PEERS_VENV / "bin" / "wsgidav"), "--config", str(tmp / config_name)]
         else:
             cmd = [str(bare_py), str(BENCH / "bare_aiohttp.py"), "--port", "@PORT@"]
             wls = ("get",)
-        srv = Server(name, cmd, wls, tmp, config)
-        if not cmd:
-            srv.problem = "not available (no .venv/bin/davserver and $DAVSERVER unset)"
+        pinned = name == DAV_PINNED or (name != DAV and args.pin == "on")
+        if name == DAV_PINNED and not args.cpus and not problem:
+            problem = "not measured (pinning needs two CPUs)"
+        srv = Server(name, cmd, wls, tmp, config, config_name, pinned=pinned, problem=problem)
         servers.append(srv)
     return servers
 
@@ -255,12 +360,19 @@ def on_cpus(cpus: set[int] | None) -> Callable[[], None] | None:
     return None if not cpus else lambda: os.sched_setaffinity(0, cpus)
 
 
+def placement(srv: Server, args: argparse.Namespace) -> tuple[set[int] | None, set[int] | None]:
+    """(the server's CPUs, wrk's CPUs) when measuring srv; None: not pinned."""
+    if srv.pinned and args.cpus:
+        return {args.cpus[0]}, {args.cpus[1]}
+    return None, None
+
+
 def start(srv: Server, log: Path, cpus: set[int] | None) -> None:
     """Start a server (pinned to cpus, if any) on a free port and wait until it answers HTTP."""
     srv.port = free_port()
     cmd = [a.replace("@PORT@", str(srv.port)) for a in srv.cmd]
     if srv.config:
-        (srv.tmp / "wsgidav.yaml").write_text(srv.config.replace("@PORT@", str(srv.port)))
+        (srv.tmp / srv.config_name).write_text(srv.config.replace("@PORT@", str(srv.port)))
     print(f"starting {srv.name}: {shlex.join(cmd)}", flush=True)
     with log.open("wb") as out:
         srv.proc = subprocess.Popen(
@@ -478,7 +590,7 @@ def run_wrk(srv: Server, workload: str, seconds: int, args: argparse.Namespace, 
             text=True,
             timeout=seconds + 60,
             check=False,
-            preexec_fn=on_cpus(args.wrk_cpus),
+            preexec_fn=on_cpus(placement(srv, args)[1]),
         )
     except subprocess.TimeoutExpired:
         run.problem = "wrk did not finish"
@@ -522,7 +634,7 @@ def measure(
                     run.problem = srv.problem = f"server exited ({srv.proc.returncode})"
                 note = f"  [warm-up: {warm.flags}]" if warm.has_errors else ""
                 print(
-                    f"  round {rnd} {WORKLOADS[wl][0]:<19} {srv.name:<13} "
+                    f"  round {rnd} {WORKLOADS[wl][0]:<19} {srv.name:<16} "
                     f"{run.rps:>10,.1f} req/s  p50 {run.p50_ms:8.1f} ms  "
                     f"other CPU {run.other_cpu_pct:3.0f}%  settled {run.settle_s:4.1f}s"
                     f"{'  ! ' + run.flags if run.flags else ''}{note}",
@@ -550,14 +662,23 @@ def table(rows: list[list[str]]) -> list[str]:
 
 RUN_COLUMNS = ["server", "workload", "req/s", "requests", "non-2xx", "socket errs"]
 RUN_COLUMNS += ["mean ms", "p50 ms", "p99 ms", "other CPU %", "flags"]
-FINAL_COLUMNS = ["workload", *SERVERS, "ratio vs wsgidav", "ratio vs bare", "floor", "PASS/FAIL"]
+RATIO_COLUMNS = ["vs Apache", "vs wsgidav", "vs bare", "unpinned/pinned"]
+FLOOR_COLUMNS = ["workload", "davserver", "reference", "ratio", "floor", "PASS/FAIL"]
 
 
-def summarize(runs: list[Run], workloads: list[str]) -> tuple[list[str], list[dict[str, object]]]:
-    """The report lines (runs table, final table, notes) and the verdicts as dicts."""
+def summarize(
+    runs: list[Run], workloads: list[str], pin: str
+) -> tuple[list[str], list[dict[str, object]]]:
+    """The report lines (runs table, requests/s table, floors table, notes) and the verdicts.
+
+    The ratios and the floors against peers use the davserver run like the peers
+    (davserver unpinned; davserver-pinned with --pin on); unpinned/pinned is davserver's
+    figure divided by davserver-pinned's.
+    """
     by: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
         by.setdefault((r.server, r.workload), []).append(r)
+    main_dav = DAV_PINNED if pin == "on" else DAV
 
     def median(server: str, wl: str, attr: str = "rps") -> float | None:
         rs = by.get((server, wl))
@@ -579,46 +700,70 @@ def summarize(runs: list[Run], workloads: list[str]) -> tuple[list[str], list[di
         nums += [f"{r.mean_ms:.1f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.other_cpu_pct:.0f}"]
         run_rows.append([r.server, WORKLOADS[r.workload][0], *nums, r.flags or "ok"])
 
-    floors = {wl: (ref, k) for wl, ref, k in FLOORS}
-    rows, notes = [FINAL_COLUMNS], []
-    verdicts: list[dict[str, object]] = []
+    rows = [["workload", *SERVERS, *RATIO_COLUMNS]]
     for wl in workloads:
-        dav, (ref, k) = median("davserver", wl), floors[wl]
-        den = median(ref, wl)
-        floor = f">= {k:g}x {'bare' if ref == 'aiohttp-bare' else ref}"
-        if dav is None or den is None:
+        dav = median(main_dav, wl)
+        row = [WORKLOADS[wl][0], *(cell(s, wl) for s in SERVERS)]
+        row += [ratio(dav, median(ref, wl)) for ref in ("apache", "wsgidav", "aiohttp-bare")]
+        rows.append([*row, ratio(median(DAV, wl), median(DAV_PINNED, wl))])
+
+    floor_rows, notes = [FLOOR_COLUMNS], []
+    verdicts: list[dict[str, object]] = []
+    for f in (f for f in FLOORS if f.workload in workloads):
+        dav_name, ref, k = f.dav or main_dav, f.ref, f.factor
+        dav, den = median(dav_name, f.workload), median(ref, f.workload)
+        floor = f">= {k:g}x {ref}"
+        if f.unpinned_only and pin == "on":
+            verdict = "n/a (an unpinned floor: run with --pin off)"
+        elif dav is None or den is None:
             verdict = "n/a (not measured)"
         elif den == 0:
             verdict = f"n/a ({ref} completed no request)"
-        elif errs("davserver", wl):
-            verdict = "FAIL (davserver run had errors)"
+        elif errs(dav_name, f.workload):
+            verdict = f"FAIL ({dav_name} run had errors)"
         else:
             verdict = "PASS" if dav >= k * den else "FAIL"
-            verdict += f" ({ref} run had errors)" if errs(ref, wl) else ""
+            verdict += f" ({ref} run had errors)" if errs(ref, f.workload) else ""
             # A reference slower than a tenth of the run loses much of its work in flight at
             # the end from wrk's count; Little's law (connections / mean latency) bounds it.
-            mean_s, run0 = (median(ref, wl, "mean_ms") or 0) / 1000, by[(ref, wl)][0]
+            mean_s, run0 = (
+                (median(ref, f.workload, "mean_ms") or 0) / 1000,
+                by[(ref, f.workload)][0],
+            )
             if mean_s > run0.seconds / 10:
                 alt = run0.connections / mean_s
                 notes.append(
-                    f"note: {WORKLOADS[wl][0]}: {ref}'s mean latency ({mean_s:.1f} s) is over a "
-                    f"tenth of the run, so wrk's count misses the requests in flight at the end; "
-                    f"{run0.connections} connections / mean latency = {alt:,.2f} req/s would give "
-                    f"{dav / alt:.2f}x ({'PASS' if dav >= k * alt else 'FAIL'} against {floor})."
+                    f"note: {WORKLOADS[f.workload][0]}: {ref}'s mean latency ({mean_s:.1f} s) "
+                    f"is over a tenth of the run, so wrk's count misses the requests in flight "
+                    f"at the end; {run0.connections} connections / mean latency = {alt:,.2f} "
+                    f"req/s would give {dav / alt:.2f}x "
+                    f"({'PASS' if dav >= k * alt else 'FAIL'} against {floor})."
                 )
         verdicts.append(
             {
-                "workload": wl,
+                "workload": f.workload,
+                "davserver": dav_name,
                 "floor": floor,
                 "verdict": verdict,
                 "ratio": dav / den if dav is not None and den else None,
             }
         )
-        row = [WORKLOADS[wl][0], *(cell(s, wl) for s in SERVERS)]
-        row += [ratio(dav, median("wsgidav", wl)), ratio(dav, median("aiohttp-bare", wl))]
-        rows.append([*row, floor, verdict])
-    title = "Requests/s (median of rounds; ! = a run had non-2xx responses or socket errors):"
-    return ["Runs:", *table(run_rows), "", title, *table(rows), *notes], verdicts
+        floor_rows.append(
+            [WORKLOADS[f.workload][0], dav_name, ref, ratio(dav, den), floor, verdict]
+        )
+    title = "Requests/s (median of rounds; ! = a run had non-2xx responses or socket errors)"
+    title += f"; ratios of {main_dav}:"
+    return [
+        "Runs:",
+        *table(run_rows),
+        "",
+        title,
+        *table(rows),
+        "",
+        "Floors:",
+        *table(floor_rows),
+        *notes,
+    ], verdicts
 
 
 # ---------------------------------------------------------------- main
@@ -638,6 +783,7 @@ def env_int(env: str, default: int) -> int:
 def parse_args() -> argparse.Namespace:
     """Command-line options (defaults from BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.set_defaults(davserver_server={})  # [server] keys of davserver's config, see DavserverKey
     ap.add_argument(
         "--duration",
         type=int,
@@ -660,8 +806,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--pin",
         choices=("on", "off"),
-        default=os.environ.get("BENCH_PIN", "on"),
-        help="servers on the first CPU, wrk on the second (default on, env BENCH_PIN)",
+        default=os.environ.get("BENCH_PIN", "off"),
+        help="on: every server on the first CPU, wrk on the second; off: only davserver-pinned "
+        "is (default off, env BENCH_PIN)",
     )
     ap.add_argument(
         "--workloads",
@@ -675,9 +822,36 @@ def parse_args() -> argparse.Namespace:
     if min(args.duration, args.warmup, args.rounds, args.connections) < 1:
         ap.error("--duration, --warmup, --rounds and --connections must be >= 1")
     cpus = sorted(os.sched_getaffinity(0))
-    pin = args.pin == "on" and len(cpus) >= 2
-    args.server_cpus, args.wrk_cpus = ({cpus[0]}, {cpus[1]}) if pin else (None, None)
+    args.cpus = (cpus[0], cpus[1]) if len(cpus) >= 2 else None
     return args
+
+
+class DavserverKey(argparse.Action):
+    """Stores an option's value as a [server] key of davserver's config (both davservers).
+
+    An option for a [server] key is one line in parse_args, e.g.
+    ``ap.add_argument("--workers", type=int, action=DavserverKey, help=...)`` gives
+    ``[server] workers = N``.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        namespace.davserver_server = {**namespace.davserver_server, self.dest: values}
+
+
+def cpu_line(args: argparse.Namespace) -> str:
+    """How the servers and wrk were placed on the CPUs, for the header."""
+    if not args.cpus:
+        return "CPUs: one CPU, nothing pinned (davserver-pinned not measured)"
+    on = f"on CPU {args.cpus[0]}, wrk on CPU {args.cpus[1]}"
+    if args.pin == "on":
+        return f"CPUs: --pin on: every server {on} (davserver unpinned, wrk unpinned)"
+    return f"CPUs: --pin off: servers and wrk unpinned (davserver-pinned {on})"
 
 
 def main() -> int:
@@ -691,20 +865,24 @@ def main() -> int:
     results.mkdir(parents=True, exist_ok=True)
     dav_cmd, bare_py = davserver_command(), bare_python()
     header = [
-        f"davserver: {shlex.join(dav_cmd) if dav_cmd else 'NOT AVAILABLE'}",
+        f"davserver: {shlex.join(dav_cmd) if dav_cmd else 'NOT AVAILABLE'} serve --config "
+        f"FILE (one filesystem WebDAV mount; "
+        + ", ".join(
+            f"{k} = {toml_value(v)}" for k, v in davserver_keys(args.davserver_server).items()
+        )
+        + ")",
         *versions(bare_py),
         f"wrk -t1 -c{args.connections}, {args.duration} s per run after a {args.warmup} s "
         f"warm-up, {args.rounds} round(s), servers interleaved per workload",
-        f"CPUs: servers on {sorted(args.server_cpus)}, wrk on {sorted(args.wrk_cpus)}"
-        if args.server_cpus
-        else "CPUs: not pinned",
+        cpu_line(args),
     ]
     print("\n".join(header), flush=True)
-    servers = make_servers(dav_cmd, bare_py)
+    args.apache_problem = ensure_apache()
+    servers = make_servers(dav_cmd, bare_py, args)
     try:
         for srv in servers:
             if not srv.problem:
-                start(srv, results / f"{srv.name}.log", args.server_cpus)
+                start(srv, results / f"{srv.name}.log", placement(srv, args)[0])
             if not srv.problem:
                 t0 = time.monotonic()
                 srv.problem = make_fixtures(srv)
@@ -721,7 +899,7 @@ def main() -> int:
         for srv in servers:
             stop(srv)
             shutil.rmtree(srv.tmp, ignore_errors=True)
-    report, verdicts = summarize(runs, args.workloads)
+    report, verdicts = summarize(runs, args.workloads, args.pin)
     skipped = [f"NOTE: {s.name} not measured: {s.problem}" for s in servers if s.problem]
     text = "\n".join(["", *report, *skipped])
     print(text)
