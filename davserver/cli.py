@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import malloc, sockets, tls
+from . import cpu, malloc, sockets, tls
 from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app
 from .auth import htpasswd, users_cli
@@ -214,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         config = _config(args)
         malloc.tune()  # before any thread starts: see malloc.py
         if config.server.workers == 1:
+            if config.server.pin_cpu:  # before any thread starts, too: see cpu.py
+                pinned = cpu.pin_to_one_cpu()
+                if pinned is not None:
+                    log.info("running on CPU %d (pin_cpu)", pinned)
             asyncio.run(serve(config))
             return 0
         # Each line names the process it comes from.

@@ -74,6 +74,7 @@ class ServerConfig:
     read_timeout: float = 60.0
     max_connections: int = 1024
     workers: int = 0
+    pin_cpu: bool = True
     max_connections_per_address: int = 128
     default_charset: str = "utf-8"
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import sockets
+from . import cpu, sockets
 from .config import Config, ConfigError
 
 log = logging.getLogger("davserver")
@@ -152,6 +152,8 @@ class Master:
                 for sig in _SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                if self.config.server.pin_cpu:  # before the worker starts a thread
+                    cpu.pin_to_one_cpu(slot)
                 mine = self.slots[slot]
                 for group in self.slots:
                     for sock in group:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 import threading
@@ -158,3 +159,52 @@ def test_version_prints_the_installed_version(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert done.stdout == f"davserver {importlib.metadata.version('davserver')}\n"
     assert importlib.metadata.version("davserver") == davserver.__version__
+
+
+def cpus_allowed(pid: int) -> str:
+    """The CPUs a process may run on, as /proc shows them (e.g. '0-1' or '1')."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError("no Cpus_allowed_list")
+
+
+def test_pin_cpu_keeps_the_process_on_one_cpu(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    server = server_process("--workers", "1")  # pin_cpu = true by default
+    allowed = cpus_allowed(server.proc.pid)
+    assert allowed.isdigit()
+    assert int(allowed) in os.sched_getaffinity(0)
+    assert request("PUT", f"{server.url}/f", b"x")[0] == 201  # serves as before
+
+
+def test_pin_cpu_false_leaves_the_placement_alone(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    conf = tmp_path / "conf.toml"
+    conf.write_text(
+        "[server]\npin_cpu = false\nworkers = 1\n"
+        '[[mounts]]\npath = "/"\ntype = "webdav"\nroot = "data"\n'
+    )
+    server = server_process("--config", str(conf))
+    assert cpus_allowed(server.proc.pid) == cpus_allowed(os.getpid())
+    assert request("PUT", f"{server.url}/f", b"x")[0] == 201
+
+
+def test_pin_cpu_spreads_the_workers_over_the_cpus(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    server = server_process("--workers", "2")
+    deadline = time.monotonic() + 20
+    kids: list[str] = []
+    while time.monotonic() < deadline and len(kids) < 2:
+        kids = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+        time.sleep(0.1)
+    assert len(kids) == 2
+    pinned = sorted(cpus_allowed(int(pid)) for pid in kids)
+    want = sorted(str(cpus[slot % len(cpus)]) for slot in range(2)) if len(cpus) > 1 else None
+    assert pinned == (want or [cpus_allowed(server.proc.pid)] * 2)
+    assert cpus_allowed(server.proc.pid) == cpus_allowed(os.getpid())  # the master is not
+    assert request("PUT", f"{server.url}/f", b"x")[0] == 201
