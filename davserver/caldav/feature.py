@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from lxml import etree
+
 from davserver.backends.base import Resource
 from davserver.dav.context import Context, ServiceKey, Tree
 from davserver.dav.features import (
@@ -25,6 +27,8 @@ from davserver.dav.features import (
 from davserver.dav.paths import href
 from davserver.dav.props import LiveRenderer, PropRenderer
 from davserver.ical.summary import Summary
+from davserver.ical.timezone import timezone_problem
+from davserver.runtime.threads import offload
 
 from . import copymove, mkcalendar, put, report
 from .names import c, dav
@@ -167,6 +171,18 @@ class CalDav(Feature):
                 seq = await self.store.index.token(where.calendar)
                 epoch = await self.store.index.epoch()
                 renderer.values.update(indexed_values(res.path, seq, epoch))
+
+    async def check_props(
+        self, ctx: Context, res: Resource, props: Mapping[str, bytes]
+    ) -> Mapping[str, str]:
+        """A calendar's ``calendar-timezone`` must be one VTIMEZONE (RFC 4791 §5.2.2)."""
+        value = props.get(c("calendar-timezone"))
+        if value is None or place(res.path).kind != "calendar":
+            return {}
+        text = "".join(etree.fromstring(value).itertext())
+        if await offload(timezone_problem, text) is None:
+            return {}
+        return {c("calendar-timezone"): c("valid-calendar-data")}
 
     def subscribe(self, bus: EventBus, tree: Tree) -> None:
         """Keep the calendar index current from the tree's change events; of the changes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import icalendar
 from aiohttp import web
 from lxml import etree
 
@@ -12,6 +11,7 @@ from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
 from davserver.dav.locking import require_unlocked
 from davserver.dav.proppatch import serialize_property
+from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from .names import COMPONENTS, c, dav
@@ -55,17 +55,9 @@ def check_values(props: dict[str, bytes]) -> None:
     VTIMEZONE, and the component set must name components that calendars hold."""
     timezone = props.get(c("calendar-timezone"))
     if timezone is not None:
-        text = "".join(etree.fromstring(timezone).itertext())
-        try:
-            calendar = icalendar.Calendar.from_ical(text)
-        except (ValueError, IndexError, KeyError, TypeError):
-            calendar = None
-        subs = calendar.subcomponents if calendar is not None else []
-        zones = [s for s in subs if s.name == "VTIMEZONE"]
-        if calendar is None or calendar.name != "VCALENDAR" or len(zones) != 1:
-            raise DAVError(
-                403, "calendar-timezone is not one VTIMEZONE", condition=c("valid-calendar-data")
-            )
+        problem = timezone_problem("".join(etree.fromstring(timezone).itertext()))
+        if problem is not None:
+            raise DAVError(403, f"calendar-timezone: {problem}", condition=c("valid-calendar-data"))
     components = props.get(SUPPORTED_COMPONENTS)
     if components is not None:
         root = etree.fromstring(components)

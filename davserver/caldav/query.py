@@ -18,8 +18,10 @@ from lxml import etree
 
 from davserver.dav import multistatus
 from davserver.dav.context import Context
+from davserver.dav.errors import DAVError
 from davserver.ical import filters
 from davserver.ical.spans import MAIN, Span
+from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from .filters import parse_filter
@@ -118,12 +120,23 @@ async def _tested(
     return {n: cal for n, cal in zip(batch, parsed, strict=True) if cal is not None}
 
 
+async def check_timezone(root: etree._Element) -> None:
+    """A query's ``C:timezone`` must be one VTIMEZONE: 403 ``valid-calendar-data``."""
+    zone = root.find(c("timezone"))
+    if zone is None:
+        return
+    problem = await offload(timezone_problem, zone.text or "")
+    if problem is not None:
+        raise DAVError(403, f"timezone: {problem}", condition=c("valid-calendar-data"))
+
+
 async def query(ctx: Context, root: etree._Element) -> web.StreamResponse:
     """The items of a calendar (or the one item) that pass the filter: first those the
     index alone lets through, then, batch by batch, those read, parsed and tested (each
     parsed once, for the test and the answer)."""
     path = ctx.path
     flt = parse_filter(root.find(c("filter")))
+    await check_timezone(root)
     renderer = ItemRenderer(ctx, root)
     store = calendars(ctx)
     where = place(path)

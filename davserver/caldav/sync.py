@@ -36,7 +36,12 @@ class SyncRequest:
 
 
 def parse_sync(root: etree._Element) -> SyncRequest:
-    """Read a ``DAV:sync-collection`` body; 400 for a limit that is not a number."""
+    """Read a ``DAV:sync-collection`` body; 400 for a limit that is not a number or a
+    sync-level other than 1 and infinite (RFC 6578 §6.3: a calendar has no collections
+    below it, so both levels answer the same)."""
+    level = root.findtext(dav("sync-level"))
+    if level is not None and level.strip().lower() not in ("1", "infinite"):
+        raise DAVError(400, f"sync-level {level.strip()[:20]!r} is neither 1 nor infinite")
     token = (root.findtext(dav("sync-token")) or "").strip()
     limit_el = root.find(f"{dav('limit')}/{dav('nresults')}")
     if limit_el is None:

@@ -95,6 +95,13 @@ class Feature:
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
         """Work out, before a batch renders, property values that need I/O."""
 
+    async def check_props(
+        self, ctx: Context, res: Resource, props: Mapping[str, bytes]
+    ) -> Mapping[str, str]:
+        """Of the property values a PROPPATCH would store on ``res``, those the feature
+        refuses: name → the precondition element that fails (answered 403)."""
+        return {}
+
     async def open(self, tree: Tree) -> None:
         """Prepare what the feature needs (after the storage opened)."""
 
@@ -222,6 +229,15 @@ class FeatureSet:
         """Let every feature work out the values that need I/O for ``batch``."""
         for feature in self.features:
             await feature.annotate(ctx, renderer, batch)
+
+    async def check_props(
+        self, ctx: Context, res: Resource, props: Mapping[str, bytes]
+    ) -> dict[str, str]:
+        """The property values some feature refuses, with the precondition that fails."""
+        refused: dict[str, str] = {}
+        for feature in self.features:
+            refused.update(await feature.check_props(ctx, res, props))
+        return refused
 
 
 def _chain(renderers: Iterable[LiveRenderer]) -> LiveRenderer:

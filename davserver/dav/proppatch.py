@@ -30,6 +30,11 @@ def serialize_property(prop: etree._Element) -> bytes:
     return etree.tostring(prop)
 
 
+def _condition(name: str) -> str:
+    """A precondition element: a DAV: local name, or a Clark name of another namespace."""
+    return empty_element(name) if name.startswith("{") else f"<D:{name}/>"
+
+
 def parse_update(root: etree._Element | None) -> list[tuple[str, bytes | None]]:
     """The instructions of a propertyupdate body, in order: (name, value or None to remove)."""
     if root is None or root.tag != "{DAV:}propertyupdate":
@@ -58,11 +63,19 @@ async def proppatch(ctx: Context) -> web.StreamResponse:
     require_unlocked(ctx, path)
     names = list(dict.fromkeys(name for name, _ in ops))
     protected = ctx.features.protected
-    refused = [n for n in names if n in protected]
+    refused = {n: "cannot-modify-protected-property" for n in names if n in protected}
+    if not refused:
+        setting = {n: v for n, v in ops if v is not None}
+        refused = await ctx.features.check_props(ctx, res, setting)
     if refused:
-        error = "<D:error><D:cannot-modify-protected-property/></D:error>"
-        body = propstat("".join(empty_element(n) for n in refused), 403, error)
-        others = [n for n in names if n not in protected]
+        by_condition: dict[str, list[str]] = {}
+        for name, cond in refused.items():
+            by_condition.setdefault(cond, []).append(name)
+        body = "".join(
+            propstat("".join(map(empty_element, group)), 403, f"<D:error>{_condition(c)}</D:error>")
+            for c, group in by_condition.items()
+        )
+        others = [n for n in names if n not in refused]
         if others:
             body += propstat("".join(empty_element(n) for n in others), 424)
     else:

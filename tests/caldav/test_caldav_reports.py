@@ -263,9 +263,12 @@ async def test_query_without_a_vcalendar_filter_is_refused(cal: Cal) -> None:
     assert error_condition(data) == [f"{C}valid-filter"]
 
 
-async def test_query_with_a_bad_time_is_400(cal: Cal) -> None:
+async def test_query_with_a_bad_time_is_403_valid_filter(cal: Cal) -> None:
+    """RFC 4791 §9.9: a time-range is UTC date-times; anything else is an invalid filter."""
     flt = '<C:comp-filter name="VEVENT"><C:time-range start="tomorrow"/></C:comp-filter>'
-    assert (await cal.request("REPORT", EVENTS, query_body(flt), Depth="1"))[0] == 400
+    status, _, data = await cal.request("REPORT", EVENTS, query_body(flt), Depth="1")
+    assert status == 403
+    assert error_condition(data) == [f"{C}valid-filter"]
 
 
 # -- with the caldav library ---------------------------------------------------------------------
