@@ -21,10 +21,11 @@ SETUP_ATTEMPTS = 20
 class SQLiteThread:
     """Runs functions of a connection to ``path`` on a thread of their own.
 
-    The database (and its folder) is created on first use, with ``schema`` applied.
-    When the database cannot be used (its folder became read-only or vanished), the
-    call raises ``sqlite3.Error``; the connection is then dropped, so a later call opens
-    it afresh once the folder is usable again.
+    The database (and its folder) is created on first use, with ``schema`` applied;
+    :meth:`read` does not create it (a read of a database that does not exist yet has
+    nothing to find). When the database cannot be used (its folder became read-only or
+    vanished), the call raises ``sqlite3.Error``; the connection is then dropped, so a
+    later call opens it afresh once the folder is usable again.
     """
 
     def __init__(self, path: Path, schema: str, name: str) -> None:
@@ -68,6 +69,11 @@ class SQLiteThread:
             self._reset()
             raise
 
+    def _read(self, fn: Callable[[sqlite3.Connection], _T], absent: _T) -> _T:
+        if self._db is None and self._path.parent.is_dir() and not self._path.exists():
+            return absent
+        return self._call(fn)
+
     def _reset(self) -> None:
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -77,6 +83,11 @@ class SQLiteThread:
     async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """``fn(connection)`` on the database thread."""
         return await self._thread.submit(asyncio.get_running_loop(), self._call, fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], _T], absent: _T) -> _T:
+        """``fn(connection)`` on the database thread, or ``absent`` when the database does
+        not exist yet (in a usable folder: an unusable one raises as :meth:`run` does)."""
+        return await self._thread.submit(asyncio.get_running_loop(), self._read, fn, absent)
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""
