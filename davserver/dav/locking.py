@@ -15,7 +15,7 @@ from .errors import DAVError
 from .lockinfo import lockdiscovery, owner_element, parse_lockinfo, parse_timeout
 from .paths import href
 from .preconditions import submitted
-from .xml import XML_DECL, XMLError, parse
+from .xml import XML_DECL, XMLError, parse_request
 
 
 def require_unlocked(ctx: Context, path: str, *, member: bool = False, tree: bool = False) -> None:
@@ -72,7 +72,7 @@ async def lock(ctx: Context) -> web.StreamResponse:
         return await _refresh(ctx, timeout)
     res = await ctx.storage.stat(path)
     try:
-        root = parse(body)
+        root = await parse_request(body)
     except XMLError as exc:
         raise DAVError(400, str(exc)) from exc
     scope = parse_lockinfo(root)
