@@ -237,7 +237,10 @@ class GitStorage:
         def close() -> None:
             if self._index_file is not None and self._times.head is not None:
                 with self._times.lock:
-                    self._times.save(self._index_file)
+                    try:
+                        self._times.save(self._index_file)
+                    except OSError as exc:  # a cache: the next start works it out again
+                        log.warning("%s: the times index was not saved: %s", self.path, exc)
             if self._repo is not None:
                 self._repo.close()
 

@@ -99,12 +99,17 @@ class CalendarIndex:
     """
 
     def __init__(self, path: Path) -> None:
-        self._db = SQLiteThread(path, _SCHEMA, "calindex")
+        self._db = SQLiteThread(path, _SCHEMA, "calindex", self._opened)
         self._items: dict[str, CalendarItems] = {}
-        self._migrated = False
         self._epoch: str | None = None
         self._new_epoch = secrets.token_hex(4)
-        """The epoch the database gets if this process makes it."""
+        """The epoch the database gets when this process makes it."""
+
+    def _opened(self, db: sqlite3.Connection) -> None:
+        """A new connection: bring an older table up to date, and read the epoch again
+        (a state folder made afresh holds a new database)."""
+        _migrate(db)
+        self._epoch = None
 
     async def epoch(self) -> str:
         """A random name of this index, made with it: sequence numbers count within one
@@ -112,24 +117,20 @@ class CalendarIndex:
         index, and the tokens of the old one must then fail rather than mislead). Before
         the database exists, the one it will get."""
         if self._epoch is None:
+            announced = self._new_epoch  # what a database made meanwhile gets
             row = await self._db.read(
                 lambda db: db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone(),
                 None,
             )
-            self._epoch = str(row[0]) if row is not None else self._new_epoch
+            self._epoch = str(row[0]) if row is not None else announced
         return self._epoch
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        """Add the columns an index of an older version lacks (once per process)."""
-        if not self._migrated:
-            _migrate(db)
-            self._migrated = True
-
     def _write(self, db: sqlite3.Connection) -> None:
-        """What every write does first: bring the table up to date, give a new database
-        its epoch."""
-        self._migrate(db)
-        db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (self._new_epoch,))
+        """What every write does first: give a new database its epoch (the one announced
+        before it existed; a database made after it gets another)."""
+        made = db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (self._new_epoch,))
+        if made.rowcount:
+            self._new_epoch = secrets.token_hex(4)
 
     def cached(self, calendar: str) -> CalendarItems | None:
         """The items of a calendar when they are in memory already."""
@@ -153,7 +154,6 @@ class CalendarIndex:
         if cached is None:
 
             def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
-                self._migrate(db)
                 query = f"SELECT {_COLUMNS} FROM items WHERE calendar = ?"
                 return [_item(row) for row in db.execute(query, (calendar,))]
 
