@@ -280,7 +280,9 @@ def create_app(config: Config) -> web.Application:
     router = Router(mounts, pages, rules, auth, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
-    app.router.add_route("*", "/{tail:.*}", router.handle)
+    # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
+    # would answer 404 itself, without a log line, where the mount refuses the name).
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
         await offload(generations.open)
