@@ -72,10 +72,12 @@ CALENDAR_TARGETS = (
     ("principals/{n}/", False),
     ("principals/user/{n}", False),
     ("{n}/x.ics", False),  # outside the CalDAV layout
+    ("calendars/user/calendar/{n}%0A.ics", False),  # a line break: nothing may create it
     ("calendars/user/calendar/item.ics/{n}", False),  # below an item
 )
 PLAIN_TARGETS = (
     ("{n}.txt", True),
+    ("{n}%0D%0Aline.txt", False),  # a line break in the name: nothing may create it
     ("{n}/x.txt", False),
     ("{n}/deeper/x.txt", False),
     ("file.txt/{n}", False),  # below a file
