@@ -134,8 +134,7 @@ async def test_a_body_in_an_encoding_not_decoded_is_415_and_stores_nothing(
         ) as resp:
             assert (await resp.text()).split()[0] == str(len(data))
     assert server.stop() == 0
-    assert server.proc.stdout is not None
-    log = server.proc.stdout.read()
+    log = server.log()
     refused = [line for line in log.splitlines() if "Content-Encoding" in line and "415" in line]
     assert len(refused) == len(REQUESTS) * len(ENCODINGS)
     assert "Traceback" not in log
