@@ -3,8 +3,10 @@
 Usage: .venv/bin/python bench/stall.py [--duration 10] [--hostile 1]
 
 It starts `python -m davserver serve` (this interpreter's davserver) in a fresh temporary
-folder with one WebDAV mount at / on the filesystem, holding a small file and two folders
-of 100 and 2,000 files. For each case, ``--hostile`` clients send the same PROPFIND
+folder, with one worker process (with several, the GETs could land on a worker the
+hostile requests do not hold: the stall of one event loop is what is measured) and one
+WebDAV mount at / on the filesystem, holding a small file and two folders of 100 and
+2,000 files. For each case, ``--hostile`` clients send the same PROPFIND
 ``Depth: 1`` of a folder over and over for ``--duration`` seconds, while one more client
 GETs the small file in a loop on its own connection and records each GET's latency:
 
@@ -94,7 +96,7 @@ class Server:
     def start(self) -> None:
         config = self.tmp / "davserver.toml"
         config.write_text(
-            f'[server]\nstate_dir = "{self.tmp / "state"}"\naccess_log = false\n\n'
+            f'[server]\nstate_dir = "{self.tmp / "state"}"\naccess_log = false\nworkers = 1\n\n'
             f'[[mounts]]\npath = "/"\ntype = "webdav"\nroot = "{self.root}"\n'
         )
         self.proc = subprocess.Popen(
