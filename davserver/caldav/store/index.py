@@ -157,7 +157,8 @@ class CalendarIndex:
                 query = f"SELECT {_COLUMNS} FROM items WHERE calendar = ?"
                 return [_item(row) for row in db.execute(query, (calendar,))]
 
-            rows = await self._db.read(load, [])
+            none: list[tuple[str, Item]] = []
+            rows = await self._db.read(load, none)
             cached = self._items.get(calendar)  # loaded meanwhile by another request
             if cached is None:
                 cached = CalendarItems()
@@ -253,13 +254,14 @@ class CalendarIndex:
     async def changes_since(self, calendar: str, seq: int) -> list[tuple[int, str, bool]]:
         """(seq, name, deleted) of each member changed after ``seq``, its latest change
         only, oldest first."""
+        none: list[tuple[int, str, int]] = []
         rows = await self._db.read(
             lambda db: db.execute(
                 "SELECT MAX(seq), name, deleted FROM changes WHERE calendar = ? AND seq > ? "
                 "AND name != '' GROUP BY name ORDER BY MAX(seq)",
                 (calendar, seq),
             ).fetchall(),
-            [],
+            none,
         )
         return [(s, name, bool(deleted)) for s, name, deleted in rows]
 
