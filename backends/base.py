@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
 DeadProps = Mapping[str, bytes]
+PropsUpdate = Callable[[DeadProps], DeadProps]
+"""A change of dead properties: the new ones, made of those there at the moment of the
+write (so that writers of different properties of one resource lose none)."""
 
 NAME_MAX = 255
 """The longest name (in bytes of UTF-8) of one path segment a backend stores."""
@@ -281,13 +284,14 @@ class Change(Protocol):
     async def set_props(
         self,
         path: str,
-        props: DeadProps,
+        props: DeadProps | PropsUpdate,
         *,
         expect: Precondition | None = None,
         note: object = None,
     ) -> None:
-        """Replace all dead properties of ``path`` with ``props`` (``note`` travels with
-        the change to the listener)."""
+        """Replace all dead properties of ``path`` with ``props``, or with what
+        ``props(current)`` makes of those there at the moment of the write, under the same
+        guard as ``expect`` (``note`` travels with the change to the listener)."""
 
 
 class Storage(Protocol):

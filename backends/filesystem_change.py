@@ -26,6 +26,7 @@ from .base import (
     DeleteFailure,
     NotFound,
     Precondition,
+    PropsUpdate,
     Resource,
     check_name,
 )
@@ -524,12 +525,12 @@ class FilesystemChange:
     async def set_props(
         self,
         path: str,
-        props: Mapping[str, bytes],
+        props: Mapping[str, bytes] | PropsUpdate,
         *,
         expect: Precondition | None = None,
         note: object = None,
     ) -> None:
-        """Replace the dead properties of ``path``, atomically."""
+        """Replace the dead properties of ``path`` (or update those there), atomically."""
 
         def store() -> Resource:
             full = self._s.full_path(path)
@@ -540,12 +541,13 @@ class FilesystemChange:
                 _check(expect, res)
                 try:
                     side = self._s.props_file(path, res.is_collection)
-                    if not props:
+                    new = props(self._s.read_props_file(side)) if callable(props) else props
+                    if not new:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(side)
                         return res
                     os.makedirs(os.path.dirname(side), exist_ok=True)
-                    self._write_file(side, self._s.codec.encode(props))
+                    self._write_file(side, self._s.codec.encode(new))
                 except OSError as exc:
                     raise storage_error(exc) from exc
             return res

@@ -49,6 +49,7 @@ from .base import (
     NotFound,
     Precondition,
     PropsCodec,
+    PropsUpdate,
     Resource,
     StorageError,
     Version,
@@ -62,6 +63,7 @@ from .git_layout import (
     SELF_PROPS,
     DavTree,
     member_props_name,
+    props_path,
     segments,
 )
 from .git_objects import BlobWriter, ObjectReader, read_small, store_bytes, sweep_temps
@@ -235,7 +237,10 @@ class GitStorage:
         def close() -> None:
             if self._index_file is not None and self._times.head is not None:
                 with self._times.lock:
-                    self._times.save(self._index_file)
+                    try:
+                        self._times.save(self._index_file)
+                    except OSError as exc:  # a cache: the next start works it out again
+                        log.warning("%s: the times index was not saved: %s", self.path, exc)
             if self._repo is not None:
                 self._repo.close()
 
@@ -818,18 +823,30 @@ class GitChange:
     async def set_props(
         self,
         path: str,
-        props: Mapping[str, bytes],
+        props: Mapping[str, bytes] | PropsUpdate,
         *,
         expect: Precondition | None = None,
         note: object = None,
     ) -> None:
-        """Replace the dead properties of ``path``."""
-        segs, kept = segments(path), dict(props)
+        """Replace the dead properties of ``path`` (or update those there: on a replay,
+        those of the new head)."""
+        segs = segments(path)
+        kept = None if callable(props) else dict(props)
 
         def op(tree: DavTree) -> tuple[None, list[Changed]]:
             res = self._check(tree, path, expect)
-            tree.set_props(segs, kept)
             is_collection = res.is_collection if res is not None else True
+            if kept is not None:
+                tree.set_props(segs, kept)
+            else:
+                assert callable(props)
+                side = tree.editor.get(props_path(segs, is_collection))
+                current = (
+                    self._s._props_blob(side[1])
+                    if isinstance(side, tuple) and is_file(side)
+                    else {}
+                )
+                tree.set_props(segs, props(current))
             return None, [self._changed(path, "props", is_collection, res, note=note)]
 
         await self._do(op)

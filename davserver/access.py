@@ -17,21 +17,30 @@ from .config import AccessConfig
 log = logging.getLogger("davserver.access")
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
-"""The methods a read-only level allows: none of them changes anything."""
+"""The methods a read-only level allows on a DAV tree: none of them changes anything."""
+SITE_READ_METHODS = frozenset({"GET", "HEAD"})
+"""The methods a read-only level allows on a static, CGI or WSGI mount: what a script or
+an application does with any other method (OPTIONS included) is its own business."""
 
 
-def allows(level: str, method: str) -> bool:
-    """Whether an access level lets a request with ``method`` through."""
-    return level == "read-write" or (level == "read-only" and method in READ_METHODS)
+def allows(level: str, method: str, reads: frozenset[str] = READ_METHODS) -> bool:
+    """Whether an access level lets a request with ``method`` through (``reads``: what
+    read-only allows on the mount)."""
+    return level == "read-write" or (level == "read-only" and method in reads)
 
 
 def admit(
-    request: web.Request, rules: AccessConfig, user: str | None, accounts: bool
+    request: web.Request,
+    rules: AccessConfig,
+    user: str | None,
+    accounts: bool,
+    reads: frozenset[str] = READ_METHODS,
 ) -> web.Response | None:
-    """None when the mount's rules let the request in; else the answer: 401 for an
-    anonymous request that could log in, 403 otherwise (and a log line)."""
+    """None when the mount's rules let the request in (``reads``: what read-only allows
+    there); else the answer: 401 for an anonymous request that could log in, 403
+    otherwise (and a log line)."""
     level = rules.authenticated if user is not None else rules.anonymous
-    if allows(level, request.method):
+    if allows(level, request.method, reads):
         return None
     if user is None and accounts:
         return challenge()

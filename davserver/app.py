@@ -143,6 +143,12 @@ class Router:
         self.max_xml = max_xml
         self.max_props = max_props
         self.access = access_rules  # by mount prefix
+        # What read-only allows, by mount prefix: every DAV method that changes nothing,
+        # only GET and HEAD where a script or an application answers.
+        self.reads = {
+            m.prefix: access.READ_METHODS if isinstance(m, DavMount) else access.SITE_READ_METHODS
+            for m in mounts
+        }
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         self.error_pages = error_pages  # by mount prefix
         self.well_known: dict[str, str] = {}
@@ -186,7 +192,10 @@ class Router:
             request[USER] = user
         if mount is None:
             return challenge() if self.auth is not None and user is None else None
-        return access.admit(request, self.access[mount.prefix], user, self.auth is not None)
+        prefix = mount.prefix
+        return access.admit(
+            request, self.access[prefix], user, self.auth is not None, self.reads[prefix]
+        )
 
     def _well_known(self, request: web.Request) -> web.Response | None:
         """RFC 6764's redirect (a 301: TbSync had trouble with 302, Radicale found)."""
@@ -271,7 +280,9 @@ def create_app(config: Config) -> web.Application:
     router = Router(mounts, pages, rules, auth, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
-    app.router.add_route("*", "/{tail:.*}", router.handle)
+    # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
+    # would answer 404 itself, without a log line, where the mount refuses the name).
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
         await offload(generations.open)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from davserver.backends.base import Resource, Storage
+from davserver.runtime.threads import offload
 
 from . import multistatus
 from .body import has_body, read_limited
@@ -55,9 +56,12 @@ async def read_prop_request(request: web.Request, limit: int, max_props: int) ->
     if not has_body(request):
         return ALLPROP_REQUEST
     data = await read_limited(request, limit)
-    # Bodies that are short enough are remembered; a long one is parsed afresh.
-    parse_body = _parse_body if len(data) <= _REMEMBERED_BODY else _parse_body.__wrapped__
-    found = parse_body(data)
+    # Bodies that are short enough are remembered; a long one is parsed afresh, and its
+    # names gathered, off the event loop (100,000 names take some 40 ms).
+    if len(data) <= _REMEMBERED_BODY:
+        found = _parse_body(data)
+    else:
+        found = await offload(_parse_body.__wrapped__, data)
     if len(found.names) > max_props:
         raise DAVError(413, f"{len(found.names)} properties asked for; at most {max_props}")
     return found

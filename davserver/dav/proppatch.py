@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from lxml import etree
 
+from davserver.backends.base import DeadProps
+
 from . import multistatus
 from .body import read_xml
 from .context import Context
@@ -79,15 +81,21 @@ async def proppatch(ctx: Context) -> web.StreamResponse:
         if others:
             body += propstat("".join(empty_element(n) for n in others), 424)
     else:
-        props = dict(res.dead_props or {})
-        for name, value in ops:
-            if value is None:
-                props.pop(name, None)
-            else:
-                props[name] = value
+
+        def update(current: DeadProps) -> DeadProps:
+            # Applied to the properties there at the moment of the write: two PROPPATCHes
+            # of different properties both keep theirs.
+            props = dict(current)
+            for name, value in ops:
+                if value is None:
+                    props.pop(name, None)
+                else:
+                    props[name] = value
+            return props
+
         message = f"PROPPATCH /{path}"
         async with ctx.storage.change(author=ctx.author, message=message) as change:
-            await change.set_props(path, props, expect=expectation(ctx, path))
+            await change.set_props(path, update, expect=expectation(ctx, path))
         body = propstat("".join(empty_element(n) for n in names), 200)
     link = href(ctx.prefix, path, res.is_collection)
     return multistatus.complete(f"<D:response><D:href>{link}</D:href>{body}</D:response>")

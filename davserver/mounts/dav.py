@@ -91,6 +91,12 @@ class DavMount:
         if request.method not in self.features.handlers:
             return web.Response(status=405, headers={"Allow": self.features.allow})
         try:
+            coding = request.headers.get("Content-Encoding", "").strip().lower()
+            if coding and coding != "identity":
+                # Refused before the body is read: aiohttp would inflate it on the fly, so
+                # what is stored would not be what the client sent, and a small body could
+                # inflate to any size.
+                raise DAVError(415, f"Content-Encoding {coding!r} is not decoded here")
             # What other processes changed (workers of this host): dropped from caches.
             await self._bus.catch_up()
             await self.locks.sync()

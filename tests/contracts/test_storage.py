@@ -30,6 +30,7 @@ from davserver.backends.base import (
     Precondition,
     PreconditionFailed,
     PropsCodec,
+    PropsUpdate,
     Resource,
     Storage,
     StorageError,
@@ -104,7 +105,7 @@ class Store:
         async with self.storage.change(author=AUTHOR, message="mkcol") as change:
             await change.mkcol(path)
 
-    async def set_props(self, path: str, props: DeadProps, **kwargs: object) -> None:
+    async def set_props(self, path: str, props: DeadProps | PropsUpdate, **kwargs: object) -> None:
         async with self.storage.change(author=AUTHOR, message="props") as change:
             await change.set_props(path, props, **kwargs)
 
@@ -387,6 +388,21 @@ async def test_set_props_replaces_all_dead_properties(store: Store) -> None:
     await store.set_props("f.txt", {})
     found = await store.storage.stat("f.txt", dead_props=True)
     assert found is not None and dict(found.dead_props or {}) == {}
+
+
+async def test_set_props_may_update_the_properties_there_at_the_write(store: Store) -> None:
+    """A function of the properties there at the moment of the write (PROPPATCH): racing
+    updates of different properties of one resource keep every one of them."""
+    await store.write("f.txt")
+
+    def adding(i: int) -> PropsUpdate:
+        name, xml = f"{{urn:x-test:}}p{i}", b'<p%d xmlns="urn:x-test:"/>' % i
+        return lambda current: {**current, name: xml}
+
+    await asyncio.gather(*(store.set_props("f.txt", adding(i)) for i in range(20)))
+    found = await store.storage.stat("f.txt", dead_props=True)
+    assert found is not None
+    assert set(found.dead_props or {}) == {f"{{urn:x-test:}}p{i}" for i in range(20)}
 
 
 async def test_dead_properties_go_through_the_codec(store: Store) -> None:

@@ -10,6 +10,7 @@ reconciles it with what is stored, so items changed behind the server's back are
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from array import array
 from pathlib import Path
@@ -41,7 +42,6 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 CREATE INDEX IF NOT EXISTS changes_by_calendar ON changes (calendar, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('epoch', lower(hex(randomblob(4))));
 """
 # Columns added since the first version of the table; a row of an older index has them
 # NULL and is summarized again (without counting as a change) when its calendar is read.
@@ -92,24 +92,45 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 class CalendarIndex:
-    """Items and changes per calendar (a calendar is named by its storage path)."""
+    """Items and changes per calendar (a calendar is named by its storage path).
+
+    The database is made by the first write: reads of an index that does not exist yet
+    (calendars nobody wrote to) find nothing and create nothing in the state folder.
+    """
 
     def __init__(self, path: Path) -> None:
-        self._db = SQLiteThread(path, _SCHEMA, "calindex")
+        self._db = SQLiteThread(path, _SCHEMA, "calindex", self._opened)
         self._items: dict[str, CalendarItems] = {}
-        self._migrated = False
         self._epoch: str | None = None
+        self._new_epoch = secrets.token_hex(4)
+        """The epoch the database gets when this process makes it."""
+
+    def _opened(self, db: sqlite3.Connection) -> None:
+        """A new connection: bring an older table up to date, and read the epoch again
+        (a state folder made afresh holds a new database)."""
+        _migrate(db)
+        self._epoch = None
 
     async def epoch(self) -> str:
         """A random name of this index, made with it: sequence numbers count within one
         index only, so sync tokens and ctags carry it (a wiped state folder starts a new
-        index, and the tokens of the old one must then fail rather than mislead)."""
+        index, and the tokens of the old one must then fail rather than mislead). Before
+        the database exists, the one it will get."""
         if self._epoch is None:
-            row = await self._db.run(
-                lambda db: db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            announced = self._new_epoch  # what a database made meanwhile gets
+            row = await self._db.read(
+                lambda db: db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone(),
+                None,
             )
-            self._epoch = str(row[0])
+            self._epoch = str(row[0]) if row is not None else announced
         return self._epoch
+
+    def _write(self, db: sqlite3.Connection) -> None:
+        """What every write does first: give a new database its epoch (the one announced
+        before it existed; a database made after it gets another)."""
+        made = db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (self._new_epoch,))
+        if made.rowcount:
+            self._new_epoch = secrets.token_hex(4)
 
     def cached(self, calendar: str) -> CalendarItems | None:
         """The items of a calendar when they are in memory already."""
@@ -133,13 +154,11 @@ class CalendarIndex:
         if cached is None:
 
             def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
-                if not self._migrated:
-                    _migrate(db)
-                    self._migrated = True
                 query = f"SELECT {_COLUMNS} FROM items WHERE calendar = ?"
                 return [_item(row) for row in db.execute(query, (calendar,))]
 
-            rows = await self._db.run(load)
+            none: list[tuple[str, Item]] = []
+            rows = await self._db.read(load, none)
             cached = self._items.get(calendar)  # loaded meanwhile by another request
             if cached is None:
                 cached = CalendarItems()
@@ -167,6 +186,7 @@ class CalendarIndex:
 
         def write(db: sqlite3.Connection) -> None:
             with db:
+                self._write(db)
                 db.executemany(
                     f"INSERT OR REPLACE INTO items (calendar, {_COLUMNS}) VALUES ({columns})",
                     [_row(calendar, n, i) for n, i in changed.items()],
@@ -204,6 +224,7 @@ class CalendarIndex:
     async def _drop(self, where: str, args: tuple[object, ...], touched: str = "") -> None:
         def drop(db: sqlite3.Connection) -> None:
             with db:
+                self._write(db)
                 gone = db.execute(f"SELECT calendar, name FROM items WHERE {where}", args)
                 log = [(calendar, name, 1) for calendar, name in gone.fetchall()]
                 if touched:
@@ -215,27 +236,32 @@ class CalendarIndex:
 
     async def token(self, calendar: str) -> int:
         """The sequence number of the calendar's latest change (0 when none)."""
-        row = await self._db.run(
+        row = await self._db.read(
             lambda db: db.execute(
                 "SELECT MAX(seq) FROM changes WHERE calendar = ?", (calendar,)
-            ).fetchone()
+            ).fetchone(),
+            None,
         )
-        return int(row[0] or 0)
+        return int(row[0] or 0) if row is not None else 0
 
     async def newest(self) -> int:
         """The sequence number of the latest change in any calendar."""
-        row = await self._db.run(lambda db: db.execute("SELECT MAX(seq) FROM changes").fetchone())
-        return int(row[0] or 0)
+        row = await self._db.read(
+            lambda db: db.execute("SELECT MAX(seq) FROM changes").fetchone(), None
+        )
+        return int(row[0] or 0) if row is not None else 0
 
     async def changes_since(self, calendar: str, seq: int) -> list[tuple[int, str, bool]]:
         """(seq, name, deleted) of each member changed after ``seq``, its latest change
         only, oldest first."""
-        rows = await self._db.run(
+        none: list[tuple[int, str, int]] = []
+        rows = await self._db.read(
             lambda db: db.execute(
                 "SELECT MAX(seq), name, deleted FROM changes WHERE calendar = ? AND seq > ? "
                 "AND name != '' GROUP BY name ORDER BY MAX(seq)",
                 (calendar, seq),
-            ).fetchall()
+            ).fetchall(),
+            none,
         )
         return [(s, name, bool(deleted)) for s, name, deleted in rows]
 

@@ -46,6 +46,7 @@ from davserver.backends.base import (
     Forbidden,
     NotFound,
     Precondition,
+    PropsUpdate,
     Resource,
     Storage,
     virtual_collection,
@@ -564,7 +565,7 @@ class CalendarChange:
     async def set_props(
         self,
         path: str,
-        props: DeadProps,
+        props: DeadProps | PropsUpdate,
         *,
         expect: Precondition | None = None,
         note: object = None,
