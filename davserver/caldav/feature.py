@@ -56,15 +56,19 @@ DISCOVERY = (
 
 
 def default_calendars() -> dict[str, dict[str, bytes]]:
-    """The calendars every home starts with: one for events, one for tasks."""
+    """The calendars every home starts with: one for events (and free-busy objects), one
+    for tasks (Apple's Reminders want a calendar of tasks only, CLIENTS.md #18)."""
 
-    def props(name: str, component: str) -> dict[str, bytes]:
+    def props(name: str, components: tuple[str, ...]) -> dict[str, bytes]:
         return {
             dav("displayname"): f'<D:displayname xmlns:D="DAV:">{name}</D:displayname>'.encode(),
-            SUPPORTED_COMPONENTS: components_xml((component,), standalone=True).encode(),
+            SUPPORTED_COMPONENTS: components_xml(components, standalone=True).encode(),
         }
 
-    return {"calendar": props("Calendar", "VEVENT"), "tasks": props("Tasks", "VTODO")}
+    return {
+        "calendar": props("Calendar", ("VEVENT", "VFREEBUSY")),
+        "tasks": props("Tasks", ("VTODO",)),
+    }
 
 
 class CalDavLayout(Layout):

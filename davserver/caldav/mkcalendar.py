@@ -15,7 +15,7 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from .names import COMPONENTS, c, dav
-from .props import SUPPORTED_COMPONENTS, components_xml
+from .props import SUPPORTED_COMPONENTS
 from .store.layout import place
 
 
@@ -68,6 +68,13 @@ def check_values(props: dict[str, bytes]) -> None:
             )
 
 
+def _taken(ctx: Context) -> DAVError:
+    """Something is where the collection would be: 403 resource-must-be-null for
+    MKCALENDAR (RFC 4791 §5.3.1.1), 405 for MKCOL (RFC 4918 §9.3.1)."""
+    status = 403 if ctx.request.method == "MKCALENDAR" else 405
+    return DAVError(status, "something already exists there", condition="resource-must-be-null")
+
+
 async def _create(ctx: Context, props: dict[str, bytes]) -> web.StreamResponse:
     path, storage = ctx.path, ctx.storage
     where = place(path)
@@ -77,7 +84,7 @@ async def _create(ctx: Context, props: dict[str, bytes]) -> web.StreamResponse:
             condition=c("calendar-collection-location-ok"),
         )  # fmt: skip
     if await storage.stat(path) is not None:
-        raise DAVError(405, "something already exists there", condition="resource-must-be-null")
+        raise _taken(ctx)
     home = await storage.stat(path.rpartition("/")[0])
     if home is None:
         raise DAVError(409, "the calendar home does not exist")
@@ -90,16 +97,13 @@ async def _create(ctx: Context, props: dict[str, bytes]) -> web.StreamResponse:
     # Parsing a VTIMEZONE reads the system's zone database: off the event loop.
     await offload(check_values, props)
     require_unlocked(ctx, path, member=True)
-    props.setdefault(SUPPORTED_COMPONENTS, components_xml(COMPONENTS, standalone=True).encode())
     message = f"{ctx.request.method} /{path}"
     try:
         async with storage.change(author=ctx.author, message=message) as change:
             await change.mkcol(path)
             await change.set_props(path, props)
     except AlreadyExists as exc:  # made meanwhile
-        raise DAVError(
-            405, "something already exists there", condition="resource-must-be-null"
-        ) from exc
+        raise _taken(ctx) from exc
     return web.Response(status=201, headers={"Cache-Control": "no-cache"})
 
 
