@@ -138,8 +138,7 @@ class StaticMount:
             parts = files.segments(raw)
             codings = encoding.accepted(accept_encoding)
             ranged = "Range" in request.headers
-            found = await offload(self._lookup, parts, raw.endswith("/"), codings, ranged
-            )
+            found = await offload(self._lookup, parts, raw.endswith("/"), codings, ranged)
         except DAVError as exc:
             log.info("%s %s refused: %s %s", method, request.raw_path, exc.status, exc.reason)
             return exc.response()

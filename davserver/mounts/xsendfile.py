@@ -36,8 +36,7 @@ class XSendfile:
 
     async def open(self) -> None:
         """Resolve the allowed folders."""
-        self._roots = await offload(lambda: tuple(os.path.realpath(p) for p in self.allowed)
-        )
+        self._roots = await offload(lambda: tuple(os.path.realpath(p) for p in self.allowed))
 
     def _open_sync(self, value: str, base: str, content_type: str | None) -> Body:
         if "\x00" in value or not value:
