@@ -76,10 +76,17 @@ def text(data: bytes, spec: AddressData) -> str:
     return vcard.partial(card, spec.props).decode()
 
 
+def wrap(card: str) -> str:
+    """The ``CR:address-data`` element holding ``card``. Carriage returns are written as
+    character references: an XML parser turns a literal CRLF into LF, and the client is to
+    read the very bytes that were stored."""
+    return f"<CR:address-data>{escape(card).replace(chr(13), '&#13;')}</CR:address-data>"
+
+
 def element(data: bytes, spec: AddressData) -> str | None:
     """The ``CR:address-data`` element of a card; None when the card cannot be given in
     the version asked for."""
     try:
-        return f"<CR:address-data>{escape(text(data, spec))}</CR:address-data>"
+        return wrap(text(data, spec))
     except vcard.ConversionError:
         return None

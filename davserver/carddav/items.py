@@ -14,7 +14,6 @@ from davserver.caldav.items import IndexedRenderer, Refused, Target
 from davserver.caldav.store.layout import Place
 from davserver.dav.context import Context
 from davserver.dav.props import propstat
-from davserver.dav.xml import escape
 from davserver.runtime.threads import offload
 
 from . import address_data
@@ -65,7 +64,7 @@ class CardRenderer(IndexedRenderer):
             if body is None or res is None:
                 continue
             if not spec.props and self._stored_version(book, name, res) == spec.version:
-                out[i] = f"<CR:address-data>{escape(body.decode())}</CR:address-data>"
+                out[i] = address_data.wrap(body.decode("utf-8", "replace"))
             else:
                 work.append(i)
         if work:
