@@ -297,8 +297,10 @@ class Run:
 
         def put_new(i: int) -> tuple[float, bool]:
             uid = f"bench-new-{uuid.uuid4().hex}"
-            card = (f"BEGIN:VCARD\r\nVERSION:3.0\r\nN:New;Person {i};;;\r\nFN:New Person {i}\r\n"
-                    f"EMAIL;type=INTERNET:new{i}@example.net\r\nUID:{uid}\r\nEND:VCARD\r\n")  # fmt: skip
+            card = (
+                f"BEGIN:VCARD\r\nVERSION:3.0\r\nN:New;Person {i};;;\r\nFN:New Person {i}\r\n"
+                f"EMAIL;type=INTERNET:new{i}@example.net\r\nUID:{uid}\r\nEND:VCARD\r\n"
+            )
             ans = self.client.request("PUT", self.book + uid + ".vcf", card.encode(),
                                       Content_Type=VCF, If_None_Match="*")  # fmt: skip
             return ans.seconds, ans.status in (201, 204)

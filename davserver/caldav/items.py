@@ -57,6 +57,8 @@ class IndexedRenderer:
 
     data_name = CALENDAR_DATA
     """The property that carries an item's data."""
+    others = True
+    """Whether a resource that is no indexed item is answered too (else 404)."""
 
     def __init__(
         self, ctx: Context, root: etree._Element, store: CalendarStore, max_size: int
@@ -114,6 +116,9 @@ class IndexedRenderer:
         out: list[Resource | None] = []
         for path, calendar, name in targets:
             if calendar is None:
+                if not self.others:
+                    out.append(None)
+                    continue
                 res = await store.stat(path, dead_props=self._dead)
                 out.append(res if res is not None and not res.is_collection else None)
                 continue

@@ -23,7 +23,8 @@ from davserver.dav.props import LiveRenderer, PropRenderer
 
 from . import copymove, get, mkcol, put, report
 from .props import ADDRESSBOOK_HOME_SET, home_set, live_table
-from .services import SETTINGS, STORE, CardDavSettings
+from .search import Search
+from .services import SEARCH, SETTINGS, STORE, CardDavSettings
 
 if TYPE_CHECKING:
     from davserver.events import ChangeEvent, EventBus
@@ -50,6 +51,7 @@ class CardDav(Feature):
         self._properties = {name: LiveProperty(render) for name, render in sample.items()}
         self._properties.update({name: LiveProperty(_worked_out) for name in INDEXED})
         self._offers: dict[str | None, Mapping[str, LiveRenderer]] = {}
+        self._search = Search()
 
     def methods(self) -> Mapping[str, Handler]:
         """Validated PUT, extended MKCOL, COPY/MOVE under CardDAV's rules, GET in the
@@ -81,8 +83,8 @@ class CardDav(Feature):
         return {"carddav": ""}
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
-        """The store and the settings, for the handlers."""
-        return {STORE: self.store, SETTINGS: self.settings}
+        """The store, the settings and the search strings, for the handlers."""
+        return {STORE: self.store, SETTINGS: self.settings, SEARCH: self._search}
 
     def discovery(self) -> Discovery:
         """addressbook-home-set of this tree, for other trees to answer with (CalDAV

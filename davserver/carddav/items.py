@@ -33,6 +33,7 @@ class CardRenderer(IndexedRenderer):
     """Renders the responses of vCards, with address-data when asked for."""
 
     data_name = ADDRESS_DATA
+    others = False  # an href to anything but a vCard: 404
 
     def __init__(self, ctx: Context, root: etree._Element) -> None:
         super().__init__(ctx, root, store(ctx), settings(ctx).max_resource_size)

@@ -24,7 +24,8 @@ from davserver.runtime.threads import offload
 
 from .filters import parse_query
 from .items import CardRenderer
-from .services import store
+from .search import Search, simple
+from .services import search, store
 
 BATCH = 64
 """Cards read and tested, or rendered, per batch."""
@@ -46,10 +47,15 @@ def _by_card(found: list[tuple[str, bytes]], flt: vcard.Filter) -> list[str]:
 
 
 async def select(
-    books: CalendarStore, book: str, items: CalendarItems, names: list[str], flt: vcard.Filter
-) -> list[str]:
+    books: CalendarStore, book: str, items: CalendarItems, names: list[str], flt: vcard.Filter,
+    searching: Search,
+) -> list[str]:  # fmt: skip
     """The names among ``names`` whose cards meet ``flt``, in order. A stored file that is
     not a valid vCard meets no filter."""
+    fast = simple(flt)
+    if fast is not None:
+        found = await searching.find(book, items, *fast)
+        return [n for n in names if n in found]
     cards = [(n, card) for n in names if (item := items.get(n)) and (card := item.card)]
     answered = [(n, c) for n, c in cards if c.answers(flt)]
     matched = set(await offload(_by_summary, answered, flt)) if answered else set()
@@ -82,7 +88,9 @@ async def query(ctx: Context, root: etree._Element) -> web.StreamResponse | None
         base, names = path, sorted(items)
     else:
         base, names = path.rpartition("/")[0], [where.name] if where.name in items else []
-    matched = await select(books, where.book, items, [n for n in names if n], asked.filter)
+    matched = await select(
+        books, where.book, items, [n for n in names if n], asked.filter, search(ctx)
+    )
     limit = asked.limit
     truncated = limit is not None and len(matched) > limit
     if limit is not None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from davserver.caldav.store.layout import CalendarStore
 from davserver.dav.context import Context, ServiceKey
 
+from .search import Search
+
 
 @dataclass(frozen=True, slots=True)
 class CardDavSettings:
@@ -20,6 +22,8 @@ STORE = ServiceKey[CalendarStore]("carddav.store")
 """The mount's store (the one CalDAV uses), which lays out the address books."""
 SETTINGS = ServiceKey[CardDavSettings]("carddav.settings")
 """The CardDAV settings of the tree."""
+SEARCH = ServiceKey[Search]("carddav.search")
+"""The search strings of the tree's address books (search.py)."""
 
 
 def store(ctx: Context) -> CalendarStore:
@@ -30,3 +34,8 @@ def store(ctx: Context) -> CalendarStore:
 def settings(ctx: Context) -> CardDavSettings:
     """The CardDAV settings of the request's tree."""
     return ctx.service(SETTINGS)
+
+
+def search(ctx: Context) -> Search:
+    """The search strings of the request's tree."""
+    return ctx.service(SEARCH)

@@ -34,7 +34,9 @@ def week_query(start: str, end: str, data: str = "<C:calendar-data/>") -> str:
 def store_of(cal: Cal) -> Any:
     """The CalendarStore of the test server's CalDAV mount."""
     router = cal.client.app[ROUTER_KEY]
-    [store] = [m.storage for m in router.mounts if isinstance(getattr(m, "storage", None), CalendarStore)]
+    [store] = [
+        m.storage for m in router.mounts if isinstance(getattr(m, "storage", None), CalendarStore)
+    ]
     return store
 
 

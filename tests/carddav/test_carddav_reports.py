@@ -6,7 +6,7 @@ with Accept (§5.1.1)."""
 from __future__ import annotations
 
 import pytest
-from caldav_data import CS, HEAD, Cal, D, error_condition
+from caldav_data import CS, HEAD, Cal, D, error_condition, event
 from carddav_data import CONTACTS, CR, NS, multiget_body, names, put_card_ok, query_body, vcard
 
 from davserver.vcard import parse
@@ -59,6 +59,16 @@ async def test_multiget_answers_each_card_in_the_version_asked(cal: Cal) -> None
     error = ms.root.find(f".//{D}propstat/{D}error/{CR}supported-address-data-conversion")
     assert error is not None
     assert ms[CONTACTS + "gone.vcf"].status == 404
+
+
+async def test_multiget_answers_404_for_what_is_no_vcard(cal: Cal) -> None:
+    await load(cal)
+    event_path = "/caldav/calendars/user/calendar/e.ics"
+    await cal.put_ok(event_path, event("e"))
+    ms = await cal.report(CONTACTS, multiget_body([event_path, CONTACTS, CONTACTS + "four.vcf"]))
+    by = ms.by_href()
+    assert by[event_path].status == 404 and by[CONTACTS.rstrip("/")].status == 404
+    assert by[CONTACTS + "four.vcf"].props[f"{CR}address-data"].status == 200
 
 
 async def test_multiget_without_a_version_asks_for_3_0_as_the_rfc_says(cal: Cal) -> None:

@@ -427,16 +427,16 @@ root = "."
 def test_bad_access_tables_are_refused(
     tmp_path: Path, access: str, auth: bool, kind: str, message: str
 ) -> None:
-    text = ('[auth]\nhtpasswd = "users"\n' if auth else "") + MOUNT.format(
-        type=kind, access=access
-    )
+    text = ('[auth]\nhtpasswd = "users"\n' if auth else "") + MOUNT.format(type=kind, access=access)
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_toml(tmp_path, text)
 
 
 def test_defaults_depend_on_accounts_and_mount_type() -> None:
     unset = AccessConfig()
-    assert unset.resolved("webdav", accounts=False) == AccessConfig("read-write", "read-write", False)
+    assert unset.resolved("webdav", accounts=False) == AccessConfig(
+        "read-write", "read-write", False
+    )
     assert unset.resolved("webdav", accounts=True) == AccessConfig("off", "read-write", False)
     assert unset.resolved("caldav", accounts=True).owner_only is True
     assert AccessConfig(owner_only=False).resolved("caldav", True).owner_only is False

@@ -148,7 +148,15 @@ def make_site(base: Path, config: str) -> Site:
     server = start_server(base, "--config", str(base / "site.toml"))
     site = Site(server, tree)
     # The first CalDAV request makes the user's calendars: before any snapshot is taken.
-    assert status(exchange(site.port, request("PROPFIND", "/cal/calendars/user/", {"Depth": "1", "Connection": "close"}))) == 207
+    assert (
+        status(
+            exchange(
+                site.port,
+                request("PROPFIND", "/cal/calendars/user/", {"Depth": "1", "Connection": "close"}),
+            )
+        )
+        == 207
+    )
     return site
 
 
@@ -235,9 +243,7 @@ def settled(site: Site, before: dict[str, bytes | None], timeout: float = 3.0) -
 
 
 @pytest.mark.parametrize("kind", list(TARGETS))
-def test_declared_body_over_the_limit_is_refused_before_it_is_read(
-    site: Site, kind: str
-) -> None:
+def test_declared_body_over_the_limit_is_refused_before_it_is_read(site: Site, kind: str) -> None:
     method, target = TARGETS[kind]
     before = snapshot(site.tree)
     head = request(method, target, {"Content-Length": str(MAX_BODY + 1)})
@@ -256,9 +262,7 @@ def test_declared_body_over_the_limit_is_refused_before_it_is_read(
 def test_expect_100_continue_over_the_limit_gets_413_and_no_100(site: Site, kind: str) -> None:
     method, target = TARGETS[kind]
     before = snapshot(site.tree)
-    head = request(
-        method, target, {"Content-Length": str(MAX_BODY + 1), "Expect": "100-continue"}
-    )
+    head = request(method, target, {"Content-Length": str(MAX_BODY + 1), "Expect": "100-continue"})
     with connect(site.port) as sock:
         sock.sendall(head)
         reply = read_response(sock, timeout=3)
@@ -271,7 +275,9 @@ def test_expect_100_continue_over_the_limit_gets_413_and_no_100(site: Site, kind
 
 def test_expect_100_continue_within_the_limit_is_continued(site: Site) -> None:
     body = b"x" * MAX_BODY
-    head = request("PUT", "/dav/continued.txt", {"Content-Length": str(len(body)), "Expect": "100-continue"})
+    head = request(
+        "PUT", "/dav/continued.txt", {"Content-Length": str(len(body)), "Expect": "100-continue"}
+    )
     with connect(site.port) as sock:
         sock.sendall(head)
         interim = sock.recv(100)
@@ -279,7 +285,12 @@ def test_expect_100_continue_within_the_limit_is_continued(site: Site) -> None:
         sock.sendall(body)
         assert status(read_response(sock)) == 201
     assert (site.tree / "dav" / "continued.txt").read_bytes() == body
-    assert status(exchange(site.port, request("DELETE", "/dav/continued.txt", {"Connection": "close"}))) == 204
+    assert (
+        status(
+            exchange(site.port, request("DELETE", "/dav/continued.txt", {"Connection": "close"}))
+        )
+        == 204
+    )
 
 
 @pytest.mark.parametrize("kind", ["webdav", "cgi", "wsgi"])
@@ -309,7 +320,9 @@ def test_chunked_body_growing_past_the_limit_is_cut_off_with_413(
     before = snapshot(site.tree)
     data = EVENT.format("x" * 6000).encode() if kind == "caldav" else b"y" * 6000
     pieces = [data[i : i + 1000] for i in range(0, len(data), 1000)]
-    head = request(method, target, {"Transfer-Encoding": "chunked", "Content-Type": "text/calendar"})
+    head = request(
+        method, target, {"Transfer-Encoding": "chunked", "Content-Type": "text/calendar"}
+    )
     with connect(site.port) as sock:
         if pace == "at once":
             sock.sendall(head + b"".join(chunk(p) for p in pieces))

@@ -63,7 +63,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, certificate: Certificate) -> 
     (base / "data" / "kept.txt").write_bytes(b"kept")
     (base / "tls.toml").write_text(
         f'[server]\ntls_cert = "{certificate.cert}"\ntls_key = "{certificate.key}"\n'
-        'read_timeout = 2.0\nmax_body_size = 4096\n'
+        "read_timeout = 2.0\nmax_body_size = 4096\n"
         '[[mounts]]\npath = "/"\ntype = "webdav"\nroot = "data"\n'
     )
     server = start_server(base, "--config", str(base / "tls.toml"))
@@ -133,7 +133,9 @@ def test_limits_hold_over_tls(site: TlsSite, certificate: Certificate) -> None:
         socket.create_connection(("127.0.0.1", site.server.port), timeout=5) as raw,
         certificate.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as sock,
     ):
-        sock.sendall(b"PUT /kept.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"PUT /kept.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         for _ in range(3):
             sock.sendall(b"800\r\n" + b"x" * 2048 + b"\r\n")
             time.sleep(0.05)
@@ -155,9 +157,7 @@ def test_a_silent_tls_client_is_dropped_after_read_timeout(site: TlsSite) -> Non
         assert 1.5 < time.monotonic() - started < 5
 
 
-def test_urls_printed_at_start_say_https(
-    tmp_path: Path, certificate: Certificate
-) -> None:
+def test_urls_printed_at_start_say_https(tmp_path: Path, certificate: Certificate) -> None:
     (tmp_path / "tls.toml").write_text(
         f'[server]\ntls_cert = "{certificate.cert}"\ntls_key = "{certificate.key}"\n'
         '[[mounts]]\npath = "/files"\ntype = "webdav"\nroot = "data"\n'

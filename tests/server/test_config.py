@@ -51,8 +51,17 @@ def test_embedded_default_serves_data_and_calendars(tmp_path: Path) -> None:
     config = embedded_default(tmp_path)
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)
     files, calendars = config.mounts
-    assert (files.path, files.type, files.backend, files.root) == ("/", "webdav", "filesystem", tmp_path / "data")
-    assert (calendars.path, calendars.type, calendars.root) == ("/caldav", "caldav", tmp_path / "calendars")
+    assert (files.path, files.type, files.backend, files.root) == (
+        "/",
+        "webdav",
+        "filesystem",
+        tmp_path / "data",
+    )
+    assert (calendars.path, calendars.type, calendars.root) == (
+        "/caldav",
+        "caldav",
+        tmp_path / "calendars",
+    )
 
 
 def test_overrides_replace_host_port_and_first_filesystem_root(tmp_path: Path) -> None:

@@ -86,6 +86,8 @@ class CalendarItems:
         self._partial: set[str] = set()
         self.folders: set[str] = set()
         """Members that are collections (not items; a collection should have none)."""
+        self.version = 0
+        """Counts the changes (what is worked out from the items can tell it is current)."""
 
     # -- the mapping ---------------------------------------------------------------------
 
@@ -118,6 +120,7 @@ class CalendarItems:
     def put(self, name: str, item: Item) -> None:
         """Add or replace an item."""
         self.remove(name)
+        self.version += 1
         self._items[name] = item
         summary = item.summary
         if summary.uid is not None:
@@ -137,6 +140,7 @@ class CalendarItems:
         item = self._items.pop(name, None)
         if item is None:
             return
+        self.version += 1
         summary = item.summary
         if summary.uid is not None:
             names = self._uids.get(summary.uid)
