@@ -38,7 +38,7 @@ from .props import (
 from .services import CALENDARS, SETTINGS, CalDavSettings
 from .store.follow import follow
 from .store.layout import CALENDARS as CALENDAR_SPACE
-from .store.layout import PRINCIPALS, CalendarStore, place
+from .store.layout import PRINCIPALS, CalendarStore, owner, place
 
 if TYPE_CHECKING:
     from davserver.events import ChangeEvent, EventBus
@@ -72,8 +72,9 @@ class CalDavLayout(Layout):
         self.default_user = default_user
 
     def owner(self, path: str) -> str | None:
-        """The user of ``principals/<user>`` and ``calendars/<user>/...``."""
-        return place(path).user
+        """The user of ``principals/<user>``, ``calendars/<user>/...`` and
+        ``addressbooks/<user>/...``."""
+        return owner(path)
 
     def principal(self, user: str | None) -> str | None:
         """The authenticated user, else the default one."""

@@ -160,6 +160,23 @@ def place(path: str) -> Place:
     return Place("other", user=user, collection=collection, name=name, space=top)
 
 
+def owner(path: str) -> str | None:
+    """The user whose principal or home ``path`` lies in (None: a shared place). What
+    :func:`place` says of the user, without classifying the path: asked of every member
+    a listing shows."""
+    top, _, rest = path.partition("/")
+    if top != PRINCIPALS and top not in SPACES:
+        return None
+    user = rest.partition("/")[0]
+    return user if user and user != BOOKS_DIR else None
+
+
+@functools.lru_cache(maxsize=4096)
+def collection_path(inner: str) -> str:
+    """The mount path of a collection's inner path (remembered: there are few)."""
+    return outer_path(inner)
+
+
 def outer_path(inner: str) -> str:
     """The mount path of an inner storage path."""
     if inner == BOOKS_DIR or inner.startswith(BOOKS_DIR + "/"):
@@ -334,10 +351,10 @@ class CalendarStore:
         """A collection's members from its index (brought up to date first): no disk
         access but for the rare folder inside it."""
         items = await self.refresh(collection)
-        names = list(items)
-        for i in range(0, len(names), LISTING_BATCH):
-            batch = names[i : i + LISTING_BATCH]
-            yield [self.item_resource(collection, n, items[n]) for n in batch if n in items]
+        listed = list(items.items())
+        for i in range(0, len(listed), LISTING_BATCH):
+            batch = listed[i : i + LISTING_BATCH]
+            yield [self.item_resource(collection, name, item) for name, item in batch]
         folders = [await self.stat(outer_path(f"{collection}/{n}")) for n in sorted(items.folders)]
         if any(folders):
             yield [f for f in folders if f is not None]
@@ -505,7 +522,7 @@ class CalendarStore:
     def item_resource(self, calendar: str, name: str, item: Item) -> Resource:
         """The (outer) resource of an indexed item, without asking the inner store."""
         return Resource(
-            path=outer_path(f"{calendar}/{name}"),
+            path=f"{collection_path(calendar)}/{name}",
             is_collection=False,
             size=item.size,
             mtime=item.mtime,
