@@ -168,6 +168,9 @@ class IndexedRenderer:
     ) -> list[str]:
         """The responses of items of the collection at ``path`` (inner path ``calendar``);
         ``parsed``: objects the caller parsed already, by name (not parsed again)."""
+        items = self._fresh.get(calendar)
+        if self._simple and self.data is None and items is not None:
+            return self._etags(path, items, names)
         targets: list[Target] = [(f"{path}/{n}", calendar, n) for n in names]
         found = [parsed.get(n) for n in names] if parsed else None
         return await self.render_targets(targets, found)
@@ -222,6 +225,23 @@ class IndexedRenderer:
         return (
             renderer.render(res).removesuffix("</D:response>") + refused.propstat + "</D:response>"
         )
+
+    def _etags(self, path: str, items: CalendarItems, names: list[str]) -> list[str]:
+        """Responses with the getetag alone (a sync or a query asking nothing else) from
+        the index, without a resource per item: what _simple_response gives."""
+        prefix = self.prefix
+        out = []
+        for name in names:
+            link = href(prefix, f"{path}/{name}", False)
+            item = items.get(name)
+            if item is None:
+                out.append(missing(link))
+            else:
+                found = f"<D:getetag>{escape(item.etag)}</D:getetag>"
+                out.append(
+                    f"<D:response><D:href>{link}</D:href>{propstat(found, 200)}</D:response>"
+                )
+        return out
 
     def _simple_response(self, res: Resource, text: str | None) -> str:
         """What the general renderer gives for getetag and the data, both found."""
