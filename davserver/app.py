@@ -21,7 +21,9 @@ from .auth.basic import BasicAuth, challenge
 from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
 from .caldav.store.index import CalendarIndex
-from .caldav.store.layout import CalendarStore
+from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
+from .carddav.feature import CardDav, default_addressbooks
+from .carddav.services import CardDavSettings
 from .config import AccessConfig, Config, MountConfig
 from .dav.context import DavSettings
 from .dav.core import Locking, WebDav
@@ -78,9 +80,15 @@ def build_mount(
         index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
         users = lambda: [*accounts(), m.default_user]  # noqa: E731
         mutexes = Mutexes(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.locks")
-        store = CalendarStore(build_storage(m, config), index, default_calendars(), users, mutexes)
+        homes: Homes = {CALENDARS: default_calendars()}
+        if m.contacts:
+            homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
+        store = CalendarStore(build_storage(m, config), index, homes, users, mutexes)
         caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
         features.append(caldav)
+        if m.contacts:
+            contacts = CardDavSettings(m.default_user, m.max_resource_size)
+            features.append(CardDav(m.prefix, store, contacts))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
 

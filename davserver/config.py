@@ -17,6 +17,8 @@ from typing import Any
 
 from dulwich.refs import Ref, check_ref_format
 
+from .auth.htpasswd import valid_user_name
+
 EMBEDDED = "<embedded default>"
 MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
 BACKENDS = ("filesystem", "git")
@@ -32,6 +34,7 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "root": ("webdav", "caldav", "static", "cgi"),
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
+    "contacts": ("caldav",),
     **dict.fromkeys(
         ("index", "listing", "mime_types", "cache_control", "precompressed", "gzip",
          "gzip_min_size", "gzip_types", "cache_ttl"),
@@ -127,6 +130,7 @@ class MountConfig:
     depth_infinity: bool = False
     default_user: str = "user"
     max_resource_size: int = 10 << 20
+    contacts: bool = True
     error_pages: Path | None = None
     index: tuple[str, ...] = ("index.html",)
     listing: bool = False
@@ -254,6 +258,11 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
     if m.error_pages is not None and not m.error_pages.exists():
         raise ConfigError(f"{source}: {where}.error_pages: {m.error_pages} does not exist")
+    if m.type == "caldav" and not valid_user_name(m.default_user):
+        raise ConfigError(
+            f"{source}: {where}.default_user: {m.default_user!r} is not a usable user name "
+            "(no colon, slash, space or control character, no dot first)"
+        )
     if m.backend == "filesystem" and m.repo is not None:
         raise ConfigError(f"{source}: {where}.repo: only the git backend uses it (use root)")
     if m.backend == "git":

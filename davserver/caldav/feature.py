@@ -26,7 +26,6 @@ from davserver.dav.features import (
 )
 from davserver.dav.paths import href
 from davserver.dav.props import LiveRenderer, PropRenderer
-from davserver.ical.summary import Summary
 from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
@@ -41,7 +40,9 @@ from .props import (
     supported_reports,
 )
 from .services import CALENDARS, SETTINGS, CalDavSettings
-from .store.layout import MADE_WITH_HOME, PRINCIPALS, CalendarStore, Place, item_of, place
+from .store.follow import follow, uncache
+from .store.layout import CALENDARS as CALENDAR_SPACE
+from .store.layout import PRINCIPALS, CalendarStore, owner, place
 
 if TYPE_CHECKING:
     from davserver.events import ChangeEvent, EventBus
@@ -79,8 +80,9 @@ class CalDavLayout(Layout):
         self.default_user = default_user
 
     def owner(self, path: str) -> str | None:
-        """The user of ``principals/<user>`` and ``calendars/<user>/...``."""
-        return place(path).user
+        """The user of ``principals/<user>``, ``calendars/<user>/...`` and
+        ``addressbooks/<user>/...``."""
+        return owner(path)
 
     def principal(self, user: str | None) -> str | None:
         """The authenticated user, else the default one."""
@@ -195,57 +197,10 @@ class CalDav(Feature):
         bus.subscribe(tree.prefix, self._on_remote_changes, remote=True)
 
     async def _on_remote_changes(self, events: Sequence[ChangeEvent]) -> None:
-        index = self.store.index
-        for event in events:
-            for path in (event.path, event.to):
-                where = place(path) if path is not None else None
-                if where is None:
-                    continue
-                if where.calendar:
-                    index.uncache(where.calendar)
-                elif where.kind == "home" and where.user:
-                    index.uncache_home(where.user)
+        uncache(self.store, CALENDAR_SPACE, events)
 
     async def _on_changes(self, events: Sequence[ChangeEvent]) -> None:
-        index, store = self.store.index, self.store
-        for event in events:
-            where = place(event.path)
-            if event.kind == "moved":
-                await self._forget(where)
-                if event.to is not None:
-                    self._touch_tree(place(event.to))
-            elif where.kind == "item" and where.calendar and where.name:
-                if event.kind == "props":
-                    continue  # the index keeps no dead properties
-                if event.kind == "deleted":
-                    store.bodies.drop(f"{where.calendar}/{where.name}")
-                    await index.update(where.calendar, {}, [where.name])
-                elif isinstance(event.note, Summary) and event.resource is not None:
-                    item = item_of(event.resource, event.note)
-                    await index.update(where.calendar, {where.name: item}, [])
-                else:
-                    store.mark_stale(where.calendar)
-            elif event.kind == "deleted":
-                await self._forget(where)
-            elif where.kind == "calendar" and where.calendar and event.kind == "props":
-                if event.note is not MADE_WITH_HOME:
-                    await index.update(where.calendar, {}, [], touched=True)
-            else:
-                self._touch_tree(where)
-
-    async def _forget(self, where: Place) -> None:
-        """What the index knew of a deleted (or moved away) calendar or home."""
-        if where.kind == "calendar" and where.calendar:
-            await self.store.index.forget(where.calendar)
-        elif where.kind == "home" and where.user:
-            await self.store.index.forget_home(where.user)
-        elif where.kind in ("item", "other") and where.calendar:
-            self.store.mark_stale(where.calendar)
-
-    def _touch_tree(self, where: Place) -> None:
-        """A calendar (or something in it) appeared by a copy or a move: list it again."""
-        if where.calendar:
-            self.store.mark_stale(where.calendar)
+        await follow(self.store, CALENDAR_SPACE, events)
 
 
 def _worked_out(r: PropRenderer, res: Resource) -> str | None:

@@ -19,7 +19,7 @@ from .props import SUPPORTED_COMPONENTS
 from .store.layout import place
 
 
-def _props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
+def props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
     """The properties of ``<container><D:set><D:prop>...`` as dead properties to store."""
     if root.tag != container:
         raise DAVError(400, f"the body is not a {container}")
@@ -33,7 +33,7 @@ def _props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
 
 def parse_mkcalendar(root: etree._Element | None) -> dict[str, bytes]:
     """The properties a MKCALENDAR body sets (none without a body)."""
-    return _props_to_set(root, c("mkcalendar")) if root is not None else {}
+    return props_to_set(root, c("mkcalendar")) if root is not None else {}
 
 
 def parse_mkcol(root: etree._Element | None) -> dict[str, bytes]:
@@ -42,7 +42,7 @@ def parse_mkcol(root: etree._Element | None) -> dict[str, bytes]:
     a calendar tree holds."""
     if root is None:
         return {}
-    props = _props_to_set(root, dav("mkcol"))
+    props = props_to_set(root, dav("mkcol"))
     types = root.find(f"{dav('set')}/{dav('prop')}/{dav('resourcetype')}")
     if types is None or types.find(c("calendar")) is None:
         refusal = "only calendar collections can be made here"

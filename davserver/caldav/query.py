@@ -80,7 +80,7 @@ def select(items: CalendarItems, flt: filters.CompFilter) -> Selection:
         out.passed = certain
     else:
         hints = not _has_alarm_range(sub)
-        out.test = {n: items[n].summary.spans if hints else None for n in certain}
+        out.test = {n: items[n].spans if hints else None for n in certain}
     out.test.update(dict.fromkeys(unsure & kind))
     return out
 

@@ -110,7 +110,8 @@ class Feature:
 
 
 class Layout:
-    """How users' trees lie in a DAV tree: each user's under the first path segment."""
+    """How users' trees lie in a DAV tree: each user's under the first path segment. A
+    path's owner, when it has one, is the owner of everything below it too."""
 
     def owner(self, path: str) -> str | None:
         """The user whose tree ``path`` lies in (None: a place every user shares)."""

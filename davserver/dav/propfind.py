@@ -119,7 +119,10 @@ async def propfind(ctx: Context) -> web.StreamResponse:
 
     async def responses() -> AsyncIterator[str]:
         yield renderer.render(res)
-        visible = ctx.may_enter if settings.owner_only else None
+        # Below a path that has an owner (the requester: the mount checked) every member
+        # has that owner too (features.Layout): no check per member.
+        shared = settings.owner_only and ctx.owner(path) is None
+        visible = ctx.may_enter if shared else None
         infinite = depth == "infinity"
         async for batch in walk(storage, path, infinite=infinite, dead_props=dead, visible=visible):
             await ctx.annotate(renderer, batch)

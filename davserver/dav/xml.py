@@ -18,10 +18,11 @@ from davserver.runtime.threads import offload
 DAV = "DAV:"
 XML_CONTENT_TYPE = "application/xml"
 XML_DECL = '<?xml version="1.0" encoding="utf-8"?>\n'
-# CalDAV's namespaces are declared up front so its properties can use the C and CS prefixes.
+# CalDAV's and CardDAV's namespaces are declared up front so their properties can use the
+# C, CS and CR prefixes.
 MULTISTATUS_OPEN = (
     XML_DECL + '<D:multistatus xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
-    ' xmlns:CS="http://calendarserver.org/ns/">'
+    ' xmlns:CS="http://calendarserver.org/ns/" xmlns:CR="urn:ietf:params:xml:ns:carddav">'
 )
 MULTISTATUS_CLOSE = "</D:multistatus>\n"
 

@@ -149,7 +149,10 @@ async def test_the_home_is_a_container_of_the_two_default_calendars(cal: Cal) ->
     by = ms.by_href()
     assert set(by) == {HOME, EVENTS, TASKS}
     assert by[HOME].ok(f"{D}resourcetype").find(f"{C}calendar") is None
-    for path, name, comps in ((EVENTS, "Calendar", {"VEVENT", "VFREEBUSY"}), (TASKS, "Tasks", {"VTODO"})):
+    for path, name, comps in (
+        (EVENTS, "Calendar", {"VEVENT", "VFREEBUSY"}),
+        (TASKS, "Tasks", {"VTODO"}),
+    ):
         r = by[path]
         types = {el.tag for el in r.ok(f"{D}resourcetype")}
         assert types == {f"{D}collection", f"{C}calendar"}

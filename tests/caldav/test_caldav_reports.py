@@ -19,6 +19,7 @@ from caldav_data import (
     C,
     Cal,
     D,
+    MakeCal,
     error_condition,
     event,
     ical,
@@ -335,7 +336,21 @@ async def test_caldav_library_events_todos_and_search(cal: Cal) -> None:
 
 
 async def test_expand_property_answers_an_empty_multistatus(cal: Cal) -> None:
-    """InfCloud sends it unasked and dies on an error (CLIENTS 22)."""
+    """InfCloud sends it unasked and dies on an error (CLIENTS 22): off the principals
+    (where CardDAV expands it, tests/carddav/test_carddav_discovery.py), the answer is an
+    empty 207; with contacts off, on the principals too."""
+    body = (
+        f'{HEAD}<D:expand-property xmlns:D="DAV:"><D:property name="current-user-principal">'
+        '<D:property name="displayname"/></D:property></D:expand-property>'
+    )
+    ms = await cal.report(EVENTS, body, depth="0")
+    assert ms.responses == []
+
+
+async def test_expand_property_without_contacts_answers_an_empty_multistatus(
+    make_cal: MakeCal,
+) -> None:
+    cal = await make_cal(contacts=False)
     body = (
         f'{HEAD}<D:expand-property xmlns:D="DAV:"><D:property name="current-user-principal">'
         '<D:property name="displayname"/></D:property></D:expand-property>'

@@ -1,11 +1,14 @@
-"""What CalDAV needs to know about the items of each calendar without reading them: their
-UID, component type, ETag, resource facts and instance spans (see calendar_summary.py),
-and a change log that sync tokens count in.
+"""What the CalDAV and CardDAV features need to know about the items of each calendar and
+address book without reading them: their UID, ETag and resource facts; a calendar
+object's component type and instance spans (davserver/ical/summary.py), a vCard's summary
+(davserver/vcard/summary.py, as JSON); and a change log that sync tokens and ctags count in.
 
-Kept in SQLite (one file per CalDAV mount, in the server's state folder) so sync tokens
-and summaries outlive restarts, and mirrored in memory per calendar once loaded (see
-calendar_items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
+Kept in SQLite (one file per ``caldav`` mount, in the server's state folder) so sync
+tokens and summaries outlive restarts, and mirrored in memory per collection once loaded
+(see items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
 reconciles it with what is stored, so items changed behind the server's back are seen.
+A collection is named by its inner storage path (``user/calendar``,
+``.addressbooks/user/book``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from array import array
 from pathlib import Path
 from typing import Any, Protocol
 
+from davserver import vcard
 from davserver.ical.spans import Span
 from davserver.ical.summary import Summary
 from davserver.runtime.sqlite import SQLiteThread
@@ -53,6 +57,7 @@ _ADDED = (
     ("spans", "BLOB"),
     ("since", "REAL"),
     ("until", "REAL"),
+    ("card", "TEXT"),
 )
 _COLUMNS = "name, etag, uid, component, " + ", ".join(name for name, _ in _ADDED)
 STALE = Summary(None, None, (), float("inf"), float("-inf"))
@@ -70,17 +75,27 @@ def _decode(blob: bytes) -> tuple[Span, ...]:
 
 def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
     s = item.summary
+    if isinstance(s, vcard.Summary):
+        card: str | None = s.to_json()
+        s = Summary(s.uid, None)
+    else:
+        card = None
     return (
         calendar, name, item.etag, s.uid, s.component, item.size, item.mtime, item.ctime,
-        item.content_type, _encode(s.spans), s.since, s.until,
+        item.content_type, _encode(s.spans), s.since, s.until, card,
     )  # fmt: skip
 
 
 def _item(row: tuple[Any, ...]) -> tuple[str, Item]:
-    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until = row
+    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until, card = row
     if spans is None:
         return name, Item(etag, STALE)
-    summary = Summary(uid, comp, _decode(spans), since, until)
+    summary: Summary | vcard.Summary = Summary(uid, comp, _decode(spans), since, until)
+    if card is not None:
+        try:
+            summary = vcard.Summary.from_json(card)
+        except ValueError:  # written by another version: summarized again
+            return name, Item(etag, STALE)
     return name, Item(etag, summary, size, mtime, ctime, ctype)
 
 
@@ -92,10 +107,10 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 class CalendarIndex:
-    """Items and changes per calendar (a calendar is named by its storage path).
+    """Items and changes per collection (named by its inner storage path).
 
     The database is made by the first write: reads of an index that does not exist yet
-    (calendars nobody wrote to) find nothing and create nothing in the state folder.
+    (collections nobody wrote to) find nothing and create nothing in the state folder.
     """
 
     def __init__(self, path: Path) -> None:
@@ -141,9 +156,9 @@ class CalendarIndex:
         database): it is read again when next asked for."""
         self._items.pop(calendar, None)
 
-    def uncache_home(self, user: str) -> None:
-        """Forget what memory holds of every calendar of ``user``."""
-        prefix = user + "/"
+    def uncache_home(self, home: str) -> None:
+        """Forget what memory holds of every collection in the home at inner path ``home``."""
+        prefix = home + "/"
         for calendar in [c for c in self._items if c.startswith(prefix)]:
             del self._items[calendar]
 
@@ -214,9 +229,10 @@ class CalendarIndex:
         await self._drop("calendar = ?", (calendar,), touched=calendar)
         self._items.pop(calendar, None)
 
-    async def forget_home(self, user: str) -> None:
-        """Drop (and log as deleted) the items of every calendar of a deleted home."""
-        prefix = user + "/"
+    async def forget_home(self, home: str) -> None:
+        """Drop (and log as deleted) the items of every collection of a deleted home
+        (its inner path)."""
+        prefix = home + "/"
         await self._drop("substr(calendar, 1, ?) = ?", (len(prefix), prefix))
         for calendar in [c for c in self._items if c.startswith(prefix)]:
             del self._items[calendar]
@@ -284,8 +300,8 @@ class ItemIndex(Protocol):
     def uncache(self, calendar: str) -> None:
         """Forget what memory holds of a calendar (another process changed it)."""
 
-    def uncache_home(self, user: str) -> None:
-        """Forget what memory holds of every calendar of ``user``."""
+    def uncache_home(self, home: str) -> None:
+        """Forget what memory holds of every collection in the home at inner path ``home``."""
 
     async def items(self, calendar: str) -> CalendarItems:
         """The indexed items of a calendar ({} for one never seen)."""
