@@ -6,6 +6,7 @@ reports answer there."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from lxml import etree
@@ -15,11 +16,13 @@ from davserver.caldav.report import answer_multiget
 from davserver.caldav.store.layout import ADDRESSBOOKS, place
 from davserver.dav.context import Context
 from davserver.dav.expand import expand_property
-from davserver.dav.features import Report
 
 from .items import CardRenderer
 from .names import cr
 from .query import query
+
+if TYPE_CHECKING:
+    from davserver.dav.features import Report
 
 
 async def multiget(ctx: Context, root: etree._Element) -> web.StreamResponse | None:

@@ -72,7 +72,7 @@ def test_the_caldav_library_finds_the_calendars_from_the_bare_url_of_davserver_s
         events, tasks = calendars[server.url + EVENTS], calendars[server.url + TASKS]
         assert events.get_display_name() == "Calendar"
         assert tasks.get_display_name() == "Tasks"
-        assert events.get_supported_components() == ["VEVENT"]
+        assert events.get_supported_components() == ["VEVENT", "VFREEBUSY"]
         assert tasks.get_supported_components() == ["VTODO"]
         # Discovery wrote nothing; the first event makes the calendars plain folders in
         # ./calendars.
