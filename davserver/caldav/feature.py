@@ -9,7 +9,7 @@ change events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -30,6 +30,7 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from . import copymove, mkcalendar, put, report
+from .members import indexed_members
 from .names import c, dav
 from .props import (
     INDEXED,
@@ -189,6 +190,12 @@ class CalDav(Feature):
         if await offload(timezone_problem, text) is None:
             return {}
         return {c("calendar-timezone"): c("valid-calendar-data")}
+
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The members of a calendar, from the index (see caldav/members.py)."""
+        return await indexed_members(self.store, "calendar", renderer, res)
 
     def subscribe(self, bus: EventBus, tree: Tree) -> None:
         """Keep the calendar index current from the tree's change events; of the changes
