@@ -24,7 +24,7 @@ from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import CalendarStore
 from .config import AccessConfig, Config, MountConfig
 from .dav.context import DavSettings
-from .dav.core import Locking, WebDav
+from .dav.core import Checksums, Locking, PartialUpdate, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
 from .dav.identity import USER
@@ -39,6 +39,7 @@ from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
 from .runtime.threads import offload
 from .state.changelog import SQLiteChangeLog
+from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import Generations
 from .state.mutex import Mutexes
 
@@ -48,6 +49,7 @@ log = logging.getLogger("davserver")
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
+CHECKSUMS_FILE = "checksums.sqlite3"
 GENERATIONS_FILE = "generations"
 WELL_KNOWN = "/.well-known/"
 
@@ -58,8 +60,10 @@ def build_mount(
     locks: LockManager,
     bus: EventBus,
     accounts: Callable[[], list[str]] = list,
+    checksums: ChecksumStore | None = None,
 ) -> Mount:
-    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
+    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
+    ``checksums`` keeps the checksums of WebDAV trees' files."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -82,6 +86,9 @@ def build_mount(
         caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
         features.append(caldav)
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
+    features.append(PartialUpdate())
+    if checksums is not None:
+        features.append(Checksums(m.prefix, checksums))
     return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
 
 
@@ -264,7 +271,8 @@ def create_app(config: Config) -> web.Application:
     bus = LocalBus(changelog, generations)
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = auth.names if auth is not None else list
-    mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
+    checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
+    mounts = [build_mount(m, config, locks, bus, accounts, checksums) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
     server = config.server
@@ -289,6 +297,7 @@ def create_app(config: Config) -> web.Application:
             await mount.close()
         await locks.close()
         await changelog.close()
+        await checksums.close()
         generations.close()
 
     app.on_startup.append(open_mounts)

@@ -5,11 +5,17 @@ the modules named after what they do (read, write, copymove, locking...)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from . import copymove, locking, propfind, proppatch, read, write
-from .context import Tree
+from davserver.backends.base import Resource
+from davserver.state.checksums import ChecksumStore
+
+from . import checksums, copymove, locking, partial, propfind, proppatch, read, write
+from .context import Context, ServiceKey, Tree
 from .features import BASE_PROPERTIES, Feature, Handler, LiveProperty
+
+if TYPE_CHECKING:
+    from .props import PropRenderer
 
 if TYPE_CHECKING:
     from davserver.events import ChangeEvent, EventBus
@@ -61,3 +67,34 @@ class Locking(Feature):
                     await locks.release_tree(prefix, event.path)
 
         bus.subscribe(prefix, on_changes)
+
+
+class PartialUpdate(Feature):
+    """Partial updates of files (dav/partial.py): SabreDAV's PATCH, advertised as
+    ``sabredav-partialupdate``, and Apache's PUT with Content-Range."""
+
+    compliance = ("sabredav-partialupdate",)
+
+    def methods(self) -> Mapping[str, Handler]:
+        """PATCH, and the PUT that takes a Content-Range (others go on to WebDav's)."""
+        return {"PATCH": partial.patch, "PUT": partial.put_range}
+
+
+class Checksums(Feature):
+    """SHA1 and MD5 of files as ownCloud clients read them (``oc:checksums``), kept in
+    ``store`` once computed; PUT checks an ``OC-Checksum`` (dav/checksums.py)."""
+
+    def __init__(self, prefix: str, store: ChecksumStore) -> None:
+        self._service = checksums.Checksums(store, prefix)
+
+    def properties(self) -> Mapping[str, LiveProperty]:
+        """``oc:checksums`` of files (worked out ahead by :meth:`annotate`)."""
+        return {checksums.CHECKSUMS: LiveProperty(lambda r, res: None, protected=False)}
+
+    def services(self) -> Mapping[ServiceKey[Any], Any]:
+        """The tree's checksums, for PUT and PATCH."""
+        return {checksums.SERVICE: self._service}
+
+    async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
+        """The checksums of a batch, when a PROPFIND asks for them."""
+        await self._service.annotate(ctx.storage, renderer, batch)

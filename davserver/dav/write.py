@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from davserver.backends.base import AlreadyExists, DeleteFailure, Resource
+from davserver.backends.base import AlreadyExists, DeleteFailure, FileChange, Resource
 
-from . import conditions, multistatus
+from . import checksums, conditions, multistatus
 from .body import has_body, read_limited
 from .context import Context
 from .errors import DAVError
@@ -55,8 +55,26 @@ def request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
     return request.content.iter_chunked(STREAM_CHUNK)
 
 
+MTIME_RANGE = (0.0, 253402300799.0)
+"""Modification times a client may set: from 1970 to the end of year 9999."""
+
+
+def client_mtime(value: str) -> float:
+    """A modification time a client sends (``X-OC-Mtime``, ``{DAV:}lastmodified``):
+    seconds since the epoch; 400 for anything else."""
+    try:
+        mtime = float(value.strip())
+    except ValueError as exc:
+        raise DAVError(400, f"{value!r} is not a time in seconds since 1970") from exc
+    if not MTIME_RANGE[0] <= mtime <= MTIME_RANGE[1]:
+        raise DAVError(400, f"{value!r} is not a time in seconds since 1970")
+    return mtime
+
+
 async def put(ctx: Context) -> web.StreamResponse:
-    """Store the body atomically: 201 created, 204 replaced."""
+    """Store the body atomically: 201 created, 204 replaced. ``X-OC-Mtime`` sets the
+    file's modification time; an ``OC-Checksum`` is checked before anything is stored
+    (400 when the body does not match) and the checksums are kept."""
     request, path = ctx.request, ctx.path
     if "Content-Range" in request.headers:
         raise DAVError(400, "partial PUT with Content-Range is not supported")
@@ -74,15 +92,36 @@ async def put(ctx: Context) -> web.StreamResponse:
     # Otherwise put_target could only refuse a collection, and the write below does that
     # itself (AlreadyExists): a small PUT is then one trip to the disk instead of two.
     expected = _expected_length(request)
+    mtime = client_mtime(h["X-OC-Mtime"]) if "X-OC-Mtime" in h else None
+    service = ctx.tree.services.get(checksums.SERVICE) if "OC-Checksum" in h else None
+    announced = checksums.parse_header(h["OC-Checksum"]) if service is not None else None
+    hasher = checksums.Hasher() if service is not None else None
     body = request_body(request) or await request.read()
     try:
+        if hasher is not None:
+            if isinstance(body, bytes):
+                await hasher.feed(body)
+                checksums.check(hasher.sums(), announced)
+            else:
+                body = checksums.hashed(body, hasher, announced)
         async with ctx.storage.change(author=ctx.author, message=f"PUT /{path}") as change:
-            res, created = await change.write(path, body, expected, expect=expectation(ctx, path))
+            expect = expectation(ctx, path)
+            if mtime is not None and isinstance(change, FileChange):
+                res, created = await change.write(path, body, expected, expect=expect, mtime=mtime)
+            else:
+                mtime = None
+                res, created = await change.write(path, body, expected, expect=expect)
     except ValueError as exc:
         raise DAVError(400, str(exc)) from exc
     except AlreadyExists as exc:
         raise DAVError(405, "cannot PUT to a collection") from exc
     headers = {"ETag": res.etag, "Last-Modified": http_date(res.mtime)}
+    if mtime is not None:
+        headers["X-OC-MTime"] = "accepted"
+    if service is not None and hasher is not None:
+        sums = hasher.sums()
+        await service.remember(res.etag, sums)
+        headers["OC-Checksum"] = checksums.header(sums)
     if created:
         headers["Location"] = str(
             request.url.with_path(href(ctx.prefix, path, False), encoded=True)
