@@ -22,12 +22,13 @@ from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
 from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import CalendarStore
-from .config import AccessConfig, Config, MountConfig
+from .config import AccessConfig, Config, MountConfig, parse_size
 from .dav.context import DavSettings
-from .dav.core import Checksums, Locking, PartialUpdate, WebDav
+from .dav.core import Checksums, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
 from .dav.identity import USER
+from .dav.quota import QuotaLimits
 from .events import EventBus, LocalBus
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore
@@ -42,6 +43,7 @@ from .state.changelog import SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import Generations
 from .state.mutex import Mutexes
+from .state.quota import QuotaCounters, SQLiteQuota
 
 log = logging.getLogger("davserver")
 
@@ -50,6 +52,7 @@ ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFI
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
 CHECKSUMS_FILE = "checksums.sqlite3"
+QUOTA_FILE = "quota.sqlite3"
 GENERATIONS_FILE = "generations"
 WELL_KNOWN = "/.well-known/"
 
@@ -61,9 +64,11 @@ def build_mount(
     bus: EventBus,
     accounts: Callable[[], list[str]] = list,
     checksums: ChecksumStore | None = None,
+    quotas: QuotaCounters | None = None,
 ) -> Mount:
     """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
-    ``checksums`` keeps the checksums of WebDAV trees' files."""
+    ``checksums`` keeps the checksums of WebDAV trees' files, ``quotas`` the bytes their
+    quota'd trees use."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -86,10 +91,24 @@ def build_mount(
         caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
         features.append(caldav)
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
+    storage = build_storage(m, config)
     features.append(PartialUpdate())
     if checksums is not None:
         features.append(Checksums(m.prefix, checksums))
-    return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
+    limits = quota_limits(m)
+    if quotas is not None and limits.any:
+        features.append(Quota(m.prefix, storage, quotas, limits))
+    return DavMount(m.prefix, storage, settings, locks, features, bus)
+
+
+def quota_limits(m: MountConfig) -> QuotaLimits:
+    """The quotas a WebDAV mount's table sets."""
+    return QuotaLimits(
+        mount=parse_size(m.quota) if m.quota else None,
+        user=parse_size(m.user_quota) if m.user_quota else None,
+        users={name: parse_size(size) for name, size in m.user_quotas.items()},
+        rescan=m.quota_rescan,
+    )
 
 
 def build_storage(m: MountConfig, config: Config) -> Storage:
@@ -272,7 +291,10 @@ def create_app(config: Config) -> web.Application:
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = auth.names if auth is not None else list
     checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
-    mounts = [build_mount(m, config, locks, bus, accounts, checksums) for m in config.mounts]
+    quotas = SQLiteQuota(state_dir / QUOTA_FILE)
+    mounts = [
+        build_mount(m, config, locks, bus, accounts, checksums, quotas) for m in config.mounts
+    ]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
     server = config.server
@@ -298,6 +320,7 @@ def create_app(config: Config) -> web.Application:
         await locks.close()
         await changelog.close()
         await checksums.close()
+        await quotas.close()
         generations.close()
 
     app.on_startup.append(open_mounts)

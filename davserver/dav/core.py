@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from davserver.backends.base import Resource
+from davserver.backends.base import Resource, Storage
 from davserver.state.checksums import ChecksumStore
+from davserver.state.quota import QuotaCounters
 
-from . import checksums, copymove, locking, partial, propfind, proppatch, read, write
+from . import checksums, copymove, locking, partial, propfind, proppatch, quota, read, write
 from .context import Context, ServiceKey, Tree
 from .features import BASE_PROPERTIES, Feature, Handler, LiveProperty
 
@@ -98,3 +99,21 @@ class Checksums(Feature):
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
         """The checksums of a batch, when a PROPFIND asks for them."""
         await self._service.annotate(ctx.storage, renderer, batch)
+
+
+class Quota(Feature):
+    """Quotas of the mount and of each user's tree (RFC 4331, dav/quota.py): writes that
+    would pass one are 507, the quota properties report the shared figures."""
+
+    def __init__(
+        self, prefix: str, storage: Storage, counters: QuotaCounters, limits: quota.QuotaLimits
+    ) -> None:
+        self._service = quota.Quotas(counters, prefix, limits, storage)
+
+    def services(self) -> Mapping[ServiceKey[Any], Any]:
+        """The tree's quotas, for the handlers that write."""
+        return {quota.SERVICE: self._service}
+
+    async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
+        """The quota properties of a batch's collections, when a PROPFIND asks."""
+        await self._service.annotate(renderer, batch)

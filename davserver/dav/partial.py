@@ -11,7 +11,9 @@ leaves the old bytes or the new.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
@@ -22,7 +24,7 @@ from davserver.backends.base import (
     Resource,
 )
 
-from . import checksums
+from . import checksums, quota
 from .context import Context
 from .errors import DAVError
 from .preconditions import expectation
@@ -87,8 +89,18 @@ async def apply(
     and whether it was created, or the 416 answer."""
     request, path = ctx.request, ctx.path
     body = request_body(request) or await request.read()
+    quotas = ctx.tree.services.get(quota.SERVICE)
+    charge: AbstractAsyncContextManager[None] = contextlib.nullcontext()
+    if quotas is not None and quotas.trees(path):
+        current = await ctx.storage.stat(path)
+        size = current.size if current is not None and not current.is_collection else 0
+        end = size + length if offset is None else (size if offset < 0 else offset + length)
+        charge = quotas.charge(path, max(0, end - size))
     try:
-        async with ctx.storage.change(author=ctx.author, message=f"{method} /{path}") as change:
+        async with (
+            charge,
+            ctx.storage.change(author=ctx.author, message=f"{method} /{path}") as change,
+        ):
             if not isinstance(change, FileChange):
                 raise DAVError(405, "this tree takes no partial updates")
             return await change.update(

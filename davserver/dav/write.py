@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
 from davserver.backends.base import AlreadyExists, DeleteFailure, FileChange, Resource
 
-from . import checksums, conditions, multistatus
+from . import checksums, conditions, multistatus, quota
 from .body import has_body, read_limited
 from .context import Context
 from .errors import DAVError
@@ -97,6 +99,18 @@ async def put(ctx: Context) -> web.StreamResponse:
     announced = checksums.parse_header(h["OC-Checksum"]) if service is not None else None
     hasher = checksums.Hasher() if service is not None else None
     body = request_body(request) or await request.read()
+    quotas = ctx.tree.services.get(quota.SERVICE)
+    charge: AbstractAsyncContextManager[None] = contextlib.nullcontext()
+    old_size = -1  # for a body of unknown length: counted once stored
+    if quotas is not None and quotas.trees(path):
+        old = await ctx.storage.stat(path)
+        before = old.size if old is not None and not old.is_collection else 0
+        if expected is not None:
+            charge = quotas.charge(path, expected - before)
+        elif not isinstance(body, bytes):
+            room = await quotas.room(path)
+            body = quota.limited(body, (room or 0) + before)
+            old_size = before
     try:
         if hasher is not None:
             if isinstance(body, bytes):
@@ -104,13 +118,15 @@ async def put(ctx: Context) -> web.StreamResponse:
                 checksums.check(hasher.sums(), announced)
             else:
                 body = checksums.hashed(body, hasher, announced)
-        async with ctx.storage.change(author=ctx.author, message=f"PUT /{path}") as change:
+        async with charge, ctx.storage.change(author=ctx.author, message=f"PUT /{path}") as change:
             expect = expectation(ctx, path)
             if mtime is not None and isinstance(change, FileChange):
                 res, created = await change.write(path, body, expected, expect=expect, mtime=mtime)
             else:
                 mtime = None
                 res, created = await change.write(path, body, expected, expect=expect)
+        if quotas is not None and old_size >= 0:
+            await quotas.adjust(path, res.size - old_size)
     except ValueError as exc:
         raise DAVError(400, str(exc)) from exc
     except AlreadyExists as exc:
@@ -158,8 +174,16 @@ async def delete(ctx: Context) -> web.StreamResponse:
     if conditions.evaluate(request.headers, res, safe_method=False) is not None:
         raise DAVError(412, "precondition failed")
     require_unlocked(ctx, path, member=True, tree=True)
+    quotas = ctx.tree.services.get(quota.SERVICE)
+    counted = quotas is not None and bool(quotas.trees(path))
+    size = (res.size if not res.is_collection else await quotas.size(path)) if quotas else 0
     async with ctx.storage.change(author=ctx.author, message=f"DELETE /{path}") as change:
         failures = await change.delete(path, expect=expectation(ctx, path))
+    if quotas is not None and counted:
+        if failures:  # some of it stayed: count what is left when next needed
+            await quotas.adjust(path, -size + await quotas.size(path))
+        else:
+            await quotas.adjust(path, -size)
     if not failures:
         return web.Response(status=204)
     return multistatus.complete(failure_responses(ctx.prefix, failures))
