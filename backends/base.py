@@ -234,6 +234,9 @@ class Version:
     etag: str
     size: int
     is_collection: bool
+    path: str | None = None
+    """Where the resource was in this version, when a rename moved it since (None: the
+    path asked about)."""
 
 
 class Change(Protocol):

@@ -23,6 +23,7 @@ import secrets
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,6 +57,7 @@ from .base import (
     Version,
 )
 from .git_feed import TreeFeed
+from .git_gc import LOOSE_THRESHOLD, Packed, estimate_loose, pack_loose
 from .git_history import lookup, versions
 from .git_index import PathTimes, mtime_trailers
 from .git_layout import (
@@ -80,9 +82,13 @@ from .uploads import pieces
 
 LISTING_BATCH = 512
 USAGE_TREES = 1 << 16  # trees whose byte counts are kept
+HISTORY_PATHS = 1024  # paths whose versions are kept
 COMMIT_ATTEMPTS = 20
 ANONYMOUS = "anonymous"
 STALE_LOCK_AGE = 60.0
+GC_INTERVAL = 3600.0
+GC_CHECK = 30.0  # seconds between counts of the loose objects
+GC_COMMITS = 256  # commits after which they are counted at once
 
 log = logging.getLogger("davserver.git")
 # The ref files this process is writing right now (every GitStorage of it: two mounts may
@@ -148,6 +154,8 @@ class GitStorage:
     ``identity`` ("Name <email>") records anonymous changes; ``state_dir`` keeps the
     path-times index between runs; a ref lock file older than ``stale_lock_age`` seconds
     that no writer of this process holds was left by a git that crashed, and is removed.
+    Loose objects are packed (git_gc.py) every ``gc_interval`` seconds (0: never on a
+    schedule) and whenever there are more than ``gc_loose_objects`` of them.
     """
 
     reserved_names = RESERVED
@@ -162,6 +170,8 @@ class GitStorage:
         identity: str = "davserver <davserver@localhost>",
         state_dir: Path | None = None,
         stale_lock_age: float = STALE_LOCK_AGE,
+        gc_interval: float = GC_INTERVAL,
+        gc_loose_objects: int = LOOSE_THRESHOLD,
     ) -> None:
         self.path = Path(repo)
         self.codec = codec
@@ -182,6 +192,15 @@ class GitStorage:
         self._started = time.time()
         self._empty_tree = Tree().id
         self._usage: dict[ObjectID, int] = {}  # bytes below a tree, by tree id
+        self._history: OrderedDict[str, tuple[ObjectID | None, list[Version]]] = OrderedDict()
+        self._history_lock = threading.Lock()
+        self.gc_interval = gc_interval
+        self.gc_loose_objects = gc_loose_objects
+        self._gc_task: asyncio.Task[None] | None = None
+        self._gc_now = asyncio.Event()
+        self._commits = 0
+        self.packed: list[Packed] = []
+        """What each packing run of this process did (newest last, the latest 100)."""
         # Property files never change (they are named by content), so neither do their
         # decoded contents.
         self._props_blob: Callable[[bytes], Mapping[str, bytes]] = functools.lru_cache(
@@ -195,6 +214,48 @@ class GitStorage:
         remove the temporary objects of uploads cut short by a crash, and bring the
         path-times index up to date."""
         await self._run(self._open_sync)
+        if self._gc_task is None:
+            self._gc_task = asyncio.get_running_loop().create_task(self._upkeep())
+
+    async def _upkeep(self) -> None:
+        """Pack loose objects when there are too many, or on schedule (see git_gc.py)."""
+        last = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gc_now.wait(), GC_CHECK)
+            self._gc_now.clear()
+            try:
+                due = self.gc_interval > 0 and time.monotonic() - last >= self.gc_interval
+                if not due:
+                    loose = await self._run(self._estimate_loose)
+                    due = loose > self.gc_loose_objects
+                if due:
+                    await self.pack()
+                    last = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a full disk, a damaged object: logged, tried again later
+                log.exception("%s: packing the loose objects failed", self.path)
+
+    def _estimate_loose(self) -> int:
+        repo = self._found_repo()
+        return estimate_loose(os.fspath(repo.object_store.path)) if repo is not None else 0
+
+    async def pack(self) -> Packed | None:
+        """Pack the loose objects now (on the worker threads); what it did (None: there
+        is no repository yet, or another process is packing it)."""
+        repo = self._found_repo()
+        if repo is None:
+            return None
+        started = time.monotonic()
+        done = await self._run(pack_loose, repo.object_store)
+        if done is not None:
+            self.packed = [*self.packed[-99:], done]
+            log.info(
+                "%s: packed %d loose objects into %d packs in %.1f s (%d big ones left loose)",
+                self.path, done.objects, done.packs, time.monotonic() - started, done.left_loose,
+            )  # fmt: skip
+        return done
 
     def listen(self, listener: ChangeListener) -> None:
         """Report committed changes (after each commit) to ``listener``."""
@@ -250,6 +311,11 @@ class GitStorage:
             if self._repo is not None:
                 self._repo.close()
 
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gc_task
+            self._gc_task = None
         await self._run(close)
         self._pool.close()
 
@@ -490,13 +556,28 @@ class GitStorage:
     # -- history --------------------------------------------------------------------------
 
     async def versions(self, path: str) -> list[Version]:
-        """Every version of ``path`` on the branch's first-parent line, newest first."""
+        """Every version of ``path`` on the branch's first-parent line, newest first
+        (following renames). Kept per path: a later call walks only the commits made
+        since (the whole line again after a force push)."""
 
         def walk() -> list[Version]:
             head, _ = self._snapshot()
             if self._reader is None:
                 return []
-            return versions(self._reader, head, segments(path))
+            with self._history_lock:
+                known = self._history.get(path)
+            if known is not None and known[0] == head:
+                return known[1]
+            stop = known[0] if known is not None else None
+            found, reached = versions(self._reader, head, path, stop)
+            if reached and known is not None:
+                found = [*found, *known[1]]
+            with self._history_lock:
+                self._history[path] = (head, found)
+                self._history.move_to_end(path)
+                while len(self._history) > HISTORY_PATHS:
+                    self._history.popitem(last=False)
+            return found
 
         return await self._run(walk)
 
@@ -540,6 +621,10 @@ class GitStorage:
                 done = await self._run(
                     self._commit, change, identity_of(author, self.identity), message
                 )
+            if done:
+                self._commits += 1
+                if self._commits % GC_COMMITS == 0:
+                    self._gc_now.set()  # count the loose objects now
             if done and self._listener is not None:
                 await self._listener(done)
 

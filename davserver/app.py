@@ -122,6 +122,8 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
             identity=m.author,
             state_dir=config.server.state_dir,
             stale_lock_age=m.stale_lock_age,
+            gc_interval=m.gc_interval,
+            gc_loose_objects=m.gc_loose_objects,
         )
     assert m.root is not None
     return FilesystemStorage(m.root, PROPS_CODEC, path_lock_file(config.server.state_dir, m.root))

@@ -26,7 +26,8 @@ _WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Keys that only some mount types take (every other key applies to all of them).
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity"),
+        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity",
+         "gc_interval", "gc_loose_objects"),
         ("webdav", "caldav"),
     ),
     "root": ("webdav", "caldav", "static", "cgi"),
@@ -141,6 +142,8 @@ class MountConfig:
     branch: str = "main"
     author: str = "davserver <davserver@localhost>"
     stale_lock_age: float = 60.0
+    gc_interval: float = 3600.0
+    gc_loose_objects: int = 6700
     depth_infinity: bool = False
     default_user: str = "user"
     max_resource_size: int = 10 << 20
@@ -269,7 +272,7 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
         )
     lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
-            ("stale_lock_age", 1))  # fmt: skip
+            ("stale_lock_age", 1), ("gc_interval", 0), ("gc_loose_objects", 1))  # fmt: skip
     for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
