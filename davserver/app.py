@@ -24,7 +24,7 @@ from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import CalendarStore
 from .config import AccessConfig, Config, MountConfig, parse_size
 from .dav.context import DavSettings
-from .dav.core import Checksums, Locking, PartialUpdate, Quota, WebDav
+from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
 from .dav.identity import USER
@@ -44,6 +44,7 @@ from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import Generations
 from .state.mutex import Mutexes
 from .state.quota import QuotaCounters, SQLiteQuota
+from .state.uploads import UploadStore
 
 log = logging.getLogger("davserver")
 
@@ -93,6 +94,7 @@ def build_mount(
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     storage = build_storage(m, config)
     features.append(PartialUpdate())
+    features.append(FileManager(UploadStore(server.state_dir / "uploads")))
     if checksums is not None:
         features.append(Checksums(m.prefix, checksums))
     limits = quota_limits(m)

@@ -10,8 +10,21 @@ from typing import TYPE_CHECKING, Any
 from davserver.backends.base import Resource, Storage
 from davserver.state.checksums import ChecksumStore
 from davserver.state.quota import QuotaCounters
+from davserver.state.uploads import UploadStore
 
-from . import checksums, copymove, locking, partial, propfind, proppatch, quota, read, write
+from . import (
+    checksums,
+    copymove,
+    history,
+    locking,
+    partial,
+    propfind,
+    proppatch,
+    quota,
+    read,
+    uploads,
+    write,
+)
 from .context import Context, ServiceKey, Tree
 from .features import BASE_PROPERTIES, Feature, Handler, LiveProperty
 
@@ -117,3 +130,25 @@ class Quota(Feature):
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
         """The quota properties of a batch's collections, when a PROPFIND asks."""
         await self._service.annotate(renderer, batch)
+
+
+class FileManager(Feature):
+    """What the web file manager needs besides WebDAV (docs/browser.md): resumable
+    uploads in pieces (``?upload=<id>`` on PATCH, HEAD and DELETE, dav/uploads.py), and
+    restoring a file's version (``POST ?restore=<id>``, dav/history.py)."""
+
+    def __init__(self, store: UploadStore) -> None:
+        self._store = store
+
+    def methods(self) -> Mapping[str, Handler]:
+        """Each answers only requests that are its business (the query says)."""
+        return {
+            "PATCH": uploads.piece,
+            "HEAD": uploads.status,
+            "DELETE": uploads.cancel,
+            "POST": history.restore,
+        }
+
+    def services(self) -> Mapping[ServiceKey[Any], Any]:
+        """Where uploads wait for their last piece."""
+        return {uploads.SERVICE: self._store}
