@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from davserver.backends.base import Resource
 from davserver.dav.context import Context, ServiceKey, Tree
+from davserver.dav.exports import SERVICE as EXPORTS
 from davserver.dav.features import (
     Discovery,
     Feature,
@@ -27,6 +28,7 @@ from davserver.dav.props import LiveRenderer, PropRenderer
 from davserver.ical.summary import Summary
 
 from . import copymove, mkcalendar, put, report
+from .export import CalendarExport
 from .names import c, dav
 from .props import (
     INDEXED,
@@ -127,7 +129,7 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings}
+        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CalendarExport()}
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for

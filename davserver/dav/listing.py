@@ -23,6 +23,7 @@ from aiohttp import web
 
 from davserver.backends.base import History, Resource
 
+from . import exports
 from .context import Context
 from .identity import MAY_WRITE
 from .paths import href
@@ -116,6 +117,23 @@ def _row(prefix: str, res: Resource, history: bool, ui: str) -> str:
     )
 
 
+def _export_block(ctx: Context, path: str, here: str) -> str:
+    """The download link and subscription URL of a collection offered whole (a
+    calendar), or nothing."""
+    exporter = ctx.tree.services.get(exports.SERVICE)
+    found = exporter.describe(path) if exporter is not None else None
+    if found is None:
+        return ""
+    what, name, _media = found
+    link = html.escape(f"{here}?export")
+    url = html.escape(str(ctx.request.url.with_path(here, encoded=True).with_query("export")))
+    return (
+        f'<p class="export"><a href="{link}" download="{html.escape(name)}">Download the '
+        f"{what} ({html.escape(name)})</a> · Subscription URL for read-only apps: "
+        f'<input readonly size="60" value="{url}" aria-label="subscription URL"></p>\n'
+    )
+
+
 async def respond(ctx: Context, res: Resource, headers: dict[str, str]) -> web.StreamResponse:
     """Stream the page of the collection ``res``."""
     request, prefix = ctx.request, ctx.prefix
@@ -163,6 +181,7 @@ async def respond(ctx: Context, res: Resource, headers: dict[str, str]) -> web.S
         f'<input type="hidden" name="sort" value="{sort}">'
         f'<input type="hidden" name="order" value="{order}"><button>Filter</button></form>'
         f'<a class="zip" href="{html.escape(here)}?zip">Download as ZIP</a></div>\n'
+        f"{_export_block(ctx, res.path, here)}"
         f'<div id="tools" hidden></div><div id="uploads"></div></header>\n'
         f'<table id="listing"><thead><tr>{heading("name", "Name")}{heading("size", "Size")}'
         f"{heading('date', 'Modified')}<th></th></tr></thead><tbody>\n"

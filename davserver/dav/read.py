@@ -6,7 +6,7 @@ from aiohttp import web
 
 from davserver.backends.base import NotFound
 
-from . import archive, conditions, history, listing, send
+from . import archive, conditions, exports, history, listing, send
 from .charset import with_charset
 from .context import Context
 from .props import http_date
@@ -50,6 +50,11 @@ async def get(ctx: Context) -> web.StreamResponse:
     if res.is_collection:
         if "zip" in request.query:
             return await archive.respond(ctx, res)
+        exporter = ctx.tree.services.get(exports.SERVICE)
+        if "export" in request.query and exporter is not None:
+            exported = await exports.respond(ctx, exporter, res.path)
+            if exported is not None:
+                return exported
         return await listing.respond(ctx, res, headers)
     content_type = res.content_type or "application/octet-stream"
     headers["Content-Type"] = with_charset(content_type, ctx.settings.default_charset)
