@@ -6,9 +6,9 @@ every lookup and fills the disk with one file per object. As ``git gc --auto`` w
 the loose objects are packed once there are more than a threshold of them (estimated,
 as git does, from one of the 256 fan-out folders) and on a schedule: in batches of at
 most ``BATCH_BYTES``, each written as a pack (dulwich) and then removed as loose
-objects. An object bigger than ``BIG_OBJECT`` stays loose (it is streamed from there;
-packing it would only copy it). Only one process of a host packs a repository at a
-time (an ``flock`` on ``objects/davserver-gc.lock``). Nothing is pruned: the history
+objects. An object bigger than ``BIG_OBJECT`` (256 KiB compressed) stays loose (it is
+streamed from there; packing it would only cost CPU). Only one process of a host packs
+a repository at a time (an ``flock`` on ``objects/davserver-gc.lock``). Nothing is pruned: the history
 keeps every version, and unreachable objects are left for ``git gc``.
 """
 
@@ -25,8 +25,11 @@ from dulwich.objects import ShaFile
 
 LOOSE_THRESHOLD = 6700
 """Loose objects past which they are packed (git's ``gc.auto``)."""
-BIG_OBJECT = 16 << 20
-"""Compressed size past which an object stays loose."""
+BIG_OBJECT = 256 << 10
+"""Compressed size past which an object stays loose: packing the many small objects
+(trees, commits, small files) is what keeps their number down; a big blob is one file
+either way, is streamed from there, and compressing it into a pack costs CPU for
+nothing (photos and archives do not compress)."""
 BATCH_BYTES = 64 << 20
 """Compressed bytes of loose objects read into one pack at most."""
 _HEX = frozenset(string.hexdigits.lower())
