@@ -8,8 +8,8 @@ as git does, from one of the 256 fan-out folders) and on a schedule: in batches 
 most ``BATCH_BYTES``, each written as a pack (dulwich) and then removed as loose
 objects. An object bigger than ``BIG_OBJECT`` (256 KiB compressed) stays loose (it is
 streamed from there; packing it would only cost CPU). Only one process of a host packs
-a repository at a time (an ``flock`` on ``objects/davserver-gc.lock``). Nothing is pruned: the history
-keeps every version, and unreachable objects are left for ``git gc``.
+a repository at a time (an ``flock`` on ``objects/davserver-gc.lock``). Nothing is
+pruned: the history keeps every version, and unreachable objects are left for ``git gc``.
 """
 
 from __future__ import annotations
