@@ -16,11 +16,13 @@ import contextlib
 import errno
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
 import secrets
 import stat
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -57,7 +59,7 @@ from .base import (
     Version,
 )
 from .git_feed import TreeFeed
-from .git_gc import LOOSE_THRESHOLD, Packed, estimate_loose, pack_loose
+from .git_gc import LOOSE_THRESHOLD, Packed, estimate_loose
 from .git_history import lookup, versions
 from .git_index import PathTimes, mtime_trailers
 from .git_layout import (
@@ -242,13 +244,28 @@ class GitStorage:
         return estimate_loose(os.fspath(repo.object_store.path)) if repo is not None else 0
 
     async def pack(self) -> Packed | None:
-        """Pack the loose objects now (on the worker threads); what it did (None: there
-        is no repository yet, or another process is packing it)."""
+        """Pack the loose objects now, in a process of its own (git_gc.py); what it did
+        (None: there is no repository yet, or another process is packing it)."""
         repo = self._found_repo()
         if repo is None:
             return None
         started = time.monotonic()
-        done = await self._run(pack_loose, repo.object_store)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "davserver.backends.git_gc", repo.path,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            out, err = await proc.communicate()
+        except asyncio.CancelledError:  # the server stops: a pack cut short is harmless
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise RuntimeError(f"packing failed: {err.decode(errors='replace').strip()}")
+        found = json.loads(out or b"null")
+        done = Packed(**found) if found is not None else None
         if done is not None:
             self.packed = [*self.packed[-99:], done]
             log.info(

@@ -6,7 +6,10 @@ every lookup and fills the disk with one file per object. As ``git gc --auto`` w
 the loose objects are packed once there are more than a threshold of them (estimated,
 as git does, from one of the 256 fan-out folders) and on a schedule: in batches of at
 most ``BATCH_BYTES``, each written as a pack (dulwich) and then removed as loose
-objects. An object bigger than ``BIG_OBJECT`` (256 KiB compressed) stays loose (it is
+objects. The server runs it in a process of its own (``python -m
+davserver.backends.git_gc REPO``, at a lower CPU priority), so that the work, much of it
+Python, never holds the serving process's interpreter lock while commits wait. An
+object bigger than ``BIG_OBJECT`` (256 KiB compressed) stays loose (it is
 streamed from there; packing it would only cost CPU). Only one process of a host packs
 a repository at a time (an ``flock`` on ``objects/davserver-gc.lock``). Nothing is
 pruned: the history keeps every version, and unreachable objects are left for ``git gc``.
@@ -15,9 +18,12 @@ pruned: the history keeps every version, and unreachable objects are left for ``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import json
 import os
 import string
+import sys
 from dataclasses import dataclass
 
 from dulwich.object_store import DiskObjectStore
@@ -121,3 +127,23 @@ def _pack(store: DiskObjectStore, objects_dir: str, batch_bytes: int, big: int) 
                 flush()
     flush()
     return Packed(packed, packs, left)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m davserver.backends.git_gc REPO``: pack the repository's loose objects
+    at a lower priority; print what was done as JSON (``null``: another process packs)."""
+    from dulwich.repo import Repo
+
+    if len(argv) != 1:
+        print("usage: python -m davserver.backends.git_gc REPO", file=sys.stderr)
+        return 2
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    with Repo(argv[0]) as repo:
+        done = pack_loose(repo.object_store)
+    print(json.dumps(dataclasses.asdict(done) if done is not None else None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

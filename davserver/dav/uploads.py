@@ -29,7 +29,7 @@ from contextlib import AbstractAsyncContextManager
 from aiohttp import web
 
 from davserver.backends.base import AlreadyExists, Resource
-from davserver.state.uploads import Upload, UploadStore
+from davserver.state.uploads import Busy, Upload, UploadStore
 
 from . import quota
 from .context import Context, ServiceKey
@@ -100,7 +100,12 @@ async def piece(ctx: Context) -> web.StreamResponse | None:
         return _unsatisfiable(received, length)
     if received + size > length:
         raise DAVError(416, "the piece runs past the length of the upload")
-    received = await store.append(key, request.content.iter_chunked(PIECE))
+    try:
+        received = await store.append(key, offset, request.content.iter_chunked(PIECE))
+    except Busy as exc:
+        raise DAVError(409, str(exc)) from exc
+    if received != offset + size:  # another piece came first, or this one was cut
+        return _unsatisfiable(received, length)
     if received < length:
         return web.Response(status=202, headers=_offset_headers(received, length))
     try:

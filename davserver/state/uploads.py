@@ -13,6 +13,7 @@ far, and the client goes on from the offset it is told). Uploads not touched for
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -25,6 +26,10 @@ from typing import BinaryIO
 from davserver.runtime.threads import offload
 
 MAX_AGE = 24 * 3600.0
+
+
+class Busy(Exception):
+    """Another piece of the same upload is being received."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +83,29 @@ class UploadStore:
 
         await offload(create)
 
-    async def append(self, key: str, chunks: AsyncIterator[bytes]) -> int:
-        """Add a piece at the end; the bytes held afterwards (what arrived stays, even
-        when the piece is cut short)."""
-        file: BinaryIO = await offload(open, self._part(key), "ab")
+    async def append(self, key: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        """Add a piece at ``offset``, which must be the bytes held (else nothing is
+        written); the bytes held afterwards (what arrived stays, even when the piece is
+        cut short). A piece of the same upload under way meanwhile raises Busy."""
+
+        def begin() -> BinaryIO:
+            file = open(self._part(key), "ab")  # noqa: SIM115 - closed below
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                file.close()
+                raise Busy("another piece of this upload is being received") from exc
+            return file
+
+        file = await offload(begin)
         try:
-            async for chunk in chunks:
-                await offload(file.write, chunk)
+            if int((await offload(os.fstat, file.fileno())).st_size) == offset:
+                async for chunk in chunks:
+                    await offload(file.write, chunk)
+                await offload(file.flush)
+            return int((await offload(os.fstat, file.fileno())).st_size)
         finally:
             await offload(file.close)
-        return int((await offload(os.stat, self._part(key))).st_size)
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
         """The bytes received, in pieces."""
