@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .auth.basic import challenge
 from .config import AccessConfig
+from .dav.identity import MAY_WRITE
 
 log = logging.getLogger("davserver.access")
 
@@ -40,6 +41,7 @@ def admit(
     there); else the answer: 401 for an anonymous request that could log in, 403
     otherwise (and a log line)."""
     level = rules.authenticated if user is not None else rules.anonymous
+    request[MAY_WRITE] = level == "read-write"
     if allows(level, request.method, reads):
         return None
     if user is None and accounts:

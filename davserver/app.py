@@ -24,12 +24,13 @@ from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
-from .config import AccessConfig, Config, MountConfig
+from .config import AccessConfig, Config, MountConfig, parse_size
 from .dav.context import DavSettings
-from .dav.core import Locking, WebDav
+from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
 from .dav.identity import USER
+from .dav.quota import QuotaLimits
 from .events import EventBus, LocalBus
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore
@@ -41,8 +42,11 @@ from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
 from .runtime.threads import offload
 from .state.changelog import SQLiteChangeLog
+from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import Generations
 from .state.mutex import Mutexes
+from .state.quota import QuotaCounters, SQLiteQuota
+from .state.uploads import UploadStore
 
 log = logging.getLogger("davserver")
 
@@ -50,6 +54,8 @@ log = logging.getLogger("davserver")
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
+CHECKSUMS_FILE = "checksums.sqlite3"
+QUOTA_FILE = "quota.sqlite3"
 GENERATIONS_FILE = "generations"
 WELL_KNOWN = "/.well-known/"
 
@@ -60,8 +66,12 @@ def build_mount(
     locks: LockManager,
     bus: EventBus,
     accounts: Callable[[], list[str]] = list,
+    checksums: ChecksumStore | None = None,
+    quotas: QuotaCounters | None = None,
 ) -> Mount:
-    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
+    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
+    ``checksums`` keeps the checksums of WebDAV trees' files, ``quotas`` the bytes their
+    quota'd trees use."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -90,7 +100,25 @@ def build_mount(
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
-    return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
+    storage = build_storage(m, config)
+    features.append(PartialUpdate())
+    features.append(FileManager(UploadStore(server.state_dir / "uploads")))
+    if checksums is not None:
+        features.append(Checksums(m.prefix, checksums))
+    limits = quota_limits(m)
+    if quotas is not None and limits.any:
+        features.append(Quota(m.prefix, storage, quotas, limits))
+    return DavMount(m.prefix, storage, settings, locks, features, bus)
+
+
+def quota_limits(m: MountConfig) -> QuotaLimits:
+    """The quotas a WebDAV mount's table sets."""
+    return QuotaLimits(
+        mount=parse_size(m.quota) if m.quota else None,
+        user=parse_size(m.user_quota) if m.user_quota else None,
+        users={name: parse_size(size) for name, size in m.user_quotas.items()},
+        rescan=m.quota_rescan,
+    )
 
 
 def build_storage(m: MountConfig, config: Config) -> Storage:
@@ -104,6 +132,8 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
             identity=m.author,
             state_dir=config.server.state_dir,
             stale_lock_age=m.stale_lock_age,
+            gc_interval=m.gc_interval,
+            gc_loose_objects=m.gc_loose_objects,
         )
     assert m.root is not None
     return FilesystemStorage(m.root, PROPS_CODEC, path_lock_file(config.server.state_dir, m.root))
@@ -281,7 +311,11 @@ def create_app(config: Config) -> web.Application:
     bus = LocalBus(changelog, generations)
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = auth.names if auth is not None else list
-    mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
+    checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
+    quotas = SQLiteQuota(state_dir / QUOTA_FILE)
+    mounts = [
+        build_mount(m, config, locks, bus, accounts, checksums, quotas) for m in config.mounts
+    ]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
     server = config.server
@@ -308,6 +342,8 @@ def create_app(config: Config) -> web.Application:
             await mount.close()
         await locks.close()
         await changelog.close()
+        await checksums.close()
+        await quotas.close()
         generations.close()
 
     app.on_startup.append(open_mounts)

@@ -28,10 +28,12 @@ _WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Keys that only some mount types take (every other key applies to all of them).
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity"),
+        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity",
+         "gc_interval", "gc_loose_objects"),
         ("webdav", "caldav"),
     ),
     "root": ("webdav", "caldav", "static", "cgi"),
+    **dict.fromkeys(("quota", "user_quota", "user_quotas", "quota_rescan"), ("webdav",)),
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
     "contacts": ("caldav",),
@@ -52,6 +54,22 @@ _MOUNT_PATH = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@-]+(/[A-Za-z0-9._~!$&'()
 
 class ConfigError(Exception):
     """A configuration mistake, naming the file, the key and the problem."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+
+
+def parse_size(value: str) -> int:
+    """Bytes of a size such as ``"10 GiB"``, ``"500 MB"`` or ``"4096"`` (binary units
+    with ``i``, decimal without); ValueError for anything else."""
+    found = _SIZE.match(value)
+    if found is None:
+        raise ValueError(f'{value!r} is not a size such as "10 GiB" or "500 MB"')
+    unit = (found[2] or "").upper().removesuffix("B")
+    prefix = unit.removesuffix("I")
+    scale = 1024 ** (" KMGTP".index(prefix)) if unit.endswith("I") else _UNITS[prefix]
+    return int(float(found[1]) * scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +145,8 @@ class MountConfig:
     branch: str = "main"
     author: str = "davserver <davserver@localhost>"
     stale_lock_age: float = 60.0
+    gc_interval: float = 3600.0
+    gc_loose_objects: int = 6700
     depth_infinity: bool = False
     default_user: str = "user"
     max_resource_size: int = 10 << 20
@@ -148,6 +168,10 @@ class MountConfig:
     pythonpath: tuple[Path, ...] = ()
     threads: int = 8
     access: AccessConfig = field(default_factory=AccessConfig)
+    quota: str = ""
+    user_quota: str = ""
+    user_quotas: dict[str, str] = field(default_factory=dict)
+    quota_rescan: float = 600.0
 
     @property
     def prefix(self) -> str:
@@ -252,7 +276,7 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
         )
     lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
-            ("stale_lock_age", 1))  # fmt: skip
+            ("stale_lock_age", 1), ("gc_interval", 0), ("gc_loose_objects", 1))  # fmt: skip
     for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
@@ -263,6 +287,16 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
             f"{source}: {where}.default_user: {m.default_user!r} is not a usable user name "
             "(no colon, slash, space or control character, no dot first)"
         )
+    sizes = {"quota": m.quota, "user_quota": m.user_quota}
+    sizes.update({f"user_quotas.{k}": v for k, v in m.user_quotas.items()})
+    for key, value in sizes.items():
+        if value:
+            try:
+                parse_size(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {where}.{key}: {exc}") from None
+    if m.quota_rescan <= 0:
+        raise ConfigError(f"{source}: {where}.quota_rescan: must be more than 0 seconds")
     if m.backend == "filesystem" and m.repo is not None:
         raise ConfigError(f"{source}: {where}.repo: only the git backend uses it (use root)")
     if m.backend == "git":

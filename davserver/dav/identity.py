@@ -7,6 +7,9 @@ from aiohttp import web
 ANONYMOUS = "anonymous"
 USER = web.RequestKey("davserver.user", str)
 """Where authentication puts the name of the user a request comes from."""
+MAY_WRITE = web.RequestKey("davserver.may_write", bool)
+"""Where the access rules say whether the request's user may change the mount (the
+file manager shows its write controls only then)."""
 
 
 def author(request: web.Request) -> str:
