@@ -7,6 +7,9 @@ from aiohttp import web
 ANONYMOUS = "anonymous"
 USER = web.RequestKey("davserver.user", str)
 """Where authentication puts the name of the user a request comes from."""
+AUTH_SOURCE = web.RequestKey("davserver.auth_source", str)
+"""Which login source vouched for that user (``htpasswd``, ``ldap``, ``app-password``,
+``proxy``), for the access log."""
 
 
 def author(request: web.Request) -> str:
