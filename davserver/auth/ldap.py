@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import threading
 import time
@@ -111,19 +112,8 @@ class Directory:
 
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
-        url = urlsplit(config.url)
-        tls = Tls(
-            validate=ssl.CERT_REQUIRED,
-            ca_certs_file=str(config.ca_file) if config.ca_file else None,
-            sni=url.hostname,
-        )
-        self._server = Server(
-            config.url,
-            use_ssl=config.security == "ldaps",
-            tls=tls,
-            connect_timeout=config.timeout,
-            get_info=NONE,
-        )
+        self._server: Server | None = None  # made on a worker thread: Tls reads the CA file
+        self._server_lock = threading.Lock()
         self._searches = _Pool(
             lambda: self._connect(config.bind_dn, config.bind_password), self._usable
         )
@@ -134,13 +124,31 @@ class Directory:
 
     # -- the blocking side (worker threads) -----------------------------------------
 
+    def _server_of(self) -> Server:
+        with self._server_lock:
+            if self._server is None:
+                config = self.config
+                tls = Tls(
+                    validate=ssl.CERT_REQUIRED,
+                    ca_certs_file=str(config.ca_file) if config.ca_file else None,
+                    sni=urlsplit(config.url).hostname,
+                )
+                self._server = Server(
+                    config.url,
+                    use_ssl=config.security == "ldaps",
+                    tls=tls,
+                    connect_timeout=config.timeout,
+                    get_info=NONE,
+                )
+            return self._server
+
     def _connect(self, dn: str | None, password: str | None) -> Connection:
         conn = Connection(
-            self._server,
+            self._server_of(),
             user=dn or None,
             password=password or None,
             authentication=SIMPLE if dn else None,
-            receive_timeout=self.config.timeout,
+            receive_timeout=math.ceil(self.config.timeout),  # ldap3 packs it as an integer
             raise_exceptions=False,
             auto_referrals=False,
             read_only=True,
@@ -170,6 +178,10 @@ class Directory:
             with pool.connection(fresh=True) as conn:
                 return work(conn)
         except (LDAPException, OSError) as exc:
+            # ldap3's Server remembers an address that failed as unavailable: the next
+            # request starts with a new one.
+            with self._server_lock:
+                self._server = None
             raise DirectoryUnavailable(f"{self.config.url}: {type(exc).__name__}: {exc}") from exc
 
     def _search(self, base: str, query: str, attributes: list[str], scope: Any = SUBTREE) -> Any:
