@@ -19,7 +19,15 @@ from ldapserver import PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd
 from davserver.app import create_app
 from davserver.auth.groups import Groups
 from davserver.auth.ldap import Directory
-from davserver.config import AuthConfig, Config, LdapConfig, MountConfig, ServerConfig
+from davserver.config import (
+    AuthConfig,
+    Config,
+    ConfigError,
+    LdapConfig,
+    MountConfig,
+    ServerConfig,
+    parse,
+)
 
 PRINCIPAL = '<D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>'
 
@@ -202,3 +210,34 @@ async def test_the_groups_interface(slapd: Slapd) -> None:
         assert await groups.members("none") == frozenset()
     finally:
         await asyncio.to_thread(ldap.close)
+
+
+@pytest.mark.parametrize(
+    ("ldap", "message"),
+    [({"base": "dc=x"}, r"auth.ldap.url: '' must be ldap://HOST"),
+     ({"url": "http://x", "base": "dc=x"}, "must be ldap://HOST"),
+     ({"url": "ldap://x"}, r"auth.ldap.base: missing"),
+     ({"url": "ldap://x", "base": "dc=x", "tls": "ldaps"}, "ldaps\" and an ldaps:// URL go together"),
+     ({"url": "ldaps://x", "base": "dc=x", "tls": "starttls"}, "go together"),
+     ({"url": "ldap://x", "base": "dc=x", "tls": "yes"}, "'yes' is not one of starttls, ldaps, off"),
+     ({"url": "ldap://x", "base": "dc=x", "filter": "(uid=ann)"}, r"with \{user\} in it"),
+     ({"url": "ldap://x", "base": "dc=x", "filter": "uid={user}"}, r"with \{user\} in it"),
+     ({"url": "ldap://x", "base": "dc=x", "bind_dn": "cn=a"}, "bind_dn and bind_password go together"),
+     ({"url": "ldap://x", "base": "dc=x", "timeout": 0}, "timeout: must be more than 0"),
+     ({"url": "ldap://x", "base": "dc=x", "ca_file": "missing.pem"}, "is not a file"),
+     ({"url": "ldap://x", "base": "dc=x", "user_attribute": "u id"}, "not an attribute name"),
+     ({"url": "ldap://x", "base": "dc=x", "password": "x"}, r"auth.ldap.password: unknown key"),
+     ("ldap://x", r"auth.ldap: must be a table")],
+)  # fmt: skip
+def test_bad_ldap_settings_are_refused_at_start(tmp_path: Path, ldap: Any, message: str) -> None:
+    data = {"auth": {"ldap": ldap}, "mounts": [{"path": "/", "type": "webdav", "root": "d"}]}
+    with pytest.raises(ConfigError, match=message):
+        parse(data, "conf.toml", tmp_path)
+
+
+def test_ldap_alone_closes_anonymous_access(tmp_path: Path) -> None:
+    data = {"auth": {"ldap": {"url": "ldaps://ldap.example.org", "base": "dc=example,dc=org"}},
+            "mounts": [{"path": "/", "type": "webdav", "root": "d"}]}  # fmt: skip
+    config = parse(data, "conf.toml", tmp_path)
+    assert config.auth.ldap is not None and config.auth.ldap.security == "ldaps"
+    assert config.mounts[0].access.resolved("webdav", config.auth.accounts).anonymous == "off"
