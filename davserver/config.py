@@ -53,7 +53,7 @@ _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _FILTER = re.compile(r"^\(.*\)$", re.DOTALL)
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
-Groups = dict[str, tuple[str, ...]]
+GroupTable = dict[str, tuple[str, ...]]
 _MOUNT_PATH = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@-]+(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?/?$")
 
 
@@ -226,7 +226,7 @@ class Config:
     mounts: tuple[MountConfig, ...] = ()
     source: str = EMBEDDED
     auth: AuthConfig = field(default_factory=AuthConfig)
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    groups: GroupTable = field(default_factory=dict)
     """The ``[groups]`` table: group name → user names."""
 
     @property
@@ -400,7 +400,7 @@ def _known_charset(name: str) -> bool:
 
 
 def _check_access(
-    source: str, where: str, m: MountConfig, accounts: bool, groups: Groups, ldap: bool
+    source: str, where: str, m: MountConfig, accounts: bool, groups: GroupTable, ldap: bool
 ) -> None:
     given = m.access
     for key in ("anonymous", "authenticated"):
@@ -425,7 +425,7 @@ def _check_access(
 
 
 def _check_group_rules(
-    source: str, where: str, access: AccessConfig, accounts: bool, groups: Groups, ldap: bool
+    source: str, where: str, access: AccessConfig, accounts: bool, groups: GroupTable, ldap: bool
 ) -> None:
     """Each group rule names a group there can be, with a level that gives its members
     more than every authenticated user has."""
@@ -493,11 +493,11 @@ def _check_ldap(source: str, ldap: LdapConfig) -> None:
             raise ConfigError(f"{where}.{key}: {getattr(ldap, key)!r} is not an attribute name")
 
 
-def _check_groups(source: str, table: Any) -> Groups:
+def _check_groups(source: str, table: Any) -> GroupTable:
     """The ``[groups]`` table: each group a list of user names."""
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: groups: must be a table (name = [users])")
-    groups: Groups = {}
+    groups: GroupTable = {}
     for name, users in table.items():
         if not _GROUP.match(name):
             raise ConfigError(f"{source}: groups.{name!r}: not a usable group name")
