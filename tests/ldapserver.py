@@ -10,6 +10,8 @@ plain port, LDAPS on a second one), listening on loopback only. The tree:
 - ``cn=staff`` (groupOfNames: ann) and ``cn=family`` (posixGroup: bob) in ``ou=groups``;
 - ``cn=davserver,ou=services``, the account davserver searches with (``service-pw``):
   anonymous searches are refused.
+
+Its monitor (``cn=Monitor``, readable by anyone) counts the connections it accepted.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ overlay ppolicy
 ppolicy_default "cn=default,ou=policies,{suffix}"
 access to attrs=userPassword by anonymous auth by self read by * none
 access to * by users read by * none
+
+database monitor
+access to * by * read
 """
 
 
@@ -143,6 +148,15 @@ class Slapd:
                 return
             time.sleep(0.05)
         raise RuntimeError("slapd did not start answering")
+
+    def connections(self) -> int:
+        """How many connections the server has accepted since it started (its monitor)."""
+        done = subprocess.run(
+            ["ldapsearch", "-x", "-LLL", "-H", self.url, "-b", "cn=Total,cn=Connections,cn=Monitor",
+             "-s", "base", "monitorCounter"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return int(done.stdout.split("monitorCounter:")[1].split()[0])
 
     def stop(self) -> None:
         """Stop slapd (its connections close, as when a directory server restarts)."""

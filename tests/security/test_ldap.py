@@ -8,6 +8,8 @@ import asyncio
 import base64
 import dataclasses
 import logging
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,35 @@ def test_ldap_alone_closes_anonymous_access(tmp_path: Path) -> None:
     config = parse(data, "conf.toml", tmp_path)
     assert config.auth.ldap is not None and config.auth.ldap.security == "ldaps"
     assert config.mounts[0].access.resolved("webdav", config.auth.accounts).anonymous == "off"
+
+
+async def test_connections_are_pooled(
+    aiohttp_client: Any, tmp_path: Path, root: Path, own_slapd: Slapd
+) -> None:
+    """Logins one after the other reuse one connection for searches and one for the
+    users' binds, instead of a TCP and TLS handshake each."""
+    client = await aiohttp_client(create_app(ldap_config(tmp_path, root, directory(own_slapd))))
+    before = await asyncio.to_thread(own_slapd.connections)
+    for name in ("ann", "bob", "dora", "ANN", "BOB", "DORA"):  # the upper case ones: not cached
+        headers = basic(name, f"{name.lower()}-pw")
+        assert (await client.get("/", headers=headers)).status == 200
+    # The two pooled ones, and the one that asked the monitor.
+    assert await asyncio.to_thread(own_slapd.connections) - before == 3
+
+
+async def test_a_directory_that_stops_answering_is_503_within_the_timeout(
+    aiohttp_client: Any, tmp_path: Path, root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that accepts connections and never answers holds a request for the timeout
+    (twice: once more on a new connection), not for ever."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the kernel; nobody ever reads them
+        url = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
+        ldap = LdapConfig(url=url, base=PEOPLE, tls="off", timeout=1.0)
+        client = await aiohttp_client(create_app(ldap_config(tmp_path, root, ldap)))
+        start = time.monotonic()
+        resp = await client.get("/", headers=basic("ann", "ann-pw"))
+        assert resp.status == 503
+        assert time.monotonic() - start < 10
+    assert "the directory cannot be asked" in caplog.text
