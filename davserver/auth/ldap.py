@@ -153,12 +153,15 @@ class Directory:
             auto_referrals=False,
             read_only=True,
         )
-        conn.open()
-        if self.config.security == "starttls":
-            conn.start_tls()
-        if dn and not conn.bind():
+        try:
+            conn.open()
+            if self.config.security == "starttls":
+                conn.start_tls()
+            if dn and not conn.bind():
+                raise DirectoryUnavailable(f"the service account's bind was refused: {_why(conn)}")
+        except BaseException:
             _close(conn)
-            raise DirectoryUnavailable(f"the service account's bind was refused: {_why(conn)}")
+            raise
         return conn
 
     def _usable(self, conn: Connection) -> bool:
