@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from dulwich.refs import Ref, check_ref_format
+from ldap3.core.exceptions import LDAPInvalidFilterError
+from ldap3.operation.search import parse_filter
 
 from .auth.htpasswd import valid_user_name
 
@@ -51,7 +53,6 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
-_FILTER = re.compile(r"^\(.*\)$", re.DOTALL)
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 GroupTable = dict[str, tuple[str, ...]]
 _MOUNT_PATH = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@-]+(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?/?$")
@@ -478,10 +479,10 @@ def _check_ldap(source: str, ldap: LdapConfig) -> None:
         raise ConfigError(f"{where}.tls: {ldap.tls!r} is not one of {', '.join(LDAP_TLS)}")
     if (ldap.security == "ldaps") != (scheme == "ldaps"):
         raise ConfigError(f'{where}.tls: "ldaps" and an ldaps:// URL go together')
-    if "{user}" not in ldap.filter or not _FILTER.match(ldap.filter):
-        raise ConfigError(f'{where}.filter: {ldap.filter!r} must be "(...)" with {{user}} in it')
-    if not _FILTER.match(ldap.group_filter):
-        raise ConfigError(f'{where}.group_filter: {ldap.group_filter!r} must be "(...)"')
+    if "{user}" not in ldap.filter or not _valid_filter(ldap.filter):
+        raise ConfigError(f"{where}.filter: {ldap.filter!r} must be an LDAP filter with {{user}}")
+    if not _valid_filter(ldap.group_filter):
+        raise ConfigError(f"{where}.group_filter: {ldap.group_filter!r} is not an LDAP filter")
     if bool(ldap.bind_dn) != bool(ldap.bind_password):
         raise ConfigError(f"{where}.bind_password: bind_dn and bind_password go together")
     if ldap.timeout <= 0:
@@ -491,6 +492,16 @@ def _check_ldap(source: str, ldap: LdapConfig) -> None:
     for key in ("user_attribute", "group_attribute"):
         if not _ATTRIBUTE.match(getattr(ldap, key)):
             raise ConfigError(f"{where}.{key}: {getattr(ldap, key)!r} is not an attribute name")
+
+
+def _valid_filter(text: str) -> bool:
+    """Whether ``text``, its {user} and {dn} filled in, is an LDAP search filter."""
+    example = text.replace("{user}", "ann").replace("{dn}", "uid=ann,dc=example")
+    try:
+        parse_filter(example, None, True, True, None, False)
+    except LDAPInvalidFilterError:
+        return False
+    return True
 
 
 def _check_groups(source: str, table: Any) -> GroupTable:
