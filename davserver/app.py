@@ -17,7 +17,9 @@ from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.git import GitStorage
 
 from . import access, serverroot
-from .auth.basic import BasicAuth, challenge
+from .auth.basic import challenge
+from .auth.ldap import DirectoryUnavailable
+from .auth.logins import LoginFailed, Logins
 from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
 from .caldav.store.index import CalendarIndex
@@ -29,7 +31,7 @@ from .dav.context import DavSettings
 from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
-from .dav.identity import USER
+from .dav.identity import AUTH_SOURCE, USER
 from .dav.quota import QuotaLimits
 from .events import EventBus, LocalBus
 from .locks.manager import LockManager
@@ -75,7 +77,7 @@ def build_mount(
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
-    rules = m.access.resolved(m.type, config.auth.htpasswd is not None)
+    rules = m.access.resolved(m.type, config.auth.accounts)
     settings = DavSettings(
         depth_infinity=m.depth_infinity,
         max_xml_size=server.max_xml_size,
@@ -172,11 +174,11 @@ class Router:
         mounts: list[Mount],
         error_pages: dict[str, ErrorPages],
         access_rules: dict[str, AccessConfig],
-        auth: BasicAuth | None = None,
+        logins: Logins | None = None,
         max_xml: int = 1 << 20,
         max_props: int = 1000,
     ) -> None:
-        self.auth = auth
+        self.logins = logins
         # For a PROPFIND of the root that no mount holds:
         self.max_xml = max_xml
         self.max_props = max_props
@@ -222,17 +224,29 @@ class Router:
         """Check the credentials a request carries and the mount's access rules; None lets
         the request in, anything else is the answer (401 or 403). Every method of every
         mount passes here before any code of the mount runs."""
+        logins = self.logins
         user = None
-        if self.auth is not None and "Authorization" in request.headers:
-            user = await self.auth.user(request)
-            if user is None:
-                return challenge()
-            request[USER] = user
-        if mount is None:
-            return challenge() if self.auth is not None and user is None else None
-        prefix = mount.prefix
+        try:
+            login = await logins.login(request) if logins is not None else None
+            if login is not None:
+                user = request[USER] = login.user
+                request[AUTH_SOURCE] = login.source
+            if mount is None:
+                return challenge() if logins is not None and user is None else None
+            rules = self.access[mount.prefix]
+            groups = frozenset[str]()
+            if rules.groups and user is not None and logins is not None:
+                groups = await logins.groups.of(user)
+        except LoginFailed:
+            return challenge()
+        except DirectoryUnavailable as exc:
+            log.warning("%s %s: 503, the directory cannot be asked: %s",
+                        request.method, request.raw_path, exc)  # fmt: skip
+            return web.Response(
+                status=503, text="503 Service Unavailable\n", headers={"Retry-After": "10"}
+            )
         return access.admit(
-            request, self.access[prefix], user, self.auth is not None, self.reads[prefix]
+            request, rules, user, logins is not None, self.reads[mount.prefix], groups
         )
 
     def _well_known(self, request: web.Request) -> web.Response | None:
@@ -309,17 +323,17 @@ def create_app(config: Config) -> web.Application:
     locks = LockManager(SQLiteLockStore(state_dir / LOCKS_FILE), generations)
     changelog = SQLiteChangeLog(state_dir / CHANGES_FILE)
     bus = LocalBus(changelog, generations)
-    auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
-    accounts = auth.names if auth is not None else list
+    logins = Logins(config) if config.auth.accounts else None
+    accounts = logins.names if logins is not None else list
     checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
     quotas = SQLiteQuota(state_dir / QUOTA_FILE)
     mounts = [
         build_mount(m, config, locks, bus, accounts, checksums, quotas) for m in config.mounts
     ]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
-    rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
+    rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
     server = config.server
-    router = Router(mounts, pages, rules, auth, server.max_xml_size, server.max_propfind_props)
+    router = Router(mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
@@ -330,8 +344,8 @@ def create_app(config: Config) -> web.Application:
         await offload(generations.open)
         await bus.open()
         await locks.open()
-        if auth is not None:
-            await auth.open()
+        if logins is not None:
+            await logins.open()
         for mount in mounts:
             await mount.open()
         for page_set in pages.values():
@@ -345,6 +359,8 @@ def create_app(config: Config) -> web.Application:
         await checksums.close()
         await quotas.close()
         generations.close()
+        if logins is not None:
+            await offload(logins.close)
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)
