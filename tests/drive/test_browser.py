@@ -3,8 +3,7 @@ chromedriver by selenium, against a server process on each backend. It uploads f
 (one big enough to go in resumable pieces, resumed from where an earlier attempt
 stopped), creates a folder, renames and deletes, downloads a ZIP, and on git restores a
 version; each step is checked on disk or in git. Screenshots go to the test's temporary
-folder. Where chromium cannot be installed (scripts/test installs it), the tests skip
-saying so."""
+folder. scripts/test installs chromium; without it the tests fail saying so."""
 
 from __future__ import annotations
 
@@ -31,8 +30,9 @@ PIECE = 8 << 20
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    if not (os.path.exists(BROWSER) and os.path.exists(DRIVER)):
-        pytest.skip("chromium and chromium-driver are not installed (scripts/test installs them)")
+    assert os.path.exists(BROWSER) and os.path.exists(DRIVER), (
+        "chromium and chromium-driver are not installed (scripts/test installs them)"
+    )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -34,8 +34,9 @@ def rclone(conf: Path, *args: str) -> str:
 def test_rclone_sync_and_check_match_by_modtime_and_hash(
     tmp_path: Path, server_process: Callable[..., ServerProcess], backend: str
 ) -> None:
-    if shutil.which("rclone") is None:
-        pytest.skip("rclone is not installed (scripts/test installs Debian's package)")
+    assert shutil.which("rclone"), (
+        "rclone is not installed (scripts/test installs Debian's package)"
+    )
     (tmp_path / "dav.toml").write_text(
         f'[server]\nstate_dir = "state"\nworkers = 1\n'
         f'[[mounts]]\npath = "/"\ntype = "webdav"\n{BACKENDS[backend]}\n'
