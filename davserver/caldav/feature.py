@@ -31,7 +31,7 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from . import copymove, mkcalendar, put, report
-from .export import CalendarExport
+from .export import CollectionExport
 from .members import indexed_members
 from .names import c, dav
 from .props import (
@@ -140,7 +140,7 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CalendarExport()}
+        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CollectionExport()}
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for
