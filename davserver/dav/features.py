@@ -22,7 +22,8 @@ from lxml import etree
 
 from davserver.backends.base import Resource
 
-from .context import Context, ServiceKey, Tree
+from . import acl
+from .context import Context, DavSettings, ServiceKey, Tree
 from .propfind import wants_minimal
 from .props import LIVE, LiveRenderer, PropRenderer, PropRequest
 from .report import report as report_method
@@ -121,12 +122,27 @@ class Layout:
         """Whose tree a request of ``user`` (None: anonymous) may enter."""
         return user
 
+    def read_only(self, path: str) -> bool:
+        """Whether ``path`` is a place no request changes, whoever asks (none here)."""
+        return False
+
+    def principal_path(self, user: str) -> str | None:
+        """The path of ``user``'s principal resource in the tree (None: the tree has no
+        principals)."""
+        return None
+
 
 class FeatureSet:
     """The features of one tree, composed once: method, property and report tables, the
-    ``DAV:`` and ``Allow`` headers, and the per-user property tables."""
+    ``DAV:`` and ``Allow`` headers, and the per-user property tables (with the privileges
+    ``settings`` give each user, dav/acl.py)."""
 
-    def __init__(self, features: Sequence[Feature], layout: Layout | None = None) -> None:
+    def __init__(
+        self,
+        features: Sequence[Feature],
+        layout: Layout | None = None,
+        settings: DavSettings | None = None,
+    ) -> None:
         self.features = list(features)
         self.layout = layout or Layout()
         newest_first = list(reversed(self.features))
@@ -144,8 +160,14 @@ class FeatureSet:
             for name, prop in feature.properties().items():
                 props.setdefault(name, []).append(prop)
         self.live = {n: _chain([p.render for p in ps]) for n, ps in props.items()}
-        self.protected = frozenset(n for n, ps in props.items() if any(p.protected for p in ps))
+        self.protected = frozenset(
+            n for n, ps in props.items() if any(p.protected for p in ps)
+        ).union(acl.NAMES)
         self.locking = any(f.grants_locks for f in self.features)
+        self.rules = acl.Rules(
+            settings or DavSettings(), self.layout.owner, self.layout.read_only,
+            self.layout.principal_path, self.layout.principal(None), self.locking,
+        )  # fmt: skip
         tokens: list[str] = []
         for feature in self.features:
             tokens.extend(t for t in feature.compliance if t not in tokens)
@@ -197,7 +219,8 @@ class FeatureSet:
     def table(self, user: str | None) -> dict[str, LiveRenderer]:
         """The live properties a request of ``user`` (None: anonymous) sees: the
         features' own, those other trees offer for discovery (where the features have
-        none of the name), and those that depend on the user. Built once per user."""
+        none of the name), those that depend on the user, and the user's privileges.
+        Built once per user."""
         table = self._tables.get(user)
         if table is None:
             table = {}
@@ -210,6 +233,7 @@ class FeatureSet:
                 for name, render in feature.user_properties(principal).items():
                     own.setdefault(name, []).append(render)
             table.update({name: _chain(renders) for name, renders in own.items()})
+            table.update(self.rules.properties(user, principal))
             if len(self._tables) < MAX_TABLES:
                 self._tables[user] = table
         return table
