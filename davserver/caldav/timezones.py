@@ -44,12 +44,15 @@ def window(root: etree._Element) -> tuple[float, float]:
 
 async def calendar_zone(store: CalendarStore, calendar: str, lo: float, hi: float) -> tzinfo | None:
     """The zone of the calendar at mount path ``calendar`` (its ``calendar-timezone``;
-    None without one, or for one that is no zone)."""
+    None, which is UTC, without one, or for one that is no zone)."""
     res = await store.stat(calendar, dead_props=True)
     value = (res.dead_props or {}).get(CALENDAR_TIMEZONE) if res is not None else None
     if value is None:
         return None
-    text = "".join(etree.fromstring(value).itertext())
+    try:
+        text = "".join(etree.fromstring(value).itertext())
+    except etree.XMLSyntaxError:  # a property file edited behind the server's back
+        return None
     return await offload(zone_of_text, text, lo, hi)
 
 

@@ -193,6 +193,29 @@ async def test_free_busy_takes_floating_times_in_the_calendars_zone(cal: Cal) ->
     assert b"FREEBUSY;FBTYPE=BUSY:20260105T010000Z/20260105T020000Z" in data
 
 
+async def test_a_calendar_timezone_damaged_on_disk_counts_as_none(cal: Cal) -> None:
+    """A property file edited behind the server's back may hold a calendar-timezone that
+    is no XML on its own (an entity of the file's DTD): floating times are then UTC."""
+    await cal.put_ok(f"{EVENTS}f.ics", floating("f@x", "20260105T100000", "20260105T110000"))
+    await set_zone(cal, TOKYO)
+    props = cal.folder() / ".davprops" / "self"
+    text = props.read_text()
+    start = text.index("<C:calendar-timezone")
+    start = text.index(">", start) + 1
+    end = text.index("</C:calendar-timezone>")
+    damaged = '<!DOCTYPE props [<!ENTITY e "x">]>' + text[:start] + "&e;" + text[end:]
+    props.write_text(damaged)
+    assert await hits(cal, "20260105T093000Z", "20260105T103000Z") == ["f.ics"]
+    body = (
+        f'{HEAD}<C:free-busy-query {NSDECL}><C:time-range start="20260105T000000Z" '
+        'end="20260106T000000Z"/></C:free-busy-query>'
+    )
+    status, _, data = await cal.request("REPORT", EVENTS, body, Depth="1")
+    assert status == 200
+    assert b"FREEBUSY;FBTYPE=BUSY:20260105T100000Z/20260105T110000Z" in data
+    assert props.read_text() == damaged
+
+
 def zoned(zone: str, *lines: str) -> bytes:
     return ical(zone, *lines)
 
