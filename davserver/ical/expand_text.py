@@ -27,6 +27,11 @@ _RECURRENCE = {"RRULE", "RDATE", "EXDATE", "EXRULE"}
 _OTHER_MAIN = {"VTODO", "VJOURNAL", "VFREEBUSY"}
 
 
+def _unfold(raw: str) -> str:
+    """A content line without its folds."""
+    return _FOLD.sub("", raw) if "\n" in raw else raw
+
+
 def _key(line: str) -> str:
     return line.partition(":")[0].partition(";")[0].upper()
 
@@ -88,9 +93,9 @@ def _instance(
     out: list[str] = []
     depth = 0
     is_date = False
-    override = any(_key(_FOLD.sub("", raw)) == "RECURRENCE-ID" for raw in block)
+    override = any(_key(_unfold(raw)) == "RECURRENCE-ID" for raw in block)
     for raw in block:
-        line = _FOLD.sub("", raw)
+        line = _unfold(raw)
         key = _key(line)
         if key == "BEGIN":
             depth += 1
@@ -123,7 +128,7 @@ def _instance(
 def _keep_zone(lines: list[str], own: dict[str, str]) -> None:
     """Note a VTIMEZONE's text (its raw lines) under its TZID."""
     for raw in lines:
-        line = _FOLD.sub("", raw)
+        line = _unfold(raw)
         if _key(line) == "TZID":
             tzid = line.partition(":")[2]
             own[tzid] = "BEGIN:VCALENDAR\r\n" + "\r\n".join(lines) + "\r\nEND:VCALENDAR\r\n"
@@ -177,12 +182,11 @@ def expand_known(
     if depth != 0 or not head or _key(head[0]) != "BEGIN":
         return None
     recurring = len(blocks) > 1 or any(
-        _key(_FOLD.sub("", raw)) in _RECURRENCE for block in blocks for raw in block
+        _key(_unfold(raw)) in _RECURRENCE for block in blocks for raw in block
     )
     out = head
-    for span in spans:
-        if not overlaps(absolute(span, zone), rng.lo, rng.hi):
-            continue
+    lo, hi = rng.lo, rng.hi
+    for span in [s for s in spans if overlaps(absolute(s, zone), lo, hi)]:
         if span.source >= len(blocks):
             return None
         instance = _instance(blocks[span.source], span, recurring, zone, own)
