@@ -112,17 +112,25 @@ class Rules:
             return False
         return not (self.settings.owner_only and self.owner(path) is None)
 
-    def granted(self, path: str, collection: bool, user: str | None, principal: str | None) -> (
-        tuple[str, ...]
-    ):  # fmt: skip
+    def granted(
+        self,
+        path: str,
+        collection: bool,
+        user: str | None,
+        principal: str | None,
+        level: str | None,
+    ) -> tuple[str, ...]:
         """The privileges of a request of ``user`` (None: anonymous) acting as
-        ``principal`` on the resource at ``path``."""
+        ``principal`` on the resource at ``path``, at the access ``level`` the rules gave
+        it (its groups' included; None: the tree's level for anonymous or authenticated
+        requests)."""
         settings = self.settings
         if settings.owner_only:
             owner = self.owner(path)
             if owner is not None and owner != principal:
                 return ()
-        level = settings.authenticated if user is not None else settings.anonymous
+        if level is None:
+            level = settings.authenticated if user is not None else settings.anonymous
         return privileges(level, self.writable(path), collection, self.locking)
 
     def acl(self, prefix: str, path: str, collection: bool) -> str:
@@ -147,12 +155,15 @@ class Rules:
                 aces.append(_ace(principal, granted))
         return f"<D:acl>{''.join(aces)}</D:acl>"
 
-    def properties(self, user: str | None, principal: str | None) -> dict[str, LiveRenderer]:
-        """The renderers of the three properties for requests of ``user``."""
+    def properties(
+        self, user: str | None, principal: str | None, level: str | None
+    ) -> dict[str, LiveRenderer]:
+        """The renderers of the three properties for requests of ``user`` at ``level``
+        (see :meth:`granted`)."""
         supported = _supported(self.locking)
 
         def current(r: PropRenderer, res: Resource) -> str:
-            granted = self.granted(res.path, res.is_collection, user, principal)
+            granted = self.granted(res.path, res.is_collection, user, principal, level)
             return _privilege_set("D:current-user-privilege-set", granted)
 
         return {

@@ -24,6 +24,7 @@ from davserver.backends.base import Resource
 
 from . import acl
 from .context import Context, DavSettings, ServiceKey, Tree
+from .identity import MAY_WRITE
 from .propfind import wants_minimal
 from .props import LIVE, LiveRenderer, PropRenderer, PropRequest
 from .report import report as report_method
@@ -186,7 +187,7 @@ class FeatureSet:
             self.services.update(feature.services())
         self.discovery: list[Discovery] = []
         """What other trees offer (set by the server once every tree is built)."""
-        self._tables: dict[str | None, dict[str, LiveRenderer]] = {}
+        self._tables: dict[tuple[str | None, str | None], dict[str, LiveRenderer]] = {}
 
     def well_known(self) -> dict[str, str]:
         """The ``/.well-known/`` entries of every feature."""
@@ -224,12 +225,14 @@ class FeatureSet:
                 return response
         return None
 
-    def table(self, user: str | None) -> dict[str, LiveRenderer]:
+    def table(self, user: str | None, level: str | None) -> dict[str, LiveRenderer]:
         """The live properties a request of ``user`` (None: anonymous) sees: the
         features' own, those other trees offer for discovery (where the features have
-        none of the name), those that depend on the user, and the user's privileges.
-        Built once per user."""
-        table = self._tables.get(user)
+        none of the name), those that depend on the user, and the user's privileges
+        (``level``: the access level the rules gave the request, groups included; None:
+        the tree's level for anonymous or authenticated requests). Built once per user
+        and level."""
+        table = self._tables.get((user, level))
         if table is None:
             table = {}
             for offer in self.discovery:
@@ -241,9 +244,9 @@ class FeatureSet:
                 for name, render in feature.user_properties(principal).items():
                     own.setdefault(name, []).append(render)
             table.update({name: _chain(renders) for name, renders in own.items()})
-            table.update(self.rules.properties(user, principal))
+            table.update(self.rules.properties(user, principal, level))
             if len(self._tables) < MAX_TABLES:
-                self._tables[user] = table
+                self._tables[(user, level)] = table
         return table
 
     def renderer(self, ctx: Context, prop_request: PropRequest) -> PropRenderer:
@@ -253,7 +256,7 @@ class FeatureSet:
         return PropRenderer(
             prefix,
             prop_request,
-            live=self.table(ctx.user),
+            live=self.table(ctx.user, _level(ctx.request)),
             minimal=wants_minimal(ctx.request),
             locks=(lambda path: locks.covering(prefix, path)) if self.locking else None,
         )
@@ -305,3 +308,12 @@ BASE_PROPERTIES = {
     for name, render in LIVE.items()
 }
 """WebDAV's own live properties (RFC 4918 §15, RFC 4331), as the core feature declares them."""
+
+
+def _level(request: web.Request) -> str | None:
+    """The access level the mount's rules gave ``request`` (they admit only read-only
+    and read-write ones), None where no rules were asked."""
+    may_write = request.get(MAY_WRITE)
+    if may_write is None:
+        return None
+    return "read-write" if may_write else "read-only"

@@ -52,9 +52,15 @@ def make_server(aiohttp_client: Any, tmp_path: Path) -> MakeServer:
     accounts = tmp_path / "users"
     htpasswd.write(accounts, {u: htpasswd.hash_password(p) for u, p in PASSWORDS.items()})
 
-    async def make(backend: str = "filesystem", **options: Any) -> Cal:
+    async def make(
+        backend: str = "filesystem",
+        groups: dict[str, tuple[str, ...]] | None = None,
+        **options: Any,
+    ) -> Cal:
         config = caldav_config(tmp_path, backend=backend, **options)
-        config = dataclasses.replace(config, auth=AuthConfig(htpasswd=accounts))
+        config = dataclasses.replace(
+            config, auth=AuthConfig(htpasswd=accounts), groups=groups or {}
+        )
         return Cal(await aiohttp_client(create_app(config)), tmp_path, backend)
 
     return make
@@ -330,6 +336,25 @@ async def test_read_only_access_grants_reading_only(
     assert status == 403
     assert not await may_write_props(cal, calendar, "ann")
     assert snapshot(tmp_path / "calendars") == before
+
+
+async def test_a_group_member_sees_the_level_of_its_group(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    access = AccessConfig(authenticated="read-only", groups={"editors": "read-write"})
+    cal = await make_server(access=access, groups={"editors": ("ann",)})
+    for user, want in (("ann", WRITE | {"bind", "unbind"}), ("bob", READ)):
+        calendar = f"/caldav/calendars/{user}/calendar/"
+        prop = (await cal.propfind(calendar, CUPS, **login(user))).responses[0].ok(CUPS)
+        assert privileges(prop) == want, user
+        assert await may_write_props(cal, calendar, user) == (user == "ann"), user
+    before = snapshot(tmp_path / "calendars")
+    status, _, _ = await cal.put(
+        "/caldav/calendars/bob/calendar/b.ics", event("b@x"), **login("bob")
+    )
+    assert status == 403
+    assert snapshot(tmp_path / "calendars") == before
+    await cal.put_ok("/caldav/calendars/ann/calendar/a.ics", event("a@x"), **login("ann"))
 
 
 async def test_supported_privileges_and_a_read_only_acl(
