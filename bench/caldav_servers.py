@@ -3,6 +3,7 @@ only, a fresh folder each) and stopped (by the PID it was started with)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -131,6 +132,25 @@ def start(srv: Server) -> None:
         except OSError:
             time.sleep(0.2)
     srv.problem = "did not answer within 60 s"
+
+
+def peak_memory(srv: Server) -> float | None:
+    """The server's peak resident memory in MiB: the largest VmHWM among its process and
+    its children (davserver's workers, each of which holds its own index and caches;
+    forked processes share pages, so a sum would count those twice)."""
+    if srv.proc is None:
+        return None
+    pids = [srv.proc.pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text()
+        pids += [int(p) for p in children.split()]
+    peak = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    return round(peak / 1024, 1) if peak else None
 
 
 def stop(srv: Server) -> None:

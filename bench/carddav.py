@@ -38,7 +38,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import caldav_client as cc
 import caldav_servers as servers
-from caldav_servers import BENCH, Server, ensure_peers
+from caldav_servers import BENCH, Server, ensure_peers, peak_memory
 
 WORKLOADS = (
     ("multiget", "addressbook-multiget, 100 hrefs"),
@@ -129,19 +129,6 @@ def multiget(hrefs: list[str]) -> str:
         f"{cc.HEAD}<CR:addressbook-multiget {NS}><D:prop><D:getetag/><CR:address-data/>"
         f"</D:prop>{links}</CR:addressbook-multiget>"
     )
-
-
-def peak_memory(srv: Server) -> float | None:
-    """The server process's peak resident memory in MiB (VmHWM)."""
-    if srv.proc is None:
-        return None
-    try:
-        for line in Path(f"/proc/{srv.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 class Run:
