@@ -24,10 +24,10 @@ At the end it stops the load, GETs every file and compares it with the last succ
 PUT, checks that a PROPFIND Depth infinity lists exactly the expected names (no temporary
 files) with the expected ETags and lengths and no lock left, that the folder on disk holds
 nothing else (filesystem backend), that the server still answers and that it logged no
-error, and compares the server's resident memory at the end of the load with the memory
-after the first minute (at most +10 %). It prints the figures, writes them to
-bench/results/soak-YYYYmmdd-HHMMSS/ (summary.json, table.md, server.log) and exits 1 when
-a check fails. Only loopback traffic; the server is stopped by its PID.
+error, and compares the server's resident memory (its workers' included) at the end of
+the load with the memory after the first minute (at most +10 %). It prints the figures,
+writes them to bench/results/soak-YYYYmmdd-HHMMSS/ (summary.json, table.md, server.log)
+and exits 1 when a check fails. Only loopback traffic; the server is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -216,18 +216,26 @@ async def chunks(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:
 
 
 def proc_sample(pid: int, t: float, requests: int) -> Sample | None:
-    """RSS, threads, open descriptors and CPU time of a process (None when it is gone)."""
+    """RSS, threads, open descriptors and CPU time of a server process and its children
+    (davserver's workers) added up; None when it is gone."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return None
-    values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return Sample(
-        round(t, 1), int(values["VmRSS"].split()[0]), int(values["Threads"]), fds, requests, cpu
-    )
+    rss = threads = fds = 0
+    cpu = 0.0
+    for one in [pid, *map(int, children)]:
+        try:
+            status = Path(f"/proc/{one}/status").read_text()
+            fds += len(os.listdir(f"/proc/{one}/fd"))
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a worker that just exited
+        values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        rss += int(values["VmRSS"].split()[0])
+        threads += int(values["Threads"])
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return Sample(round(t, 1), rss, threads, fds, requests, cpu)
 
 
 # ---------------------------------------------------------------- one client
@@ -823,7 +831,8 @@ def report(
     baseline_t = min(BASELINE_S, args.duration / 2)
     base = next((s for s in samples if s.t >= baseline_t), None)
     lines = [
-        f"Timeline of the server process (a sample every {SAMPLE_EVERY_S:g} s in summary.json):"
+        f"Timeline of the server (master and workers added up; a sample every {SAMPLE_EVERY_S:g} s"
+        " in summary.json):"
     ]
     rows = [["t (s)", "requests", "req/s", "RSS MiB", "threads", "fds", "server CPU %"]]
     marks = [
