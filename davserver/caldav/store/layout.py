@@ -77,6 +77,9 @@ COLLECTION_KINDS = {CALENDARS: "calendar", ADDRESSBOOKS: "addressbook"}
 READ_LIMIT = 16 << 20
 SCAN_BATCH = 64
 """Items read and summarized together when a collection is scanned."""
+REPORT_BATCH = 2048
+"""Items found changed outside reported as one list of changes (memory stays bounded
+however many a scan finds)."""
 LISTING_BATCH = 512
 OUTSIDE = "(outside)"
 """The author of changes made behind the server's back."""
@@ -526,40 +529,43 @@ class CalendarStore:
         quiet = {
             n for n, r in stale.items() if (k := items.get(n)) is not None and k.etag == r.etag
         }
-        changed: dict[str, Item] = {}
+        # Reported a few thousand at a time: a calendar found full of new items (100,000
+        # copied in) never has them all in memory twice at once.
         names = list(stale)
-        for i in range(0, len(names), SCAN_BATCH):
-            batch = names[i : i + SCAN_BATCH]
-            changed.update(await self._scan(calendar, batch))
+        for i in range(0, len(names), REPORT_BATCH):
+            changed: dict[str, Item] = {}
+            for j in range(i, min(i + REPORT_BATCH, len(names)), SCAN_BATCH):
+                changed.update(await self._scan(calendar, names[j : j + SCAN_BATCH]))
+            settled = {n: changed[n] for n in quiet if n in changed}
+            if settled:
+                await self.index.update(calendar, settled, [], quiet=frozenset(settled))
+            outside = [
+                Changed(
+                    f"{calendar}/{name}",
+                    "created" if items.get(name) is None else "modified",
+                    False,
+                    OUTSIDE,
+                    items[name].etag if name in items else None,
+                    item.etag,
+                    note=item.summary,
+                    outside=True,
+                    resource=dataclasses.replace(
+                        self.item_resource(calendar, name, item), path=f"{calendar}/{name}"
+                    ),
+                )
+                for name, item in changed.items()
+                if name not in quiet
+            ]
+            if outside:
+                await self._relay(outside)
         for name in removed:
             self.bodies.drop(f"{calendar}/{name}")
-        if quiet:
-            await self.index.update(
-                calendar, {n: changed[n] for n in quiet if n in changed}, [], quiet=frozenset(quiet)
-            )
-        outside = [
-            Changed(
-                f"{calendar}/{name}",
-                "created" if items.get(name) is None else "modified",
-                False,
-                OUTSIDE,
-                items[name].etag if name in items else None,
-                item.etag,
-                note=item.summary,
-                outside=True,
-                resource=dataclasses.replace(
-                    self.item_resource(calendar, name, item), path=f"{calendar}/{name}"
-                ),
-            )
-            for name, item in changed.items()
-            if name not in quiet
-        ]
-        outside += [
+        gone = [
             Changed(f"{calendar}/{name}", "deleted", False, OUTSIDE, items[name].etag, outside=True)
             for name in removed
         ]
-        if outside:
-            await self._relay(outside)
+        if gone:
+            await self._relay(gone)
 
     async def _scan(self, calendar: str, names: list[str]) -> dict[str, Item]:
         """Read and summarize some items (gone ones are left out)."""
