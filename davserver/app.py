@@ -4,10 +4,12 @@ mount code runs, one error net for all."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -24,7 +26,7 @@ from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
-from .config import AccessConfig, Config, MountConfig
+from .config import AccessConfig, Config, MountConfig, PushConfig
 from .dav.context import DavSettings
 from .dav.core import Locking, WebDav
 from .dav.deadprops import PROPS_CODEC
@@ -39,10 +41,14 @@ from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
+from .push.feature import Push
+from .push.settings import PushSettings
+from .push.targets import CalendarTarget, FolderTarget
 from .runtime.threads import offload
-from .state.changelog import SQLiteChangeLog
+from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.generations import Generations
 from .state.mutex import Mutexes
+from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 
 log = logging.getLogger("davserver")
 
@@ -50,8 +56,27 @@ log = logging.getLogger("davserver")
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
+SUBSCRIPTIONS_FILE = "push.sqlite3"
 GENERATIONS_FILE = "generations"
 WELL_KNOWN = "/.well-known/"
+
+
+@dataclass(frozen=True, slots=True)
+class PushState:
+    """What the push features of a server share: the subscriptions and the change log
+    (whose numbers are the sync tokens of plain collections)."""
+
+    store: SubscriptionStore
+    changelog: ChangeLog
+    settings: PushSettings
+
+
+def push_settings(push: PushConfig, state_dir: Path) -> PushSettings:
+    """The ``[push]`` table as the push feature takes it."""
+    return PushSettings(
+        state_dir, push.allow_hosts, push.contact, push.max_expiry, push.ttl,
+        push.merge_window, push.poll_interval, push.max_subscriptions, push.timeout,
+    )  # fmt: skip
 
 
 def build_mount(
@@ -60,8 +85,10 @@ def build_mount(
     locks: LockManager,
     bus: EventBus,
     accounts: Callable[[], list[str]] = list,
+    push: PushState | None = None,
 ) -> Mount:
-    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
+    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
+    with ``push``, its collections offer WebDAV-Push."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -89,8 +116,15 @@ def build_mount(
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
+        if push is not None:
+            features.append(Push(m.prefix, CalendarTarget(store), push.store, push.settings))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
-    return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
+    storage = build_storage(m, config)
+    if push is not None:
+        publish = functools.partial(bus.publish, m.prefix)
+        target = FolderTarget(storage, push.changelog, publish)
+        features.append(Push(m.prefix, target, push.store, push.settings))
+    return DavMount(m.prefix, storage, settings, locks, features, bus)
 
 
 def build_storage(m: MountConfig, config: Config) -> Storage:
@@ -281,7 +315,13 @@ def create_app(config: Config) -> web.Application:
     bus = LocalBus(changelog, generations)
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = auth.names if auth is not None else list
-    mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
+    push = None
+    if config.push.enabled:
+        settings = push_settings(config.push, state_dir)
+        push = PushState(
+            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), changelog, settings
+        )
+    mounts = [build_mount(m, config, locks, bus, accounts, push) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
     server = config.server
@@ -307,6 +347,8 @@ def create_app(config: Config) -> web.Application:
         for mount in mounts:
             await mount.close()
         await locks.close()
+        if push is not None:
+            await push.store.close()
         await changelog.close()
         generations.close()
 

@@ -9,6 +9,7 @@ through typed :class:`ServiceKey` entries.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
@@ -166,3 +167,8 @@ class Context:
     async def annotate(self, renderer: PropRenderer, batch: list[Resource]) -> None:
         """Work out, before rendering, property values that need I/O."""
         await self.features.annotate(self, renderer, batch)
+
+
+CURRENT = ContextVar[Context | None]("davserver.dav.context", default=None)
+"""The request a DAV tree is answering in this task: change subscribers, which run within
+the request that made a change, read who made it and what it asked (Push-Dont-Notify)."""
