@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import http_ece
 import jwt
@@ -66,6 +67,11 @@ class Received:
     arrived: float = field(default_factory=time.monotonic)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class PushService:
     """The service; ``start()`` it, then hand its clients' endpoints to the server."""
 
@@ -75,6 +81,9 @@ class PushService:
         self.received: dict[str, list[Received]] = {}
         self.rejected: list[str] = []
         self.answers: dict[str, int] = {}
+        """A status to answer a subscription's messages with, instead of 201."""
+        self.redirects: dict[str, str] = {}
+        """Where to redirect a subscription's messages (307)."""
         self.delay = 0.0
         self.vapid_key: str | None = None
         """The server's VAPID public key, when the test knows it: tokens must carry it."""
@@ -115,11 +124,11 @@ class PushService:
 
     # -- clients ----------------------------------------------------------------------------
 
-    def client(self, name: str) -> Client:
-        """A new subscription at the service."""
+    def client(self, name: str, host: str = "127.0.0.1") -> Client:
+        """A new subscription at the service (its endpoint naming ``host``)."""
         found = Client(
             name,
-            f"http://127.0.0.1:{self.port}/push/{name}",
+            f"http://{host}:{self.port}/push/{name}",
             ec.generate_private_key(ec.SECP256R1()),
             os.urandom(16),
         )
@@ -152,7 +161,7 @@ class PushService:
             self._cond.notify_all()
         return web.Response(status=status, text=reason)
 
-    def _check_vapid(self, request: web.Request) -> str | None:
+    def _check_vapid(self, request: web.Request, client: Client) -> str | None:
         """What is wrong with the request's VAPID token (None: nothing)."""
         scheme, _, params = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "vapid":
@@ -164,7 +173,7 @@ class PushService:
         try:
             public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), unb64url(key))
             claims = jwt.decode(
-                token, public, algorithms=["ES256"], audience=f"http://127.0.0.1:{self.port}",
+                token, public, algorithms=["ES256"], audience=_origin(client.endpoint),
                 options={"require": ["exp", "aud", "sub"]},
             )  # fmt: skip
         except (jwt.PyJWTError, ValueError) as exc:
@@ -181,10 +190,12 @@ class PushService:
         body = await request.read()
         if self.delay:
             await asyncio.sleep(self.delay)
+        if name in self.redirects:
+            raise web.HTTPTemporaryRedirect(self.redirects[name])
         client = self.clients.get(name)
         if client is None:
             return self._reject(f"unknown subscription {name}", 404)
-        problem = self._check_vapid(request)
+        problem = self._check_vapid(request, client)
         if problem is not None:
             return self._reject(problem, 401)
         for header in ("TTL", "Topic", "Urgency"):

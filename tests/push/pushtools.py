@@ -3,6 +3,7 @@ with push on, push-register bodies, and a small client."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -109,6 +110,16 @@ async def subscribe(http: TestClient, path: str, client: Client, **parts: Any) -
     status, headers, body = await register(http, path, client, **parts)
     assert status == 201, (status, body)
     return str(headers["Location"])
+
+
+TOKEN = re.compile(r"^http://davserver\.org/ns/sync/[0-9a-f]+-([0-9]+)$")
+
+
+def seq(token: str | None) -> int:
+    """The change number in a plain collection's sync token."""
+    match = TOKEN.match(token or "")
+    assert match, token
+    return int(match[1])
 
 
 def condition(body: bytes) -> str:

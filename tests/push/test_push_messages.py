@@ -5,15 +5,13 @@ by the test push service; depth; merged bursts; Push-Dont-Notify; a gone endpoin
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 from lxml import etree
 from pushservice import PushService
-from pushtools import D, MakeServer, P, stored, subscribe
+from pushtools import D, MakeServer, P, seq, stored, subscribe
 
-TOKEN = re.compile(r"^http://davserver\.org/ns/sync/[0-9a-f]+-([0-9]+)$")
 PROPPATCH = (
     b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop>'
     b"<Z:color>red</Z:color></D:prop></D:set></D:propertyupdate>"
@@ -30,12 +28,6 @@ async def settle() -> None:
     """Let the changes made so far be dispatched (before a subscription that is not to
     hear of them)."""
     await asyncio.sleep(0.3)
-
-
-def seq(token: str | None) -> int:
-    match = TOKEN.match(token or "")
-    assert match, token
-    return int(match[1])
 
 
 async def vapid_key(http: TestClient, service: PushService) -> None:
