@@ -1,9 +1,10 @@
 """The delivery of a mount's push messages, in the background of each process.
 
 The feature hands every change event of the mount made in this process to :meth:`add`,
-which only queues it: a request never waits for a push. A task gathers what comes within
-the merge window, finds the subscriptions the events concern (in the shared state), and
-owes each at most one message per window. Each subscription has at most one delivery
+which only queues it: a request never waits for a push. A task takes what is queued (at
+once when nothing was dispatched within the merge window, else at the window's end, with
+all that came meanwhile), finds the subscriptions the events concern (in the shared
+state), and owes each at most one message per dispatch. Each subscription has at most one delivery
 under way; what it is owed meanwhile waits and goes as one message after it. A delivery
 that may succeed later is tried again with growing delays (a newer message for the same
 subscription replaces the one waiting); a subscription whose push service says it is gone
@@ -82,10 +83,17 @@ class Dispatcher:
         self._wake.set()
 
     async def _run(self) -> None:
+        """Dispatch what is queued: at once after a quiet window, else once the window
+        since the last dispatch has passed (gathering what comes meanwhile)."""
+        loop = asyncio.get_running_loop()
+        last = -self._window
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self._window)
+            wait = last + self._window - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._wake.clear()
+            last = loop.time()
             batch, self._pending = self._pending, []
             try:
                 await self._dispatch(batch)

@@ -223,7 +223,8 @@ class Push(Feature):
 
     async def _on_changes(self, events: Sequence[ChangeEvent]) -> None:
         self.target.heard(events)
-        if self._dispatcher is None:
+        events = self.target.news(events)
+        if self._dispatcher is None or not events:
             return
         ctx = CURRENT.get()
         quiet = NOBODY

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from davserver.backends.base import Changed, Resource, Storage
 from davserver.caldav.props import sync_token
-from davserver.caldav.store.layout import CalendarStore, place
+from davserver.caldav.store.layout import MADE_WITH_HOME, CalendarStore, place
 from davserver.events import ChangeEvent
 from davserver.state.changelog import ChangeLog
 from davserver.state.subscriptions import INFINITE
@@ -40,6 +40,9 @@ class Target(Protocol):
 
     def heard(self, events: Sequence[ChangeEvent]) -> None:
         """The server's own changes (from any process)."""
+
+    def news(self, events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
+        """Of this process's events, those that may be news to a subscriber."""
 
     async def poll(self, collections: Sequence[tuple[str, int]]) -> None:
         """Look for outside changes of the subscribed collections (each with its deepest
@@ -82,6 +85,10 @@ class FolderTarget:
         """Tell the watcher."""
         self._watcher.heard(events)
 
+    def news(self, events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
+        """All of them."""
+        return list(events)
+
     async def poll(self, collections: Sequence[tuple[str, int]]) -> None:
         """The watcher looks at the subscribed folders."""
         await self._watcher.poll([(path, level) for path, level in collections if level > 0])
@@ -114,6 +121,11 @@ class CalendarTarget:
 
     def heard(self, events: Sequence[ChangeEvent]) -> None:
         """Nothing to do: the index follows the changes."""
+
+    def news(self, events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
+        """All but the properties a default collection gets when its home is made (it
+        looked the same before, as a virtual collection)."""
+        return [e for e in events if not (e.kind == "props" and e.note is MADE_WITH_HOME)]
 
     async def poll(self, collections: Sequence[tuple[str, int]]) -> None:
         """Bring each subscribed collection's index up to date: what changed outside is

@@ -50,7 +50,9 @@ def fires(sub: Subscription, event: ChangeEvent) -> tuple[bool, bool]:
         depth = depth_below(sub.path, path)
         if depth is not None and depth >= 1 and _within(sub.content, depth):
             return True, False
-        if depth_below(path, sub.path) is not None:  # the collection itself, or what holds it
+        # The collection itself, or what holds it, removed or moved (a replaced one is
+        # removed first; one made where the subscription was is no news).
+        if event.kind != "created" and depth_below(path, sub.path) is not None:
             return True, False
     return False, False
 
