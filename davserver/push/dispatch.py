@@ -1,11 +1,12 @@
 """The delivery of a mount's push messages, in the background of each process.
 
 The feature hands every change event of the mount made in this process to :meth:`add`,
-which only queues it: a request never waits for a push. A task takes what is queued (at
-once when nothing was dispatched within the merge window, else at the window's end, with
-all that came meanwhile), finds the subscriptions the events concern (in the shared
-state), and owes each at most one message per dispatch. Each subscription has at most one delivery
-under way; what it is owed meanwhile waits and goes as one message after it. A delivery
+which only queues it: a request never waits for a push. A task takes what is queued (what
+comes within a few milliseconds together), finds the subscriptions the events concern (in
+the shared state), and hands each its message. Each subscription has at most one delivery
+under way, which is followed by the merge window: what the subscription is owed
+meanwhile waits, and goes as one message once the window has passed. So a change after a
+quiet window is sent at once, and a burst makes one more message per window. A delivery
 that may succeed later is tried again with growing delays (a newer message for the same
 subscription replaces the one waiting); a subscription whose push service says it is gone
 (404, 410) is removed.
@@ -33,6 +34,8 @@ MAX_DELAY = 60.0
 """The longest wait before another attempt (a push service's Retry-After included)."""
 CONCURRENCY = 32
 """Deliveries under way at once (per mount)."""
+GATHER = 0.02
+"""Seconds the changes that come together are gathered, to find whom they concern at once."""
 
 TokenOf = Callable[[str, int], Awaitable[str | None]]
 """The sync token of a collection after change number ``seq`` of the mount."""
@@ -83,17 +86,11 @@ class Dispatcher:
         self._wake.set()
 
     async def _run(self) -> None:
-        """Dispatch what is queued: at once after a quiet window, else once the window
-        since the last dispatch has passed (gathering what comes meanwhile)."""
-        loop = asyncio.get_running_loop()
-        last = -self._window
+        """Dispatch what is queued, a moment after it comes (what comes meanwhile joins)."""
         while True:
             await self._wake.wait()
-            wait = last + self._window - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await asyncio.sleep(GATHER)
             self._wake.clear()
-            last = loop.time()
             batch, self._pending = self._pending, []
             try:
                 await self._dispatch(batch)
@@ -157,6 +154,8 @@ class Dispatcher:
                     break
                 delay = result.retry_after or float(2 ** (attempt - 1))
                 await asyncio.sleep(min(delay, MAX_DELAY))
+            # The merge window: what the subscription is owed from now on waits for it.
+            await asyncio.sleep(self._window)
         except Exception as exc:
             log.warning("push to %s failed: %s", message.sub.endpoint, exc)
         finally:
