@@ -87,7 +87,11 @@ class FolderWatcher:
                 moved = self._known.get(path)
                 self._forget(path)
                 if event.kind == "moved" and event.to is not None:
-                    self._learn(event.to, moved or Entry(event.new_etag, event.is_collection))
+                    # The ETag the store gives the moved resource, else the one it had (an
+                    # event heard twice, from a request's catch-up and the poller's, has
+                    # nothing left to carry over).
+                    etag = event.new_etag or (moved.etag if moved else None)
+                    self._learn(event.to, Entry(etag, event.is_collection))
             else:
                 self._learn(path, Entry(event.new_etag, event.is_collection))
 
