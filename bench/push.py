@@ -18,7 +18,7 @@ as a real one would pass it on).
   previous message: the merge window holds every message back).
 - Cost: 8 connections PUT small files into one folder for ``--duration`` seconds, without
   a subscription and with one on that folder (its messages merged to at most one per
-  window), three rounds each, alternating; the median PUTs/s of each, and the server's
+  window), ``--rounds`` rounds each (5), alternating; the median PUTs/s of each, and the server's
   CPU time per PUT (steadier than the rate on a shared machine), and the cost in per
   cent. Goal: under 5 %.
 
@@ -222,6 +222,7 @@ async def main() -> None:
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--collections", type=int, default=10)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     service = Service()
     runner = await service.start()
@@ -249,7 +250,7 @@ async def main() -> None:
                 without: list[tuple[float, float]] = []
                 with_sub: list[tuple[float, float]] = []
                 sent = 0
-                for _ in range(3):
+                for _ in range(args.rounds):
                     without.append(await put_rate(session, f"{base}/load/", args.duration, pid))
                     async with session.post(
                         f"{base}/load/", data=service.register_body("load"),
@@ -265,14 +266,17 @@ async def main() -> None:
                         assert resp.status == 204
                 a = statistics.median(r for r, _ in without)
                 b = statistics.median(r for r, _ in with_sub)
-                ca = statistics.median(c for _, c in without)
-                cb = statistics.median(c for _, c in with_sub)
                 print(
-                    f"PUT rate without a subscription: {a:.0f}/s, with one: {b:.0f}/s "
-                    f"({sent} messages): {100 * (a - b) / a:.1f} % fewer; server CPU per PUT "
-                    f"{ca:.3f} ms and {cb:.3f} ms: {100 * (cb - ca) / ca:.1f} % more "
-                    "(goal: under 5 %)"
+                    f"PUT rate (median) without a subscription: {a:.0f}/s, with one: "
+                    f"{b:.0f}/s ({sent} messages): {100 * (a - b) / a:.1f} % fewer"
                 )
+                for name, pick in (("least", min), ("median", statistics.median)):
+                    ca = pick(c for _, c in without)
+                    cb = pick(c for _, c in with_sub)
+                    print(
+                        f"server CPU per PUT ({name} of the rounds): {ca:.3f} ms without, "
+                        f"{cb:.3f} ms with: {100 * (cb - ca) / ca:.1f} % more (goal: under 5 %)"
+                    )
                 print(f"rounds (PUTs/s, CPU ms per PUT): without {without}, with {with_sub}")
                 print(f"load average after: {os.getloadavg()[0]:.2f}")
         finally:

@@ -27,6 +27,9 @@ from davserver.state.subscriptions import INFINITE
 log = logging.getLogger("davserver.push")
 
 MAX_FOLDERS = 1024
+STAT_AT_MOST = 16
+"""Members the feed names that are looked at one by one; more, and the folder is listed
+(one call for all of them: a folder written to hundreds of times a second)."""
 OUTSIDE = "(outside)"
 """The author of changes made behind the server's back."""
 
@@ -168,14 +171,15 @@ class FolderWatcher:
         feed = self._feed
         quiet = folder not in self._folders or folder in self._relist
         names = None if quiet or feed is None else await feed.changes(folder)
-        if names is not None:
+        if names is not None and len(names) <= STAT_AT_MOST:
             paths = {f"{folder}/{n}" if folder else n for n in names}
             for path in paths:
                 await self._compare(path, await self._stat(path), found)
             return paths
-        self._relist.discard(folder)
-        if feed is not None:
-            await feed.start(folder)
+        if names is None:
+            self._relist.discard(folder)
+            if feed is not None:
+                await feed.start(folder)
         listed: dict[str, Resource] = {}
         try:
             async for batch in self._storage.children(folder):

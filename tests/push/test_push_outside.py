@@ -113,3 +113,32 @@ async def test_a_calendar_item_written_into_its_folder(
     )
     assert got[0].token is not None and got[0].token.encode() in await resp.read()
     await quiet(service, "a", 1)
+
+
+async def test_many_files_changed_at_once(
+    http: TestClient, service: PushService, tmp_path: Path
+) -> None:
+    """More changed files in a folder than the watcher looks at one by one (it lists the
+    folder instead): each is one change, outside or the server's own."""
+    folder = tmp_path / "dav" / "many"
+    folder.mkdir()
+    await subscribe(http, "/dav/many/", service.client("a"))
+    assert (await http.put("/dav/many/first.txt", data=b"x")).status == 201
+    first = seq((await service.await_messages("a", 1, timeout=5))[0].token)
+    await asyncio.sleep(0.3)
+    for i in range(40):
+        (folder / f"disk{i}.txt").write_bytes(b"x")
+
+    async def reached(number: int) -> int:
+        for _ in range(100):
+            got = service.messages("a")
+            if got and seq(got[-1].token) >= number:
+                await quiet(service, "a", len(got))
+                return seq(service.messages("a")[-1].token)
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"change {number} not heard of: {got}")
+
+    assert await reached(first + 40) == first + 40
+    puts = [http.put(f"/dav/many/own{i}.txt", data=b"x") for i in range(40)]
+    assert {r.status for r in await asyncio.gather(*puts)} == {201}
+    assert await reached(first + 80) == first + 80
