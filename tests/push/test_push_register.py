@@ -13,7 +13,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 from helpers import snapshot
 from pushservice import PushService
-from pushtools import D, MakeServer, P, condition, register, stored, subscribe
+from pushtools import (
+    D,
+    MakeServer,
+    P,
+    condition,
+    register,
+    register_body,
+    stored,
+    subscribe,
+)
 
 PROPS = (f"{P}transports", f"{P}topic", f"{P}supported-triggers")
 
@@ -181,6 +190,29 @@ async def test_a_post_of_anything_else_is_not_a_registration(
     resp = await http.post("/dav/", data=b"<not xml", headers={"Content-Type": "application/xml"})
     assert resp.status == 400
     assert stored(tmp_path) == []
+
+
+async def test_a_registration_a_browser_could_be_made_to_send_is_refused(
+    http: TestClient, service: PushService, tmp_path: Path
+) -> None:
+    """A form of another site can POST the body as text/plain, and a page can send it
+    from another origin: neither registers (dav/csrf.py); DAVx5's own Content-Type does."""
+    body = register_body(service.client("a"))
+    before = snapshot(tmp_path / "dav")
+    for headers in (
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "application/xml", "Origin": "https://evil.example"},
+        {"Content-Type": "text/xml", "Sec-Fetch-Site": "cross-site"},
+    ):
+        resp = await http.post("/dav/", data=body, headers=headers)
+        assert resp.status == 403, headers
+    assert stored(tmp_path) == [] and snapshot(tmp_path / "dav") == before
+    assert service.hits == 0
+    for kind in ("application/xml; charset=utf-8", "text/xml"):
+        resp = await http.post("/dav/", data=body, headers={"Content-Type": kind})
+        assert resp.status in (201, 204), kind
+    assert len(stored(tmp_path)) == 1
 
 
 async def test_the_registrations_of_a_user_are_bounded(
