@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 from pushservice import PushService
@@ -213,3 +214,24 @@ async def test_a_failing_endpoint_is_tried_again(http: TestClient, service: Push
     del service.answers["flaky"]
     got = await service.await_messages("flaky", 1, timeout=5)
     assert got[0].content and service.hits >= 2
+
+
+@pytest.mark.parametrize("backend", ["filesystem", "git"])
+async def test_partial_updates_notify(
+    make_server: MakeServer, service: PushService, backend: str
+) -> None:
+    """A drive's partial updates (PATCH with X-Update-Range, PUT with Content-Range) are
+    changes like any PUT: one message each, a newer token each time."""
+    http = await make_server(backend=backend)
+    assert (await http.put("/dav/f.bin", data=b"0123456789")).status == 201
+    await settle()
+    await subscribe(http, "/dav/", service.client("a"))
+    patch = {"Content-Type": "application/x-sabredav-partialupdate", "X-Update-Range": "append"}
+    resp = await http.patch("/dav/f.bin", data=b"AB", headers=patch)
+    assert resp.status == 204
+    first = (await service.await_messages("a", 1))[0]
+    resp = await http.put("/dav/f.bin", data=b"XY", headers={"Content-Range": "bytes 0-1/*"})
+    assert resp.status == 204
+    second = (await service.await_messages("a", 2))[1]
+    assert first.content and second.content and seq(second.token) > seq(first.token)
+    assert (await (await http.get("/dav/f.bin")).read()) == b"XY23456789AB"
