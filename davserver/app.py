@@ -140,7 +140,7 @@ def build_mount(
         features.append(Quota(m.prefix, storage, quotas, limits))
     if push is not None:
         publish = functools.partial(bus.publish, m.prefix)
-        target = FolderTarget(storage, push.changelog, publish)
+        target = FolderTarget(storage, push.changelog, publish, settings.owner_only)
         features.append(Push(m.prefix, target, push.store, push.settings))
     return DavMount(m.prefix, storage, settings, locks, features, bus)
 

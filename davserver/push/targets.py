@@ -2,8 +2,10 @@
 triggers, the sync token a message carries, and how changes made outside are found.
 
 - Plain WebDAV trees: every collection, content and property updates at any depth; the
-  token is the mount's change number (the change log, ``state/changelog.py``); the
-  :class:`~.watch.FolderWatcher` finds outside changes.
+  token is the mount's change number (the change log, ``state/changelog.py``), except on
+  owner-only trees, where that number would count the other users' changes too (so
+  there the messages carry none); the :class:`~.watch.FolderWatcher` finds outside
+  changes.
 - CalDAV trees: calendars and address books, content updates of their items and property
   updates of the collection and its items; the token is the one ``sync-collection``
   answers (the calendar index's); the calendar store's refresh finds outside changes.
@@ -69,16 +71,22 @@ class FolderTarget:
         storage: Storage,
         changelog: ChangeLog,
         publish: Callable[[Sequence[Changed]], Awaitable[object]],
+        owner_only: bool = False,
     ) -> None:
         self._changelog = changelog
         self._watcher = FolderWatcher(storage, publish)
+        self._tokens = not owner_only
 
     def takes(self, res: Resource) -> bool:
         """Every collection."""
         return res.is_collection
 
     async def token(self, path: str, seq: int) -> str | None:
-        """The change number as a sync token."""
+        """The change number as a sync token (None on an owner-only tree: how far the
+        mount's number moved between two messages would tell a user how busy the others
+        are)."""
+        if not self._tokens:
+            return None
         return folder_token(await self._changelog.epoch(), seq)
 
     def heard(self, events: Sequence[ChangeEvent]) -> None:

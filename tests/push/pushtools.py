@@ -14,7 +14,14 @@ from aiohttp.test_utils import TestClient
 from lxml import etree
 from pushservice import NS, Client
 
-from davserver.config import Config, MountConfig, PushConfig, ServerConfig
+from davserver.config import (
+    AccessConfig,
+    AuthConfig,
+    Config,
+    MountConfig,
+    PushConfig,
+    ServerConfig,
+)
 
 MakeServer = Callable[..., Awaitable[TestClient]]
 """Starts an in-process server with push on (the ``make_server`` fixture)."""
@@ -28,10 +35,12 @@ def push_config(
     backend: str = "filesystem",
     allow: tuple[str, ...] = ("127.0.0.1",),
     htpasswd: Path | None = None,
+    access: AccessConfig | None = None,
     **push: Any,
 ) -> Config:
-    """WebDAV at /dav (a folder, or a git repository) and CalDAV at /cal, push on, with
-    short merge and poll intervals."""
+    """WebDAV at /dav (a folder, or a git repository, with the ``access`` rules given)
+    and CalDAV at /cal, push on, with short merge and poll intervals; accounts from
+    ``htpasswd``."""
     store: dict[str, Any] = (
         {"repo": tmp_path / "dav.git"} if backend == "git" else {"root": tmp_path / "dav"}
     )
@@ -42,14 +51,18 @@ def push_config(
     config = Config(
         server=ServerConfig(state_dir=tmp_path / "state", access_log=False),
         mounts=(
-            MountConfig(path="/dav", type="webdav", backend=backend, **store),
+            MountConfig(
+                path="/dav",
+                type="webdav",
+                backend=backend,
+                access=access or AccessConfig(),
+                **store,
+            ),
             MountConfig(path="/cal", type="caldav", root=tmp_path / "cal"),
         ),
         push=PushConfig(enabled=True, allow_hosts=allow, **settings),
     )
     if htpasswd is not None:
-        from davserver.config import AuthConfig
-
         config = replace(config, auth=AuthConfig(htpasswd=htpasswd))
     return config
 

@@ -1,0 +1,87 @@
+"""Who may subscribe, and to what: registering is a write under the mount's access rules,
+a registration is its owner's, and on an owner-only tree nobody hears of another user's
+changes, not even how many there were."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+import bcrypt
+import pytest
+from helpers import snapshot
+from pushservice import PushService
+from pushtools import MakeServer, register, stored, subscribe
+
+from davserver.auth import htpasswd
+from davserver.config import AccessConfig
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> Path:
+    """An htpasswd file with ann and bob (passwords ann-pw, bob-pw); cheap hashes: who
+    gets in is tested, not the hashing. Written before the test's event loop runs."""
+    path = tmp_path / "users"
+    htpasswd.write(
+        path,
+        {u: bcrypt.hashpw(f"{u}-pw".encode(), bcrypt.gensalt(4)).decode() for u in ("ann", "bob")},
+    )
+    return path
+
+
+def basic(user: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{user}-pw".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def test_each_user_subscribes_to_their_own_collections_only(
+    make_server: MakeServer, service: PushService, tmp_path: Path, users: Path
+) -> None:
+    http = await make_server(htpasswd=users, access=AccessConfig(owner_only=True))
+    for user in ("ann", "bob"):
+        assert (await http.request("MKCOL", f"/dav/{user}/", headers=basic(user))).status == 201
+    ann = await subscribe(http, "/dav/ann/", service.client("ann"), headers=basic("ann"))
+    before = snapshot(tmp_path / "dav")
+    for path, headers, status in (
+        ("/dav/ann/", basic("bob"), 403),
+        ("/dav/", basic("bob"), 403),  # the shared root would tell of everyone's changes
+        ("/cal/calendars/ann/calendar/", basic("bob"), 403),
+        ("/dav/ann/", {}, 401),
+    ):
+        got, _, _ = await register(http, path, service.client("bob"), headers=headers)
+        assert got == status, (path, headers)
+    # Only its owner ends a registration.
+    assert (await http.delete(ann[ann.index("/dav") :], headers=basic("bob"))).status == 403
+    assert len(stored(tmp_path)) == 1 and snapshot(tmp_path / "dav") == before
+    # ann hears of her changes, without the mount's change number; not of bob's.
+    assert (await http.put("/dav/ann/a.txt", data=b"a", headers=basic("ann"))).status == 201
+    got = await service.await_messages("ann", 1, timeout=5)
+    assert got[0].content and got[0].token is None
+    for i in range(3):
+        resp = await http.put(f"/dav/bob/{i}.txt", data=b"b", headers=basic("bob"))
+        assert resp.status == 201
+    await asyncio.sleep(0.5)
+    assert len(service.messages("ann")) == 1
+    assert service.hits == 1
+
+
+async def test_read_only_users_cannot_subscribe(
+    make_server: MakeServer, service: PushService, tmp_path: Path, users: Path
+) -> None:
+    http = await make_server(htpasswd=users, access=AccessConfig(authenticated="read-only"))
+    status, _, _ = await register(http, "/dav/", service.client("a"), headers=basic("ann"))
+    assert status == 403
+    assert stored(tmp_path) == []
+
+
+async def test_on_a_shared_tree_a_registration_is_still_its_owners(
+    make_server: MakeServer, service: PushService, tmp_path: Path, users: Path
+) -> None:
+    http = await make_server(htpasswd=users)
+    location = await subscribe(http, "/dav/", service.client("a"), headers=basic("ann"))
+    url = location[location.index("/dav") :]
+    assert (await http.delete(url, headers=basic("bob"))).status == 404
+    assert len(stored(tmp_path)) == 1
+    assert (await http.delete(url, headers=basic("ann"))).status == 204
+    assert stored(tmp_path) == []
