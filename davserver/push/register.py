@@ -27,8 +27,9 @@ class Registration:
 
     endpoint: str
     public_key: str
-    """base64url, as sent"""
+    """base64url without padding (whatever else the client sent around it is dropped)"""
     auth: str
+    """base64url without padding"""
     content: int
     """NONE, 1 or INFINITE (the sync-level asked for)"""
     properties: int
@@ -48,6 +49,12 @@ def _b64url(text: str, what: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise invalid(f"{what} is not base64url") from exc
+
+
+def _canonical(raw: bytes) -> str:
+    """What is stored: the decoded bytes again (base64 decoding skips characters outside
+    its alphabet, so the text as sent could be padded with any amount of them)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _level(text: str | None, levels: dict[str, int], default: int) -> int:
@@ -80,12 +87,13 @@ def parse_register(root: etree._Element) -> Registration:
         raise invalid("no public key and auth secret (messages are always encrypted)")
     if (key_el.get("type") or "p256dh").lower() != "p256dh":
         raise invalid(f"a public key of type {key_el.get('type', '')[:20]!r}, not p256dh")
-    key_text = (key_el.text or "").strip()
+    key = _b64url(key_el.text or "", "key")
     try:
-        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), _b64url(key_text, "key"))
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key)
     except ValueError as exc:
         raise invalid("the public key is no P-256 point") from exc
-    if len(_b64url(secret, "auth-secret")) != AUTH_SECRET_BYTES:
+    auth = _b64url(secret, "auth-secret")
+    if len(auth) != AUTH_SECRET_BYTES:
         raise invalid(f"the auth-secret is not {AUTH_SECRET_BYTES} bytes")
     content, properties = NONE, NONE
     trigger = root.find(p("trigger"))
@@ -105,4 +113,4 @@ def parse_register(root: etree._Element) -> Registration:
             expires = email.utils.parsedate_to_datetime(text.strip()).timestamp()
         except (TypeError, ValueError, IndexError) as exc:
             raise invalid(f"expires {text.strip()[:40]!r} is not an HTTP date") from exc
-    return Registration(endpoint, key_text, secret.strip(), content, properties, expires)
+    return Registration(endpoint, _canonical(key), _canonical(auth), content, properties, expires)

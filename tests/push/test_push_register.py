@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import sqlite3
 import time
 from pathlib import Path
 
@@ -213,6 +214,25 @@ async def test_a_registration_a_browser_could_be_made_to_send_is_refused(
         resp = await http.post("/dav/", data=body, headers={"Content-Type": kind})
         assert resp.status in (201, 204), kind
     assert len(stored(tmp_path)) == 1
+
+
+async def test_what_is_stored_of_a_registration_is_bounded(
+    http: TestClient, service: PushService, tmp_path: Path
+) -> None:
+    """Base64 decoding skips characters outside its alphabet: a key and a secret padded
+    with 100,000 of them are kept as their bytes, and messages still reach the client."""
+    client = service.client("a")
+    junk = "!" * 100_000
+    status, _, _ = await register(
+        http, "/dav/", client, key=junk + client.public_key, auth=client.auth_secret + junk
+    )
+    assert status == 201
+    with sqlite3.connect(tmp_path / "state" / "push.sqlite3") as conn:
+        rows = conn.execute("SELECT public_key, auth FROM subscriptions").fetchall()
+    assert rows == [(client.public_key, client.auth_secret)]
+    assert (await http.put("/dav/a.txt", data=b"a")).status == 201
+    await service.await_messages("a", 1)
+    assert service.rejected == []
 
 
 async def test_the_registrations_of_a_user_are_bounded(
