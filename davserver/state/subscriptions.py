@@ -156,10 +156,11 @@ def _values(sub: Subscription) -> tuple[object, ...]:
 
 
 class SQLiteSubscriptionStore:
-    """Subscriptions in the SQLite file ``path`` of the state folder."""
+    """Subscriptions in the SQLite file ``path`` of the state folder, readable by the
+    server's user only (it holds each client's auth secret)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = SQLiteThread(path, _SCHEMA, "push-subscriptions")
+        self._db = SQLiteThread(path, _SCHEMA, "push-subscriptions", private=True)
 
     async def register(self, sub: Subscription, limit: int) -> tuple[Subscription, bool]:
         """Insert or update, in one transaction other processes wait for."""

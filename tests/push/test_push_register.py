@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -233,6 +234,17 @@ async def test_what_is_stored_of_a_registration_is_bounded(
     assert (await http.put("/dav/a.txt", data=b"a")).status == 201
     await service.await_messages("a", 1)
     assert service.rejected == []
+
+
+async def test_the_subscriptions_file_is_the_servers_alone(
+    http: TestClient, service: PushService, tmp_path: Path
+) -> None:
+    """It holds each client's auth secret: with it and the endpoint, anyone could send the
+    client messages it takes for the server's."""
+    await subscribe(http, "/dav/", service.client("a"))
+    files = list((tmp_path / "state").glob("push.sqlite3*"))
+    assert len(files) >= 2  # the database and its write-ahead log
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
 
 
 async def test_the_registrations_of_a_user_are_bounded(
