@@ -79,6 +79,40 @@ async def test_calendars_and_address_books_advertise_push(http: TestClient) -> N
         assert await props_of(http, path) == {}, path
 
 
+async def test_depth_1_listings_carry_the_push_properties(http: TestClient) -> None:
+    """DAVx5 finds the collections of a home, push properties included, with one PROPFIND
+    Depth 1; a calendar's own Depth 1 (answered from its index for the properties the
+    index knows) still answers them for the calendar and 404 for its items."""
+    from lxml import etree
+
+    cal = "/cal/calendars/user/calendar/"
+    event = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:d1\r\n"
+        b"DTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\nEND:VEVENT\r\n"
+        b"END:VCALENDAR\r\n"
+    )
+    resp = await http.put(cal + "d1.ics", data=event, headers={"Content-Type": "text/calendar"})
+    assert resp.status == 201
+    for path, with_push in (
+        ("/cal/calendars/user/", {cal, "/cal/calendars/user/tasks/"}),
+        (cal, {cal}),
+    ):
+        body = propfind(*PROPS, f"{D}getetag", f"{D}resourcetype")
+        resp = await http.request("PROPFIND", path, data=body, headers={"Depth": "1"})
+        assert resp.status == 207
+        found = {}
+        for response in etree.fromstring(await resp.read()).iter(f"{D}response"):
+            ok = {
+                prop.tag
+                for ps in response.iter(f"{D}propstat")
+                if "200" in (ps.findtext(f"{D}status") or "")
+                for prop in ps.find(f"{D}prop")
+            }
+            found[response.findtext(f"{D}href")] = set(PROPS) <= ok
+        assert {href for href, has in found.items() if has} == with_push, (path, found)
+        assert len(found) > 1, path
+
+
 async def test_the_key_is_made_once_and_kept(make_server: MakeServer, tmp_path: Path) -> None:
     first = await make_server()
     key = (await props_of(first, "/dav/"))[f"{P}transports"]
