@@ -44,7 +44,7 @@ from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
-from .push.feature import Push
+from .push.feature import Entitled, Push
 from .push.settings import PushSettings
 from .push.targets import CalendarTarget, FolderTarget
 from .runtime.threads import offload
@@ -71,12 +71,36 @@ WELL_KNOWN = "/.well-known/"
 
 @dataclass(frozen=True, slots=True)
 class PushState:
-    """What the push features of a server share: the subscriptions and the change log
-    (whose numbers are the sync tokens of plain collections)."""
+    """What the push features of a server share: the subscriptions, the change log
+    (whose numbers are the sync tokens of plain collections), and the logins (who may
+    still have subscriptions)."""
 
     store: SubscriptionStore
     changelog: ChangeLog
     settings: PushSettings
+    logins: Logins | None
+
+
+def push_entitled(rules: AccessConfig, logins: Logins | None) -> Entitled:
+    """Whether a user may still subscribe on a tree with these (resolved) rules: may
+    still log in, and still has write access (what registering takes)."""
+
+    async def entitled(owner: str) -> bool | None:
+        if not owner:
+            return access.allows(rules.anonymous, "POST")
+        if logins is None:
+            return False  # no accounts any more: nobody logs in as ``owner``
+        try:
+            if not await logins.known(owner):
+                return False
+            groups = await logins.groups.of(owner)
+        except DirectoryUnavailable as exc:
+            log.warning("push: whether %r may keep its subscriptions is unknown: %s",
+                        owner, exc)  # fmt: skip
+            return None
+        return access.allows(rules.level(owner, groups), "POST")
+
+    return entitled
 
 
 def push_settings(push: PushConfig, state_dir: Path) -> PushSettings:
@@ -128,7 +152,9 @@ def build_mount(
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
         if push is not None:
-            features.append(Push(m.prefix, CalendarTarget(store), push.store, push.settings))
+            target = CalendarTarget(store)
+            entitled = push_entitled(rules, push.logins)
+            features.append(Push(m.prefix, target, push.store, push.settings, entitled))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     storage = build_storage(m, config)
     features.append(PartialUpdate())
@@ -140,8 +166,9 @@ def build_mount(
         features.append(Quota(m.prefix, storage, quotas, limits))
     if push is not None:
         publish = functools.partial(bus.publish, m.prefix)
-        target = FolderTarget(storage, push.changelog, publish, settings.owner_only)
-        features.append(Push(m.prefix, target, push.store, push.settings))
+        folders = FolderTarget(storage, push.changelog, publish, settings.owner_only)
+        entitled = push_entitled(rules, push.logins)
+        features.append(Push(m.prefix, folders, push.store, push.settings, entitled))
     return DavMount(m.prefix, storage, settings, locks, features, bus)
 
 
@@ -363,7 +390,7 @@ def create_app(config: Config) -> web.Application:
     if config.push.enabled:
         settings = push_settings(config.push, state_dir)
         push = PushState(
-            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), changelog, settings
+            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), changelog, settings, logins
         )
     mounts = [
         build_mount(m, config, locks, bus, accounts, checksums, quotas, push) for m in config.mounts

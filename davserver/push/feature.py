@@ -6,7 +6,8 @@ a message to every subscription a change concerns.
 The feature hears of the tree's changes made in its own process (a change is heard once,
 by the process that made it, whichever worker that is), and hands them to its
 :class:`~.dispatch.Dispatcher` without waiting. One process of the host (the holder of the
-mount's poll lock) also looks for outside changes of the subscribed collections.
+mount's poll lock) also looks for outside changes of the subscribed collections, and now
+and then drops the subscriptions whose owners the access rules no longer let subscribe.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import secrets
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -77,19 +79,31 @@ def quiet_of(header: str | None, owner: str) -> Quiet:
     return Quiet(frozenset(ids)) if ids else NOBODY
 
 
+Entitled = Callable[[str], Awaitable[bool | None]]
+"""Whether a user ("": anonymous) may still subscribe on a tree under its access rules;
+None when that cannot be told now (a directory that does not answer)."""
+
+
 class Push(Feature):
     """WebDAV-Push on the tree at ``prefix``: which collections, and how, ``target`` says;
-    subscriptions live in ``store`` (shared by every process of the state)."""
+    subscriptions live in ``store`` (shared by every process of the state); ``entitled``
+    tells whose subscriptions are to be dropped since the rules or the accounts changed."""
 
     compliance = (COMPLIANCE,)
 
     def __init__(
-        self, prefix: str, target: Target, store: SubscriptionStore, settings: PushSettings
+        self,
+        prefix: str,
+        target: Target,
+        store: SubscriptionStore,
+        settings: PushSettings,
+        entitled: Entitled | None = None,
     ) -> None:
         self.prefix = prefix
         self.target = target
         self.store = store
         self.settings = settings
+        self.entitled = entitled
         self.policy = EndpointPolicy(settings.allow_hosts)
         self._keys: PushKeys | None = None
         self._dispatcher: Dispatcher | None = None
@@ -258,9 +272,10 @@ class Push(Feature):
 
     async def _poll(self) -> None:
         """Look for outside changes of the subscribed collections, every poll interval,
-        when this process holds the mount's poll lock; now and then drop what expired."""
+        when this process holds the mount's poll lock; at the first and now and then drop
+        what expired and what its owner may no longer have."""
         bus = self._bus
-        purged = 0.0
+        purged = -math.inf
         while True:
             await asyncio.sleep(self.settings.poll_interval)
             try:
@@ -274,9 +289,22 @@ class Push(Feature):
                 if time.monotonic() - purged > PURGE_EVERY:
                     purged = time.monotonic()
                     await self.store.purge()
+                    await self._drop_unentitled()
             except Exception as exc:
                 log.warning("push: looking for outside changes of %r failed: %s", self.prefix,
                             exc)  # fmt: skip
+
+    async def _drop_unentitled(self) -> None:
+        """Drop the subscriptions of the users the rules no longer let subscribe here (an
+        account removed, access lowered, a group left): they were checked when made, and
+        would otherwise go on telling their owner of changes until they expire."""
+        if self.entitled is None:
+            return
+        for owner in await self.store.owners(self.prefix):
+            if await self.entitled(owner) is False:
+                count = await self.store.drop_owner(self.prefix, owner)
+                log.info("push: %d subscriptions of %r on %r dropped: it may no longer "
+                         "subscribe there", count, owner or "anonymous", self.prefix)  # fmt: skip
 
     async def close(self) -> None:
         """Stop polling and delivering."""

@@ -80,6 +80,12 @@ class SubscriptionStore(Protocol):
         """The collections of ``mount`` with live subscriptions, each with the deepest
         content trigger asked of it (NONE when only properties are)."""
 
+    async def owners(self, mount: str) -> list[str]:
+        """The owners of live subscriptions on ``mount``, each once."""
+
+    async def drop_owner(self, mount: str, owner: str) -> int:
+        """Remove every subscription of ``owner`` on ``mount``; how many were live."""
+
     async def purge(self) -> int:
         """Remove the expired subscriptions; how many."""
 
@@ -229,6 +235,29 @@ class SQLiteSubscriptionStore:
             (mount, time.time()),
         )
         return [(str(path), int(level)) for path, level in rows]
+
+    async def owners(self, mount: str) -> list[str]:
+        """Whose live subscriptions there are on ``mount``."""
+        rows = await self._select(
+            "SELECT DISTINCT owner FROM subscriptions WHERE mount = ? AND expires > ?"
+            " ORDER BY owner",
+            (mount, time.time()),
+        )
+        return [str(owner) for (owner,) in rows]
+
+    async def drop_owner(self, mount: str, owner: str) -> int:
+        """Remove ``owner``'s subscriptions on ``mount``."""
+        now = time.time()
+        return int(
+            await self._db.run(
+                lambda db: (
+                    db.execute(
+                        "DELETE FROM subscriptions WHERE mount = ? AND owner = ? AND expires > ?",
+                        (mount, owner, now),
+                    ).rowcount
+                )
+            )
+        )
 
     async def purge(self) -> int:
         """Drop what has expired."""

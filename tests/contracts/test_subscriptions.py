@@ -128,6 +128,22 @@ async def test_at_below_and_collections(opener: Open) -> None:
     assert [s.id for s in await store.at("/dav", many)] == ["docs"]
 
 
+async def test_owners_and_dropping_an_owner(opener: Open) -> None:
+    store = opener()
+    for given in (
+        sub("a1"), sub("a2", path="docs/sub"), sub("a-cal", mount="/cal"),
+        sub("b1", owner="bob"), sub("anon", owner=""), sub("c-old", owner="carol", expires=1.0),
+    ):  # fmt: skip
+        await store.register(given, 100)
+    assert await store.owners("/dav") == ["", "alice", "bob"]
+    assert await store.owners("/cal") == ["alice"]
+    assert await store.drop_owner("/dav", "alice") == 2
+    assert await store.owners("/dav") == ["", "bob"]
+    assert await store.get("a1") is None and await store.get("a-cal") is not None
+    assert await store.drop_owner("/dav", "alice") == 0
+    assert await store.drop_owner("/dav", "carol") == 0  # only expired ones
+
+
 async def test_expired_ones_are_never_answered_and_purged(opener: Open) -> None:
     store = opener()
     await store.register(sub("a", expires=time.time() + 0.2), 10)

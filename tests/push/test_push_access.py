@@ -85,3 +85,53 @@ async def test_on_a_shared_tree_a_registration_is_still_its_owners(
     assert len(stored(tmp_path)) == 1
     assert (await http.delete(url, headers=basic("ann"))).status == 204
     assert stored(tmp_path) == []
+
+
+async def until_stored(tmp_path: Path, owners: set[str], timeout: float = 6.0) -> None:
+    """Wait until the owners of the stored subscriptions are ``owners``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while {row[3] for row in stored(tmp_path)} != owners:
+        assert asyncio.get_running_loop().time() < deadline, stored(tmp_path)
+        await asyncio.sleep(0.1)
+
+
+async def test_a_removed_account_loses_its_subscriptions(
+    make_server: MakeServer,
+    service: PushService,
+    tmp_path: Path,
+    users: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("davserver.push.feature.PURGE_EVERY", 0.2)
+    http = await make_server(htpasswd=users)
+    await subscribe(http, "/dav/", service.client("ann"), headers=basic("ann"))
+    await subscribe(http, "/dav/", service.client("bob"), headers=basic("bob"))
+    await asyncio.sleep(0.5)
+    assert {row[3] for row in stored(tmp_path)} == {"ann", "bob"}  # both still accounts
+    bob = (await asyncio.to_thread(htpasswd.read, users))["bob"]
+    await asyncio.to_thread(htpasswd.write, users, {"bob": bob})
+    await until_stored(tmp_path, {"bob"})
+    assert (await http.put("/dav/a.txt", data=b"a", headers=basic("bob"))).status == 201
+    await service.await_messages("bob", 1)
+    await asyncio.sleep(0.3)
+    assert service.messages("ann") == []
+
+
+async def test_rules_made_stricter_drop_the_subscriptions_they_refuse(
+    make_server: MakeServer,
+    service: PushService,
+    tmp_path: Path,
+    users: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checked at the start too: a configuration changed by a restart (or SIGHUP)."""
+    monkeypatch.setattr("davserver.push.feature.PURGE_EVERY", 0.2)
+    first = await make_server()  # no accounts: anonymous requests may write
+    await subscribe(first, "/dav/", service.client("anonymous"))
+    await first.close()
+    second = await make_server(htpasswd=users)  # accounts close the door to anonymous
+    await subscribe(second, "/dav/", service.client("ann"), headers=basic("ann"))
+    await until_stored(tmp_path, {"ann"})
+    await second.close()
+    await make_server(htpasswd=users, access=AccessConfig(authenticated="read-only"))
+    await until_stored(tmp_path, set())
