@@ -4,10 +4,12 @@ mount code runs, one error net for all."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -26,7 +28,7 @@ from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
-from .config import AccessConfig, Config, MountConfig, parse_size
+from .config import AccessConfig, Config, MountConfig, PushConfig, parse_size
 from .dav.context import DavSettings
 from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
@@ -42,12 +44,16 @@ from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
+from .push.feature import Entitled, Push
+from .push.settings import PushSettings
+from .push.targets import CalendarTarget, FolderTarget
 from .runtime.threads import offload
-from .state.changelog import SQLiteChangeLog
+from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import Generations
 from .state.mutex import Mutexes
 from .state.quota import QuotaCounters, SQLiteQuota
+from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 from .state.uploads import UploadStore
 
 log = logging.getLogger("davserver")
@@ -56,10 +62,53 @@ log = logging.getLogger("davserver")
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
+SUBSCRIPTIONS_FILE = "push.sqlite3"
 CHECKSUMS_FILE = "checksums.sqlite3"
 QUOTA_FILE = "quota.sqlite3"
 GENERATIONS_FILE = "generations"
 WELL_KNOWN = "/.well-known/"
+
+
+@dataclass(frozen=True, slots=True)
+class PushState:
+    """What the push features of a server share: the subscriptions, the change log
+    (whose numbers are the sync tokens of plain collections), and the logins (who may
+    still have subscriptions)."""
+
+    store: SubscriptionStore
+    changelog: ChangeLog
+    settings: PushSettings
+    logins: Logins | None
+
+
+def push_entitled(rules: AccessConfig, logins: Logins | None) -> Entitled:
+    """Whether a user may still subscribe on a tree with these (resolved) rules: may
+    still log in, and still has write access (what registering takes)."""
+
+    async def entitled(owner: str) -> bool | None:
+        if not owner:
+            return access.allows(rules.anonymous, "POST")
+        if logins is None:
+            return False  # no accounts any more: nobody logs in as ``owner``
+        try:
+            if not await logins.known(owner):
+                return False
+            groups = await logins.groups.of(owner)
+        except DirectoryUnavailable as exc:
+            log.warning("push: whether %r may keep its subscriptions is unknown: %s",
+                        owner, exc)  # fmt: skip
+            return None
+        return access.allows(rules.level(owner, groups), "POST")
+
+    return entitled
+
+
+def push_settings(push: PushConfig, state_dir: Path) -> PushSettings:
+    """The ``[push]`` table as the push feature takes it."""
+    return PushSettings(
+        state_dir, push.allow_hosts, push.contact, push.max_expiry, push.ttl,
+        push.merge_window, push.poll_interval, push.max_subscriptions, push.timeout,
+    )  # fmt: skip
 
 
 def build_mount(
@@ -70,10 +119,11 @@ def build_mount(
     accounts: Callable[[], list[str]] = list,
     checksums: ChecksumStore | None = None,
     quotas: QuotaCounters | None = None,
+    push: PushState | None = None,
 ) -> Mount:
     """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
     ``checksums`` keeps the checksums of WebDAV trees' files, ``quotas`` the bytes their
-    quota'd trees use."""
+    quota'd trees use; with ``push``, its collections offer WebDAV-Push."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -106,6 +156,10 @@ def build_mount(
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
+        if push is not None:
+            target = CalendarTarget(store)
+            entitled = push_entitled(rules, push.logins)
+            features.append(Push(m.prefix, target, push.store, push.settings, entitled))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     storage = build_storage(m, config)
     features.append(PartialUpdate())
@@ -115,6 +169,11 @@ def build_mount(
     limits = quota_limits(m)
     if quotas is not None and limits.any:
         features.append(Quota(m.prefix, storage, quotas, limits))
+    if push is not None:
+        publish = functools.partial(bus.publish, m.prefix)
+        folders = FolderTarget(storage, push.changelog, publish, settings.owner_only)
+        entitled = push_entitled(rules, push.logins)
+        features.append(Push(m.prefix, folders, push.store, push.settings, entitled))
     return DavMount(m.prefix, storage, settings, locks, features, bus)
 
 
@@ -346,8 +405,14 @@ def create_app(config: Config) -> web.Application:
     accounts = logins.names if logins is not None else list
     checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
     quotas = SQLiteQuota(state_dir / QUOTA_FILE)
+    push = None
+    if config.push.enabled:
+        settings = push_settings(config.push, state_dir)
+        push = PushState(
+            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), changelog, settings, logins
+        )
     mounts = [
-        build_mount(m, config, locks, bus, accounts, checksums, quotas) for m in config.mounts
+        build_mount(m, config, locks, bus, accounts, checksums, quotas, push) for m in config.mounts
     ]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
@@ -374,6 +439,8 @@ def create_app(config: Config) -> web.Application:
         for mount in mounts:
             await mount.close()
         await locks.close()
+        if push is not None:
+            await push.store.close()
         await changelog.close()
         await checksums.close()
         await quotas.close()

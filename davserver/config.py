@@ -54,6 +54,10 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "pythonpath": ("wsgi",),
     "threads": ("wsgi",),
 }  # fmt: skip
+# What VAPID takes as its "sub" claim (RFC 8292 §2.1, as py-vapid checks it).
+_CONTACT = re.compile(
+    r"^(mailto:[^@\s]+@(localhost|[\w%-]+(\.[\w%-]+)+)|https://(localhost|[\w-]+\.[\w.-]+))$"
+)
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
@@ -248,6 +252,25 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PushConfig:
+    """The ``[push]`` table: WebDAV-Push on every webdav and caldav mount (docs/push.md)."""
+
+    enabled: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    contact: str = "mailto:davserver@localhost"
+    max_expiry: int = 7 * 86400
+    ttl: int = 86400
+    merge_window: float = 0.2
+    poll_interval: float = 1.0
+    max_subscriptions: int = 1000
+    timeout: float = 10.0
+
+
+MIN_PUSH_EXPIRY = 3 * 86400
+"""The draft: a server lets subscriptions live at least three days."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration and where it came from."""
 
@@ -255,6 +278,7 @@ class Config:
     mounts: tuple[MountConfig, ...] = ()
     source: str = EMBEDDED
     auth: AuthConfig = field(default_factory=AuthConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     groups: GroupTable = field(default_factory=dict)
     """The ``[groups]`` table: group name → user names."""
 
@@ -432,6 +456,26 @@ def _check_server(source: str, server: ServerConfig) -> None:
             raise ConfigError(f"{source}: server.{key}: {path} is not a file")
 
 
+def _check_push(source: str, push: PushConfig) -> None:
+    if push.max_expiry < MIN_PUSH_EXPIRY:
+        raise ConfigError(
+            f"{source}: push.max_expiry: must be at least {MIN_PUSH_EXPIRY} seconds (three "
+            "days, as the WebDAV-Push draft requires)"
+        )
+    lows = (("ttl", 0), ("merge_window", 0), ("max_subscriptions", 1))
+    for key, low in lows:
+        if getattr(push, key) < low:
+            raise ConfigError(f"{source}: push.{key}: must be at least {low}")
+    for key in ("poll_interval", "timeout"):
+        if getattr(push, key) <= 0:
+            raise ConfigError(f"{source}: push.{key}: must be more than 0 seconds")
+    if not _CONTACT.match(push.contact):
+        raise ConfigError(
+            f"{source}: push.contact: {push.contact!r} must be a mailto: address or an "
+            "https: URL of a host (how push services reach the server's operator)"
+        )
+
+
 def _known_charset(name: str) -> bool:
     """Whether ``name`` is a plain charset name (a header token) Python knows."""
     if not _CHARSET.match(name):
@@ -566,10 +610,11 @@ def _check_groups(source: str, table: Any) -> GroupTable:
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth", "groups"}
+    unknown = set(data) - {"server", "mounts", "auth", "groups", "push"}
     if unknown:
         raise ConfigError(
-            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, groups, mounts)"
+            f"{source}: {sorted(unknown)[0]}: unknown table "
+            "(use server, auth, groups, push, mounts)"
         )
     auth_values = _check_table(source, "auth", data.get("auth", {}), AuthConfig, base)
     if "ldap" in auth_values:
@@ -583,6 +628,8 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"{source}: server.port: {server.port} is not a TCP port")
     _check_server(source, server)
+    push = PushConfig(**_check_table(source, "push", data.get("push", {}), PushConfig, base))
+    _check_push(source, push)
     raw_mounts = data.get("mounts", [])
     if not isinstance(raw_mounts, list) or not raw_mounts:
         raise ConfigError(f"{source}: mounts: at least one [[mounts]] table is needed")
@@ -599,7 +646,9 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
-    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth, groups=groups)
+    return Config(
+        server=server, mounts=tuple(mounts), source=source, auth=auth, push=push, groups=groups
+    )
 
 
 def load(path: Path) -> Config:

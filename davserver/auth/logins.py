@@ -170,6 +170,21 @@ class Logins:
                 return Login(found.name, LDAP), None
         return None
 
+    async def known(self, user: str) -> bool:
+        """Whether ``user`` may still log in, as far as can be told without a password:
+        any name when a proxy names the users, else an account of the htpasswd file or
+        the directory (``DirectoryUnavailable`` when it cannot be asked)."""
+        if self.proxy is not None:
+            return True
+        if self.accounts is not None:
+            await self.accounts.refresh()
+            if self.accounts.hash_of(user) is not None:
+                return True
+        if self.directory is not None:
+            found = await self.directory.find(user)
+            return found is not None and found.name == user
+        return False
+
     async def _account_exists(self, user: str) -> bool:
         """Whether an app password's user is still an account: in the htpasswd file or
         found in the directory (with neither, as behind a proxy only, any user is)."""

@@ -9,6 +9,7 @@ through typed :class:`ServiceKey` entries.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
@@ -175,3 +176,8 @@ class Context:
         """The responses of the members of ``res`` as a feature renders them from its
         index (None: list and render them)."""
         return await self.features.members(self, renderer, res)
+
+
+CURRENT = ContextVar[Context | None]("davserver.dav.context", default=None)
+"""The request a DAV tree is answering in this task: change subscribers, which run within
+the request that made a change, read who made it and what it asked (Push-Dont-Notify)."""

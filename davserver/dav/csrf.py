@@ -10,9 +10,11 @@ visitor's credentials. So a request that changes something:
 - is refused (403) when the browser says it comes from another site: a
   ``Sec-Fetch-Site`` other than ``same-origin`` or ``none`` (typed by the user), or an
   ``Origin`` that is not this server's own (scheme, host and port of the request);
-- and a POST (the file manager's own operations: restoring a version) must carry the
-  header ``X-Davserver-UI: 1``, which a form cannot set and another origin cannot send
-  without a preflight.
+- and a POST must carry the header ``X-Davserver-UI: 1`` (the file manager's own
+  operations: restoring a version) or an XML body (``Content-Type`` ``application/xml``
+  or ``text/xml``: a WebDAV-Push registration). A form can set neither (it sends only
+  ``application/x-www-form-urlencoded``, ``multipart/form-data`` or ``text/plain``), and
+  another origin cannot send either without a preflight.
 
 WebDAV clients (drives, rclone, cadaver) send neither ``Origin`` nor ``Sec-Fetch-Site``
 and are not affected.
@@ -25,6 +27,7 @@ from aiohttp import web
 from .errors import DAVError
 
 UI_HEADER = "X-Davserver-UI"
+XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
 def _own_origin(request: web.Request) -> str:
@@ -41,5 +44,9 @@ def check(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is not None and origin.strip().lower() != _own_origin(request):
         raise DAVError(403, f"a {request.method} from the origin {origin!r} is refused")
-    if request.method == "POST" and request.headers.get(UI_HEADER) != "1":
-        raise DAVError(403, f"a POST needs the {UI_HEADER} header")
+    if (
+        request.method == "POST"
+        and request.headers.get(UI_HEADER) != "1"
+        and request.content_type not in XML_TYPES
+    ):
+        raise DAVError(403, f"a POST needs the {UI_HEADER} header or an XML body")

@@ -19,7 +19,7 @@ from davserver.access import READ_METHODS
 from davserver.auth.basic import challenge
 from davserver.backends.base import Storage, StorageError
 from davserver.dav import csrf
-from davserver.dav.context import Context, DavSettings, ServiceKey
+from davserver.dav.context import CURRENT, Context, DavSettings, ServiceKey
 from davserver.dav.errors import DAVError
 from davserver.dav.features import Feature, FeatureSet, Layout
 from davserver.dav.identity import USER
@@ -108,6 +108,7 @@ class DavMount:
             path = self.storage_path(request.raw_path)
             user = request.get(USER)
             ctx = Context(request, path, self, user, self.features.principal(user))
+            CURRENT.set(ctx)
             if self.settings.owner_only and request.method != "OPTIONS":
                 if ctx.principal is None:
                     return challenge()  # owner-only trees have accounts (config.py)

@@ -40,10 +40,14 @@ class SQLiteThread:
         schema: str,
         name: str,
         opened: Callable[[sqlite3.Connection], None] | None = None,
+        private: bool = False,
     ) -> None:
         """``opened`` is called (on the database thread) with each new connection, after
-        the schema: the database may be another one than before (made afresh)."""
+        the schema: the database may be another one than before (made afresh). A
+        ``private`` database is made readable by its owner only (SQLite gives its
+        journal files the database's permissions)."""
         self._path = path
+        self._private = private
         self._schema = schema
         self._opened = opened
         self._db: sqlite3.Connection | None = None
@@ -62,6 +66,9 @@ class SQLiteThread:
             self._reset()  # not the database at the path any more
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            if self._private:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+                os.close(os.open(self._path, flags, 0o600))  # made so, if it is new
             db = sqlite3.connect(
                 self._path, timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None
             )

@@ -4,6 +4,7 @@ source of each request (``auth=...``)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import re
@@ -15,6 +16,9 @@ from helpers import ServerProcess
 from ldapserver import PEOPLE, SERVICE_DN, SERVICE_PASSWORD, Slapd
 
 from davserver.auth import htpasswd
+from davserver.auth.logins import Logins
+from davserver.config import AuthConfig, Config, LdapConfig, ServerConfig
+from davserver.runtime.threads import offload
 
 
 def get(
@@ -82,3 +86,29 @@ def test_every_source_at_once_and_the_access_log_names_it(
     assert get(server, "/?forged", {"X-Remote-User": "bob"}) == 401
     assert logged(server, r"X-Remote-User header from 127\.0\.0\.1, which is not a trusted proxy")
     assert logged(server, r'"GET /\?forged HTTP/1.1" 401 .* auth=-')
+
+
+def test_who_is_still_known_without_a_password(tmp_path: Path, slapd: Slapd) -> None:
+    """Logins.known (what WebDAV-Push asks before keeping a user's subscriptions): a user
+    of the htpasswd file or of the directory; behind a proxy that names users, anyone."""
+    htpasswd.write(tmp_path / "users", {"zoe": htpasswd.hash_password("zoe-pw")})
+    ldap = LdapConfig(
+        url=slapd.url, bind_dn=SERVICE_DN, bind_password=SERVICE_PASSWORD, base=PEOPLE,
+        ca_file=slapd.ca_file,
+    )  # fmt: skip
+    state = ServerConfig(state_dir=tmp_path / "state")
+    both = Config(server=state, auth=AuthConfig(htpasswd=tmp_path / "users", ldap=ldap))
+    file_only = Config(server=state, auth=AuthConfig(htpasswd=tmp_path / "users"))
+    proxy = Config(server=state, auth=AuthConfig(proxy_header="X-Remote-User"))
+
+    async def known(config: Config, names: tuple[str, ...]) -> list[bool]:
+        logins = Logins(config)
+        await logins.open()
+        try:
+            return [await logins.known(name) for name in names]
+        finally:
+            await offload(logins.close)
+
+    assert asyncio.run(known(both, ("zoe", "dora", "nobody"))) == [True, True, False]
+    assert asyncio.run(known(file_only, ("zoe", "dora"))) == [True, False]
+    assert asyncio.run(known(proxy, ("anyone",))) == [True]
