@@ -20,7 +20,7 @@ from . import access, serverroot
 from .auth.basic import BasicAuth, challenge
 from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
-from .caldav.store.index import CalendarIndex
+from .caldav.store.index import CalendarIndex, ItemIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
@@ -30,8 +30,9 @@ from .dav.core import Locking, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
 from .dav.identity import USER
-from .events import EventBus, LocalBus
-from .locks.manager import LockManager
+from .events import LocalBus
+from .locks.manager import LockManager, LockStore
+from .locks.pg_store import PgLockStore
 from .locks.sqlite_store import SQLiteLockStore
 from .mounts import DISPATCH, MOUNT_PREFIX, Mount
 from .mounts.cgi import CgiMount, CgiSettings
@@ -39,10 +40,13 @@ from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
-from .runtime.threads import offload
-from .state.changelog import SQLiteChangeLog
-from .state.generations import Generations
-from .state.mutex import Mutexes
+from .state.changelog import ChangeLog, SQLiteChangeLog
+from .state.generations import FileGenerations, Generations
+from .state.mutex import FileMutexes, Mutexes
+from .state.postgres.changelog import PgChangeLog
+from .state.postgres.database import PgDatabase
+from .state.postgres.generations import PgGenerations
+from .state.postgres.mutex import PgMutexes
 
 log = logging.getLogger("davserver")
 
@@ -51,14 +55,85 @@ ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFI
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
 GENERATIONS_FILE = "generations"
+SHARED_PATH_LOCKS = ".davtmp-locks"
+"""The lock file of a folder that several hosts share (hidden and refused like every
+``.davtmp-`` name; it is no temporary file: it stays)."""
 WELL_KNOWN = "/.well-known/"
+
+
+class SharedState:
+    """What the processes serving the same stores share, built from the configuration:
+    SQLite files in ``state_dir`` (the processes of one host), or the PostgreSQL database
+    of ``[state] url`` (several hosts). The locks, the change sequences and their event
+    bus, the calendar indexes, the named locks of calendar writes, how processes tell
+    each other of changes (``generations``), and where writes to one path of a folder
+    are serialized."""
+
+    def __init__(self, config: Config) -> None:
+        self._state_dir = config.server.state_dir
+        url = config.state.url
+        self.db = PgDatabase(url, config.state.pool_size) if url is not None else None
+        self.generations: Generations
+        lockstore: LockStore
+        changelog: ChangeLog
+        if self.db is not None:
+            self.generations = PgGenerations(self.db)
+            lockstore = PgLockStore(self.db)
+            changelog = PgChangeLog(self.db)
+        else:
+            self.generations = FileGenerations(self._state_dir / GENERATIONS_FILE)
+            lockstore = SQLiteLockStore(self._state_dir / LOCKS_FILE)
+            changelog = SQLiteChangeLog(self._state_dir / CHANGES_FILE)
+        self.changelog = changelog
+        self.locks = LockManager(lockstore, self.generations)
+        self.bus = LocalBus(changelog, self.generations)
+
+    async def catch_up(self) -> None:
+        """Hear what other processes said so far, and drop what they changed from the
+        caches (run once a named lock is held, before the holder checks anything)."""
+        await self.bus.catch_up(settle=True)
+
+    def index(self, m: MountConfig) -> ItemIndex:
+        """The calendar index of a CalDAV mount."""
+        return CalendarIndex(self._state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
+
+    def mutexes(self, m: MountConfig) -> Mutexes:
+        """The named locks of a CalDAV mount's writes."""
+        if self.db is not None:
+            return PgMutexes(self.db, m.prefix, self.catch_up)
+        path = self._state_dir / f"caldav{m.prefix.replace('/', '_')}.locks"
+        return FileMutexes(path, self.catch_up)
+
+    def path_lock_file(self, root: Path) -> str:
+        """Where the processes serving the folder ``root`` serialize their writes to one
+        path (backends/pathlocks.py): the state folder for the processes of one host; in
+        the folder itself, hidden, where hosts share it."""
+        if self.db is not None:
+            return str(root / SHARED_PATH_LOCKS)
+        name = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
+        return str(self._state_dir / "pathlocks" / f"{name}.lock")
+
+    async def open(self) -> None:
+        """Connect (the database: migrated, or refused when newer), listen, load."""
+        if self.db is not None:
+            await self.db.attach().open()
+        await self.generations.open()
+        await self.bus.open()
+        await self.locks.open()
+
+    async def close(self) -> None:
+        """Close everything :meth:`open` opened (after the mounts closed)."""
+        await self.locks.close()
+        await self.changelog.close()
+        await self.generations.close()
+        if self.db is not None:
+            await self.db.close()
 
 
 def build_mount(
     m: MountConfig,
     config: Config,
-    locks: LockManager,
-    bus: EventBus,
+    state: SharedState,
     accounts: Callable[[], list[str]] = list,
 ) -> Mount:
     """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
@@ -76,24 +151,24 @@ def build_mount(
         default_charset=server.default_charset,
     )
     features: list[Feature] = [WebDav(), Locking()]
+    locks, bus = state.locks, state.bus
     if m.type == "caldav":
-        index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
         users = lambda: [*accounts(), m.default_user]  # noqa: E731
-        mutexes = Mutexes(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.locks")
         homes: Homes = {CALENDARS: default_calendars()}
         if m.contacts:
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
-        store = CalendarStore(build_storage(m, config), index, homes, users, mutexes)
+        storage = build_storage(m, config, state)
+        store = CalendarStore(storage, state.index(m), homes, users, state.mutexes(m))
         caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
         features.append(caldav)
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
-    return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
+    return DavMount(m.prefix, build_storage(m, config, state), settings, locks, features, bus)
 
 
-def build_storage(m: MountConfig, config: Config) -> Storage:
+def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage:
     """The storage backend of a WebDAV mount."""
     if m.backend == "git":
         assert m.repo is not None
@@ -106,7 +181,7 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
             stale_lock_age=m.stale_lock_age,
         )
     assert m.root is not None
-    return FilesystemStorage(m.root, PROPS_CODEC, path_lock_file(config.server.state_dir, m.root))
+    return FilesystemStorage(m.root, PROPS_CODEC, state.path_lock_file(m.root))
 
 
 def build_site_mount(m: MountConfig, config: Config) -> Mount:
@@ -125,13 +200,6 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
             config.server.default_charset,
         ),
     )  # fmt: skip
-
-
-def path_lock_file(state_dir: Path, root: Path) -> str:
-    """Where the processes of this host that serve the folder ``root`` serialize their
-    writes to one path (backends/pathlocks.py)."""
-    name = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
-    return str(state_dir / "pathlocks" / f"{name}.lock")
 
 
 class Router:
@@ -274,14 +342,10 @@ ROUTER_KEY = web.AppKey("davserver.router", Router)
 def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
-    state_dir = config.server.state_dir
-    generations = Generations(state_dir / GENERATIONS_FILE)
-    locks = LockManager(SQLiteLockStore(state_dir / LOCKS_FILE), generations)
-    changelog = SQLiteChangeLog(state_dir / CHANGES_FILE)
-    bus = LocalBus(changelog, generations)
+    state = SharedState(config)
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = auth.names if auth is not None else list
-    mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
+    mounts = [build_mount(m, config, state, accounts) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
     server = config.server
@@ -293,9 +357,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
-        await offload(generations.open)
-        await bus.open()
-        await locks.open()
+        await state.open()
         if auth is not None:
             await auth.open()
         for mount in mounts:
@@ -306,9 +368,7 @@ def create_app(config: Config) -> web.Application:
     async def close_mounts(_app: web.Application) -> None:
         for mount in mounts:
             await mount.close()
-        await locks.close()
-        await changelog.close()
-        generations.close()
+        await state.close()
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)

@@ -163,6 +163,16 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """The ``[state]`` table: where the state that every process shares lives."""
+
+    url: str | None = None
+    """``postgresql://...``: the database several hosts share; None: SQLite files in
+    ``[server] state_dir`` (the processes of one host)."""
+    pool_size: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration and where it came from."""
 
@@ -170,6 +180,7 @@ class Config:
     mounts: tuple[MountConfig, ...] = ()
     source: str = EMBEDDED
     auth: AuthConfig = field(default_factory=AuthConfig)
+    state: StateConfig = field(default_factory=StateConfig)
 
 
 def embedded_default(base: Path) -> Config:
@@ -321,6 +332,15 @@ def _check_server(source: str, server: ServerConfig) -> None:
             raise ConfigError(f"{source}: server.{key}: {path} is not a file")
 
 
+def _check_state(source: str, state: StateConfig) -> None:
+    if state.url is not None and not state.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{source}: state.url: must be a PostgreSQL URL (postgresql://user@host/database)"
+        )
+    if state.pool_size < 1:
+        raise ConfigError(f"{source}: state.pool_size: must be at least 1")
+
+
 def _known_charset(name: str) -> bool:
     """Whether ``name`` is a plain charset name (a header token) Python knows."""
     if not _CHARSET.match(name):
@@ -356,12 +376,14 @@ def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> No
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth"}
+    unknown = set(data) - {"server", "mounts", "auth", "state"}
     if unknown:
         raise ConfigError(
-            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, mounts)"
+            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, state, mounts)"
         )
     auth = AuthConfig(**_check_table(source, "auth", data.get("auth", {}), AuthConfig, base))
+    state = StateConfig(**_check_table(source, "state", data.get("state", {}), StateConfig, base))
+    _check_state(source, state)
     server = ServerConfig(
         **_check_table(source, "server", data.get("server", {}), ServerConfig, base)
     )
@@ -384,7 +406,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
-    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth)
+    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth, state=state)
 
 
 def load(path: Path) -> Config:

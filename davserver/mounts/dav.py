@@ -26,6 +26,7 @@ from davserver.dav.paths import normalize, strip_query
 from davserver.dav.preconditions import check_if_header
 from davserver.events import EventBus
 from davserver.locks.manager import LockManager
+from davserver.state.errors import StateUnavailable
 
 log = logging.getLogger("davserver.dav")
 
@@ -97,9 +98,10 @@ class DavMount:
                 # what is stored would not be what the client sent, and a small body could
                 # inflate to any size.
                 raise DAVError(415, f"Content-Encoding {coding!r} is not decoded here")
-            # What other processes changed (workers of this host): dropped from caches.
+            # What other processes changed (workers, hosts): dropped from caches. A write
+            # first makes sure it has heard of every lock granted elsewhere before it.
+            await self.locks.sync(settle=request.method not in READ_METHODS)
             await self._bus.catch_up()
-            await self.locks.sync()
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
             path = self.storage_path(request.raw_path)
@@ -130,8 +132,8 @@ class DavMount:
                 level, "%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc
             )
             return web.Response(status=exc.status, text=f"{exc.status} {type(exc).__name__}\n")
-        except sqlite3.Error as exc:
-            log.warning("%s %s: the state folder cannot be used: %s", request.method,
+        except (sqlite3.Error, StateUnavailable) as exc:
+            log.warning("%s %s: the state cannot be used: %s", request.method,
                         request.raw_path, exc)  # fmt: skip
             return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
 

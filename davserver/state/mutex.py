@@ -1,9 +1,14 @@
-"""Named locks that hold across the processes of a host: a coroutine holds one while it
-checks something and writes what depends on it (the UIDs of a calendar, say).
+"""Named locks that hold across the processes sharing the state: a coroutine holds one
+while it checks something and writes what depends on it (the UIDs of a calendar, say).
 
-Within a process, an asyncio lock per name; across processes, a byte-range lock
+:class:`Mutexes` is the interface. :class:`FileMutexes` serves the processes of one host:
+within a process, an asyncio lock per name; across processes, a byte-range lock
 (``lockf``) on a shared file, byte <stripe of the name>. A taken range is tried again
 every few milliseconds rather than waited for in a thread, so waiting costs no thread.
+The PostgreSQL one (davserver/state/postgres/mutex.py) serves several hosts.
+
+Once a lock is held, ``after()`` runs (when given): it brings what the process caches up
+to date with what the previous holder did, before the holder checks anything.
 """
 
 from __future__ import annotations
@@ -14,18 +19,39 @@ import errno
 import fcntl
 import os
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Protocol
 
 STRIPES = 4096
 RETRY = 0.005
 
 
-class Mutexes:
-    """Named locks over the file ``path`` (created with its folder when first used)."""
+After = Callable[[], Awaitable[None]]
+"""What runs once a lock is held (catching up with what other processes changed)."""
 
-    def __init__(self, path: Path | None) -> None:
+
+class Mutexes(Protocol):
+    """Named locks across the processes sharing the state."""
+
+    def open(self) -> None:
+        """Prepare (blocking: called off the event loop, or at start)."""
+
+    def close(self) -> None:
+        """Release what :meth:`open` took."""
+
+    def hold(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold the lock named ``name`` for the block."""
+
+
+class FileMutexes:
+    """Named locks over the file ``path`` (created with its folder when first used;
+    None: within this process only)."""
+
+    def __init__(self, path: Path | None, after: After | None = None) -> None:
         self._path = path
+        self._after = after
         self._fd: int | None = None
         self._local: dict[int, asyncio.Lock] = {}
         self._holders: dict[int, asyncio.Task[object]] = {}
@@ -57,6 +83,8 @@ class Mutexes:
                 self._holders[stripe] = task
             try:
                 async with self._across(stripe):
+                    if self._after is not None:
+                        await self._after()
                     yield
             finally:
                 self._holders.pop(stripe, None)
