@@ -22,6 +22,7 @@ from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
 from .caldav.store.index import CalendarIndex, ItemIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
+from .caldav.store.pg_index import PgCalendarIndex
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
 from .config import AccessConfig, Config, MountConfig
@@ -95,6 +96,8 @@ class SharedState:
 
     def index(self, m: MountConfig) -> ItemIndex:
         """The calendar index of a CalDAV mount."""
+        if self.db is not None:
+            return PgCalendarIndex(self.db, m.prefix)
         return CalendarIndex(self._state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
 
     def mutexes(self, m: MountConfig) -> Mutexes:

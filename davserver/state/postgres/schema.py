@@ -112,6 +112,7 @@ CREATE TABLE calendar_changes (
     deleted BOOLEAN NOT NULL
 );
 CREATE INDEX calendar_changes_by_calendar ON calendar_changes (store, calendar, seq);
+CREATE INDEX calendar_changes_by_store ON calendar_changes (store, seq);
 """
 
 MIGRATIONS: tuple[str, ...] = (V1,)

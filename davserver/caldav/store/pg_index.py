@@ -1,0 +1,222 @@
+"""The calendar index in PostgreSQL, shared by the processes of several hosts: the same
+items, change log and memory mirror as the SQLite index (index.py), its SQL kept close
+to that one's. Every CalDAV mount is a ``store`` of the shared tables (schema.py).
+
+Writes to the calendars of one home hold that home's lock until they commit, so the
+numbers of one calendar's changes commit in their order: a sync token (a number) never
+skips a change that commits later with a smaller number.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from davserver.ical.summary import Summary
+from davserver.state.postgres.database import Conn, PgDatabase
+from davserver.state.postgres.schema import INDEX_LOCK, key
+
+from .index import STALE, _decode, _encode
+from .items import CalendarItems, Item
+
+_COLUMNS = "name, etag, uid, component, size, mtime, ctime, ctype, spans, since, until"
+_UPSERT = (
+    f"INSERT INTO calendar_items (store, calendar, {_COLUMNS})"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    " ON CONFLICT (store, calendar, name) DO UPDATE SET etag = excluded.etag,"
+    " uid = excluded.uid, component = excluded.component, size = excluded.size,"
+    " mtime = excluded.mtime, ctime = excluded.ctime, ctype = excluded.ctype,"
+    " spans = excluded.spans, since = excluded.since, until = excluded.until"
+)
+_LOG = "INSERT INTO calendar_changes (store, calendar, name, deleted) VALUES ($1, $2, $3, $4)"
+
+
+def _row(store: str, calendar: str, name: str, item: Item) -> tuple[object, ...]:
+    s = item.summary
+    return (
+        store, calendar, name, item.etag, s.uid, s.component, item.size, item.mtime,
+        item.ctime, item.content_type, _encode(s.spans), s.since, s.until,
+    )  # fmt: skip
+
+
+def _item(row: Any) -> tuple[str, Item]:
+    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until = row
+    if spans is None:
+        return name, Item(etag, STALE)
+    summary = Summary(uid, comp, _decode(spans), since, until)
+    return name, Item(etag, summary, size, mtime, ctime, ctype)
+
+
+def _home(calendar: str) -> str:
+    return calendar.partition("/")[0]
+
+
+class PgCalendarIndex:
+    """An :class:`~davserver.caldav.store.index.ItemIndex`: items and changes per calendar
+    of the CalDAV mount ``store``, in the database ``db``."""
+
+    def __init__(self, db: PgDatabase, store: str) -> None:
+        self._db = db.attach()
+        self._store = store
+        self._items: dict[str, CalendarItems] = {}
+        self._epoch: str | None = None
+
+    async def epoch(self) -> str:
+        """A random name of this index, made with it (the first process to ask makes it)."""
+        if self._epoch is None:
+            name = "calendars:" + self._store
+            async with self._db.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    name,
+                    secrets.token_hex(4),
+                )
+                self._epoch = str(
+                    await conn.fetchval("SELECT value FROM meta WHERE key = $1", name)
+                )
+        return self._epoch
+
+    def cached(self, calendar: str) -> CalendarItems | None:
+        """The items of a calendar when they are in memory already."""
+        return self._items.get(calendar)
+
+    def uncache(self, calendar: str) -> None:
+        """Forget what memory holds of a calendar (another process changed it in the
+        database): it is read again when next asked for."""
+        self._items.pop(calendar, None)
+
+    def uncache_home(self, user: str) -> None:
+        """Forget what memory holds of every calendar of ``user``."""
+        prefix = user + "/"
+        for calendar in [c for c in self._items if c.startswith(prefix)]:
+            del self._items[calendar]
+
+    async def items(self, calendar: str) -> CalendarItems:
+        """The indexed items of a calendar."""
+        cached = self._items.get(calendar)
+        if cached is None:
+            async with self._db.connection() as conn:
+                rows = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM calendar_items WHERE store = $1 AND calendar = $2",
+                    self._store,
+                    calendar,
+                )
+            cached = self._items.get(calendar)  # loaded meanwhile by another request
+            if cached is None:
+                cached = CalendarItems()
+                for name, item in map(_item, rows):
+                    cached.put(name, item)
+                self._items[calendar] = cached
+        return cached
+
+    async def _lock_home(self, conn: Conn, user: str) -> None:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)", INDEX_LOCK, key(f"{self._store}\0{user}")
+        )
+
+    async def update(
+        self,
+        calendar: str,
+        changed: dict[str, Item],
+        removed: list[str],
+        *,
+        touched: bool = False,
+        quiet: frozenset[str] = frozenset(),
+    ) -> None:
+        """Record new or changed items, removed ones, and (``touched``) a change of the
+        calendar itself; each becomes one entry of the change log, except the items named
+        in ``quiet`` (summarized again, not changed)."""
+        if not changed and not removed and not touched:
+            return
+        items = await self.items(calendar)
+        store = self._store
+        log = [(store, calendar, n, False) for n in changed if n not in quiet]
+        log += [(store, calendar, n, True) for n in removed]
+        if touched:
+            log.append((store, calendar, "", False))
+        async with self._db.transaction() as conn:
+            await self._lock_home(conn, _home(calendar))
+            if changed:
+                await conn.executemany(
+                    _UPSERT, [_row(store, calendar, n, i) for n, i in changed.items()]
+                )
+            if removed:
+                await conn.execute(
+                    "DELETE FROM calendar_items WHERE store = $1 AND calendar = $2"
+                    " AND name = ANY($3::text[])",
+                    store,
+                    calendar,
+                    removed,
+                )
+            if log:
+                await conn.executemany(_LOG, log)
+        for name, item in changed.items():
+            items.put(name, item)
+        for name in removed:
+            items.remove(name)
+
+    async def forget(self, calendar: str) -> None:
+        """Drop a deleted calendar's items, logging each as deleted: a calendar made again
+        at the same URL then has a new ctag, and a token of the old one learns that its
+        items are gone."""
+        await self._drop(_home(calendar), "calendar = $2", calendar, touched=calendar)
+        self._items.pop(calendar, None)
+
+    async def forget_home(self, user: str) -> None:
+        """Drop (and log as deleted) the items of every calendar of a deleted home."""
+        prefix = user + "/"
+        await self._drop(user, "left(calendar, length($2)) = $2", prefix)
+        for calendar in [c for c in self._items if c.startswith(prefix)]:
+            del self._items[calendar]
+
+    async def _drop(self, user: str, where: str, arg: str, touched: str = "") -> None:
+        store = self._store
+        async with self._db.transaction() as conn:
+            await self._lock_home(conn, user)
+            gone = await conn.fetch(
+                f"DELETE FROM calendar_items WHERE store = $1 AND {where} RETURNING calendar, name",
+                store,
+                arg,
+            )
+            log = [(store, calendar, name, True) for calendar, name in gone]
+            if touched:
+                log.append((store, touched, "", False))
+            if log:
+                await conn.executemany(_LOG, log)
+
+    async def token(self, calendar: str) -> int:
+        """The sequence number of the calendar's latest change (0 when none)."""
+        async with self._db.connection() as conn:
+            value = await conn.fetchval(
+                "SELECT MAX(seq) FROM calendar_changes WHERE store = $1 AND calendar = $2",
+                self._store,
+                calendar,
+            )
+        return int(value or 0)
+
+    async def newest(self) -> int:
+        """The sequence number of the latest change in any calendar."""
+        async with self._db.connection() as conn:
+            value = await conn.fetchval(
+                "SELECT MAX(seq) FROM calendar_changes WHERE store = $1", self._store
+            )
+        return int(value or 0)
+
+    async def changes_since(self, calendar: str, seq: int) -> list[tuple[int, str, bool]]:
+        """(seq, name, deleted) of each member changed after ``seq``, its latest change
+        only, oldest first."""
+        async with self._db.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT seq, name, deleted FROM ("
+                " SELECT DISTINCT ON (name) seq, name, deleted FROM calendar_changes"
+                " WHERE store = $1 AND calendar = $2 AND seq > $3 AND name != ''"
+                " ORDER BY name, seq DESC) latest ORDER BY seq",
+                self._store,
+                calendar,
+                seq,
+            )
+        return [(s, name, deleted) for s, name, deleted in rows]
+
+    async def close(self) -> None:
+        """Let the database go."""
+        await self._db.close()
