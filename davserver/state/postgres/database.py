@@ -51,16 +51,34 @@ _UNAVAILABLE = (
 
 @contextlib.contextmanager
 def unavailable_as_state_errors(conn: Conn | None = None) -> Iterator[None]:
-    """Turn the database's absence into :class:`StateUnavailable` (and a closed
-    ``conn``'s interface errors too)."""
+    """Turn the database's absence into :class:`StateUnavailable`; so too the interface
+    errors that follow it (a closed ``conn``; a rollback refused while the connection
+    still takes in the error of a server shutting down)."""
     try:
         yield
     except _UNAVAILABLE as exc:
         raise StateUnavailable(f"the state database cannot be used: {_describe(exc)}") from exc
-    except asyncpg.InterfaceError as exc:
-        if conn is not None and conn.is_closed():
-            raise StateUnavailable(f"the state database connection was lost: {exc}") from exc
+    except (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError) as exc:
+        # An internal client error is the connection's protocol taken by surprise (a
+        # session ended by the server while idle): the connection is done for.
+        cause = _unavailable_cause(exc)
+        internal = isinstance(exc, asyncpg.exceptions.InternalClientError)
+        if cause is not None or internal or (conn is not None and conn.is_closed()):
+            lost = _describe(cause or exc)
+            raise StateUnavailable(f"the state database connection was lost: {lost}") from exc
         raise
+
+
+def _unavailable_cause(exc: BaseException) -> BaseException | None:
+    """The failure to reach the database that ``exc`` happened while handling, if any."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, _UNAVAILABLE):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -87,6 +105,12 @@ def connect_arguments(url: str) -> dict[str, Any]:
     except (AttributeError, TypeError, ValueError):
         return {}
     return {"password": params.password or "", "ssl": ssl or False, "prefer_tls": prefer}
+
+
+def drop(conn: Conn) -> None:
+    """End the session of ``conn`` (nothing to do when it has ended already)."""
+    with contextlib.suppress(Exception):
+        conn.terminate()
 
 
 async def _no_reset(_conn: Conn) -> None:
@@ -133,8 +157,10 @@ class PgDatabase:
                         await migrate(conn)
                     finally:
                         await conn.close()
+                    # No floor of idle connections: asyncpg would keep connecting in the
+                    # background (and log each failure) while the database is down.
                     self._pool = await asyncpg.create_pool(
-                        min_size=1,
+                        min_size=0,
                         max_size=self._pool_size,
                         connect=self.connect,
                         reset=_no_reset,
@@ -173,8 +199,12 @@ class PgDatabase:
         pool = await self._ready()
         with unavailable_as_state_errors():
             async with pool.acquire() as conn:
-                with unavailable_as_state_errors(conn):
-                    yield conn
+                try:
+                    with unavailable_as_state_errors(conn):
+                        yield conn
+                except StateUnavailable:
+                    drop(conn)  # not given back for another use
+                    raise
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:

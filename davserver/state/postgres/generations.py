@@ -29,7 +29,7 @@ import asyncpg
 from davserver.state.errors import StateUnavailable
 from davserver.state.generations import TOPICS
 
-from .database import PgDatabase, unavailable_as_state_errors
+from .database import PgDatabase, drop, unavailable_as_state_errors
 
 log = logging.getLogger("davserver.state")
 
@@ -129,15 +129,18 @@ class PgGenerations:
                 conn = await self._listening()
                 with unavailable_as_state_errors(conn):
                     await conn.execute("SELECT 1")
-            except BaseException as exc:
+            except asyncio.CancelledError:
+                batch.cancel()  # closing
+                raise
+            except Exception as exc:
                 lost = self._conn
-                if lost is not None and isinstance(exc, StateUnavailable):
-                    lost.terminate()  # answers no more: listen afresh
+                if lost is not None:
+                    drop(lost)  # answers no more: listen afresh
                     self._lost(lost)
+                if not isinstance(exc, StateUnavailable):
+                    exc = StateUnavailable(f"the state database's notifications were lost: {exc}")
                 batch.set_exception(exc)
                 batch.exception()  # retrieved here: a caller may have gone
-                if not isinstance(exc, Exception):
-                    raise
             else:
                 batch.set_result(None)
 

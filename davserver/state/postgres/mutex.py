@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from davserver.state.mutex import After
 
-from .database import PgDatabase, unavailable_as_state_errors
+from .database import PgDatabase, drop, unavailable_as_state_errors
 from .schema import NAMED_LOCK, key
 
 WAIT = 60.0
@@ -49,7 +49,7 @@ class PgMutexes:
                         "SELECT pg_advisory_lock($1, $2)", NAMED_LOCK, number, timeout=WAIT
                     )
             except BaseException:
-                conn.terminate()  # whether the lock was granted as the wait ended is unknown
+                drop(conn)  # whether the lock was granted as the wait ended is unknown
                 raise
             try:
                 if self._after is not None:
@@ -59,4 +59,4 @@ class PgMutexes:
                 try:
                     await conn.execute("SELECT pg_advisory_unlock($1, $2)", NAMED_LOCK, number)
                 except Exception:
-                    conn.terminate()  # the database then lets the lock go with the session
+                    drop(conn)  # the database lets the lock go with the session
