@@ -21,6 +21,7 @@ change.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ class LocalBus:
         self._behind = False
         """Another process said it published, and this one has not read it all yet (a
         catch-up that failed is tried again by the next request)."""
+        self._catching_up = asyncio.Lock()
 
     async def open(self) -> None:
         """Start from the log's end: what other processes publish from now on."""
@@ -129,7 +131,13 @@ class LocalBus:
             self._behind = True
         if not self._behind:
             return
-        while True:
+        async with self._catching_up:  # one reader: the requests that wait share its work
+            await self._read_theirs(generations)
+
+    async def _read_theirs(self, generations: Generations) -> None:
+        if generations.changed("changes"):
+            self._behind = True
+        while self._behind and self._seen is not None:
             found = await self._log.since_all(self._seen, CATCH_UP_PAGE)
             if not found:
                 self._behind = False
@@ -151,7 +159,6 @@ class LocalBus:
                         log.warning("a remote subscriber of %r failed: %s", mount, exc)
             if len(found) < CATCH_UP_PAGE:
                 self._behind = False
-                return
 
     async def publish(self, mount: str, changes: Sequence[Changed]) -> list[ChangeEvent]:
         """Record the changes in the mount's sequence, then deliver them to every

@@ -50,6 +50,8 @@ class PgGenerations:
         self._connecting = asyncio.Lock()
         self._next: asyncio.Future[None] | None = None
         self._settler: asyncio.Task[None] | None = None
+        self._bump_next: asyncio.Future[None] | None = None
+        self._bumper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -145,18 +147,39 @@ class PgGenerations:
                 batch.set_result(None)
 
     async def bump(self, topic: str) -> None:
-        """Notify every listening process (this one ignores its own). A notification
-        that cannot be sent goes with the next one."""
+        """Notify every listening process (this one ignores its own): return once a
+        notification sent after the call, naming ``topic``, is committed. Concurrent
+        bumps share notifications; one that cannot be sent goes with the next."""
         self._unsent.add(topic)
-        topics = ",".join(sorted(self._unsent))
-        async with self._db.connection() as conn:
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{topics} {self._origin}")
-        self._unsent.clear()
+        if self._bump_next is None:
+            self._bump_next = asyncio.get_running_loop().create_future()
+        waiting = self._bump_next
+        if self._bumper is None or self._bumper.done():
+            self._bumper = asyncio.get_running_loop().create_task(self._bump())
+        await asyncio.shield(waiting)
+
+    async def _bump(self) -> None:
+        while self._bump_next is not None:
+            batch, self._bump_next = self._bump_next, None
+            topics, self._unsent = self._unsent, set()
+            payload = f"{','.join(sorted(topics))} {self._origin}"
+            try:
+                async with self._db.connection() as conn:
+                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            except asyncio.CancelledError:
+                batch.cancel()
+                raise
+            except Exception as exc:
+                self._unsent |= topics
+                batch.set_exception(exc)
+                batch.exception()  # retrieved here: a caller may have gone
+            else:
+                batch.set_result(None)
 
     async def close(self) -> None:
         """Stop listening."""
         self._closed = True
-        for task in (self._watcher, self._settler):
+        for task in (self._watcher, self._settler, self._bumper):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
