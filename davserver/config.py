@@ -337,8 +337,11 @@ def _check_state(source: str, state: StateConfig) -> None:
         raise ConfigError(
             f"{source}: state.url: must be a PostgreSQL URL (postgresql://user@host/database)"
         )
-    if state.pool_size < 1:
-        raise ConfigError(f"{source}: state.pool_size: must be at least 1")
+    if state.pool_size < 2:
+        raise ConfigError(
+            f"{source}: state.pool_size: must be at least 2 (a calendar write holds one "
+            "connection and uses another)"
+        )
 
 
 def _known_charset(name: str) -> bool:

@@ -129,9 +129,12 @@ class DavMount:
                 level, "%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc
             )
             return web.Response(status=exc.status, text=f"{exc.status} {type(exc).__name__}\n")
-        except (sqlite3.Error, StateUnavailable) as exc:
-            log.warning("%s %s: the state cannot be used: %s", request.method,
+        except sqlite3.Error as exc:
+            log.warning("%s %s: the state folder cannot be used: %s", request.method,
                         request.raw_path, exc)  # fmt: skip
+            return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
+        except StateUnavailable as exc:
+            log.warning("%s %s: %s", request.method, request.raw_path, exc)
             return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
 
     async def _catch_up(self, request: web.Request) -> None:

@@ -87,7 +87,7 @@ def test_overrides_replace_host_port_and_first_filesystem_root(tmp_path: Path) -
         ("[server]\nport = 1\n", "mounts", "at least one"),
         ("[srever]\n", "srever", "unknown table"),
         ("[state]\nurl = 'mysql://x/y'\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.url", "PostgreSQL URL"),
-        ("[state]\npool_size = 0\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.pool_size", "at least 1"),
+        ("[state]\npool_size = 0\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.pool_size", "at least 2"),
         ("[state]\nurl = 5\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.url", "str"),
         ("[server\n", "", "not valid TOML"),
     ],

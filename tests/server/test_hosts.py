@@ -46,14 +46,14 @@ CALENDAR = "/caldav/calendars/user/calendar/"
 VISIBLE_WITHIN = 1.0
 
 
-def write_config(folder: Path, shared: Path, url: str, backend: str) -> Path:
+def write_config(folder: Path, shared: Path, url: str, backend: str, workers: int = 1) -> Path:
     """A host's configuration: its own state folder, the shared store and database."""
     store = (
         f'repo = "{shared / "store.git"}"' if backend == "git" else f'root = "{shared / "store"}"'
     )
     config = folder / "davserver.toml"
     config.write_text(
-        f'[server]\nstate_dir = "{folder / "state"}"\nworkers = 1\n\n'
+        f'[server]\nstate_dir = "{folder / "state"}"\nworkers = {workers}\n\n'
         f'[state]\nurl = "{url}"\n\n'
         f'[[mounts]]\npath = "/dav"\ntype = "webdav"\nbackend = "{backend}"\n{store}\n\n'
         f'[[mounts]]\npath = "/caldav"\ntype = "caldav"\nroot = "{shared / "calendars"}"\n'
@@ -69,11 +69,14 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
     """Start two hosts on one database (stopped at the end)."""
     started: list[ServerProcess] = []
 
-    def start(url: str, backend: str = "filesystem") -> tuple[ServerProcess, ServerProcess]:
+    def start(
+        url: str, backend: str = "filesystem", workers: int = 1
+    ) -> tuple[ServerProcess, ServerProcess]:
+        """Hosts a (with ``workers`` workers) and b (one process)."""
         shared = tmp_path / "shared"
-        for name in ("a", "b"):
+        for name, count in (("a", workers), ("b", 1)):
             (tmp_path / name).mkdir()
-            config = write_config(tmp_path / name, shared, url, backend)
+            config = write_config(tmp_path / name, shared, url, backend, count)
             started.append(start_server(tmp_path / name, "--config", str(config)))
         return started[-2], started[-1]
 
@@ -114,7 +117,7 @@ def until_visible(check: Callable[[], bool], within: float = VISIBLE_WITHIN) -> 
 
 
 def test_a_lock_taken_through_one_host_is_honoured_by_the_other(hosts: Hosts, pg_url: str) -> None:
-    a, b = hosts(pg_url)
+    a, b = hosts(pg_url, workers=2)  # b and a's other worker enforce a's lock
     assert fresh("PUT", a.url + "/dav/doc.txt", data=b"v1").status_code == 201
     r = fresh("LOCK", a.url + "/dav/doc.txt", data=LOCK_BODY, headers={"Timeout": "Second-600"})
     assert r.status_code == 200
@@ -122,6 +125,8 @@ def test_a_lock_taken_through_one_host_is_honoured_by_the_other(hosts: Hosts, pg
     # At once: the very next request, through the other host.
     assert fresh("PUT", b.url + "/dav/doc.txt", data=b"intruder").status_code == 423
     assert fresh("DELETE", b.url + "/dav/doc.txt").status_code == 423
+    for _ in range(10):  # fresh connections: both of a's workers
+        assert fresh("PUT", a.url + "/dav/doc.txt", data=b"intruder").status_code == 423
     assert fresh("GET", b.url + "/dav/doc.txt").content == b"v1"
     assert (
         token.strip("<>") in fresh("PROPFIND", b.url + "/dav/doc.txt", headers={"Depth": "0"}).text
@@ -136,7 +141,7 @@ def test_a_lock_taken_through_one_host_is_honoured_by_the_other(hosts: Hosts, pg
 def test_a_change_through_one_host_is_seen_through_the_other_within_a_second(
     hosts: Hosts, pg_url: str
 ) -> None:
-    a, b = hosts(pg_url)
+    a, b = hosts(pg_url, workers=2)
     assert fresh("MKCOL", a.url + "/dav/folder/").status_code == 201
     token = sync_token(b)
     waited: list[float] = []
@@ -277,7 +282,7 @@ def test_a_database_restart_under_load_loses_nothing(hosts: Hosts, tmp_path: Pat
         statuses = sorted({s for s, _ in answers.values()})
         assert statuses == [201, 503], statuses  # nothing else: no 500, no dropped connection
         for host in (a, b):
-            assert "the state cannot be used" in host.log()
+            assert "the state database cannot be used" in host.log()
         # After the restart, both hosts write again by themselves.
         assert put_event(a, "after-a") == 201 and put_event(b, "after-b") == 201
         made = {u for u, (s, _) in answers.items() if s == 201} | {"first", "after-a", "after-b"}

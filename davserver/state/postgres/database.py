@@ -46,6 +46,7 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     asyncpg.exceptions.InvalidCatalogNameError,
     asyncpg.exceptions.ConnectionRejectionError,
+    asyncpg.exceptions.ClientConfigurationError,  # the URL's options (sslmode...) at fault
 )
 
 
@@ -135,6 +136,9 @@ class PgDatabase:
         self._opening = asyncio.Lock()
         self._users = 0
         self._arguments: dict[str, Any] | None = None
+        self._holders = asyncio.Semaphore(max(1, pool_size - 1))
+        """Blocks that hold a connection while they make other calls (:meth:`held`)
+        leave one connection of the pool to those calls: never all of it."""
 
     def attach(self) -> PgDatabase:
         """Count one more user (closed by :meth:`close`); the database itself."""
@@ -216,15 +220,18 @@ class PgDatabase:
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[Conn]:
         """A connection of the pool for a block that does more than database calls (a
-        named lock held across a write): only taking it maps failures."""
+        named lock held across a write, whose write uses the pool too): only taking it
+        maps failures. At most ``pool_size - 1`` are held at once, so the calls of their
+        blocks always find a connection."""
         pool = await self._ready()
-        with unavailable_as_state_errors():
-            conn = await pool.acquire()
-        try:
-            yield conn
-        finally:
-            with contextlib.suppress(Exception):
-                await pool.release(conn)
+        async with self._holders:
+            with unavailable_as_state_errors():
+                conn = await pool.acquire()
+            try:
+                yield conn
+            finally:
+                with contextlib.suppress(Exception):
+                    await pool.release(conn)
 
     async def close(self) -> None:
         """One user is done with the database: the last one closes the pool."""
