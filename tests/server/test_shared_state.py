@@ -1,6 +1,7 @@
 """The server on a PostgreSQL state ([state] url), in process: the schema made and
 versioned, CalDAV mounts apart in one database, calendar writes that hold named locks
-never starving the pool."""
+(nested ones too: a home made during a write) never starving the pool, address books
+indexed there too."""
 
 from __future__ import annotations
 
@@ -96,3 +97,31 @@ async def test_two_caldav_mounts_keep_their_indexes_apart(
     ).text()
     assert "only-in-cal.ics" in here
     assert "only-in-cal.ics" not in there
+
+
+async def test_address_books_are_indexed_in_the_database_too(
+    aiohttp_client: Any, tmp_path: Path, pg_url: str
+) -> None:
+    client = await start(aiohttp_client, tmp_path, pg_url)
+    card = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Example\r\nN:Example;Ann;;;\r\nEMAIL:ann@example.org\r\nEND:VCARD\r\n"
+    r = await client.put(
+        "/cal/addressbooks/user/contacts/ann.vcf", data=card, headers={"Content-Type": "text/vcard"}
+    )
+    assert r.status == 201
+    query = (
+        '<?xml version="1.0"?><C:addressbook-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">'
+        '<D:prop><D:getetag/></D:prop><C:filter><C:prop-filter name="EMAIL">'
+        '<C:text-match collation="i;unicode-casemap" match-type="contains">ann@</C:text-match>'
+        "</C:prop-filter></C:filter></C:addressbook-query>"
+    )
+    found = await client.request(
+        "REPORT", "/cal/addressbooks/user/contacts/", data=query, headers={"Depth": "1"}
+    )
+    assert found.status == 207 and "ann.vcf" in await found.text()
+    db = PgDatabase(pg_url).attach()
+    try:
+        async with db.connection() as conn:
+            row = await conn.fetchrow("SELECT uid, card FROM calendar_items WHERE name = 'ann.vcf'")
+    finally:
+        await db.close()
+    assert row is not None and row["uid"] == "ann" and "ann@example.org" in row["card"]

@@ -1,54 +1,41 @@
-"""The calendar index in PostgreSQL, shared by the processes of several hosts: the same
-items, change log and memory mirror as the SQLite index (index.py), its SQL kept close
-to that one's. Every CalDAV mount is a ``store`` of the shared tables (schema.py).
+"""The calendar and address book index in PostgreSQL, shared by the processes of several
+hosts: the same items, change log and memory mirror as the SQLite index (index.py), its
+rows made and read by that one's functions and its SQL kept close to that one's. Every
+``caldav`` mount is a ``store`` of the shared tables (schema.py).
 
-Writes to the calendars of one home hold that home's lock until they commit, so the
-numbers of one calendar's changes commit in their order: a sync token (a number) never
+Writes to the collections of one home hold that home's lock until they commit, so the
+numbers of one collection's changes commit in their order: a sync token (a number) never
 skips a change that commits later with a smaller number.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Collection
 
-from davserver.ical.summary import Summary
 from davserver.state.postgres.database import Conn, PgDatabase
 from davserver.state.postgres.schema import INDEX_LOCK, key
 
-from .index import STALE, _decode, _encode
+from .index import _item, _row
 from .items import CalendarItems, Item
 
-_COLUMNS = "name, etag, uid, component, size, mtime, ctime, ctype, spans, since, until"
+_COLUMNS = "name, etag, uid, component, size, mtime, ctime, ctype, spans, since, until, card"
 _UPSERT = (
     f"INSERT INTO calendar_items (store, calendar, {_COLUMNS})"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     " ON CONFLICT (store, calendar, name) DO UPDATE SET etag = excluded.etag,"
     " uid = excluded.uid, component = excluded.component, size = excluded.size,"
     " mtime = excluded.mtime, ctime = excluded.ctime, ctype = excluded.ctype,"
-    " spans = excluded.spans, since = excluded.since, until = excluded.until"
+    " spans = excluded.spans, since = excluded.since, until = excluded.until,"
+    " card = excluded.card"
 )
 _LOG = "INSERT INTO calendar_changes (store, calendar, name, deleted) VALUES ($1, $2, $3, $4)"
 
 
-def _row(store: str, calendar: str, name: str, item: Item) -> tuple[object, ...]:
-    s = item.summary
-    return (
-        store, calendar, name, item.etag, s.uid, s.component, item.size, item.mtime,
-        item.ctime, item.content_type, _encode(s.spans), s.since, s.until,
-    )  # fmt: skip
-
-
-def _item(row: Any) -> tuple[str, Item]:
-    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until = row
-    if spans is None:
-        return name, Item(etag, STALE)
-    summary = Summary(uid, comp, _decode(spans), since, until)
-    return name, Item(etag, summary, size, mtime, ctime, ctype)
-
-
 def _home(calendar: str) -> str:
-    return calendar.partition("/")[0]
+    """The home (inner path) of a collection: ``user`` of ``user/calendar``,
+    ``.addressbooks/user`` of ``.addressbooks/user/book``."""
+    return calendar.rpartition("/")[0]
 
 
 class PgCalendarIndex:
@@ -59,6 +46,8 @@ class PgCalendarIndex:
         self._db = db.attach()
         self._store = store
         self._items: dict[str, CalendarItems] = {}
+        self._reread: dict[str, set[str]] = {}
+        """Per cached calendar, the names whose rows another process changed."""
         self._epoch: str | None = None
 
     async def epoch(self) -> str:
@@ -80,16 +69,20 @@ class PgCalendarIndex:
         """The items of a calendar when they are in memory already."""
         return self._items.get(calendar)
 
-    def uncache(self, calendar: str) -> None:
+    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
         """Forget what memory holds of a calendar (another process changed it in the
-        database): it is read again when next asked for."""
-        self._items.pop(calendar, None)
+        database), or of the items ``names`` only: they are read again when next asked for."""
+        if names is None:
+            self._items.pop(calendar, None)
+            self._reread.pop(calendar, None)
+        elif calendar in self._items:
+            self._reread.setdefault(calendar, set()).update(names)
 
-    def uncache_home(self, user: str) -> None:
-        """Forget what memory holds of every calendar of ``user``."""
-        prefix = user + "/"
+    def uncache_home(self, home: str) -> None:
+        """Forget what memory holds of every collection in the home at inner path ``home``."""
+        prefix = home + "/"
         for calendar in [c for c in self._items if c.startswith(prefix)]:
-            del self._items[calendar]
+            self.uncache(calendar)
 
     async def items(self, calendar: str) -> CalendarItems:
         """The indexed items of a calendar."""
@@ -104,14 +97,35 @@ class PgCalendarIndex:
             cached = self._items.get(calendar)  # loaded meanwhile by another request
             if cached is None:
                 cached = CalendarItems()
-                for name, item in map(_item, rows):
+                for name, item in (_item(tuple(row)) for row in rows):
                     cached.put(name, item)
                 self._items[calendar] = cached
+        if calendar in self._reread:
+            await self._read_again(calendar, cached)
         return cached
 
-    async def _lock_home(self, conn: Conn, user: str) -> None:
+    async def _read_again(self, calendar: str, cached: CalendarItems) -> None:
+        """Bring the items another process changed up to date in memory."""
+        names = sorted(self._reread.pop(calendar))
+        async with self._db.connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM calendar_items WHERE store = $1 AND calendar = $2"
+                " AND name = ANY($3::text[])",
+                self._store,
+                calendar,
+                names,
+            )
+        found = dict(_item(tuple(row)) for row in rows)
+        for name in names:
+            item = found.get(name)
+            if item is not None:
+                cached.put(name, item)
+            elif name in cached:
+                cached.remove(name)
+
+    async def _lock_home(self, conn: Conn, home: str) -> None:
         await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, $2)", INDEX_LOCK, key(f"{self._store}\0{user}")
+            "SELECT pg_advisory_xact_lock($1, $2)", INDEX_LOCK, key(f"{self._store}\0{home}")
         )
 
     async def update(
@@ -138,7 +152,7 @@ class PgCalendarIndex:
             await self._lock_home(conn, _home(calendar))
             if changed:
                 await conn.executemany(
-                    _UPSERT, [_row(store, calendar, n, i) for n, i in changed.items()]
+                    _UPSERT, [(store, *_row(calendar, n, i)) for n, i in changed.items()]
                 )
             if removed:
                 await conn.execute(
@@ -160,19 +174,18 @@ class PgCalendarIndex:
         at the same URL then has a new ctag, and a token of the old one learns that its
         items are gone."""
         await self._drop(_home(calendar), "calendar = $2", calendar, touched=calendar)
-        self._items.pop(calendar, None)
+        self.uncache(calendar)
 
-    async def forget_home(self, user: str) -> None:
-        """Drop (and log as deleted) the items of every calendar of a deleted home."""
-        prefix = user + "/"
-        await self._drop(user, "left(calendar, length($2)) = $2", prefix)
-        for calendar in [c for c in self._items if c.startswith(prefix)]:
-            del self._items[calendar]
+    async def forget_home(self, home: str) -> None:
+        """Drop (and log as deleted) the items of every collection of a deleted home
+        (its inner path)."""
+        await self._drop(home, "left(calendar, length($2)) = $2", home + "/")
+        self.uncache_home(home)
 
-    async def _drop(self, user: str, where: str, arg: str, touched: str = "") -> None:
+    async def _drop(self, home: str, where: str, arg: str, touched: str = "") -> None:
         store = self._store
         async with self._db.transaction() as conn:
-            await self._lock_home(conn, user)
+            await self._lock_home(conn, home)
             gone = await conn.fetch(
                 f"DELETE FROM calendar_items WHERE store = $1 AND {where} RETURNING calendar, name",
                 store,

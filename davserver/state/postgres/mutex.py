@@ -2,8 +2,10 @@
 
 Within a process an asyncio lock per name comes first, so a process waits in the
 database with one connection per name at most; then a session advisory lock on a
-connection of the pool, held for the block and released after it. Should that
-connection break meanwhile, the database releases the lock with it.
+connection of the pool, held for the block and released after it. A task's locks share
+one connection (a lock taken inside another needs no second one, so nesting cannot
+starve the pool). Should that connection break meanwhile, the database releases the
+locks with it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from davserver.state.mutex import After
 
-from .database import PgDatabase, drop, unavailable_as_state_errors
+from .database import Conn, PgDatabase, drop, unavailable_as_state_errors
 from .schema import NAMED_LOCK, key
 
 WAIT = 60.0
@@ -30,6 +32,9 @@ class PgMutexes:
         self._space = space
         self._after = after
         self._local: dict[int, asyncio.Lock] = {}
+        self._holders: dict[int, asyncio.Task[object]] = {}
+        self._sessions: dict[asyncio.Task[object], Conn] = {}
+        """The connection on which a task holds its named locks."""
 
     def open(self) -> None:
         """Nothing to open: the database is the app's."""
@@ -39,24 +44,60 @@ class PgMutexes:
 
     @contextlib.asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[None]:
-        """Hold the lock named ``name`` for the block."""
+        """Hold the lock named ``name`` for the block (a task already holding it passes:
+        a write holding a collection's lock may refresh that collection)."""
         number = key(f"{self._space}\0{name}")
+        task = asyncio.current_task()
+        if task is not None and self._holders.get(number) is task:
+            yield
+            return
         local = self._local.setdefault(number, asyncio.Lock())
-        async with local, self._db.held() as conn:
+        async with local:
+            if task is not None:
+                self._holders[number] = task
             try:
-                with unavailable_as_state_errors(conn):
-                    await conn.execute(
-                        "SELECT pg_advisory_lock($1, $2)", NAMED_LOCK, number, timeout=WAIT
-                    )
-            except BaseException:
-                drop(conn)  # whether the lock was granted as the wait ended is unknown
-                raise
-            try:
-                if self._after is not None:
-                    await self._after()
-                yield
+                async with self._across(number):
+                    yield
             finally:
-                try:
-                    await conn.execute("SELECT pg_advisory_unlock($1, $2)", NAMED_LOCK, number)
-                except Exception:
-                    drop(conn)  # the database lets the lock go with the session
+                self._holders.pop(number, None)
+
+    @contextlib.asynccontextmanager
+    async def _across(self, number: int) -> AsyncIterator[None]:
+        """The advisory lock ``number`` for the block, on the connection this task holds
+        its named locks on (one held for the task's first lock: a lock taken inside
+        another, a home made during a calendar write, waits for no second connection)."""
+        task = asyncio.current_task()
+        shared = self._sessions.get(task) if task is not None else None
+        if shared is not None:
+            async with self._advisory(shared, number):
+                yield
+            return
+        async with self._db.held() as conn:
+            if task is not None:
+                self._sessions[task] = conn
+            try:
+                async with self._advisory(conn, number):
+                    yield
+            finally:
+                if task is not None:
+                    self._sessions.pop(task, None)
+
+    @contextlib.asynccontextmanager
+    async def _advisory(self, conn: Conn, number: int) -> AsyncIterator[None]:
+        try:
+            with unavailable_as_state_errors(conn):
+                await conn.execute(
+                    "SELECT pg_advisory_lock($1, $2)", NAMED_LOCK, number, timeout=WAIT
+                )
+        except BaseException:
+            drop(conn)  # whether the lock was granted as the wait ended is unknown
+            raise
+        try:
+            if self._after is not None:
+                await self._after()
+            yield
+        finally:
+            try:
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", NAMED_LOCK, number)
+            except Exception:
+                drop(conn)  # the database lets the lock go with the session

@@ -102,6 +102,7 @@ CREATE TABLE calendar_items (
     spans BYTEA,
     since DOUBLE PRECISION,
     until DOUBLE PRECISION,
+    card TEXT,
     PRIMARY KEY (store, calendar, name)
 );
 CREATE TABLE calendar_changes (
