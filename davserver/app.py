@@ -17,7 +17,9 @@ from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.git import GitStorage
 
 from . import access, serverroot
-from .auth.basic import BasicAuth, challenge
+from .auth.basic import challenge
+from .auth.ldap import DirectoryUnavailable
+from .auth.logins import LoginFailed, Logins
 from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
 from .caldav.store.index import CalendarIndex, ItemIndex
@@ -25,12 +27,13 @@ from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .caldav.store.pg_index import PgCalendarIndex
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
-from .config import AccessConfig, Config, MountConfig
+from .config import AccessConfig, Config, MountConfig, parse_size
 from .dav.context import DavSettings
-from .dav.core import Locking, WebDav
+from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
-from .dav.identity import USER
+from .dav.identity import AUTH_SOURCE, USER
+from .dav.quota import QuotaLimits
 from .events import LocalBus
 from .locks.manager import LockManager, LockStore
 from .locks.pg_store import PgLockStore
@@ -41,13 +44,19 @@ from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
+from .runtime.threads import offload
 from .state.changelog import ChangeLog, SQLiteChangeLog
+from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import FileGenerations, Generations
 from .state.mutex import FileMutexes, Mutexes
 from .state.postgres.changelog import PgChangeLog
+from .state.postgres.checksums import PgChecksums
 from .state.postgres.database import PgDatabase
 from .state.postgres.generations import PgGenerations
 from .state.postgres.mutex import PgMutexes
+from .state.postgres.quota import PgQuota
+from .state.quota import QuotaCounters, SQLiteQuota
+from .state.uploads import UploadStore
 
 log = logging.getLogger("davserver")
 
@@ -55,6 +64,8 @@ log = logging.getLogger("davserver")
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
+CHECKSUMS_FILE = "checksums.sqlite3"
+QUOTA_FILE = "quota.sqlite3"
 GENERATIONS_FILE = "generations"
 SHARED_PATH_LOCKS = ".davtmp-locks"
 """The lock file of a folder that several hosts share (hidden and refused like every
@@ -67,24 +78,30 @@ class SharedState:
     SQLite files in ``state_dir`` (the processes of one host), or the PostgreSQL database
     of ``[state] url`` (several hosts). The locks, the change sequences and their event
     bus, the calendar indexes, the named locks of calendar writes, how processes tell
-    each other of changes (``generations``), and where writes to one path of a folder
-    are serialized."""
+    each other of changes (``generations``), the checksums of files and the bytes of
+    quota'd trees, and where writes to one path of a folder are serialized."""
 
     def __init__(self, config: Config) -> None:
         self._state_dir = config.server.state_dir
         url = config.state.url
         self.db = PgDatabase(url, config.state.pool_size) if url is not None else None
         self.generations: Generations
+        self.checksums: ChecksumStore
+        self.quotas: QuotaCounters
         lockstore: LockStore
         changelog: ChangeLog
         if self.db is not None:
             self.generations = PgGenerations(self.db)
             lockstore = PgLockStore(self.db)
             changelog = PgChangeLog(self.db)
+            self.checksums = PgChecksums(self.db)
+            self.quotas = PgQuota(self.db)
         else:
             self.generations = FileGenerations(self._state_dir / GENERATIONS_FILE)
             lockstore = SQLiteLockStore(self._state_dir / LOCKS_FILE)
             changelog = SQLiteChangeLog(self._state_dir / CHANGES_FILE)
+            self.checksums = SQLiteChecksums(self._state_dir / CHECKSUMS_FILE)
+            self.quotas = SQLiteQuota(self._state_dir / QUOTA_FILE)
         self.changelog = changelog
         self.locks = LockManager(lockstore, self.generations)
         self.bus = LocalBus(changelog, self.generations)
@@ -128,6 +145,8 @@ class SharedState:
         """Close everything :meth:`open` opened (after the mounts closed)."""
         await self.locks.close()
         await self.changelog.close()
+        await self.checksums.close()
+        await self.quotas.close()
         await self.generations.close()
         if self.db is not None:
             await self.db.close()
@@ -143,7 +162,7 @@ def build_mount(
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
-    rules = m.access.resolved(m.type, config.auth.htpasswd is not None)
+    rules = m.access.resolved(m.type, config.auth.accounts)
     settings = DavSettings(
         depth_infinity=m.depth_infinity,
         max_xml_size=server.max_xml_size,
@@ -168,7 +187,24 @@ def build_mount(
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
-    return DavMount(m.prefix, build_storage(m, config, state), settings, locks, features, bus)
+    storage = build_storage(m, config, state)
+    features.append(PartialUpdate())
+    features.append(FileManager(UploadStore(server.state_dir / "uploads")))
+    features.append(Checksums(m.prefix, state.checksums))
+    limits = quota_limits(m)
+    if limits.any:
+        features.append(Quota(m.prefix, storage, state.quotas, limits))
+    return DavMount(m.prefix, storage, settings, locks, features, bus)
+
+
+def quota_limits(m: MountConfig) -> QuotaLimits:
+    """The quotas a WebDAV mount's table sets."""
+    return QuotaLimits(
+        mount=parse_size(m.quota) if m.quota else None,
+        user=parse_size(m.user_quota) if m.user_quota else None,
+        users={name: parse_size(size) for name, size in m.user_quotas.items()},
+        rescan=m.quota_rescan,
+    )
 
 
 def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage:
@@ -182,6 +218,8 @@ def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage
             identity=m.author,
             state_dir=config.server.state_dir,
             stale_lock_age=m.stale_lock_age,
+            gc_interval=m.gc_interval,
+            gc_loose_objects=m.gc_loose_objects,
         )
     assert m.root is not None
     return FilesystemStorage(m.root, PROPS_CODEC, state.path_lock_file(m.root))
@@ -213,11 +251,11 @@ class Router:
         mounts: list[Mount],
         error_pages: dict[str, ErrorPages],
         access_rules: dict[str, AccessConfig],
-        auth: BasicAuth | None = None,
+        logins: Logins | None = None,
         max_xml: int = 1 << 20,
         max_props: int = 1000,
     ) -> None:
-        self.auth = auth
+        self.logins = logins
         # For a PROPFIND of the root that no mount holds:
         self.max_xml = max_xml
         self.max_props = max_props
@@ -263,17 +301,29 @@ class Router:
         """Check the credentials a request carries and the mount's access rules; None lets
         the request in, anything else is the answer (401 or 403). Every method of every
         mount passes here before any code of the mount runs."""
+        logins = self.logins
         user = None
-        if self.auth is not None and "Authorization" in request.headers:
-            user = await self.auth.user(request)
-            if user is None:
-                return challenge()
-            request[USER] = user
-        if mount is None:
-            return challenge() if self.auth is not None and user is None else None
-        prefix = mount.prefix
+        try:
+            login = await logins.login(request) if logins is not None else None
+            if login is not None:
+                user = request[USER] = login.user
+                request[AUTH_SOURCE] = login.source
+            if mount is None:
+                return challenge() if logins is not None and user is None else None
+            rules = self.access[mount.prefix]
+            groups = frozenset[str]()
+            if rules.groups and user is not None and logins is not None:
+                groups = await logins.groups.of(user)
+        except LoginFailed:
+            return challenge()
+        except DirectoryUnavailable as exc:
+            log.warning("%s %s: 503, the directory cannot be asked: %s",
+                        request.method, request.raw_path, exc)  # fmt: skip
+            return web.Response(
+                status=503, text="503 Service Unavailable\n", headers={"Retry-After": "10"}
+            )
         return access.admit(
-            request, self.access[prefix], user, self.auth is not None, self.reads[prefix]
+            request, rules, user, logins is not None, self.reads[mount.prefix], groups
         )
 
     def _well_known(self, request: web.Request) -> web.Response | None:
@@ -346,13 +396,13 @@ def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
     state = SharedState(config)
-    auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
-    accounts = auth.names if auth is not None else list
+    logins = Logins(config) if config.auth.accounts else None
+    accounts = logins.names if logins is not None else list
     mounts = [build_mount(m, config, state, accounts) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
-    rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
+    rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
     server = config.server
-    router = Router(mounts, pages, rules, auth, server.max_xml_size, server.max_propfind_props)
+    router = Router(mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
@@ -361,8 +411,8 @@ def create_app(config: Config) -> web.Application:
 
     async def open_mounts(_app: web.Application) -> None:
         await state.open()
-        if auth is not None:
-            await auth.open()
+        if logins is not None:
+            await logins.open()
         for mount in mounts:
             await mount.open()
         for page_set in pages.values():
@@ -372,6 +422,8 @@ def create_app(config: Config) -> web.Application:
         for mount in mounts:
             await mount.close()
         await state.close()
+        if logins is not None:
+            await offload(logins.close)
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)

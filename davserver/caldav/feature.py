@@ -16,6 +16,7 @@ from lxml import etree
 
 from davserver.backends.base import Resource
 from davserver.dav.context import Context, ServiceKey, Tree
+from davserver.dav.exports import SERVICE as EXPORTS
 from davserver.dav.features import (
     Discovery,
     Feature,
@@ -30,6 +31,7 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from . import copymove, mkcalendar, put, report
+from .export import CalendarExport
 from .members import indexed_members
 from .names import c, dav
 from .props import (
@@ -138,7 +140,7 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings}
+        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CalendarExport()}
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for

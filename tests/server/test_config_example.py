@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from davserver.config import AuthConfig, MountConfig, ServerConfig, StateConfig, load
+from davserver.config import (
+    AuthConfig,
+    LdapConfig,
+    MountConfig,
+    ServerConfig,
+    StateConfig,
+    load,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -22,7 +29,7 @@ def test_example_config_loads() -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, StateConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, StateConfig, MountConfig)
         for f in dataclasses.fields(cls)
     ],
 )
@@ -35,7 +42,7 @@ def test_every_option_is_in_the_example(name: str) -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, StateConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, StateConfig, MountConfig)
         for f in dataclasses.fields(cls)
     ],
 )

@@ -447,12 +447,11 @@ class CalendarStore:
             if calendar not in self._unsettled:  # settled meanwhile by another request
                 return await self.index.items(calendar)
             names = self._unsettled.pop(calendar)
+            if names is None:
+                return await self._rescan(calendar)
             self.index.uncache(calendar, names)
             items = await self.index.items(calendar)
-            if names is None:
-                await self._rescan(calendar, items)
-            else:
-                await self._recheck(calendar, items, names)
+            await self._recheck(calendar, items, names)
             return items
 
     async def _differing(self, calendar: str, items: CalendarItems, names: set[str]) -> set[str]:
@@ -473,17 +472,27 @@ class CalendarStore:
                     differing.add(name)
         return differing
 
-    async def _rescan(self, calendar: str, items: CalendarItems) -> None:
-        """Compare the whole listing of a calendar with its index."""
+    async def _rescan(self, calendar: str) -> CalendarItems:
+        """Compare the whole listing of a calendar with its index (the rows of the items
+        that differ from memory read again first)."""
         current: dict[str, Resource] = {}
         folders: set[str] = set()
         with contextlib.suppress(NotFound):
             async for batch in self.inner.children(calendar):
                 current.update((r.name, r) for r in batch if not r.is_collection)
                 folders.update(r.name for r in batch if r.is_collection)
+        items = await self.index.items(calendar)
+        differing = {n for n in items if n not in current}
+        differing.update(
+            n for n, r in current.items() if (known := items.get(n)) is None or known.etag != r.etag
+        )
+        if differing:
+            self.index.uncache(calendar, differing)
+            items = await self.index.items(calendar)
         items.folders = folders
         removed = [name for name in items if name not in current]
         await self._reconcile(calendar, items, current, removed)
+        return items
 
     async def _recheck(self, calendar: str, items: CalendarItems, names: set[str]) -> None:
         """Look again at the members the change feed named."""

@@ -14,7 +14,9 @@ mount:
 - ``locks``: the WebDAV locks (davserver/locks/pg_store.py);
 - ``changes`` and ``meta``: the change sequence of every mount (changelog.py);
 - ``calendar_items`` and ``calendar_changes``: the calendar index of every CalDAV mount
-  (davserver/caldav/store/pg_index.py).
+  (davserver/caldav/store/pg_index.py);
+- ``checksums`` and ``quota``: the checksums of files and the bytes of quota'd trees of
+  WebDAV mounts (checksums.py, quota.py).
 """
 
 from __future__ import annotations
@@ -114,6 +116,23 @@ CREATE TABLE calendar_changes (
 );
 CREATE INDEX calendar_changes_by_calendar ON calendar_changes (store, calendar, seq);
 CREATE INDEX calendar_changes_by_store ON calendar_changes (store, seq);
+
+CREATE TABLE checksums (
+    mount TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    md5 TEXT NOT NULL,
+    sha1 TEXT NOT NULL,
+    added BIGSERIAL NOT NULL,
+    PRIMARY KEY (mount, etag)
+);
+CREATE INDEX checksums_by_age ON checksums (added);
+CREATE TABLE quota (
+    mount TEXT NOT NULL,
+    tree TEXT NOT NULL,
+    used BIGINT NOT NULL,
+    counted DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (mount, tree)
+);
 """
 
 MIGRATIONS: tuple[str, ...] = (V1,)
