@@ -1,7 +1,8 @@
 """The calendar and address book index in PostgreSQL, shared by the processes of several
-hosts: the same items, change log and memory mirror as the SQLite index (index.py), its
-rows made and read by that one's functions and its SQL kept close to that one's. Every
-``caldav`` mount is a ``store`` of the shared tables (schema.py).
+hosts: the same items and change log as the SQLite index (index.py) and the same memory
+mirror (``MirroredIndex``), its rows made and read by that one's functions and its SQL
+kept close to that one's. Every ``caldav`` mount is a ``store`` of the shared tables
+(schema.py).
 
 Writes to the collections of one home hold that home's lock until they commit, so the
 numbers of one collection's changes commit in their order: a sync token (a number) never
@@ -11,13 +12,12 @@ skips a change that commits later with a smaller number.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
 
 from davserver.state.postgres.database import Conn, PgDatabase
 from davserver.state.postgres.schema import INDEX_LOCK, key
 
-from .index import _item, _row
-from .items import CalendarItems, Item
+from .index import MirroredIndex, _item, _row
+from .items import Item
 
 _COLUMNS = "name, etag, uid, component, size, mtime, ctime, ctype, spans, since, until, card"
 _UPSERT = (
@@ -38,16 +38,14 @@ def _home(calendar: str) -> str:
     return calendar.rpartition("/")[0]
 
 
-class PgCalendarIndex:
+class PgCalendarIndex(MirroredIndex):
     """An :class:`~davserver.caldav.store.index.ItemIndex`: items and changes per calendar
     of the CalDAV mount ``store``, in the database ``db``."""
 
     def __init__(self, db: PgDatabase, store: str) -> None:
+        super().__init__()
         self._db = db.attach()
         self._store = store
-        self._items: dict[str, CalendarItems] = {}
-        self._reread: dict[str, set[str]] = {}
-        """Per cached calendar, the names whose rows another process changed."""
         self._epoch: str | None = None
 
     async def epoch(self) -> str:
@@ -65,63 +63,16 @@ class PgCalendarIndex:
                 )
         return self._epoch
 
-    def cached(self, calendar: str) -> CalendarItems | None:
-        """The items of a calendar when they are in memory already."""
-        return self._items.get(calendar)
-
-    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
-        """Forget what memory holds of a calendar (another process changed it in the
-        database), or of the items ``names`` only: they are read again when next asked for."""
-        if names is None:
-            self._items.pop(calendar, None)
-            self._reread.pop(calendar, None)
-        elif calendar in self._items:
-            self._reread.setdefault(calendar, set()).update(names)
-
-    def uncache_home(self, home: str) -> None:
-        """Forget what memory holds of every collection in the home at inner path ``home``."""
-        prefix = home + "/"
-        for calendar in [c for c in self._items if c.startswith(prefix)]:
-            self.uncache(calendar)
-
-    async def items(self, calendar: str) -> CalendarItems:
-        """The indexed items of a calendar."""
-        cached = self._items.get(calendar)
-        if cached is None:
-            async with self._db.connection() as conn:
-                rows = await conn.fetch(
-                    f"SELECT {_COLUMNS} FROM calendar_items WHERE store = $1 AND calendar = $2",
-                    self._store,
-                    calendar,
-                )
-            cached = self._items.get(calendar)  # loaded meanwhile by another request
-            if cached is None:
-                cached = CalendarItems()
-                for name, item in (_item(tuple(row)) for row in rows):
-                    cached.put(name, item)
-                self._items[calendar] = cached
-        if calendar in self._reread:
-            await self._read_again(calendar, cached)
-        return cached
-
-    async def _read_again(self, calendar: str, cached: CalendarItems) -> None:
-        """Bring the items another process changed up to date in memory."""
-        names = sorted(self._reread.pop(calendar))
+    async def _load(self, calendar: str, names: list[str] | None) -> list[tuple[str, Item]]:
+        """The rows, in one query."""
+        query = f"SELECT {_COLUMNS} FROM calendar_items WHERE store = $1 AND calendar = $2"
         async with self._db.connection() as conn:
-            rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM calendar_items WHERE store = $1 AND calendar = $2"
-                " AND name = ANY($3::text[])",
-                self._store,
-                calendar,
-                names,
-            )
-        found = dict(_item(tuple(row)) for row in rows)
-        for name in names:
-            item = found.get(name)
-            if item is not None:
-                cached.put(name, item)
-            elif name in cached:
-                cached.remove(name)
+            if names is None:
+                rows = await conn.fetch(query, self._store, calendar)
+            else:
+                some = f"{query} AND name = ANY($3::text[])"
+                rows = await conn.fetch(some, self._store, calendar, names)
+        return [_item(tuple(row)) for row in rows]
 
     async def _lock_home(self, conn: Conn, home: str) -> None:
         await conn.execute(
@@ -164,10 +115,7 @@ class PgCalendarIndex:
                 )
             if log:
                 await conn.executemany(_LOG, log)
-        for name, item in changed.items():
-            items.put(name, item)
-        for name in removed:
-            items.remove(name)
+        self._remember(items, changed, removed)
 
     async def forget(self, calendar: str) -> None:
         """Drop a deleted calendar's items, logging each as deleted: a calendar made again

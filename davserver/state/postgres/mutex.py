@@ -1,7 +1,8 @@
 """Named locks across hosts: PostgreSQL advisory locks.
 
-Within a process an asyncio lock per name comes first, so a process waits in the
-database with one connection per name at most; then a session advisory lock on a
+Within a process an asyncio lock per name comes first (davserver/state/mutex.py's
+:class:`ProcessMutexes`, re-entrant per task), so a process waits in the database with
+one connection per name at most; then a session advisory lock on a
 connection of the pool, held for the block and released after it. A task's locks share
 one connection (a lock taken inside another needs no second one, so nesting cannot
 starve the pool). Should that connection break meanwhile, the database releases the
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from davserver.state.mutex import After
+from davserver.state.mutex import After, ProcessMutexes
 
 from .database import Conn, PgDatabase, drop, unavailable_as_state_errors
 from .schema import NAMED_LOCK, key
@@ -23,16 +24,14 @@ WAIT = 60.0
 """Seconds a lock may be waited for before the request gives up (503)."""
 
 
-class PgMutexes:
+class PgMutexes(ProcessMutexes):
     """A :class:`~davserver.state.mutex.Mutexes` over advisory locks of the database
     ``db``, named within ``space`` (a CalDAV mount's prefix)."""
 
     def __init__(self, db: PgDatabase, space: str, after: After | None = None) -> None:
+        super().__init__(after)
         self._db = db
         self._space = space
-        self._after = after
-        self._local: dict[int, asyncio.Lock] = {}
-        self._holders: dict[int, asyncio.Task[object]] = {}
         self._sessions: dict[asyncio.Task[object], Conn] = {}
         """The connection on which a task holds its named locks."""
 
@@ -42,24 +41,9 @@ class PgMutexes:
     def close(self) -> None:
         """Nothing to close."""
 
-    @contextlib.asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[None]:
-        """Hold the lock named ``name`` for the block (a task already holding it passes:
-        a write holding a collection's lock may refresh that collection)."""
-        number = key(f"{self._space}\0{name}")
-        task = asyncio.current_task()
-        if task is not None and self._holders.get(number) is task:
-            yield
-            return
-        local = self._local.setdefault(number, asyncio.Lock())
-        async with local:
-            if task is not None:
-                self._holders[number] = task
-            try:
-                async with self._across(number):
-                    yield
-            finally:
-                self._holders.pop(number, None)
+    def _key(self, name: str) -> int:
+        """The advisory lock's number: the name's within the space."""
+        return key(f"{self._space}\0{name}")
 
     @contextlib.asynccontextmanager
     async def _across(self, number: int) -> AsyncIterator[None]:
@@ -93,8 +77,6 @@ class PgMutexes:
             drop(conn)  # whether the lock was granted as the wait ended is unknown
             raise
         try:
-            if self._after is not None:
-                await self._after()
             yield
         finally:
             try:
