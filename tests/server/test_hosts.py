@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from gitrepo import assert_linear_and_clean, commits
-from helpers import ServerProcess, start_server
+from helpers import ServerProcess, snapshot, start_server
 from pgcluster import Cluster
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -42,15 +42,24 @@ SYNC = (
     '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
     "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"
 )
+QUOTA_USED = (
+    '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/>'
+    "</D:prop></D:propfind>"
+)
 CALENDAR = "/caldav/calendars/user/calendar/"
 VISIBLE_WITHIN = 1.0
 
 
-def write_config(folder: Path, shared: Path, url: str, backend: str, workers: int = 1) -> Path:
-    """A host's configuration: its own state folder, the shared store and database."""
+def write_config(
+    folder: Path, shared: Path, url: str, backend: str, workers: int = 1, quota: str = ""
+) -> Path:
+    """A host's configuration: its own state folder, the shared store and database (and
+    the WebDAV mount's ``quota``, when given)."""
     store = (
         f'repo = "{shared / "store.git"}"' if backend == "git" else f'root = "{shared / "store"}"'
     )
+    if quota:
+        store += f'\nquota = "{quota}"'
     config = folder / "davserver.toml"
     config.write_text(
         f'[server]\nstate_dir = "{folder / "state"}"\nworkers = {workers}\n\n'
@@ -70,13 +79,13 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
     started: list[ServerProcess] = []
 
     def start(
-        url: str, backend: str = "filesystem", workers: int = 1
+        url: str, backend: str = "filesystem", workers: int = 1, quota: str = ""
     ) -> tuple[ServerProcess, ServerProcess]:
         """Hosts a (with ``workers`` workers) and b (one process)."""
         shared = tmp_path / "shared"
         for name, count in (("a", workers), ("b", 1)):
             (tmp_path / name).mkdir()
-            config = write_config(tmp_path / name, shared, url, backend, count)
+            config = write_config(tmp_path / name, shared, url, backend, count, quota)
             started.append(start_server(tmp_path / name, "--config", str(config)))
         return started[-2], started[-1]
 
@@ -103,6 +112,13 @@ def sync_token(host: ServerProcess) -> str:
     found = re.search(r"<D:sync-token>([^<]+)</D:sync-token>", r.text)
     assert found is not None, r.text
     return found.group(1)
+
+
+def quota_used(host: ServerProcess) -> int:
+    r = fresh("PROPFIND", host.url + "/dav/", data=QUOTA_USED, headers={"Depth": "0"})
+    found = re.search(r"<D:quota-used-bytes>(\d+)<", r.text)
+    assert r.status_code == 207 and found is not None, r.text
+    return int(found.group(1))
 
 
 def until_visible(check: Callable[[], bool], within: float = VISIBLE_WITHIN) -> float:
@@ -304,3 +320,20 @@ def test_a_database_restart_under_load_loses_nothing(hosts: Hosts, tmp_path: Pat
         print(f"under a database restart: {counts}; writing again after the start: {after}")
     finally:
         cluster.remove()
+
+
+def test_a_quota_counts_what_every_host_stored(hosts: Hosts, pg_url: str, tmp_path: Path) -> None:
+    a, b = hosts(pg_url, quota="1000")
+    # Both hosts have counted the empty store: from now on only the shared figure tells
+    # b what a stored (a recount comes after quota_rescan, minutes away).
+    assert quota_used(a) == quota_used(b) == 0
+    assert fresh("PUT", a.url + "/dav/a.bin", data=b"x" * 600).status_code == 201
+    assert quota_used(b) == 600
+    before = snapshot(tmp_path / "shared" / "store")
+    r = fresh("PUT", b.url + "/dav/b.bin", data=b"y" * 500)
+    assert r.status_code == 507, r.text
+    assert "quota-not-exceeded" in r.text
+    assert snapshot(tmp_path / "shared" / "store") == before
+    assert fresh("DELETE", a.url + "/dav/a.bin").status_code == 204
+    assert fresh("PUT", b.url + "/dav/b.bin", data=b"y" * 500).status_code == 201
+    assert quota_used(a) == 500
