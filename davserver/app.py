@@ -79,7 +79,8 @@ class SharedState:
     of ``[state] url`` (several hosts). The locks, the change sequences and their event
     bus, the calendar indexes, the named locks of calendar writes, how processes tell
     each other of changes (``generations``), the checksums of files and the bytes of
-    quota'd trees, and where writes to one path of a folder are serialized."""
+    quota'd trees, where resumable uploads wait, and where writes to one path of a folder
+    are serialized."""
 
     def __init__(self, config: Config) -> None:
         self._state_dir = config.server.state_dir
@@ -103,6 +104,7 @@ class SharedState:
             self.checksums = SQLiteChecksums(self._state_dir / CHECKSUMS_FILE)
             self.quotas = SQLiteQuota(self._state_dir / QUOTA_FILE)
         self.changelog = changelog
+        self.uploads = UploadStore(config.state.uploads_dir or self._state_dir / "uploads")
         self.locks = LockManager(lockstore, self.generations)
         self.bus = LocalBus(changelog, self.generations)
 
@@ -189,7 +191,7 @@ def build_mount(
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     storage = build_storage(m, config, state)
     features.append(PartialUpdate())
-    features.append(FileManager(UploadStore(server.state_dir / "uploads")))
+    features.append(FileManager(state.uploads))
     features.append(Checksums(m.prefix, state.checksums))
     limits = quota_limits(m)
     if limits.any:

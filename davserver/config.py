@@ -251,6 +251,9 @@ class StateConfig:
     """``postgresql://...``: the database several hosts share; None: SQLite files in
     ``[server] state_dir`` (the processes of one host)."""
     pool_size: int = 4
+    uploads_dir: Path | None = None
+    """Where the pieces of resumable uploads wait (None: ``state_dir/uploads``); a
+    folder every host mounts, where several share the stores."""
 
 
 @dataclass(frozen=True, slots=True)

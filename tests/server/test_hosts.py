@@ -53,8 +53,8 @@ VISIBLE_WITHIN = 1.0
 def write_config(
     folder: Path, shared: Path, url: str, backend: str, workers: int = 1, quota: str = ""
 ) -> Path:
-    """A host's configuration: its own state folder, the shared store and database (and
-    the WebDAV mount's ``quota``, when given)."""
+    """A host's configuration: its own state folder, the shared store, database and
+    uploads folder (and the WebDAV mount's ``quota``, when given)."""
     store = (
         f'repo = "{shared / "store.git"}"' if backend == "git" else f'root = "{shared / "store"}"'
     )
@@ -63,7 +63,7 @@ def write_config(
     config = folder / "davserver.toml"
     config.write_text(
         f'[server]\nstate_dir = "{folder / "state"}"\nworkers = {workers}\n\n'
-        f'[state]\nurl = "{url}"\n\n'
+        f'[state]\nurl = "{url}"\nuploads_dir = "{shared / "uploads"}"\n\n'
         f'[[mounts]]\npath = "/dav"\ntype = "webdav"\nbackend = "{backend}"\n{store}\n\n'
         f'[[mounts]]\npath = "/caldav"\ntype = "caldav"\nroot = "{shared / "calendars"}"\n'
     )
@@ -337,3 +337,28 @@ def test_a_quota_counts_what_every_host_stored(hosts: Hosts, pg_url: str, tmp_pa
     assert fresh("DELETE", a.url + "/dav/a.bin").status_code == 204
     assert fresh("PUT", b.url + "/dav/b.bin", data=b"y" * 500).status_code == 201
     assert quota_used(a) == 500
+
+
+def test_the_pieces_of_a_resumable_upload_may_go_to_any_host(
+    hosts: Hosts, pg_url: str, tmp_path: Path
+) -> None:
+    a, b = hosts(pg_url)
+    body = bytes(range(256)) * 40
+    url = "/dav/big.bin?upload=across-hosts-1"
+    store = tmp_path / "shared" / "store"
+    pieces = ((a, 0, 4096), (b, 4096, 8192), (a, 8192, len(body)))
+    for number, (host, start, end) in enumerate(pieces):
+        headers = {
+            "Content-Type": "application/x-sabredav-partialupdate",
+            "X-Update-Range": f"bytes={start}-{end - 1}",
+            "X-Upload-Length": str(len(body)),
+        }
+        r = fresh("PATCH", host.url + url, data=body[start:end], headers=headers)
+        if number < len(pieces) - 1:
+            assert r.status_code == 202, r.text
+            assert r.headers["X-Upload-Offset"] == str(end)
+            assert "big.bin" not in snapshot(store)  # whole or not at all
+        else:
+            assert r.status_code == 201, r.text
+    assert fresh("GET", b.url + "/dav/big.bin").content == body
+    assert (store / "big.bin").read_bytes() == body
