@@ -3,9 +3,9 @@ address book without reading them: their UID, ETag and resource facts; a calenda
 object's component type and instance spans (davserver/ical/summary.py), a vCard's summary
 (davserver/vcard/summary.py, as JSON); and a change log that sync tokens and ctags count in.
 
-Kept in SQLite (one file per ``caldav`` mount, in the server's state folder) so sync
-tokens and summaries outlive restarts, and mirrored in memory per collection once loaded
-(see items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
+Kept in SQLite (one file per ``caldav`` mount, in the server's state folder; or in
+PostgreSQL, pg_index.py) so sync tokens and summaries outlive restarts, and mirrored in
+memory per collection once loaded (:class:`MirroredIndex`, items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
 reconciles it with what is stored, so items changed behind the server's back are seen.
 A collection is named by its inner storage path (``user/calendar``,
 ``.addressbooks/user/book``).
@@ -340,8 +340,8 @@ class CalendarIndex(MirroredIndex):
 
 class ItemIndex(Protocol):
     """What the calendar store asks of its index: :class:`CalendarIndex` (SQLite in the
-    state folder) is one; an index shared by several workers would be another, and
-    tests/contracts/test_index.py is what it must pass."""
+    state folder) is one, ``PgCalendarIndex`` (pg_index.py, shared by several hosts)
+    another; tests/contracts/test_index.py is what each must pass."""
 
     async def epoch(self) -> str:
         """A random name of the index, the same for as long as the index exists."""
