@@ -5,8 +5,9 @@ object's component type and instance spans (davserver/ical/summary.py), a vCard'
 
 Kept in SQLite (one file per ``caldav`` mount, in the server's state folder; or in
 PostgreSQL, pg_index.py) so sync tokens and summaries outlive restarts, and mirrored in
-memory per collection once loaded (:class:`MirroredIndex`, items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
-reconciles it with what is stored, so items changed behind the server's back are seen.
+memory per collection once loaded (:class:`MirroredIndex`, items.py). The index is a
+cache of the items: :meth:`CalendarStore.refresh` reconciles it with what is stored, so
+items changed behind the server's back are seen.
 A collection is named by its inner storage path (``user/calendar``,
 ``.addressbooks/user/book``).
 """
