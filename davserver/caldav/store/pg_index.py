@@ -16,19 +16,17 @@ import secrets
 from davserver.state.postgres.database import Conn, PgDatabase
 from davserver.state.postgres.schema import INDEX_LOCK, key
 
-from .index import MirroredIndex, _item, _row
+from .index import _COLUMNS, MirroredIndex, _item, _row
 from .items import Item
 
-_COLUMNS = "name, etag, uid, component, size, mtime, ctime, ctype, spans, since, until, card"
+_NAMES = _COLUMNS.split(", ")
 _UPSERT = (
     f"INSERT INTO calendar_items (store, calendar, {_COLUMNS})"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    " ON CONFLICT (store, calendar, name) DO UPDATE SET etag = excluded.etag,"
-    " uid = excluded.uid, component = excluded.component, size = excluded.size,"
-    " mtime = excluded.mtime, ctime = excluded.ctime, ctype = excluded.ctype,"
-    " spans = excluded.spans, since = excluded.since, until = excluded.until,"
-    " card = excluded.card"
+    f" VALUES ({', '.join(f'${n}' for n in range(1, len(_NAMES) + 3))})"
+    " ON CONFLICT (store, calendar, name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _NAMES if c != "name")
 )
+"""Insert or replace a row: the store, then the SQLite index's row (_row), column for column."""
 _LOG = "INSERT INTO calendar_changes (store, calendar, name, deleted) VALUES ($1, $2, $3, $4)"
 
 

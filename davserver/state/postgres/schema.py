@@ -105,6 +105,7 @@ CREATE TABLE calendar_items (
     since DOUBLE PRECISION,
     until DOUBLE PRECISION,
     card TEXT,
+    format INTEGER,
     PRIMARY KEY (store, calendar, name)
 );
 CREATE TABLE calendar_changes (
