@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import stat
 import sys
 import threading
@@ -319,11 +320,26 @@ class GitStorage:
                 try:
                     repo = Repo(str(self.path))
                 except NotGitRepository:
-                    self.path.mkdir(parents=True, exist_ok=True)
-                    repo = Repo.init_bare(str(self.path), default_branch=self.branch.encode())
+                    repo = self._create_repo()
                 self._attach(repo)
             assert self._reader is not None
             return self._reader
+
+    def _create_repo(self) -> Repo:
+        """Make the bare repository where none is: built aside and renamed into place, so
+        that another process making it at the same moment (the workers' first writes)
+        never sees half of one; the loser opens the winner's."""
+        parent = self.path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        aside = parent / f".{self.path.name}.new-{secrets.token_hex(6)}"
+        Repo.init_bare(str(aside), mkdir=True, default_branch=self.branch.encode()).close()
+        try:
+            os.rename(aside, self.path)  # onto nothing, or onto an empty folder
+        except OSError as exc:
+            shutil.rmtree(aside, ignore_errors=True)
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        return Repo(str(self.path))
 
     async def close(self) -> None:
         """Save the index and close the repository."""

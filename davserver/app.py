@@ -24,8 +24,9 @@ from .auth.ldap import DirectoryUnavailable
 from .auth.logins import LoginFailed, Logins
 from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
-from .caldav.store.index import CalendarIndex
+from .caldav.store.index import CalendarIndex, ItemIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
+from .caldav.store.pg_index import PgCalendarIndex
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
 from .config import AccessConfig, Config, MountConfig, PushConfig, parse_size
@@ -35,8 +36,9 @@ from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
 from .dav.identity import AUTH_SOURCE, USER
 from .dav.quota import QuotaLimits
-from .events import EventBus, LocalBus
-from .locks.manager import LockManager
+from .events import LocalBus
+from .locks.manager import LockManager, LockStore
+from .locks.pg_store import PgLockStore
 from .locks.sqlite_store import SQLiteLockStore
 from .mounts import DISPATCH, MOUNT_PREFIX, Mount
 from .mounts.cgi import CgiMount, CgiSettings
@@ -50,8 +52,14 @@ from .push.targets import CalendarTarget, FolderTarget
 from .runtime.threads import offload
 from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
-from .state.generations import Generations
-from .state.mutex import Mutexes
+from .state.generations import FileGenerations, Generations
+from .state.mutex import FileMutexes, Mutexes
+from .state.postgres.changelog import PgChangeLog
+from .state.postgres.checksums import PgChecksums
+from .state.postgres.database import PgDatabase
+from .state.postgres.generations import PgGenerations
+from .state.postgres.mutex import PgMutexes
+from .state.postgres.quota import PgQuota
 from .state.quota import QuotaCounters, SQLiteQuota
 from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 from .state.uploads import UploadStore
@@ -66,6 +74,9 @@ SUBSCRIPTIONS_FILE = "push.sqlite3"
 CHECKSUMS_FILE = "checksums.sqlite3"
 QUOTA_FILE = "quota.sqlite3"
 GENERATIONS_FILE = "generations"
+SHARED_PATH_LOCKS = ".davtmp-locks"
+"""The lock file of a folder that several hosts share (hidden and refused like every
+``.davtmp-`` name; it is no temporary file: it stays)."""
 WELL_KNOWN = "/.well-known/"
 
 
@@ -111,19 +122,96 @@ def push_settings(push: PushConfig, state_dir: Path) -> PushSettings:
     )  # fmt: skip
 
 
+class SharedState:
+    """What the processes serving the same stores share, built from the configuration:
+    SQLite files in ``state_dir`` (the processes of one host), or the PostgreSQL database
+    of ``[state] url`` (several hosts). The locks, the change sequences and their event
+    bus, the calendar indexes, the named locks of calendar writes, how processes tell
+    each other of changes (``generations``), the checksums of files and the bytes of
+    quota'd trees, where resumable uploads wait, and where writes to one path of a folder
+    are serialized."""
+
+    def __init__(self, config: Config) -> None:
+        self._state_dir = config.server.state_dir
+        url = config.state.url
+        self.db = PgDatabase(url, config.state.pool_size) if url is not None else None
+        self.generations: Generations
+        self.checksums: ChecksumStore
+        self.quotas: QuotaCounters
+        lockstore: LockStore
+        changelog: ChangeLog
+        if self.db is not None:
+            self.generations = PgGenerations(self.db)
+            lockstore = PgLockStore(self.db)
+            changelog = PgChangeLog(self.db)
+            self.checksums = PgChecksums(self.db)
+            self.quotas = PgQuota(self.db)
+        else:
+            self.generations = FileGenerations(self._state_dir / GENERATIONS_FILE)
+            lockstore = SQLiteLockStore(self._state_dir / LOCKS_FILE)
+            changelog = SQLiteChangeLog(self._state_dir / CHANGES_FILE)
+            self.checksums = SQLiteChecksums(self._state_dir / CHECKSUMS_FILE)
+            self.quotas = SQLiteQuota(self._state_dir / QUOTA_FILE)
+        self.changelog = changelog
+        self.uploads = UploadStore(config.state.uploads_dir or self._state_dir / "uploads")
+        self.locks = LockManager(lockstore, self.generations)
+        self.bus = LocalBus(changelog, self.generations)
+
+    async def catch_up(self) -> None:
+        """Hear what other processes said so far, and drop what they changed from the
+        caches (run once a named lock is held, before the holder checks anything)."""
+        await self.bus.catch_up(settle=True)
+
+    def index(self, m: MountConfig) -> ItemIndex:
+        """The calendar index of a CalDAV mount."""
+        if self.db is not None:
+            return PgCalendarIndex(self.db, m.prefix)
+        return CalendarIndex(self._state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
+
+    def mutexes(self, m: MountConfig) -> Mutexes:
+        """The named locks of a CalDAV mount's writes."""
+        if self.db is not None:
+            return PgMutexes(self.db, m.prefix, self.catch_up)
+        path = self._state_dir / f"caldav{m.prefix.replace('/', '_')}.locks"
+        return FileMutexes(path, self.catch_up)
+
+    def path_lock_file(self, root: Path) -> str:
+        """Where the processes serving the folder ``root`` serialize their writes to one
+        path (backends/pathlocks.py): the state folder for the processes of one host; in
+        the folder itself, hidden, where hosts share it."""
+        if self.db is not None:
+            return str(root / SHARED_PATH_LOCKS)
+        name = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
+        return str(self._state_dir / "pathlocks" / f"{name}.lock")
+
+    async def open(self) -> None:
+        """Connect (the database: migrated, or refused when newer), listen, load."""
+        if self.db is not None:
+            await self.db.attach().open()
+        await self.generations.open()
+        await self.bus.open()
+        await self.locks.open()
+
+    async def close(self) -> None:
+        """Close everything :meth:`open` opened (after the mounts closed)."""
+        await self.locks.close()
+        await self.changelog.close()
+        await self.checksums.close()
+        await self.quotas.close()
+        await self.generations.close()
+        if self.db is not None:
+            await self.db.close()
+
+
 def build_mount(
     m: MountConfig,
     config: Config,
-    locks: LockManager,
-    bus: EventBus,
+    state: SharedState,
     accounts: Callable[[], list[str]] = list,
-    checksums: ChecksumStore | None = None,
-    quotas: QuotaCounters | None = None,
     push: PushState | None = None,
 ) -> Mount:
-    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
-    ``checksums`` keeps the checksums of WebDAV trees' files, ``quotas`` the bytes their
-    quota'd trees use; with ``push``, its collections offer WebDAV-Push."""
+    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users; with
+    ``push``, its collections offer WebDAV-Push."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -140,14 +228,14 @@ def build_mount(
         default_charset=server.default_charset,
     )
     features: list[Feature] = [WebDav(), Locking()]
+    locks, bus = state.locks, state.bus
     if m.type == "caldav":
-        index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
         users = lambda: [*accounts(), m.default_user]  # noqa: E731
-        mutexes = Mutexes(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.locks")
         homes: Homes = {CALENDARS: default_calendars()}
         if m.contacts:
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
-        store = CalendarStore(build_storage(m, config), index, homes, users, mutexes)
+        storage = build_storage(m, config, state)
+        store = CalendarStore(storage, state.index(m), homes, users, state.mutexes(m))
         caldav = CalDav(
             m.prefix, store,
             CalDavSettings(m.default_user, m.max_resource_size, m.principal_search),
@@ -161,14 +249,13 @@ def build_mount(
             entitled = push_entitled(rules, push.logins)
             features.append(Push(m.prefix, target, push.store, push.settings, entitled))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
-    storage = build_storage(m, config)
+    storage = build_storage(m, config, state)
     features.append(PartialUpdate())
-    features.append(FileManager(UploadStore(server.state_dir / "uploads")))
-    if checksums is not None:
-        features.append(Checksums(m.prefix, checksums))
+    features.append(FileManager(state.uploads))
+    features.append(Checksums(m.prefix, state.checksums))
     limits = quota_limits(m)
-    if quotas is not None and limits.any:
-        features.append(Quota(m.prefix, storage, quotas, limits))
+    if limits.any:
+        features.append(Quota(m.prefix, storage, state.quotas, limits))
     if push is not None:
         publish = functools.partial(bus.publish, m.prefix)
         folders = FolderTarget(storage, push.changelog, publish, settings.owner_only)
@@ -187,7 +274,7 @@ def quota_limits(m: MountConfig) -> QuotaLimits:
     )
 
 
-def build_storage(m: MountConfig, config: Config) -> Storage:
+def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage:
     """The storage backend of a WebDAV mount."""
     if m.backend == "git":
         assert m.repo is not None
@@ -202,7 +289,7 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
             gc_loose_objects=m.gc_loose_objects,
         )
     assert m.root is not None
-    return FilesystemStorage(m.root, PROPS_CODEC, path_lock_file(config.server.state_dir, m.root))
+    return FilesystemStorage(m.root, PROPS_CODEC, state.path_lock_file(m.root))
 
 
 def build_site_mount(m: MountConfig, config: Config) -> Mount:
@@ -221,13 +308,6 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
             config.server.default_charset,
         ),
     )  # fmt: skip
-
-
-def path_lock_file(state_dir: Path, root: Path) -> str:
-    """Where the processes of this host that serve the folder ``root`` serialize their
-    writes to one path (backends/pathlocks.py)."""
-    name = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
-    return str(state_dir / "pathlocks" / f"{name}.lock")
 
 
 class Router:
@@ -396,24 +476,18 @@ ROUTER_KEY = web.AppKey("davserver.router", Router)
 def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
-    state_dir = config.server.state_dir
-    generations = Generations(state_dir / GENERATIONS_FILE)
-    locks = LockManager(SQLiteLockStore(state_dir / LOCKS_FILE), generations)
-    changelog = SQLiteChangeLog(state_dir / CHANGES_FILE)
-    bus = LocalBus(changelog, generations)
+    state = SharedState(config)
     logins = Logins(config) if config.auth.accounts else None
     accounts = logins.names if logins is not None else list
-    checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
-    quotas = SQLiteQuota(state_dir / QUOTA_FILE)
     push = None
     if config.push.enabled:
+        state_dir = config.server.state_dir
         settings = push_settings(config.push, state_dir)
         push = PushState(
-            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), changelog, settings, logins
-        )
-    mounts = [
-        build_mount(m, config, locks, bus, accounts, checksums, quotas, push) for m in config.mounts
-    ]
+            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), state.changelog, settings,
+            logins,
+        )  # fmt: skip
+    mounts = [build_mount(m, config, state, accounts, push) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
     server = config.server
@@ -425,9 +499,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
-        await offload(generations.open)
-        await bus.open()
-        await locks.open()
+        await state.open()
         if logins is not None:
             await logins.open()
         for mount in mounts:
@@ -438,13 +510,9 @@ def create_app(config: Config) -> web.Application:
     async def close_mounts(_app: web.Application) -> None:
         for mount in mounts:
             await mount.close()
-        await locks.close()
         if push is not None:
             await push.store.close()
-        await changelog.close()
-        await checksums.close()
-        await quotas.close()
-        generations.close()
+        await state.close()
         if logins is not None:
             await offload(logins.close)
 

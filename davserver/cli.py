@@ -28,6 +28,7 @@ from .config import Config, ConfigError, embedded_default, load, override
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
 from .master import Master
+from .state.errors import SchemaTooNew, StateUnavailable
 
 log = logging.getLogger("davserver")
 
@@ -236,7 +237,7 @@ def _guarded(run: Callable[[], int]) -> int:
     except (ConfigError, htpasswd.HtpasswdError) as exc:
         print(f"davserver: configuration error: {exc}", file=sys.stderr, flush=True)
         return 2
-    except OSError as exc:
+    except (OSError, StateUnavailable, SchemaTooNew) as exc:
         print(f"davserver: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
 

@@ -271,6 +271,19 @@ MIN_PUSH_EXPIRY = 3 * 86400
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """The ``[state]`` table: where the state that every process shares lives."""
+
+    url: str | None = None
+    """``postgresql://...``: the database several hosts share; None: SQLite files in
+    ``[server] state_dir`` (the processes of one host)."""
+    pool_size: int = 4
+    uploads_dir: Path | None = None
+    """Where the pieces of resumable uploads wait (None: ``state_dir/uploads``); a
+    folder every host mounts, where several share the stores."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration and where it came from."""
 
@@ -279,6 +292,7 @@ class Config:
     source: str = EMBEDDED
     auth: AuthConfig = field(default_factory=AuthConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     groups: GroupTable = field(default_factory=dict)
     """The ``[groups]`` table: group name → user names."""
 
@@ -476,6 +490,18 @@ def _check_push(source: str, push: PushConfig) -> None:
         )
 
 
+def _check_state(source: str, state: StateConfig) -> None:
+    if state.url is not None and not state.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{source}: state.url: must be a PostgreSQL URL (postgresql://user@host/database)"
+        )
+    if state.pool_size < 2:
+        raise ConfigError(
+            f"{source}: state.pool_size: must be at least 2 (a calendar write holds one "
+            "connection and uses another)"
+        )
+
+
 def _known_charset(name: str) -> bool:
     """Whether ``name`` is a plain charset name (a header token) Python knows."""
     if not _CHARSET.match(name):
@@ -610,11 +636,11 @@ def _check_groups(source: str, table: Any) -> GroupTable:
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth", "groups", "push"}
+    unknown = set(data) - {"server", "mounts", "auth", "groups", "push", "state"}
     if unknown:
         raise ConfigError(
             f"{source}: {sorted(unknown)[0]}: unknown table "
-            "(use server, auth, groups, push, mounts)"
+            "(use server, auth, groups, push, state, mounts)"
         )
     auth_values = _check_table(source, "auth", data.get("auth", {}), AuthConfig, base)
     if "ldap" in auth_values:
@@ -622,6 +648,8 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     auth = AuthConfig(**auth_values)
     _check_auth(source, auth)
     groups = _check_groups(source, data.get("groups", {}))
+    state = StateConfig(**_check_table(source, "state", data.get("state", {}), StateConfig, base))
+    _check_state(source, state)
     server = ServerConfig(
         **_check_table(source, "server", data.get("server", {}), ServerConfig, base)
     )
@@ -647,7 +675,13 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
     return Config(
-        server=server, mounts=tuple(mounts), source=source, auth=auth, push=push, groups=groups
+        server=server,
+        mounts=tuple(mounts),
+        source=source,
+        auth=auth,
+        push=push,
+        groups=groups,
+        state=state,
     )
 
 

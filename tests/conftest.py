@@ -1,7 +1,7 @@
 """Shared fixtures: an in-process server on a loopback port (on a folder or on a git
-repository), a real server process, and a snapshot of the store for "nothing changed"
-checks. Every test runs under blockbuster, so a blocking disk call on davserver's event
-loop fails the test."""
+repository), a real server process, a private PostgreSQL cluster, and a snapshot of the
+store for "nothing changed" checks. Every test runs under blockbuster, so a blocking disk
+call on davserver's event loop fails the test."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from blockbuster import BlockBuster, blockbuster_ctx
 from gitrepo import git_app
 from helpers import ServerProcess, start_server
+from pgcluster import Cluster
 
 from davserver.app import create_app
 from davserver.config import Config, MountConfig, ServerConfig
@@ -93,3 +94,21 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A private PostgreSQL cluster, started for the first test that needs it and stopped
+    at the end of the session."""
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_url(postgres: Cluster) -> str:
+    """The URL of a new, empty database of the test cluster."""
+    return postgres.new_database()

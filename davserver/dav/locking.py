@@ -125,7 +125,9 @@ async def _refresh(ctx: Context, timeout: int) -> web.StreamResponse:
     held = [lk for lk in ctx.locks.covering(ctx.prefix, ctx.path) if lk.token in tokens]
     if not held:
         raise DAVError(412, "the If header names no lock on this resource")
-    fresh = [await ctx.locks.refresh(lk, timeout) for lk in held]
+    fresh = [lk for lk in [await ctx.locks.refresh(lk, timeout) for lk in held] if lk]
+    if not fresh:
+        raise DAVError(412, "the lock named in the If header expired or was released")
     return _answer(ctx, fresh[0], 200)
 
 

@@ -21,6 +21,7 @@ change.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -79,8 +80,9 @@ class EventBus(Protocol):
     async def publish(self, mount: str, changes: Sequence[Changed]) -> list[ChangeEvent]:
         """Number ``changes`` and deliver them; the events made of them."""
 
-    async def catch_up(self) -> None:
-        """Deliver to the remote subscribers what other processes published since."""
+    async def catch_up(self, *, settle: bool = False) -> None:
+        """Deliver to the remote subscribers what other processes published since and
+        this one heard of; with ``settle``, all they published before the call."""
 
     async def open(self) -> None:
         """Prepare (before the first request)."""
@@ -99,6 +101,10 @@ class LocalBus:
         self._subscribers: dict[str, list[Subscriber]] = {}
         self._remote: dict[str, list[Subscriber]] = {}
         self._seen: int | None = None
+        self._behind = False
+        """Another process said it published, and this one has not read it all yet (a
+        catch-up that failed is tried again by the next request)."""
+        self._catching_up = asyncio.Lock()
 
     async def open(self) -> None:
         """Start from the log's end: what other processes publish from now on."""
@@ -110,16 +116,31 @@ class LocalBus:
         table = self._remote if remote else self._subscribers
         table.setdefault(mount, []).append(subscriber)
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, *, settle: bool = False) -> None:
         """What other processes appended to the log since this one last looked, handed to
         the remote subscribers (nothing to do, and no I/O, unless another process said it
-        changed something)."""
+        changed something). Without ``settle``, what they said may still be on its way
+        (between hosts, a moment); with it, all they said before the call is heard
+        first (a round trip to the shared state)."""
         generations = self._generations
-        if generations is None or self._seen is None or not generations.changed("changes"):
+        if generations is None or self._seen is None:
             return
-        while True:
+        if settle:
+            await generations.settle()
+        if generations.changed("changes"):
+            self._behind = True
+        if not self._behind:
+            return
+        async with self._catching_up:  # one reader: the requests that wait share its work
+            await self._read_theirs(generations)
+
+    async def _read_theirs(self, generations: Generations) -> None:
+        if generations.changed("changes"):
+            self._behind = True
+        while self._behind and self._seen is not None:
             found = await self._log.since_all(self._seen, CATCH_UP_PAGE)
             if not found:
+                self._behind = False
                 return
             self._seen = found[-1].seq
             theirs = [e for e in found if e.origin != self._log.origin]
@@ -137,7 +158,7 @@ class LocalBus:
                     except Exception as exc:
                         log.warning("a remote subscriber of %r failed: %s", mount, exc)
             if len(found) < CATCH_UP_PAGE:
-                return
+                self._behind = False
 
     async def publish(self, mount: str, changes: Sequence[Changed]) -> list[ChangeEvent]:
         """Record the changes in the mount's sequence, then deliver them to every
@@ -158,7 +179,7 @@ class LocalBus:
                     failure = failure or exc
         finally:
             if self._generations is not None:
-                self._generations.bump("changes")  # after the subscribers: what they wrote
+                await self._generations.bump("changes")  # after the subscribers: what they wrote
         if failure is not None:
             raise failure
         return events

@@ -14,7 +14,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from davserver.state.generations import Generations
@@ -63,13 +63,18 @@ class LockStore(Protocol):
         """Every stored lock (expired ones included; the manager drops them)."""
 
     async def save(self, lock: Lock) -> None:
-        """Insert or replace a lock."""
+        """Insert or replace a lock (as it is: a restore, a copy from another store)."""
 
     async def insert_unless(self, lock: Lock, conflicts: Conflicts, now: float) -> Lock | None:
         """In one transaction: drop the locks expired at ``now``, then insert ``lock``
         unless ``conflicts`` finds a live lock of its namespace in the way (that lock is
         then returned and nothing changes). Two processes taking conflicting locks at
         once: one gets its lock, the other the conflict."""
+
+    async def renew(self, token: str, timeout: int, expires: float, now: float) -> Lock | None:
+        """In one transaction: give the lock ``token`` a new timeout and expiry, unless
+        it expired at ``now`` or is gone (released by another process meanwhile): None
+        then, and nothing changes (a refresh never brings a lock back)."""
 
     async def delete(self, tokens: Iterable[str]) -> None:
         """Forget locks."""
@@ -118,6 +123,9 @@ class LockManager:
         self._by_token: dict[str, Lock] = {}
         self._roots_per_namespace: dict[str, int] = {}
         self._write = asyncio.Lock()
+        self._stale = False
+        """Another process changed the locks, and the index has not been reloaded yet (a
+        reload that failed is tried again by the next request)."""
 
     async def open(self) -> None:
         """Load the stored locks, dropping those that expired while the server was down."""
@@ -131,12 +139,22 @@ class LockManager:
         if expired:
             await self._store.delete(expired)
 
-    async def sync(self) -> None:
-        """Reload the index when another process changed the locks (no I/O otherwise)."""
-        if self._generations is None or not self._generations.changed("locks"):
+    async def sync(self, *, settle: bool = False) -> None:
+        """Reload the index when another process changed the locks (no I/O otherwise).
+        With ``settle`` (a write is to be checked against the locks), first make sure
+        that whatever other processes said before is heard: a lock granted elsewhere a
+        moment ago is then enforced here too."""
+        if self._generations is None:
+            return
+        if settle:
+            await self._generations.settle()
+        if self._generations.changed("locks"):
+            self._stale = True
+        if not self._stale:
             return
         async with self._write:
             fresh = await self._store.load()
+            self._stale = False
             self._by_root.clear()
             self._by_token.clear()
             self._roots_per_namespace.clear()
@@ -145,9 +163,9 @@ class LockManager:
                 if lock.expires > now:
                     self._index(lock)
 
-    def _changed(self) -> None:
+    async def _changed(self) -> None:
         if self._generations is not None:
-            self._generations.bump("locks")
+            await self._generations.bump("locks")
 
     async def close(self) -> None:
         """Close the store."""
@@ -256,17 +274,20 @@ class LockManager:
                     self._index(other)  # another process's, unknown here until now
                 raise LockConflict(other)
             self._index(lock)
-            self._changed()
+            await self._changed()
             return lock
 
-    async def refresh(self, lock: Lock, timeout: int) -> Lock:
-        """Restart a lock's timeout."""
+    async def refresh(self, lock: Lock, timeout: int) -> Lock | None:
+        """Restart a lock's timeout; None when it expired or another process released it
+        meanwhile (the store decides, in one transaction)."""
         async with self._write:
-            fresh = replace(lock, timeout=timeout, expires=time.time() + timeout)
-            await self._store.save(fresh)
+            now = time.time()
+            fresh = await self._store.renew(lock.token, timeout, now + timeout, now)
             self._unindex(lock)
+            if fresh is None:
+                return None
             self._index(fresh)
-            self._changed()
+            await self._changed()
             return fresh
 
     async def release(self, locks: Iterable[Lock]) -> None:
@@ -278,7 +299,7 @@ class LockManager:
             await self._store.delete(lock.token for lock in locks)
             for lock in locks:
                 self._unindex(lock)
-            self._changed()
+            await self._changed()
 
     async def release_tree(self, namespace: str, path: str) -> None:
         """Remove the locks rooted at or below ``path`` (after a DELETE or MOVE)."""

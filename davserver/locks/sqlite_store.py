@@ -84,6 +84,19 @@ class SQLiteLockStore:
 
         return await self._db.run(insert)
 
+    async def renew(self, token: str, timeout: int, expires: float, now: float) -> Lock | None:
+        """Set the live lock's timeout and expiry in one statement; None when it is gone."""
+
+        def renew(db: sqlite3.Connection) -> Lock | None:
+            rows = db.execute(
+                f"UPDATE locks SET timeout = ?, expires = ? WHERE token = ? AND expires > ?"
+                f" RETURNING {_COLUMNS}",
+                (timeout, expires, token, now),
+            ).fetchall()
+            return _lock(rows[0]) if rows else None
+
+        return await self._db.run(renew)
+
     async def delete(self, tokens: Iterable[str]) -> None:
         """Forget locks."""
         rows = [(t,) for t in tokens]

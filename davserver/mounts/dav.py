@@ -27,6 +27,7 @@ from davserver.dav.paths import normalize, strip_query
 from davserver.dav.preconditions import check_if_header
 from davserver.events import EventBus
 from davserver.locks.manager import LockManager
+from davserver.state.errors import StateUnavailable
 
 log = logging.getLogger("davserver.dav")
 
@@ -98,9 +99,7 @@ class DavMount:
                 # what is stored would not be what the client sent, and a small body could
                 # inflate to any size.
                 raise DAVError(415, f"Content-Encoding {coding!r} is not decoded here")
-            # What other processes changed (workers of this host): dropped from caches.
-            await self._bus.catch_up()
-            await self.locks.sync()
+            await self._catch_up(request)
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
             if request.method not in READ_METHODS:
@@ -138,6 +137,25 @@ class DavMount:
             log.warning("%s %s: the state folder cannot be used: %s", request.method,
                         request.raw_path, exc)  # fmt: skip
             return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
+        except StateUnavailable as exc:
+            log.warning("%s %s: %s", request.method, request.raw_path, exc)
+            return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
+
+    async def _catch_up(self, request: web.Request) -> None:
+        """What other processes changed (workers, hosts): locks reloaded, caches dropped.
+        A write first makes sure it heard of every lock granted elsewhere before it, and
+        cannot go on without (503). A read that cannot catch up (the shared state is
+        unreachable) goes on from what this process holds: whatever it needs of the
+        state itself answers 503 on its own."""
+        write = request.method not in READ_METHODS
+        try:
+            await self.locks.sync(settle=write)
+            await self._bus.catch_up()
+        except (sqlite3.Error, StateUnavailable) as exc:
+            if write:
+                raise
+            log.warning("%s %s: answered without catching up: %s", request.method,
+                        request.raw_path, exc)  # fmt: skip
 
     async def open(self) -> None:
         """Open the storage, then the features."""

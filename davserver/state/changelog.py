@@ -13,7 +13,7 @@ import functools
 import secrets
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,69 +99,25 @@ def _logged(row: tuple[Any, ...]) -> LoggedChange:
     return LoggedChange(seq, path, kind, to, etag, author, mount, origin, bool(collection))
 
 
-def _insert(
-    group: list[_Pending], origin: str, prune: bool, keep: int, db: sqlite3.Connection
-) -> list[list[int]]:
-    """The group's changes, inserted in one transaction; their numbers per append."""
-    now = time.time()
-    out: list[list[int]] = []
-    with db:
-        for mount, changes, _ in group:
-            seqs = []
-            for ch in changes:
-                values = (
-                    mount, ch.path, ch.kind, ch.to, ch.new_etag, ch.author, now, origin,
-                    int(ch.is_collection),
-                )  # fmt: skip
-                seqs.append(int(db.execute(_INSERT, values).lastrowid or 0))
-            out.append(seqs)
-        if prune:
-            for mount in {m for m, _, _ in group}:
-                _prune(db, mount, keep)
-    return out
-
-
-def _prune(db: sqlite3.Connection, mount: str, keep: int) -> None:
-    """Drop all but the latest ``keep`` changes of ``mount``, noting the newest dropped."""
-    row = db.execute(
-        "SELECT seq FROM changes WHERE mount = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-        (mount, keep),
-    ).fetchone()
-    if row is None:
-        return
-    db.execute("DELETE FROM changes WHERE mount = ? AND seq <= ?", (mount, row[0]))
-    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("pruned:" + mount, str(row[0])))
-
-
-_INSERT = (
-    "INSERT INTO changes (mount, path, kind, dest, etag, author, time, origin, collection)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+Group = list[tuple[str, Sequence[Changed]]]
+"""Appends committed together: (mount, its changes) each."""
 _Pending = tuple[str, Sequence[Changed], "asyncio.Future[list[int]]"]
 
 
-class SQLiteChangeLog:
-    """A :class:`ChangeLog` in a SQLite file of the state folder.
+class GroupCommit:
+    """Appends committed in groups: while one commit is on its way, the appends that
+    come meanwhile wait and go together in the next one (one trip to the database and one
+    commit for all of them), so a busy server pays a fraction of a transaction per change.
 
-    Appends are committed in groups: while one transaction is on its way, the appends
-    that come meanwhile wait and go together in the next one (one trip to the database
-    thread and one commit for all of them), so a busy server pays a fraction of a
-    transaction per change.
+    ``commit(group, prune)`` records a group in one transaction and returns the numbers
+    of each append; ``prune`` is set once in every ``_PRUNE_EVERY`` changes.
     """
 
-    def __init__(self, path: Path, keep: int = KEEP) -> None:
-        self._db = SQLiteThread(path, _SCHEMA, "changelog", self._opened)
-        self.origin = secrets.token_hex(8)
-        self._keep = keep
+    def __init__(self, commit: Callable[[Group, bool], Awaitable[list[list[int]]]]) -> None:
+        self._commit = commit
         self._appended = 0
-        self._epoch: str | None = None
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-
-    def _opened(self, _db: sqlite3.Connection) -> None:
-        # A new connection may be to a database made afresh (a wiped state folder),
-        # whose epoch is another.
-        self._epoch = None
 
     async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
         """Record changes; they are numbered in the order of the calls."""
@@ -182,9 +138,7 @@ class SQLiteChangeLog:
                 if prune:
                     self._appended = 0
                 try:
-                    numbered = await self._db.run(
-                        functools.partial(_insert, group, self.origin, prune, self._keep)
-                    )
+                    numbered = await self._commit([(m, ch) for m, ch, _ in group], prune)
                 except Exception as exc:
                     for _, _, future in group:
                         if not future.done():
@@ -195,6 +149,75 @@ class SQLiteChangeLog:
                         future.set_result(seqs)
         finally:
             self._flusher = None
+
+    async def drain(self) -> None:
+        """Return once what is pending is committed."""
+        if self._flusher is not None:
+            await self._flusher
+
+
+def _insert(
+    group: Group, origin: str, prune: bool, keep: int, db: sqlite3.Connection
+) -> list[list[int]]:
+    """The group's changes, inserted in one transaction; their numbers per append."""
+    now = time.time()
+    out: list[list[int]] = []
+    with db:
+        for mount, changes in group:
+            seqs = []
+            for ch in changes:
+                values = (
+                    mount, ch.path, ch.kind, ch.to, ch.new_etag, ch.author, now, origin,
+                    int(ch.is_collection),
+                )  # fmt: skip
+                seqs.append(int(db.execute(_INSERT, values).lastrowid or 0))
+            out.append(seqs)
+        if prune:
+            for mount in {m for m, _ in group}:
+                _prune(db, mount, keep)
+    return out
+
+
+def _prune(db: sqlite3.Connection, mount: str, keep: int) -> None:
+    """Drop all but the latest ``keep`` changes of ``mount``, noting the newest dropped."""
+    row = db.execute(
+        "SELECT seq FROM changes WHERE mount = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+        (mount, keep),
+    ).fetchone()
+    if row is None:
+        return
+    db.execute("DELETE FROM changes WHERE mount = ? AND seq <= ?", (mount, row[0]))
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("pruned:" + mount, str(row[0])))
+
+
+_INSERT = (
+    "INSERT INTO changes (mount, path, kind, dest, etag, author, time, origin, collection)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SQLiteChangeLog:
+    """A :class:`ChangeLog` in a SQLite file of the state folder; appends are committed
+    in groups (:class:`GroupCommit`)."""
+
+    def __init__(self, path: Path, keep: int = KEEP) -> None:
+        self._db = SQLiteThread(path, _SCHEMA, "changelog", self._opened)
+        self.origin = secrets.token_hex(8)
+        self._keep = keep
+        self._epoch: str | None = None
+        self._groups = GroupCommit(self._commit)
+
+    def _opened(self, _db: sqlite3.Connection) -> None:
+        # A new connection may be to a database made afresh (a wiped state folder),
+        # whose epoch is another.
+        self._epoch = None
+
+    async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
+        """Record changes; they are numbered in the order of the calls."""
+        return await self._groups.append(mount, changes)
+
+    async def _commit(self, group: Group, prune: bool) -> list[list[int]]:
+        return await self._db.run(functools.partial(_insert, group, self.origin, prune, self._keep))
 
     async def since(self, mount: str, seq: int, limit: int) -> list[LoggedChange]:
         """The changes after ``seq``, oldest first."""
@@ -249,6 +272,5 @@ class SQLiteChangeLog:
 
     async def close(self) -> None:
         """Commit what is pending, then close the database."""
-        if self._flusher is not None:
-            await self._flusher
+        await self._groups.drain()
         await self._db.close()

@@ -18,7 +18,8 @@ from davserver.runtime.sqlite import SQLiteThread
 
 KEEP = 1_000_000
 """Versions whose checksums are kept (about 150 bytes each)."""
-_PRUNE_EVERY = 4096
+PRUNE_EVERY = 4096
+"""Puts between two prunings."""
 
 _SCHEMA = """
 PRAGMA synchronous=NORMAL;
@@ -79,7 +80,7 @@ class SQLiteChecksums:
     async def put(self, mount: str, etag: str, sums: Sums) -> None:
         """Insert or replace; now and then drop the oldest beyond ``keep``."""
         self._added += 1
-        prune = self._added % _PRUNE_EVERY == 0
+        prune = self._added % PRUNE_EVERY == 0
         keep = self._keep
 
         def store(db: sqlite3.Connection) -> None:

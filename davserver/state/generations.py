@@ -1,7 +1,14 @@
-"""How the processes of one host tell each other, cheaply, that something shared changed.
+"""How the processes sharing the state tell each other, cheaply, that something shared
+changed (the locks, the change sequence), so that each drops or reloads what it caches.
 
-A small file in the state folder, mapped into memory by every process, holds one word per
-topic (the locks, the change sequence). A process that changes something shared writes a
+:class:`Generations` is the interface: ``changed`` is asked at the start of every request
+and must cost no I/O; ``settle`` is asked before a write, and makes sure that what other
+processes said before it is seen (a lock granted elsewhere a moment ago is enforced).
+:class:`FileGenerations` serves the processes of one host; the PostgreSQL one
+(davserver/state/postgres/generations.py) serves several hosts.
+
+One host: a small file in the state folder, mapped into memory by every process, holds
+one word per topic. A process that changes something shared writes a
 new value into its topic's word; the others compare the word with the value they saw last
 (a memory read, no system call) at the start of each request, and reload what they cache
 only when it differs. Values only need to differ: each process writes numbers no other
@@ -16,14 +23,40 @@ import os
 import secrets
 import struct
 from pathlib import Path
+from typing import Protocol
+
+from davserver.runtime.threads import offload
 
 SIZE = 4096
 TOPICS = ("locks", "changes")
 _WORD = struct.Struct("<Q")
 
 
-class Generations:
-    """The shared words of ``path`` (created when missing; one per name in TOPICS)."""
+class Generations(Protocol):
+    """Tells the processes sharing the state that a topic (one of TOPICS) changed."""
+
+    def changed(self, topic: str) -> bool:
+        """Whether another process said ``topic`` changed since this one last asked (no
+        I/O: asked at the start of every request)."""
+
+    async def settle(self) -> None:
+        """Return once what other processes said before this call is seen by
+        :meth:`changed` (a write asks before it checks the locks)."""
+
+    async def bump(self, topic: str) -> None:
+        """Tell the other processes that ``topic`` changed."""
+
+    async def open(self) -> None:
+        """Prepare (before the first request)."""
+
+    async def close(self) -> None:
+        """Release what :meth:`open` took."""
+
+
+class FileGenerations:
+    """A :class:`Generations` over the shared words of ``path`` (created when missing; one
+    per name in TOPICS), for the processes of one host. A word written by one process is
+    seen by the others at once: :meth:`settle` has nothing to wait for."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -32,8 +65,11 @@ class Generations:
         self._counter = 0
         self._seen: dict[str, int] = {}
 
-    def open(self) -> None:
-        """Map the file (blocking: call it off the event loop, or at start)."""
+    async def open(self) -> None:
+        """Map the file."""
+        await offload(self._open)
+
+    def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -50,7 +86,10 @@ class Generations:
             return 0
         return int(_WORD.unpack_from(self._map, 8 * TOPICS.index(topic))[0])
 
-    def bump(self, topic: str) -> None:
+    async def settle(self) -> None:
+        """Nothing to wait for: a word another process wrote is in memory already."""
+
+    async def bump(self, topic: str) -> None:
         """Tell the other processes that ``topic`` changed."""
         if self._map is None:
             return
@@ -67,7 +106,7 @@ class Generations:
         self._seen[topic] = value
         return True
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Unmap the file."""
         if self._map is not None:
             self._map.close()

@@ -17,37 +17,58 @@ from pathlib import Path
 
 import pytest
 from davserver.backends.base import Changed
-from opening import Opened
+from opening import Opened, Place, in_database, place_for
 
 from davserver.events.bus import ChangeEvent, EventBus, LocalBus
 from davserver.state.changelog import KEEP, ChangeLog, SQLiteChangeLog
-from davserver.state.generations import Generations
+from davserver.state.generations import FileGenerations, Generations
+from davserver.state.postgres.changelog import PgChangeLog
+from davserver.state.postgres.database import PgDatabase
+from davserver.state.postgres.generations import PgGenerations
 
 
-def sqlite_log(folder: Path, keep: int) -> ChangeLog:
+def sqlite_log(place: Place, keep: int) -> ChangeLog:
     """The SQLite log in the state folder."""
-    return SQLiteChangeLog(folder / "changes.sqlite3", keep)
+    return SQLiteChangeLog(place.folder / "changes.sqlite3", keep)
+
+
+@in_database
+def postgres_log(place: Place, keep: int) -> ChangeLog:
+    """The log several hosts share."""
+    return PgChangeLog(PgDatabase(place.url), keep)
+
+
+def file_generations(place: Place) -> Generations:
+    """What the processes of one host hear of each other: the generations file."""
+    return FileGenerations(place.folder / "generations")
+
+
+def notifications(place: Place) -> Generations:
+    """What the processes of several hosts hear of each other: the database's
+    notifications."""
+    return PgGenerations(PgDatabase(place.url))
 
 
 @contextlib.asynccontextmanager
-async def local_bus(place: Path, log: ChangeLog) -> AsyncIterator[EventBus]:
-    """The bus of one process, telling the others of the state folder ``place`` through
-    its generations file."""
-    generations = Generations(place / "generations")
-    await asyncio.to_thread(generations.open)
+async def bus_at(place: Place, log: ChangeLog) -> AsyncIterator[EventBus]:
+    """The bus of one process, hearing of the others at ``place`` the way its log's
+    implementation goes with."""
+    generations = notifications(place) if isinstance(log, PgChangeLog) else file_generations(place)
+    await generations.open()
     bus = LocalBus(log, generations)
     try:
         await bus.open()
         yield bus
     finally:
-        generations.close()
+        await generations.close()
 
 
 LOGS = [
     pytest.param(sqlite_log, id="sqlite"),
+    pytest.param(postgres_log, id="postgres"),
 ]
 BUSES = [
-    pytest.param(local_bus, id="local"),
+    pytest.param(bus_at, id="local"),
 ]
 
 OpenLog = Opened[ChangeLog]
@@ -62,10 +83,12 @@ async def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     """Opens the log at one place (keeping ``keep`` changes per mount); every log opened
     is closed at the end."""
 
-    def open_at(keep: int = KEEP, place: Path = tmp_path) -> ChangeLog:
+    here = place_for(request, tmp_path)
+
+    def open_at(keep: int = KEEP, place: Place = here) -> ChangeLog:
         return request.param(place, keep)
 
-    opened = Opened(open_at)
+    opened = Opened(open_at, here)
     yield opened
     await opened.close_all()
 
@@ -127,9 +150,9 @@ async def test_the_log_outlives_its_closing(open_log: OpenLog) -> None:
     assert later[0] > numbers[-1]
 
 
-async def test_another_log_has_another_epoch(open_log: OpenLog, tmp_path: Path) -> None:
-    (tmp_path / "elsewhere").mkdir()
-    one, other = open_log(), open_log(place=tmp_path / "elsewhere")
+async def test_another_log_has_another_epoch(open_log: OpenLog) -> None:
+    assert open_log.place is not None
+    one, other = open_log(), open_log(place=open_log.place.elsewhere())
     await one.append("/m", [changed("a")])
     await other.append("/m", [changed("a")])
     assert await one.epoch() != await other.epoch()
@@ -165,15 +188,14 @@ MakeBus = Callable[[], Awaitable[tuple[EventBus, ChangeLog]]]
 
 
 @pytest.fixture(params=BUSES)
-async def make_bus(
-    request: pytest.FixtureRequest, open_log: OpenLog, tmp_path: Path
-) -> AsyncIterator[MakeBus]:
+async def make_bus(request: pytest.FixtureRequest, open_log: OpenLog) -> AsyncIterator[MakeBus]:
     """Opens a bus, over a log of its own, at one place: each call is another process."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def make() -> tuple[EventBus, ChangeLog]:
             log = open_log()
-            bus = await stack.enter_async_context(request.param(tmp_path, log))
+            assert open_log.place is not None
+            bus = await stack.enter_async_context(request.param(open_log.place, log))
             return bus, log
 
         yield make
@@ -308,13 +330,13 @@ async def test_a_bus_hands_other_processes_changes_to_its_remote_subscribers(
         ],
     )
     assert remote.events == [] and local.events == []  # nothing until the bus catches up
-    await mine.catch_up()
+    await mine.catch_up(settle=True)
     assert [
         (e.mount, e.seq, e.path, e.kind, e.to, e.new_etag, e.author) for e in remote.events
     ] == [(e.mount, e.seq, e.path, e.kind, e.to, e.new_etag, e.author) for e in made]
     assert all(e.note is None and e.resource is None for e in remote.events)  # not here
     assert local.events == [] and elsewhere.events == []
-    await mine.catch_up()
+    await mine.catch_up(settle=True)
     assert len(remote.events) == 2  # each change once
 
 
@@ -327,7 +349,7 @@ async def test_a_bus_does_not_hand_its_own_changes_to_its_remote_subscribers(
     mine.subscribe("/m", local)
     own = await mine.publish("/m", [changed("mine")])
     other = await theirs.publish("/m", [changed("theirs")])
-    await mine.catch_up()
+    await mine.catch_up(settle=True)
     assert local.events == own
     assert [e.path for e in remote.events] == ["theirs"] and remote.events[0].seq == other[0].seq
 
@@ -338,10 +360,10 @@ async def test_a_bus_opened_later_hands_on_only_what_comes_after(make_bus: MakeB
     mine, _ = await make_bus()
     remote = Remote("remote", [])
     mine.subscribe("/m", remote, remote=True)
-    await mine.catch_up()
+    await mine.catch_up(settle=True)
     assert remote.events == []
     await theirs.publish("/m", [changed("after")])
-    await mine.catch_up()
+    await mine.catch_up(settle=True)
     assert [e.path for e in remote.events] == ["after"]
 
 
@@ -350,7 +372,7 @@ async def test_catching_up_hands_on_every_change_in_order(make_bus: MakeBus) -> 
     remote = Remote("remote", [])
     mine.subscribe("/m", remote, remote=True)
     made = await theirs.publish("/m", [changed(f"f{i}") for i in range(2500)])
-    await mine.catch_up()
+    await mine.catch_up(settle=True)
     assert [e.seq for e in remote.events] == [e.seq for e in made]
 
 
@@ -363,5 +385,5 @@ async def test_a_failing_remote_subscriber_keeps_no_other_from_its_events(
     mine.subscribe("/m", failing, remote=True)
     mine.subscribe("/m", after, remote=True)
     await theirs.publish("/m", [changed("a")])
-    await mine.catch_up()
+    await mine.catch_up(settle=True)
     assert order == ["failing", "after"] and [e.path for e in after.events] == ["a"]

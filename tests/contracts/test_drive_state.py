@@ -1,6 +1,7 @@
 """What a QuotaCounters and a ChecksumStore (davserver/state) must do, whatever keeps
-them: a new implementation (PostgreSQL...) is one more line in the lists below. Two
-instances opened at one place act as two processes sharing the state."""
+them: a new implementation is one more line in the lists below, a function that opens
+it at a place (a folder, or a database: opening.py). Two instances opened at one place
+act as two processes (or hosts) sharing the state."""
 
 from __future__ import annotations
 
@@ -9,24 +10,45 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from opening import Opened, Place, in_database, place_for
 
 from davserver.state.checksums import ChecksumStore, SQLiteChecksums
+from davserver.state.postgres.checksums import PgChecksums
+from davserver.state.postgres.database import PgDatabase
+from davserver.state.postgres.quota import PgQuota
 from davserver.state.quota import QuotaCounters, SQLiteQuota
 
-QUOTAS: list[Callable[[Path], QuotaCounters]] = [lambda where: SQLiteQuota(where / "q.sqlite3")]
-CHECKSUMS: list[Callable[[Path], ChecksumStore]] = [
-    lambda where: SQLiteChecksums(where / "c.sqlite3")
+
+@in_database
+def postgres_quota(place: Place) -> QuotaCounters:
+    """The counters several hosts share."""
+    return PgQuota(PgDatabase(place.url))
+
+
+@in_database
+def postgres_checksums(place: Place) -> ChecksumStore:
+    """The checksums several hosts share."""
+    return PgChecksums(PgDatabase(place.url))
+
+
+QUOTAS: list[Callable[[Place], QuotaCounters]] = [
+    lambda place: SQLiteQuota(place.folder / "q.sqlite3"),
+    postgres_quota,
+]
+CHECKSUMS: list[Callable[[Place], ChecksumStore]] = [
+    lambda place: SQLiteChecksums(place.folder / "c.sqlite3"),
+    postgres_checksums,
 ]
 
 
-@pytest.fixture(params=QUOTAS, ids=["sqlite"])
+@pytest.fixture(params=QUOTAS, ids=["sqlite", "postgres"])
 async def counters(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[QuotaCounters, QuotaCounters]]:
-    one, two = request.param(tmp_path), request.param(tmp_path)
-    yield one, two
-    await one.close()
-    await two.close()
+    place = place_for(request, tmp_path)
+    opened = Opened(lambda: request.param(place))
+    yield opened(), opened()
+    await opened.close_all()
 
 
 async def test_a_tree_is_unknown_until_counted(
@@ -66,14 +88,14 @@ async def test_a_recount_does_not_undo_another_one(
     assert found is not None and (found.used, found.counted) == (20, 3.0)
 
 
-@pytest.fixture(params=CHECKSUMS, ids=["sqlite"])
+@pytest.fixture(params=CHECKSUMS, ids=["sqlite", "postgres"])
 async def sums(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[ChecksumStore, ChecksumStore]]:
-    one, two = request.param(tmp_path), request.param(tmp_path)
-    yield one, two
-    await one.close()
-    await two.close()
+    place = place_for(request, tmp_path)
+    opened = Opened(lambda: request.param(place))
+    yield opened(), opened()
+    await opened.close_all()
 
 
 async def test_checksums_are_kept_by_mount_and_etag(

@@ -3,8 +3,9 @@ the items of each calendar, the change log that sync tokens and ctags count in, 
 outliving a restart.
 
 Each test runs once per index in ``INDEXES``: a new index is one more line there, a
-function that opens it at a place (a folder here) so that opening the same place again
-finds what was recorded; two indexes open at one place act as two processes sharing it.
+function that opens it at a place (a folder, or a database: opening.py) so that opening
+the same place again finds what was recorded; two indexes open at one place act as two
+processes (or hosts) sharing it.
 """
 
 from __future__ import annotations
@@ -14,21 +15,30 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from opening import Opened
+from opening import Opened, Place, in_database, place_for
 
 from davserver.caldav.store.index import CalendarIndex, ItemIndex
 from davserver.caldav.store.items import CalendarItems, Item
+from davserver.caldav.store.pg_index import PgCalendarIndex
 from davserver.ical.spans import Span
 from davserver.ical.summary import Summary
+from davserver.state.postgres.database import PgDatabase
 
 
-def sqlite(folder: Path) -> ItemIndex:
+def sqlite(place: Place) -> ItemIndex:
     """The SQLite index in the state folder."""
-    return CalendarIndex(folder / "caldav.sqlite3")
+    return CalendarIndex(place.folder / "caldav.sqlite3")
+
+
+@in_database
+def postgres(place: Place) -> ItemIndex:
+    """The index several hosts share (one CalDAV mount's part of the shared tables)."""
+    return PgCalendarIndex(PgDatabase(place.url), "/caldav")
 
 
 INDEXES = [
     pytest.param(sqlite, id="sqlite"),
+    pytest.param(postgres, id="postgres"),
 ]
 
 Open = Opened[ItemIndex]
@@ -44,7 +54,8 @@ def item(etag: str, uid: str = "uid-1", start: float = 1000.0) -> Item:
 @pytest.fixture(params=INDEXES)
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
     """Opens the index at one place (or another)."""
-    opened = Opened(lambda place=tmp_path: request.param(place))
+    here = place_for(request, tmp_path)
+    opened = Opened(lambda place=here: request.param(place), here)
     yield opened
     await opened.close_all()
 
@@ -180,9 +191,9 @@ async def test_the_index_outlives_its_closing(opener: Open) -> None:
     assert await again.token(CAL) > facts[1]
 
 
-async def test_another_index_has_another_epoch(opener: Open, tmp_path: Path) -> None:
-    (tmp_path / "elsewhere").mkdir()
-    one, other = opener(), opener(tmp_path / "elsewhere")
+async def test_another_index_has_another_epoch(opener: Open) -> None:
+    assert opener.place is not None
+    one, other = opener(), opener(opener.place.elsewhere())
     await one.update(CAL, {"a.ics": item('"1"')}, [])
     await other.update(CAL, {"a.ics": item('"1"')}, [])
     assert await one.epoch() != await other.epoch()

@@ -1,9 +1,9 @@
 """The LockStore interface (davserver/locks/manager.py), as every lock store keeps it.
 
-Each test runs once per store in ``STORES``: a new store (one shared by several hosts,
-say) is one more line there, a function that opens it at a place (a folder here) so that
-opening the same place again finds what was saved, and two stores open at one place act
-as two processes sharing it.
+Each test runs once per store in ``STORES``: a new store is one more line there, a
+function that opens it at a place (a folder, or a database: opening.py) so that opening
+the same place again finds what was saved, and two stores open at one place act as two
+processes (or hosts) sharing it.
 """
 
 from __future__ import annotations
@@ -14,19 +14,28 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from opening import Opened
+from opening import Opened, Place, in_database, place_for
 
 from davserver.locks.manager import Lock, LockStore
+from davserver.locks.pg_store import PgLockStore
 from davserver.locks.sqlite_store import SQLiteLockStore
+from davserver.state.postgres.database import PgDatabase
 
 
-def sqlite(folder: Path) -> LockStore:
+def sqlite(place: Place) -> LockStore:
     """The SQLite store in the state folder."""
-    return SQLiteLockStore(folder / "locks.sqlite3")
+    return SQLiteLockStore(place.folder / "locks.sqlite3")
+
+
+@in_database
+def postgres(place: Place) -> LockStore:
+    """The store several hosts share."""
+    return PgLockStore(PgDatabase(place.url))
 
 
 STORES = [
     pytest.param(sqlite, id="sqlite"),
+    pytest.param(postgres, id="postgres"),
 ]
 
 Open = Opened[LockStore]
@@ -53,7 +62,8 @@ def lock(token: str, **fields: object) -> Lock:
 @pytest.fixture(params=STORES)
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
     """Opens the store at one place."""
-    opened = Opened(lambda: request.param(tmp_path))
+    place = place_for(request, tmp_path)
+    opened = Opened(lambda: request.param(place))
     yield opened
     await opened.close_all()
 
@@ -177,3 +187,24 @@ async def test_of_two_stores_taking_one_root_at_once_one_gets_it(opener: Open) -
     (kept,) = await one.load()
     assert sorted(r is None for r in results) == [False, True]
     assert next(r for r in results if r is not None) == kept
+
+
+async def test_renew_gives_a_live_lock_a_new_expiry(opener: Open) -> None:
+    store = opener()
+    now = time.time()
+    await store.save(lock("t", timeout=60, expires=now + 60))
+    renewed = await store.renew("t", 600, now + 600, now)
+    assert renewed == lock("t", timeout=600, expires=now + 600)
+    assert await store.load() == [renewed]
+
+
+async def test_renew_brings_back_no_lock_that_expired_or_was_released(opener: Open) -> None:
+    store = opener()
+    now = time.time()
+    await store.save(lock("expired", expires=now - 1))
+    await store.save(lock("released"))
+    await store.delete(["released"])
+    assert await store.renew("expired", 600, now + 600, now) is None
+    assert await store.renew("released", 600, now + 600, now) is None
+    assert await store.renew("unknown", 600, now + 600, now) is None
+    assert [(lk.token, lk.expires) for lk in await store.load()] == [("expired", now - 1)]

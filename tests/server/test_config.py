@@ -86,6 +86,9 @@ def test_overrides_replace_host_port_and_first_filesystem_root(tmp_path: Path) -
          "mounts[1].path", "mounted twice"),
         ("[server]\nport = 1\n", "mounts", "at least one"),
         ("[srever]\n", "srever", "unknown table"),
+        ("[state]\nurl = 'mysql://x/y'\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.url", "PostgreSQL URL"),
+        ("[state]\npool_size = 0\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.pool_size", "at least 2"),
+        ("[state]\nurl = 5\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.url", "str"),
         ("[server\n", "", "not valid TOML"),
     ],
 )  # fmt: skip
@@ -103,3 +106,11 @@ def test_bad_config_names_file_key_and_problem(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "nope.toml")
+
+
+def test_the_state_is_sqlite_unless_a_database_is_named(tmp_path: Path) -> None:
+    mounts = "[[mounts]]\npath='/'\ntype='webdav'\nroot='d'\n"
+    assert load(write(tmp_path, mounts)).state.url is None
+    url = "postgresql://davserver@db.example.org/davserver?sslmode=verify-full"
+    config = load(write(tmp_path, f"[state]\nurl = '{url}'\npool_size = 8\n{mounts}"))
+    assert (config.state.url, config.state.pool_size) == (url, 8)

@@ -14,6 +14,7 @@ from davserver.config import (
     MountConfig,
     PushConfig,
     ServerConfig,
+    StateConfig,
     load,
 )
 
@@ -29,7 +30,7 @@ def test_example_config_loads() -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LdapConfig, PushConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, PushConfig, StateConfig, MountConfig)
         for f in dataclasses.fields(cls)
     ],
 )
@@ -42,7 +43,7 @@ def test_every_option_is_in_the_example(name: str) -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LdapConfig, PushConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, PushConfig, StateConfig, MountConfig)
         for f in dataclasses.fields(cls)
     ],
 )

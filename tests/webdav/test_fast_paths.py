@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -17,21 +18,33 @@ LOCKINFO = (
 
 
 class MemoryStore:
-    """A lock store that keeps nothing."""
+    """A lock store that keeps its locks in memory only (and never finds a conflict)."""
+
+    def __init__(self) -> None:
+        self.locks: dict[str, Lock] = {}
 
     async def load(self) -> list[Lock]:
         return []
 
     async def save(self, lock: Lock) -> None:
-        pass
+        self.locks[lock.token] = lock
 
     async def insert_unless(
         self, lock: Lock, conflicts: Callable[[list[Lock]], Lock | None], now: float
     ) -> Lock | None:
+        self.locks[lock.token] = lock
         return None
 
+    async def renew(self, token: str, timeout: int, expires: float, now: float) -> Lock | None:
+        lock = self.locks.get(token)
+        if lock is None or lock.expires <= now:
+            return None
+        self.locks[token] = dataclasses.replace(lock, timeout=timeout, expires=expires)
+        return self.locks[token]
+
     async def delete(self, tokens: Iterable[str]) -> None:
-        pass
+        for token in tokens:
+            self.locks.pop(token, None)
 
     async def close(self) -> None:
         pass

@@ -3,10 +3,11 @@ address book without reading them: their UID, ETag and resource facts; a calenda
 object's component type and instance spans (davserver/ical/summary.py), a vCard's summary
 (davserver/vcard/summary.py, as JSON); and a change log that sync tokens and ctags count in.
 
-Kept in SQLite (one file per ``caldav`` mount, in the server's state folder) so sync
-tokens and summaries outlive restarts, and mirrored in memory per collection once loaded
-(see items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
-reconciles it with what is stored, so items changed behind the server's back are seen.
+Kept in SQLite (one file per ``caldav`` mount, in the server's state folder; or in
+PostgreSQL, pg_index.py) so sync tokens and summaries outlive restarts, and mirrored in
+memory per collection once loaded (:class:`MirroredIndex`, items.py). The index is a
+cache of the items: :meth:`CalendarStore.refresh` reconciles it with what is stored, so
+items changed behind the server's back are seen.
 A collection is named by its inner storage path (``user/calendar``,
 ``.addressbooks/user/book``).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Collection
 from pathlib import Path
@@ -114,7 +116,77 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
 
 
-class CalendarIndex:
+class MirroredIndex(ABC):
+    """The memory mirror of an index, whatever keeps its rows: a collection's items are
+    loaded whole when first asked for, then kept; another process's changes drop a
+    collection (:meth:`uncache`) or mark some of its items, whose rows alone are read
+    again at the next :meth:`items`. Subclasses read rows with :meth:`_load`."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, CalendarItems] = {}
+        self._reread: dict[str, set[str]] = {}
+        """Per cached calendar, the names whose rows another process changed."""
+
+    @abstractmethod
+    async def _load(self, calendar: str, names: list[str] | None) -> list[tuple[str, Item]]:
+        """The rows of a calendar's items (``names`` only, when given)."""
+
+    def cached(self, calendar: str) -> CalendarItems | None:
+        """The items of a calendar when they are in memory already."""
+        return self._items.get(calendar)
+
+    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
+        """Forget what memory holds of a calendar (another process changed it in the
+        database), or of the items ``names`` only: they are read again when next asked for."""
+        if names is None:
+            self._items.pop(calendar, None)
+            self._reread.pop(calendar, None)
+        elif calendar in self._items:
+            self._reread.setdefault(calendar, set()).update(names)
+
+    def uncache_home(self, home: str) -> None:
+        """Forget what memory holds of every collection in the home at inner path ``home``."""
+        prefix = home + "/"
+        for calendar in [c for c in self._items if c.startswith(prefix)]:
+            self.uncache(calendar)
+
+    async def items(self, calendar: str) -> CalendarItems:
+        """The indexed items of a calendar (items an older version indexed have the
+        summary :data:`STALE`)."""
+        cached = self._items.get(calendar)
+        if cached is None:
+            rows = await self._load(calendar, None)
+            cached = self._items.get(calendar)  # loaded meanwhile by another request
+            if cached is None:
+                cached = CalendarItems()
+                for name, item in rows:
+                    cached.put(name, item)
+                self._items[calendar] = cached
+        if calendar in self._reread:
+            await self._read_again(calendar, cached)
+        return cached
+
+    async def _read_again(self, calendar: str, cached: CalendarItems) -> None:
+        """Bring the items another process changed up to date in memory."""
+        names = sorted(self._reread.pop(calendar))
+        found = dict(await self._load(calendar, names))
+        for name in names:
+            item = found.get(name)
+            if item is not None:
+                cached.put(name, item)
+            elif name in cached:
+                cached.remove(name)
+
+    @staticmethod
+    def _remember(items: CalendarItems, changed: dict[str, Item], removed: list[str]) -> None:
+        """Mirror a write that committed."""
+        for name, item in changed.items():
+            items.put(name, item)
+        for name in removed:
+            items.remove(name)
+
+
+class CalendarIndex(MirroredIndex):
     """Items and changes per collection (named by its inner storage path).
 
     The database is made by the first write: reads of an index that does not exist yet
@@ -122,10 +194,8 @@ class CalendarIndex:
     """
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self._db = SQLiteThread(path, _SCHEMA, "calindex", self._opened)
-        self._items: dict[str, CalendarItems] = {}
-        self._reread: dict[str, set[str]] = {}
-        """Per cached calendar, the names whose rows another process changed."""
         self._epoch: str | None = None
         self._new_epoch = secrets.token_hex(4)
         """The epoch the database gets when this process makes it."""
@@ -157,70 +227,22 @@ class CalendarIndex:
         if made.rowcount:
             self._new_epoch = secrets.token_hex(4)
 
-    def cached(self, calendar: str) -> CalendarItems | None:
-        """The items of a calendar when they are in memory already."""
-        return self._items.get(calendar)
-
-    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
-        """Forget what memory holds of a calendar (another process changed it in the
-        database), or of the items ``names`` only: they are read again when next asked for."""
-        if names is None:
-            self._items.pop(calendar, None)
-            self._reread.pop(calendar, None)
-        elif calendar in self._items:
-            self._reread.setdefault(calendar, set()).update(names)
-
-    def uncache_home(self, home: str) -> None:
-        """Forget what memory holds of every collection in the home at inner path ``home``."""
-        prefix = home + "/"
-        for calendar in [c for c in self._items if c.startswith(prefix)]:
-            self.uncache(calendar)
-
-    async def items(self, calendar: str) -> CalendarItems:
-        """The indexed items of a calendar (items an older version indexed have the
-        summary :data:`STALE`)."""
-        cached = self._items.get(calendar)
-        if cached is None:
-
-            def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
-                query = f"SELECT {_COLUMNS} FROM items WHERE calendar = ?"
-                return [_item(row) for row in db.execute(query, (calendar,))]
-
-            none: list[tuple[str, Item]] = []
-            rows = await self._db.read(load, none)
-            cached = self._items.get(calendar)  # loaded meanwhile by another request
-            if cached is None:
-                cached = CalendarItems()
-                for name, item in rows:
-                    cached.put(name, item)
-                self._items[calendar] = cached
-        if calendar in self._reread:
-            await self._read_again(calendar, cached)
-        return cached
-
-    async def _read_again(self, calendar: str, cached: CalendarItems) -> None:
-        """Bring the items another process changed up to date in memory."""
-        names = sorted(self._reread.pop(calendar))
+    async def _load(self, calendar: str, names: list[str] | None) -> list[tuple[str, Item]]:
+        """The rows, ``names`` by lists of at most :data:`_ROWS_PER_QUERY`."""
 
         def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
+            query = f"SELECT {_COLUMNS} FROM items WHERE calendar = ?"
+            if names is None:
+                return [_item(row) for row in db.execute(query, (calendar,))]
             found: list[tuple[str, Item]] = []
             for i in range(0, len(names), _ROWS_PER_QUERY):
                 part = names[i : i + _ROWS_PER_QUERY]
-                query = (
-                    f"SELECT {_COLUMNS} FROM items WHERE calendar = ? "
-                    f"AND name IN ({', '.join('?' * len(part))})"
-                )
-                found += [_item(row) for row in db.execute(query, (calendar, *part))]
+                some = f"{query} AND name IN ({', '.join('?' * len(part))})"
+                found += [_item(row) for row in db.execute(some, (calendar, *part))]
             return found
 
         none: list[tuple[str, Item]] = []
-        rows = dict(await self._db.read(load, none))
-        for name in names:
-            item = rows.get(name)
-            if item is not None:
-                cached.put(name, item)
-            elif name in cached:
-                cached.remove(name)
+        return await self._db.read(load, none)
 
     async def update(
         self,
@@ -257,10 +279,7 @@ class CalendarIndex:
                 db.executemany("INSERT INTO changes (calendar, name, deleted) VALUES (?,?,?)", log)
 
         await self._db.run(write)
-        for name, item in changed.items():
-            items.put(name, item)
-        for name in removed:
-            items.remove(name)
+        self._remember(items, changed, removed)
 
     async def forget(self, calendar: str) -> None:
         """Drop a deleted calendar's items, logging each as deleted: a calendar made again
@@ -327,8 +346,8 @@ class CalendarIndex:
 
 class ItemIndex(Protocol):
     """What the calendar store asks of its index: :class:`CalendarIndex` (SQLite in the
-    state folder) is one; an index shared by several workers would be another, and
-    tests/contracts/test_index.py is what it must pass."""
+    state folder) is one, ``PgCalendarIndex`` (pg_index.py, shared by several hosts)
+    another; tests/contracts/test_index.py is what each must pass."""
 
     async def epoch(self) -> str:
         """A random name of the index, the same for as long as the index exists."""

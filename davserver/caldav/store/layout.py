@@ -61,7 +61,7 @@ from davserver.backends.base import (
     virtual_collection,
 )
 from davserver.runtime.threads import offload
-from davserver.state.mutex import Mutexes
+from davserver.state.mutex import FileMutexes, Mutexes
 
 from .cache import BodyCache
 from .index import STALE, ItemIndex
@@ -211,7 +211,7 @@ class CalendarStore:
     ) -> None:
         self.inner = inner
         self.index = index
-        self._mutexes = mutexes or Mutexes(None)
+        self._mutexes = mutexes or FileMutexes(None)
         self.homes = {space: dict(defaults) for space, defaults in homes.items()}
         self._accounts = accounts
         self.reserved_names = inner.reserved_names
