@@ -35,6 +35,7 @@ from dulwich.objects import Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from davserver.runtime import metrics
 from davserver.runtime.threads import WorkerPool, default_threads
 
 from .base import (
@@ -560,6 +561,8 @@ class GitStorage:
                 if self._remove_stale_lock(locked):
                     continue
             if done:
+                if metrics.active is not None:
+                    metrics.active.git_commits.inc()
                 with self._times.lock:
                     self._times.follow(self._reader, self._read_head())
                 return [self._with_new_etag(root, ch) for ch in change.changes()]

@@ -35,12 +35,17 @@ from .mounts import DISPATCH, MOUNT_PREFIX, Mount
 from .mounts.cgi import CgiMount, CgiSettings
 from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
+from .mounts.metrics import MetricsMount
 from .mounts.static import StaticMount, StaticSettings
+from .mounts.status import StatusMount
 from .mounts.wsgi import WsgiMount, WsgiSettings
+from .runtime import metrics, requestid
 from .runtime.threads import offload
+from .state import scoreboard
 from .state.changelog import SQLiteChangeLog
 from .state.generations import Generations
 from .state.mutex import Mutexes
+from .state.scoreboard import Scoreboard
 
 log = logging.getLogger("davserver")
 
@@ -49,6 +54,8 @@ ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFI
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
 GENERATIONS_FILE = "generations"
+STATUS_DIR = "status"
+METRICS_DIR = "metrics"
 WELL_KNOWN = "/.well-known/"
 
 
@@ -58,8 +65,10 @@ def build_mount(
     locks: LockManager,
     bus: EventBus,
     accounts: Callable[[], list[str]] = list,
+    indexes: dict[str, CalendarIndex] | None = None,
 ) -> Mount:
-    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
+    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
+    the calendar indexes made are noted in ``indexes`` (for the metrics)."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -76,6 +85,8 @@ def build_mount(
     features: list[Feature] = [WebDav(), Locking()]
     if m.type == "caldav":
         index = CalendarIndex(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
+        if indexes is not None:
+            indexes[m.prefix or "/"] = index
         users = lambda: [*accounts(), m.default_user]  # noqa: E731
         mutexes = Mutexes(server.state_dir / f"caldav{m.prefix.replace('/', '_')}.locks")
         store = CalendarStore(build_storage(m, config), index, default_calendars(), users, mutexes)
@@ -102,7 +113,12 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
 
 
 def build_site_mount(m: MountConfig, config: Config) -> Mount:
-    """A static, CGI or WSGI mount."""
+    """A static, CGI, WSGI, FastCGI, ASGI, status or metrics mount."""
+    state_dir = config.server.state_dir
+    if m.type == "status":
+        return StatusMount(m.prefix, state_dir / STATUS_DIR, m.health_only)
+    if m.type == "metrics":
+        return MetricsMount(m.prefix, state_dir / METRICS_DIR)
     if m.type == "wsgi":
         settings = WsgiSettings(m.app, m.pythonpath, m.threads, m.x_sendfile)
         return WsgiMount(m.prefix, settings)
@@ -112,7 +128,7 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
     return StaticMount(
         m.prefix,
         StaticSettings(
-            m.root, m.index, m.listing, m.mime_types, m.cache_control,
+            m.root, m.index_names, m.listing, m.mime_types, m.cache_control,
             m.precompressed, m.gzip, m.gzip_min_size, m.gzip_types, m.cache_ttl,
             config.server.default_charset,
         ),
@@ -155,6 +171,8 @@ class Router:
         for tree in trees:
             own = tree.features.own_discovery()
             tree.features.discovery = [d for d in self.discovery if d not in own]
+        self.scoreboard: Scoreboard | None = None
+        """Where the requests under way are shown (status and metrics mounts read it)."""
         self.in_flight = 0
         self.closing = False
         """Set when the server stops: every answer from then on closes its connection."""
@@ -200,6 +218,7 @@ class Router:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request; a handler that raises is logged and answered 500."""
+        requestid.current.set(requestid.new(request.headers.get(requestid.HEADER)))
         self._well_known(request)
         mount = self.find(request.raw_path)
         if mount is not None:
@@ -225,6 +244,11 @@ class Router:
             return web.Response(status=404, text="404 Not Found\n")
         self.in_flight += 1
         self._idle.clear()
+        board = self.scoreboard
+        slot = -1
+        if board is not None:
+            client = request.remote or "-"
+            slot = board.begin(request.method, request.raw_path, client, requestid.current.get())
         try:
             response = await mount.handle(request)
         except web.HTTPException:
@@ -236,6 +260,8 @@ class Router:
             log.exception("%s %s failed", request.method, request.raw_path)
             response = web.Response(status=500, text="500 Internal Server Error\n")
         finally:
+            if board is not None:
+                board.end(slot)
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()
@@ -264,12 +290,14 @@ def create_app(config: Config) -> web.Application:
     bus = LocalBus(changelog, generations)
     auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
     accounts = auth.names if auth is not None else list
-    mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
+    indexes: dict[str, CalendarIndex] = {}
+    mounts = [build_mount(m, config, locks, bus, accounts, indexes) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
     server = config.server
     router = Router(mounts, pages, rules, auth, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
+    board = observe(mounts, router, locks, indexes, state_dir, server.max_connections)
     app[DISPATCH] = router.handle
     app.router.add_route("*", "/{tail:.*}", router.handle)
 
@@ -279,6 +307,8 @@ def create_app(config: Config) -> web.Application:
         await locks.open()
         if auth is not None:
             await auth.open()
+        if board is not None:
+            await offload(board.open)
         for mount in mounts:
             await mount.open()
         for page_set in pages.values():
@@ -290,7 +320,79 @@ def create_app(config: Config) -> web.Application:
         await locks.close()
         await changelog.close()
         generations.close()
+        if board is not None:
+            board.close()
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)
     return app
+
+
+def prepare_shared(config: Config) -> None:
+    """Before the workers start (or the one process serves): empty the scoreboard and the
+    metric files of the last run, when a status or metrics mount shows them."""
+    types = {m.type for m in config.mounts}
+    state_dir = config.server.state_dir
+    if types & {"status", "metrics"}:
+        scoreboard.prepare(state_dir / STATUS_DIR)
+    if "metrics" in types:
+        metrics.prepare(state_dir / METRICS_DIR)
+
+
+def observe(
+    mounts: list[Mount],
+    router: Router,
+    locks: LockManager,
+    indexes: dict[str, CalendarIndex],
+    state_dir: Path,
+    slots: int,
+) -> Scoreboard | None:
+    """Connect the status and metrics mounts to what they show: the router's scoreboard
+    (made only when one of them is there: it costs every request a little) and the
+    gauges read at a scrape."""
+    shown = [m for m in mounts if isinstance(m, StatusMount | MetricsMount)]
+    if not shown:
+        return None
+    board = Scoreboard(state_dir / STATUS_DIR, slots)
+    router.scoreboard = board
+    for mount in shown:
+        if isinstance(mount, StatusMount):
+            mount.stopping = lambda: router.closing
+        else:
+            mount.probes = probes(locks, indexes, board.folder)
+    return board
+
+
+def probes(
+    locks: LockManager, indexes: dict[str, CalendarIndex], status: Path
+) -> list[metrics.Probe]:
+    """The gauges a scrape reads: state the workers share, and the scoreboard."""
+
+    async def locks_held() -> metrics.Rows:
+        await locks.sync()
+        return [((), float(locks.held()))]
+
+    async def index_items() -> metrics.Rows:
+        return [((prefix,), float(await index.size())) for prefix, index in indexes.items()]
+
+    async def workers() -> metrics.Rows:
+        _, seen = await offload(scoreboard.read, status)
+        return [((), float(len(seen)))]
+
+    async def in_flight() -> metrics.Rows:
+        _, seen = await offload(scoreboard.read, status)
+        return [((), float(sum(len(w.busy) for w in seen)))]
+
+    return [
+        metrics.Probe("davserver_locks_held", "WebDAV locks held", (), locks_held),
+        metrics.Probe(
+            "davserver_calendar_index_items",
+            "Items in the calendar index, by mount",
+            ("mount",),
+            index_items,
+        ),
+        metrics.Probe("davserver_workers", "Worker processes serving", (), workers),
+        metrics.Probe(
+            "davserver_requests_in_flight", "Requests under way, in every worker", (), in_flight
+        ),
+    ]

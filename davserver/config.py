@@ -18,7 +18,11 @@ from typing import Any
 from dulwich.refs import Ref, check_ref_format
 
 EMBEDDED = "<embedded default>"
-MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
+MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi", "fastcgi", "asgi", "status", "metrics")
+# Mount types whose anonymous access is off unless the configuration opens it: what they
+# show (requests under way, counts) is the operator's business.
+PRIVATE_TYPES = ("status", "metrics")
+LOG_FORMATS = ("text", "json")
 BACKENDS = ("filesystem", "git")
 _IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\s]+>$")
 _CHARSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
@@ -29,21 +33,25 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
         ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity"),
         ("webdav", "caldav"),
     ),
-    "root": ("webdav", "caldav", "static", "cgi"),
+    "root": ("webdav", "caldav", "static", "cgi", "fastcgi"),
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
     **dict.fromkeys(
-        ("index", "listing", "mime_types", "cache_control", "precompressed", "gzip",
+        ("listing", "mime_types", "cache_control", "precompressed", "gzip",
          "gzip_min_size", "gzip_types", "cache_ttl"),
         ("static",),
     ),
-    "timeout": ("cgi",),
-    "env": ("cgi",),
-    "x_sendfile": ("cgi", "wsgi"),
-    "app": ("wsgi",),
-    "pythonpath": ("wsgi",),
+    "index": ("static", "fastcgi"),
+    "timeout": ("cgi", "fastcgi"),
+    "env": ("cgi", "fastcgi"),
+    "x_sendfile": ("cgi", "wsgi", "fastcgi", "asgi"),
+    "app": ("wsgi", "asgi"),
+    "pythonpath": ("wsgi", "asgi"),
     "threads": ("wsgi",),
+    **dict.fromkeys(("socket", "command", "processes", "pool_size"), ("fastcgi",)),
+    "health_only": ("status",),
 }  # fmt: skip
+_FCGI_SOCKET = re.compile(r"^(unix:)?/.+$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 _MOUNT_PATH = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@-]+(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?/?$")
 
 
@@ -94,9 +102,11 @@ class AccessConfig:
 
     def resolved(self, mount_type: str, accounts: bool) -> AccessConfig:
         """The rules with every default filled in: anonymous requests are off once there
-        are accounts, and CalDAV trees are owner-only."""
+        are accounts, and always on status and metrics mounts; CalDAV trees are
+        owner-only."""
+        private = accounts or mount_type in PRIVATE_TYPES
         return AccessConfig(
-            anonymous=self.anonymous or ("off" if accounts else "read-write"),
+            anonymous=self.anonymous or ("off" if private else "read-write"),
             authenticated=self.authenticated,
             owner_only=mount_type == "caldav" if self.owner_only is None else self.owner_only,
         )
@@ -128,7 +138,7 @@ class MountConfig:
     default_user: str = "user"
     max_resource_size: int = 10 << 20
     error_pages: Path | None = None
-    index: tuple[str, ...] = ("index.html",)
+    index: tuple[str, ...] | None = None
     listing: bool = False
     mime_types: dict[str, str] = field(default_factory=dict)
     cache_control: str = ""
@@ -143,12 +153,33 @@ class MountConfig:
     app: str = ""
     pythonpath: tuple[Path, ...] = ()
     threads: int = 8
+    socket: str = ""
+    command: tuple[str, ...] = ()
+    processes: int = 1
+    pool_size: int = 16
+    health_only: bool = False
     access: AccessConfig = field(default_factory=AccessConfig)
+
+    @property
+    def index_names(self) -> tuple[str, ...]:
+        """``index``, or the default of the mount's type."""
+        if self.index is not None:
+            return self.index
+        return ("index.php",) if self.type == "fastcgi" else ("index.html",)
 
     @property
     def prefix(self) -> str:
         """The URL prefix without its trailing slash ("" for a mount at /)."""
         return self.path.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """The ``[log]`` table."""
+
+    format: str = "text"
+    file: Path | None = None
+    access_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +197,7 @@ class Config:
     mounts: tuple[MountConfig, ...] = ()
     source: str = EMBEDDED
     auth: AuthConfig = field(default_factory=AuthConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 def embedded_default(base: Path) -> Config:
@@ -243,12 +275,12 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(f"{source}: {where}.root: missing (the folder to serve)")
     if m.root is not None and m.root.exists() and not m.root.is_dir():
         raise ConfigError(f"{source}: {where}.root: {m.root} is not a folder")
-    if m.type == "wsgi" and not _WSGI_APP.match(m.app):
+    if m.type in ("wsgi", "asgi") and not _WSGI_APP.match(m.app):
         raise ConfigError(
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
         )
     lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
-            ("stale_lock_age", 1))  # fmt: skip
+            ("stale_lock_age", 1), ("processes", 1), ("pool_size", 1))  # fmt: skip
     for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
@@ -258,6 +290,28 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(f"{source}: {where}.repo: only the git backend uses it (use root)")
     if m.backend == "git":
         _check_git(source, where, m)
+    if m.type == "fastcgi":
+        _check_fastcgi(source, where, m)
+
+
+def _check_fastcgi(source: str, where: str, m: MountConfig) -> None:
+    if not m.socket and not m.command:
+        raise ConfigError(
+            f"{source}: {where}.socket: missing (where the FastCGI application listens, "
+            'e.g. "/run/php/php-fpm.sock" or "127.0.0.1:9000"; or give a command to start it)'
+        )
+    if m.socket and m.command:
+        raise ConfigError(
+            f"{source}: {where}.socket: not with command (the server makes the socket of "
+            "the processes it starts)"
+        )
+    if m.socket and not _FCGI_SOCKET.match(m.socket):
+        raise ConfigError(
+            f"{source}: {where}.socket: {m.socket!r} is neither a path (/..., unix:...) "
+            "nor host:port"
+        )
+    if m.root is not None and not m.root.is_dir():
+        raise ConfigError(f"{source}: {where}.root: {m.root} is not a folder")
 
 
 def _check_git(source: str, where: str, m: MountConfig) -> None:
@@ -331,6 +385,12 @@ def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> No
             levels = ", ".join(ACCESS_LEVELS)
             raise ConfigError(f"{source}: {where}.access.{key}: {value!r} is not one of {levels}")
     access = given.resolved(m.type, accounts)
+    if m.type in PRIVATE_TYPES and not given.anonymous and not accounts:
+        raise ConfigError(
+            f"{source}: {where}.access.anonymous: a {m.type} mount is not public by default, "
+            "and without accounts ([auth] htpasswd) nobody could see it: add accounts, or "
+            'open it with access = { anonymous = "read-only" }'
+        )
     if access.anonymous == "off" and not accounts:
         raise ConfigError(
             f'{source}: {where}.access.anonymous: "off" needs accounts ([auth] htpasswd): '
@@ -347,10 +407,15 @@ def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> No
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth"}
+    unknown = set(data) - {"server", "mounts", "auth", "log"}
     if unknown:
         raise ConfigError(
-            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, mounts)"
+            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, log, mounts)"
+        )
+    log = LogConfig(**_check_table(source, "log", data.get("log", {}), LogConfig, base))
+    if log.format not in LOG_FORMATS:
+        raise ConfigError(
+            f"{source}: log.format: {log.format!r} is not one of {', '.join(LOG_FORMATS)}"
         )
     auth = AuthConfig(**_check_table(source, "auth", data.get("auth", {}), AuthConfig, base))
     server = ServerConfig(
@@ -375,7 +440,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
-    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth)
+    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth, log=log)
 
 
 def load(path: Path) -> Config:

@@ -9,6 +9,7 @@ holds the application back instead of filling memory). ``close()`` is always cal
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import logging
 import os
@@ -265,7 +266,9 @@ class WsgiMount:
         call = _Call(self.app, request, self.environ(request))
         assert self.pool is not None
         try:
-            outcome = await self.pool.submit(call.loop, call.run)
+            # In the request's context: its log lines (wsgi.errors) carry its request id.
+            context = contextvars.copy_context()
+            outcome = await self.pool.submit(call.loop, context.run, call.run)
         except ConnectionError:
             raise
         except Exception:

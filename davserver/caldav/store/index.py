@@ -239,6 +239,11 @@ class CalendarIndex:
         )
         return [(s, name, bool(deleted)) for s, name, deleted in rows]
 
+    async def size(self) -> int:
+        """How many items the index holds (for the metrics)."""
+        row = await self._db.run(lambda db: db.execute("SELECT count(*) FROM items").fetchone())
+        return int(row[0])
+
     async def close(self) -> None:
         """Close the database."""
         await self._db.close()
