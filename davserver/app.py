@@ -35,6 +35,7 @@ from .mounts import DISPATCH, MOUNT_PREFIX, Mount
 from .mounts.cgi import CgiMount, CgiSettings
 from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
+from .mounts.fastcgi import FastCgiMount, FastCgiSettings
 from .mounts.metrics import MetricsMount
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.status import StatusMount
@@ -119,6 +120,14 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
         return StatusMount(m.prefix, state_dir / STATUS_DIR, m.health_only)
     if m.type == "metrics":
         return MetricsMount(m.prefix, state_dir / METRICS_DIR)
+    if m.type == "fastcgi":
+        return FastCgiMount(
+            m.prefix,
+            FastCgiSettings(
+                m.socket, m.root, m.index_names, m.timeout, m.pool_size, m.x_sendfile, m.env,
+                m.command, m.processes,
+            ),
+        )  # fmt: skip
     if m.type == "wsgi":
         settings = WsgiSettings(m.app, m.pythonpath, m.threads, m.x_sendfile)
         return WsgiMount(m.prefix, settings)

@@ -24,7 +24,7 @@ from . import cpu, logs, malloc, sockets, tls
 from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app, prepare_shared
 from .auth import htpasswd, users_cli
-from .config import Config, ConfigError, embedded_default, load, override
+from .config import Config, ConfigError, MountConfig, embedded_default, load, override
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
 from .master import Master
@@ -195,9 +195,14 @@ def print_urls(config: Config, addresses: list[tuple[str, int]], https: bool) ->
         base = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
         for m in config.mounts:
             print(
-                f"davserver: {m.type} of {m.app or m.root or m.repo} at {base}{m.prefix}/",
+                f"davserver: {m.type} of {_served(m)} at {base}{m.prefix}/",
                 flush=True,
             )
+
+
+def _served(m: MountConfig) -> str:
+    """What a mount serves, for its start-up line."""
+    return str(m.app or m.root or m.repo or m.socket or " ".join(m.command) or "this server")
 
 
 def _worker(config: Config, listening: list[socket.socket], ready_fd: int) -> int:
