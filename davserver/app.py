@@ -32,6 +32,7 @@ from .events import EventBus, LocalBus
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore
 from .mounts import DISPATCH, MOUNT_PREFIX, Mount
+from .mounts.asgi import AsgiMount, AsgiSettings
 from .mounts.cgi import CgiMount, CgiSettings
 from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
@@ -128,6 +129,8 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
                 m.command, m.processes,
             ),
         )  # fmt: skip
+    if m.type == "asgi":
+        return AsgiMount(m.prefix, AsgiSettings(m.app, m.pythonpath, m.x_sendfile))
     if m.type == "wsgi":
         settings = WsgiSettings(m.app, m.pythonpath, m.threads, m.x_sendfile)
         return WsgiMount(m.prefix, settings)

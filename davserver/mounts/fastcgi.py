@@ -126,7 +126,7 @@ class FastCgiMount:
 
     def _failed(self, kind: str, why: str, status: int = 502) -> web.Response:
         log.warning("%s: %s", self.who, why)
-        count(self.prefix, kind)
+        metrics.upstream_failed(self.prefix, kind)
         text = "504 Gateway Timeout\n" if status == 504 else "502 Bad Gateway\n"
         return web.Response(status=status, text=text)
 
@@ -182,12 +182,6 @@ class FastCgiMount:
             if path_info:
                 env["PATH_TRANSLATED"] = self.root + path_info
         return env
-
-
-def count(prefix: str, kind: str) -> None:
-    """Count a failed request of the application in the metrics."""
-    if metrics.active is not None:
-        metrics.active.upstream_failures.labels(prefix or "/", kind).inc()
 
 
 class _Exchange:
@@ -349,7 +343,9 @@ class _Exchange:
                 chunk = await self._next()
         except (Timeout, fcgiproto.ProtocolError) as exc:
             log.warning("%s: answer cut short: %s", self.mount.who, exc or "timed out")
-            count(self.mount.prefix, "timeout" if isinstance(exc, Timeout) else "bad_gateway")
+            metrics.upstream_failed(
+                self.mount.prefix, "timeout" if isinstance(exc, Timeout) else "bad_gateway"
+            )
             if self.request.transport is not None:
                 self.request.transport.close()
             return response

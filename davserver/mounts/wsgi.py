@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib
 import logging
 import os
-import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +22,10 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import web
 from multidict import CIMultiDict
 
-from davserver.config import ConfigError
 from davserver.dav.paths import strip_query
 from davserver.runtime.threads import WorkerPool, offload
 
-from . import gateway
+from . import apploader, gateway
 from .errorpages import AppResponse
 from .wsgiio import Errors, Input
 from .xsendfile import HEADER as X_SENDFILE
@@ -40,7 +36,6 @@ log = logging.getLogger("davserver.wsgi")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WsgiApp = Callable[..., Iterable[bytes]]
 _X_SENDFILE = X_SENDFILE.lower()
-_import_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +49,8 @@ class WsgiSettings:
 
 
 def load_app(spec: str, pythonpath: tuple[Path, ...]) -> WsgiApp:
-    """Import ``package.module:callable`` after putting ``pythonpath`` first on sys.path."""
-    with _import_lock:
-        for folder in reversed(pythonpath):
-            if str(folder) not in sys.path:
-                sys.path.insert(0, str(folder))
-        module_name, _, attr = spec.partition(":")
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for name in (attr or "application").split("."):
-                obj = getattr(obj, name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"WSGI app {spec!r}: cannot load: {exc}") from exc
-    if not callable(obj):
-        raise ConfigError(f"WSGI app {spec!r}: {type(obj).__name__} is not callable")
-    return cast(WsgiApp, obj)
+    """Import the application ``package.module:callable``."""
+    return cast(WsgiApp, apploader.load("WSGI", spec, pythonpath))
 
 
 class AppError(Exception):

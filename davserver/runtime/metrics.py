@@ -131,6 +131,12 @@ active: Metrics | None = None
 """The metrics of this process, once enabled."""
 
 
+def upstream_failed(mount: str, kind: str) -> None:
+    """Count a request a FastCGI or ASGI application failed (when metrics are on)."""
+    if active is not None:
+        active.upstream_failures.labels(mount or "/", kind).inc()
+
+
 def prepare(folder: Path) -> None:
     """Empty ``folder`` and make it the place of the metric files: what the previous run
     counted is gone (counters start at zero with the server, as Prometheus expects).
