@@ -27,7 +27,7 @@ from davserver.runtime import metrics
 from davserver.runtime.threads import offload
 
 from . import apploader, gateway
-from .xsendfile import XSendfile
+from .xsendfile import XSendfile, requested
 
 log = logging.getLogger("davserver.asgi")
 
@@ -189,7 +189,7 @@ class _Http:
         self.status = 0
         self.headers: list[tuple[str, str]] = []
         self.response: web.StreamResponse | None = None
-        self.sendfile: str | None = None
+        self.sendfile = False
         self.sent = 0
         self.complete = asyncio.Event()
 
@@ -209,11 +209,10 @@ class _Http:
             return self.response
         finally:
             self.complete.set()
-        if self.sendfile is not None:
+        if self.sendfile:
             return await self.mount.xsendfile.respond(
-                self.request, self.sendfile, self.mount.sendfile_base, self.headers,
-                self.mount.who,
-            )  # fmt: skip
+                self.request, self.mount.sendfile_base, self.headers, self.mount.who, self.status
+            )
         if not self.status:
             log.error("%s: %s %s: no answer", self.mount.who, self.request.method,
                       self.request.raw_path)  # fmt: skip
@@ -270,10 +269,9 @@ class _Http:
                 key, text = bytes(name).decode("latin-1"), bytes(value).decode("latin-1")
                 if not gateway.is_token(key) or "\r" in text or "\n" in text:
                     raise AppError(f"bad response header {key!r}")
-                if key.lower() == "x-sendfile":
-                    self.sendfile = text
                 if key.lower() not in gateway.HOP_BY_HOP:
                     self.headers.append((key, text))
+            self.sendfile = requested(self.headers)
         elif kind == "http.response.body":
             if not self.status:
                 raise AppError("http.response.body before http.response.start")
@@ -281,7 +279,7 @@ class _Http:
                 raise AppError("http.response.body after the last one")
             if not message.get("more_body", False):
                 self.complete.set()
-            if self.sendfile is not None:
+            if self.sendfile:
                 return
             if self.response is None:
                 await self._prepare()

@@ -32,7 +32,7 @@ from . import fcgiproto, files, gateway
 from .cgi import BadGateway, parse_headers
 from .fcgipool import Conn, Pool, parse_address
 from .fcgispawn import Spawner
-from .xsendfile import XSendfile
+from .xsendfile import XSendfile, requested
 
 log = logging.getLogger("davserver.fastcgi")
 
@@ -295,12 +295,11 @@ class _Exchange:
         except (BadGateway, fcgiproto.ProtocolError) as exc:
             return self.mount._failed("bad_gateway", f"bad answer: {exc}")
         fields = {name.lower(): value for name, value in headers}
-        sendfile = fields.get("x-sendfile")
-        if sendfile is not None:
+        if requested(headers):
             while await self._next() is not None:
                 pass
             return await self.mount.xsendfile.respond(
-                self.request, sendfile, self.mount.sendfile_base, headers, self.mount.who
+                self.request, self.mount.sendfile_base, headers, self.mount.who, status, reason
             )
         if fields.get("location") and status == 200:
             status = 302

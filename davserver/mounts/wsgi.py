@@ -28,14 +28,12 @@ from davserver.runtime.threads import WorkerPool, offload
 from . import apploader, gateway
 from .errorpages import AppResponse
 from .wsgiio import Errors, Input
-from .xsendfile import HEADER as X_SENDFILE
-from .xsendfile import XSendfile
+from .xsendfile import XSendfile, requested
 
 log = logging.getLogger("davserver.wsgi")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WsgiApp = Callable[..., Iterable[bytes]]
-_X_SENDFILE = X_SENDFILE.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +66,9 @@ class _Whole:
 
 @dataclass(slots=True)
 class _Sendfile:
-    """The application named a file for the server to send."""
+    """The application named files for the server to send."""
 
-    value: str
+    status: str
     headers: list[tuple[str, str]]
 
 
@@ -156,9 +154,8 @@ class _Call:
             self.sent += len(data)
 
     def _sendfile(self) -> _Sendfile | None:
-        for name, value in self.headers:
-            if name.lower() == _X_SENDFILE:
-                return _Sendfile(value, self.headers)
+        if self.status is not None and requested(self.headers):
+            return _Sendfile(self.status, self.headers)
         return None
 
     def run(self) -> _Whole | _Sendfile | None:
@@ -266,8 +263,9 @@ class WsgiMount:
                 return self._cut(request, call.response)
             return call.response
         if isinstance(outcome, _Sendfile):
+            code, reason = _check_status(outcome.status)
             return await self.xsendfile.respond(
-                request, outcome.value, self._sendfile_base, outcome.headers, self.who
+                request, self._sendfile_base, outcome.headers, self.who, code, reason
             )
         return self._whole(request, outcome)
 

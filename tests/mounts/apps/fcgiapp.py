@@ -17,6 +17,7 @@ from flup.server.fcgi import WSGIServer
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 TEXT = [("Content-Type", "text/plain")]
+SENT_HEADERS = ("x-sendfile", "content-range")
 
 
 def _query(environ: Environ) -> dict[str, str]:
@@ -47,10 +48,10 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         time.sleep(float(query.get("s", "1")))
         start_response("200 OK", TEXT)
         return [b"slow"]
-    if view == "sendfile":
+    if view == "sendfile":  # the X-Sendfile* and Content-Range headers the query gives
         headers = [("Content-Type", "application/x-thing")]
-        headers += [(k, v) for k, v in query.items() if k.lower().startswith("x-sendfile")]
-        start_response("200 OK", headers)
+        headers += [(k, v) for k, v in query.items() if k.lower().startswith(SENT_HEADERS)]
+        start_response(query.get("status", "200 OK"), headers)
         return [b"never sent"]
     if view == "stderr":
         sys.stderr.write("a problem reported on stderr\n")

@@ -73,8 +73,14 @@ async def fail(request: Request) -> Response:
 
 
 async def sendfile(request: Request) -> Response:
-    headers = {k: v for k, v in request.query_params.items() if k.lower().startswith("x-sendfile")}
-    return PlainTextResponse("never sent", headers=headers)
+    """The X-Sendfile* and Content-Range headers (and the status) the query gives."""
+    query = request.query_params
+    headers = {k: v for k, v in query.items() if k.lower().startswith(SENT_HEADERS)}
+    status = int(query.get("status", "200 OK")[:3])
+    return PlainTextResponse("never sent", headers=headers, status_code=status)
+
+
+SENT_HEADERS = ("x-sendfile", "content-range")
 
 
 async def ws_echo(websocket: WebSocket) -> None:
