@@ -20,6 +20,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
 
 from davserver.config import ConfigError
 from davserver.dav.paths import strip_query
@@ -27,6 +28,7 @@ from davserver.runtime import metrics
 from davserver.runtime.threads import offload
 
 from . import apploader, gateway
+from .errorpages import AppResponse
 from .xsendfile import XSendfile, requested
 
 log = logging.getLogger("davserver.asgi")
@@ -191,6 +193,8 @@ class _Http:
         self.response: web.StreamResponse | None = None
         self.sendfile = False
         self.sent = 0
+        self.whole: bytes | None = None
+        """The body of an answer sent in one message: it goes out with its headers."""
         self.complete = asyncio.Event()
 
     async def run(self, app: AsgiApp) -> web.StreamResponse:
@@ -200,13 +204,13 @@ class _Http:
             raise
         except Exception:
             self.mount.failed(self.request, "exception")
-            if self.response is None:
+            if self.response is None and self.whole is None:
                 return web.Response(status=500, text="500 Internal Server Error\n")
             if not self.complete.is_set():
                 return self._cut()
             # The answer was whole (Starlette sends its 500 page, then raises again for
             # the server's log): it stands.
-            return self.response
+            return self.response or self._whole()
         finally:
             self.complete.set()
         if self.sendfile:
@@ -218,14 +222,21 @@ class _Http:
                       self.request.raw_path)  # fmt: skip
             metrics.upstream_failed(self.mount.prefix, "exception")
             return web.Response(status=500, text="500 Internal Server Error\n")
-        if self.response is None:  # started, and no body message: an empty body
-            await self._prepare()
+        if self.response is None:  # the body in one message (or none): one write
+            return self._whole()
         assert self.response is not None
         declared = self.response.content_length
         if self.request.method != "HEAD" and declared is not None and self.sent < declared:
             log.warning("%s: sent %d of %d bytes", self.mount.who, self.sent, declared)
             return self._cut()
         return self.response
+
+    def _whole(self) -> AppResponse:
+        """The answer whose body came in one message, sent with its headers at once."""
+        headers = CIMultiDict(self.headers)
+        if self.request.method != "HEAD":
+            headers.popall("Content-Length", None)
+        return AppResponse(status=self.status, body=self.whole, headers=headers)
 
     def _cut(self) -> web.StreamResponse:
         """End a half-sent answer by closing the connection."""
@@ -277,13 +288,17 @@ class _Http:
                 raise AppError("http.response.body before http.response.start")
             if self.complete.is_set():
                 raise AppError("http.response.body after the last one")
-            if not message.get("more_body", False):
+            body = message.get("body", b"")
+            last = not message.get("more_body", False)
+            if last:
                 self.complete.set()
             if self.sendfile:
                 return
             if self.response is None:
+                if last:
+                    self.whole = bytes(body)
+                    return
                 await self._prepare()
-            body = message.get("body", b"")
             if body and self.request.method != "HEAD":
                 assert self.response is not None
                 await self.response.write(body)

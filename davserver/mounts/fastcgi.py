@@ -100,7 +100,11 @@ class FastCgiMount:
         raw = strip_query(request.raw_path)[len(self.prefix) :]
         try:
             parts = files.segments(raw)
-            script = await offload(self._find_sync, parts, raw.endswith("/"))
+            trailing = raw.endswith("/")
+            if self.root:
+                script = await offload(self._find_sync, parts, trailing)
+            else:  # no disk to look at
+                script = self._find_sync(parts, trailing)
         except DAVError as exc:
             log.info("%s %s refused: %s %s", request.method, request.raw_path, exc.status,
                      exc.reason)  # fmt: skip

@@ -34,7 +34,8 @@ class MetricsMount:
         await offload(metrics.enable, self.folder)
 
     async def close(self) -> None:
-        """Nothing to release: the files stay for the other workers."""
+        """Stop counting (the files stay, for the other workers)."""
+        metrics.disable()
 
     async def _probed(self) -> list[tuple[metrics.Probe, metrics.Rows]]:
         results = await asyncio.gather(*(p.read() for p in self.probes), return_exceptions=True)

@@ -159,6 +159,12 @@ def enable(folder: Path) -> Metrics:
     return active
 
 
+def disable() -> None:
+    """Stop counting in this process (its metrics mount closed)."""
+    global active
+    active = None
+
+
 def process_died(folder: Path, pid: int) -> None:
     """Drop the live gauges of a worker that exited (the master calls this)."""
     multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
