@@ -63,7 +63,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_counts_add_up_over_the_workers(
+async def test_counts_add_up_over_the_workers_storage_faults_included(
     tmp_path: Path, accounts: Path, server_process: Callable[..., ServerProcess]
 ) -> None:
     server = server_process(
@@ -91,6 +91,12 @@ async def test_counts_add_up_over_the_workers(
             headers={**basic(), "Content-Type": "text/calendar"},
         ) as resp:
             assert resp.status == 201
+        # A git process holds the branch's lock: the write fails with 503, a storage fault.
+        lock = tmp_path / "store.git" / "refs" / "heads" / "main.lock"
+        lock.write_text("held by a test")
+        async with s.put(f"{base}/git/refused.txt", data=b"r") as resp:
+            assert resp.status == 503
+        lock.unlink()
     answers = set()
     for _ in range(6):
         samples = await scrape(base)
@@ -100,6 +106,9 @@ async def test_counts_add_up_over_the_workers(
         answers.add(puts)
         assert value(samples, "davserver_workers") == 2
         assert value(samples, "davserver_git_commits_total") == 3
+        assert (
+            value(samples, "davserver_storage_faults_total", mount="/git", kind="BranchBusy") == 1
+        )
         assert value(samples, "davserver_locks_held") == 1
         assert value(samples, "davserver_calendar_index_items", mount="/cal") == 1
         # A method nobody knows is counted, without a label value of its own.
