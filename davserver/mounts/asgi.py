@@ -155,7 +155,7 @@ class AsgiMount:
             "http_version": f"{request.version.major}.{request.version.minor}",
             "method": request.method,
             "scheme": scheme,
-            "path": unquote(raw, errors="surrogateescape") if "%" in raw else raw,
+            "path": unquote(raw) if "%" in raw else raw,
             "raw_path": raw.encode("latin-1", "replace"),
             "query_string": gateway.query_string(request.raw_path).encode("latin-1", "replace"),
             "root_path": self.prefix,
