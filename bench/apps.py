@@ -245,7 +245,7 @@ def report(servers: dict[str, Server], args: argparse.Namespace) -> str:
     ratios = [["workload", "davserver", "reference", "ratio", "per round"]]
     for label, mine, ref in COMPARISONS:
         a, b = servers[mine], servers[ref]
-        if a.rps and b.rps and not a.problem and not b.problem:
+        if a.rps and b.rps and all(b.rps) and not a.problem and not b.problem:
             rounds = [x / y for x, y in zip(a.rps, b.rps, strict=True)]
             cells = [f"{statistics.median(rounds):.2f}x", " ".join(f"{r:.2f}" for r in rounds)]
         else:

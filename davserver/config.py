@@ -156,7 +156,7 @@ class MountConfig:
     socket: str = ""
     command: tuple[str, ...] = ()
     processes: int = 1
-    pool_size: int = 16
+    pool_size: int = 4
     health_only: bool = False
     access: AccessConfig = field(default_factory=AccessConfig)
 

@@ -30,6 +30,7 @@ from davserver.runtime.threads import offload
 
 from . import fcgiproto, files, gateway
 from .cgi import BadGateway, parse_headers
+from .errorpages import AppResponse
 from .fcgipool import Conn, Pool, parse_address
 from .fcgispawn import Spawner
 from .xsendfile import XSendfile, requested
@@ -37,6 +38,11 @@ from .xsendfile import XSendfile, requested
 log = logging.getLogger("davserver.fastcgi")
 
 MAX_HEADER_BYTES = 64 << 10
+# Which script a path names is remembered this long (a thread hop and a few lstat calls
+# saved per request); a script removed meanwhile is then the application's 404.
+FOUND_TTL = 1.0
+FOUND_MAX = 1024
+Found = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +53,7 @@ class FastCgiSettings:
     root: Path | None = None
     index: tuple[str, ...] = ("index.php",)
     timeout: float = 30.0
-    pool_size: int = 16
+    pool_size: int = 4
     x_sendfile: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ()
@@ -79,6 +85,7 @@ class FastCgiMount:
         address = self.spawner.address if self.spawner else parse_address(settings.socket)
         self.pool = Pool(address, settings.pool_size)
         self.sendfile_base = ""
+        self._found: dict[str, tuple[float, Found]] = {}
 
     async def open(self) -> None:
         """Resolve the folders; start the application when the server runs it."""
@@ -100,11 +107,7 @@ class FastCgiMount:
         raw = strip_query(request.raw_path)[len(self.prefix) :]
         try:
             parts = files.segments(raw)
-            trailing = raw.endswith("/")
-            if self.root:
-                script = await offload(self._find_sync, parts, trailing)
-            else:  # no disk to look at
-                script = self._find_sync(parts, trailing)
+            script = await self._find(raw, parts)
         except DAVError as exc:
             log.info("%s %s refused: %s %s", request.method, request.raw_path, exc.status,
                      exc.reason)  # fmt: skip
@@ -122,8 +125,27 @@ class FastCgiMount:
             except OSError as exc:
                 return self._failed("unreachable", f"cannot connect: {exc}")
             except TimeoutError:
-                return self._failed("timeout", "cannot connect in time", 504)
+                return self._failed(
+                    "timeout",
+                    f"no connection to the application within {self.settings.timeout}s",
+                    504,
+                )
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find(self, raw: str, parts: list[str]) -> Found:
+        """SCRIPT_NAME, PATH_INFO and SCRIPT_FILENAME of a path (see ``_find_sync``)."""
+        trailing = raw.endswith("/")
+        if not self.root:  # no disk to look at
+            return self._find_sync(parts, trailing)
+        now = asyncio.get_running_loop().time()
+        known = self._found.get(raw)
+        if known is not None and known[0] > now:
+            return known[1]
+        found = await offload(self._find_sync, parts, trailing)
+        if len(self._found) >= FOUND_MAX:
+            self._found.clear()
+        self._found[raw] = (now + FOUND_TTL, found)
+        return found
 
     async def _connect(self) -> Conn:
         return await self.pool.get(self.settings.timeout)
@@ -134,7 +156,7 @@ class FastCgiMount:
         text = "504 Gateway Timeout\n" if status == 504 else "502 Bad Gateway\n"
         return web.Response(status=status, text=text)
 
-    def _find_sync(self, parts: list[str], trailing_slash: bool) -> tuple[str, str, str]:
+    def _find_sync(self, parts: list[str], trailing_slash: bool) -> Found:
         """SCRIPT_NAME, PATH_INFO and SCRIPT_FILENAME ("" without ``root``): the first
         regular file along the path, or a folder's index file."""
         if not self.root:
@@ -209,10 +231,15 @@ class _Exchange:
         clean = False
         feeder: asyncio.Task[None] | None = None
         try:
-            conn.writer.write(fcgiproto.begin() + fcgiproto.params(sorted(env.items())))
-            feeder = asyncio.create_task(self._feed())
+            head = fcgiproto.begin() + fcgiproto.params(sorted(env.items()))
+            if self.request.body_exists:
+                await conn.write(head)
+                feeder = asyncio.create_task(self._feed())
+            else:  # the request in one write
+                await conn.write(head + fcgiproto.record(fcgiproto.STDIN))
             response = await self._answer()
-            await feeder
+            if feeder is not None:
+                await feeder
             clean = self.ended and not self.input_refused
             return response
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
@@ -231,7 +258,7 @@ class _Exchange:
             if clean:
                 self.mount.pool.put(conn)
             else:
-                conn.close()
+                self.mount.pool.drop(conn)
 
     async def _feed(self) -> None:
         """Stream the request body as STDIN records, then its end. An application may
@@ -243,35 +270,36 @@ class _Exchange:
             self.input_refused = True
 
     async def _send_body(self) -> None:
-        writer = self.conn.writer
-        if self.request.body_exists:
-            content = self.request.content
-            while True:
-                try:
-                    chunk = await content.readany()
-                except Exception as exc:
-                    # The client went away, or its body passed max_body_size: the
-                    # application must never take the cut-off body for a whole one.
-                    log.info("%s: request body broken off (%s)", self.mount.who, exc)
-                    self.client_gone = True
-                    writer.close()
-                    return
-                if not chunk:
-                    break
-                self.body_sent = True
-                writer.write(fcgiproto.stream(fcgiproto.STDIN, chunk))
-                await writer.drain()
-        writer.write(fcgiproto.record(fcgiproto.STDIN))
-        await writer.drain()
+        conn = self.conn
+        content = self.request.content
+        while True:
+            try:
+                chunk = await content.readany()
+            except Exception as exc:
+                # The client went away, or its body passed max_body_size: the
+                # application must never take the cut-off body for a whole one.
+                log.info("%s: request body broken off (%s)", self.mount.who, exc)
+                self.client_gone = True
+                conn.close()
+                return
+            if not chunk:
+                break
+            self.body_sent = True
+            await conn.write(fcgiproto.stream(fcgiproto.STDIN, chunk))
+        await conn.write(fcgiproto.record(fcgiproto.STDIN))
 
     async def _next(self) -> bytes | None:
         """The next piece of STDOUT, None at the end of the request (STDERR is logged)."""
+        conn = self.conn
         while True:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    kind, content = await fcgiproto.read_record(self.conn.reader)
-            except TimeoutError as exc:
-                raise Timeout from exc
+            if conn.ready():
+                kind, content = await conn.record()
+            else:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        kind, content = await conn.record()
+                except TimeoutError as exc:
+                    raise Timeout from exc
             self.received = True
             if kind == fcgiproto.STDOUT:
                 if content:
@@ -289,29 +317,52 @@ class _Exchange:
                 raise fcgiproto.ProtocolError(f"unexpected record type {kind}")
 
     async def _answer(self) -> web.StreamResponse:
+        body: list[bytes] = []
         try:
             head, rest = await self._head()
             status, reason, headers = parse_headers(head)
+            sendfile = requested(headers)
+            if sendfile:
+                while await self._next() is not None:
+                    pass
+            else:
+                # What has arrived already: when it is the whole answer (a small page), it
+                # goes to the client in one write, with its length.
+                body.append(rest)
+                while self.conn.ready() and not self.ended:
+                    chunk = await self._next()
+                    if chunk is not None:
+                        body.append(chunk)
         except Timeout:
+            hint = (
+                ""
+                if self.conn.reused
+                else (
+                    " (a new connection: is pool_size x workers above the application's processes?)"
+                )
+            )
             return self.mount._failed(
-                "timeout", f"silent for {self.timeout}s: {self.request.raw_path}", 504
+                "timeout", f"silent for {self.timeout}s: {self.request.raw_path}{hint}", 504
             )
         except (BadGateway, fcgiproto.ProtocolError) as exc:
             return self.mount._failed("bad_gateway", f"bad answer: {exc}")
-        fields = {name.lower(): value for name, value in headers}
-        if requested(headers):
-            while await self._next() is not None:
-                pass
+        if sendfile:
             return await self.mount.xsendfile.respond(
                 self.request, self.mount.sendfile_base, headers, self.mount.who, status, reason
             )
-        if fields.get("location") and status == 200:
+        if status == 200 and any(name.lower() == "location" for name, _ in headers):
             status = 302
+        kept = [(k, v) for k, v in headers if k.lower() not in gateway.HOP_BY_HOP]
+        if self.ended:
+            whole = AppResponse(status=status, reason=reason, body=b"".join(body))
+            for name, value in kept:
+                if name.lower() != "content-length":
+                    whole.headers.add(name, value)
+            return whole
         response = web.StreamResponse(status=status, reason=reason)
-        for name, value in headers:
-            if name.lower() not in gateway.HOP_BY_HOP:
-                response.headers.add(name, value)
-        return await self._stream(response, rest)
+        for name, value in kept:
+            response.headers.add(name, value)
+        return await self._stream(response, b"".join(body))
 
     async def _head(self) -> tuple[list[bytes], bytes]:
         """The header lines of the answer, and what of the body came with them."""

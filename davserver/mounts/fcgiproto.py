@@ -6,7 +6,6 @@ One request at a time on a connection (request id 1), kept open for the next one
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from collections.abc import Iterable
 
@@ -66,15 +65,13 @@ def params(pairs: Iterable[tuple[str, str]]) -> bytes:
     return stream(PARAMS, bytes(body)) + record(PARAMS)
 
 
-async def read_record(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """The type and content of the next record of request 1 (records of other requests
-    and management records are an error: we never send them)."""
-    head = await reader.readexactly(8)
-    version, kind, request_id, length, padding = _HEADER.unpack(head)
+def header(data: bytes | bytearray) -> tuple[int, int, int]:
+    """Type, content length and padding of the record that ``data`` starts with (at least
+    8 bytes); records of another request than ours are an error (we send none)."""
+    version, kind, request_id, length, padding = _HEADER.unpack_from(data)
     if version != VERSION or request_id != REQUEST_ID:
         raise ProtocolError(f"unexpected record (version {version}, request {request_id})")
-    content = await reader.readexactly(length + padding)
-    return kind, content[:length]
+    return kind, length, padding
 
 
 def end_status(content: bytes) -> tuple[int, int]:

@@ -347,3 +347,16 @@ def test_fastcgi_options_are_checked(tmp_path: Path) -> None:
             load(conf)
     conf.write_text('[[mounts]]\npath = "/p"\ntype = "fastcgi"\nsocket = "127.0.0.1:9000"\n')
     assert load(conf).mounts[0].socket == "127.0.0.1:9000"
+
+
+async def test_requests_beyond_the_pool_wait_for_a_connection(
+    make_fcgi: MakeClient, php_fpm: PhpFpm
+) -> None:
+    # php-fpm has 3 children, each bound to a connection while it is open: with
+    # pool_size = 3, the 9 requests take turns instead of waiting in php-fpm's queue.
+    client = await make_fcgi(php_fpm.socket, pool_size=3, timeout=5.0)
+    start = time.monotonic()
+    answers = await asyncio.gather(*(client.get("/php/slow.php") for _ in range(9)))
+    assert [a.status for a in answers] == [200] * 9
+    assert [await a.text() for a in answers] == ["slow"] * 9
+    assert time.monotonic() - start >= 0.85  # three rounds of three
