@@ -3,11 +3,13 @@
 Usage: python3 bench/apps.py [--duration S] [--warmup S] [--rounds N] [--connections N]
 
 In one run it starts, each on a free loopback port:
-- php-fpm (Debian's, unprivileged, in a temporary folder; 4 static children on a Unix
-  socket) with ``hello.php``, and in front of that same php-fpm: davserver (a fastcgi
-  mount), nginx and lighttpd, each one process (davserver ``workers = 1``, nginx
-  ``worker_processes 1``, lighttpd as it comes), each keeping its FastCGI connections open
-  (nginx: ``fastcgi_keep_conn`` and an upstream ``keepalive``; lighttpd does by default);
+- php-fpm (Debian's, unprivileged, in a temporary folder) with ``hello.php``, and in front
+  of that same php-fpm: davserver (a fastcgi mount), nginx and lighttpd, each one process
+  (davserver ``workers = 1``, nginx ``worker_processes 1``, lighttpd as it comes). Each
+  front has a pool of its own in php-fpm (4 static children on its own Unix socket): a
+  php-fpm child stays with a connection while it is open, so fronts that keep their
+  connections (davserver ``pool_size = 4``; nginx ``fastcgi_keep_conn`` with an upstream
+  ``keepalive 4``) would otherwise hold the children the others wait for;
 - the ASGI hello-world ``asgi_app`` defined in this file, under davserver (an asgi mount,
   ``workers = 1``) and under uvicorn, one worker, both with uvloop and httptools (uvicorn's
   usual production set-up) and with asyncio and h11 (what a plain ``pip install uvicorn``
@@ -40,6 +42,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 UVICORN = "uvicorn[standard]==0.54.0"
 HELLO = b"Hello, World!\n"
+PHP_FRONTS = ("davserver", "nginx", "lighttpd")  # each has its own php-fpm pool
 PHP_HELLO = b"Hello from PHP!\n"
 COMPARISONS = (
     ("PHP hello world (php-fpm)", "davserver-fastcgi", "nginx-fastcgi"),
@@ -73,18 +76,22 @@ def php_fpm(tmp: Path) -> list[str] | None:
         return None
     binary = str(sorted(Path("/usr/sbin").glob("php-fpm*"))[-1])
     conf = tmp / "php-fpm.conf"
-    conf.write_text(
-        f"""[global]
-pid = {tmp}/php-fpm.pid
-error_log = {tmp}/php-fpm.log
-daemonize = no
-[www]
-listen = {tmp}/php.sock
+    pools = "".join(
+        f"""[{front}]
+listen = {tmp}/{front}.sock
 listen.mode = 0666
 pm = static
 pm.max_children = 4
 pm.max_requests = 0
 """
+        for front in PHP_FRONTS
+    )
+    conf.write_text(
+        f"""[global]
+pid = {tmp}/php-fpm.pid
+error_log = {tmp}/php-fpm.log
+daemonize = no
+{pools}"""
     )
     root = ["-R"] if os.geteuid() == 0 else []
     return [binary, "-F", "-n", "-y", str(conf), *root]
@@ -106,7 +113,7 @@ http {{
     fastcgi_temp_path {tmp}/nginx-tmp;
     uwsgi_temp_path {tmp}/nginx-tmp;
     scgi_temp_path {tmp}/nginx-tmp;
-    upstream php {{ server unix:{tmp}/php.sock; keepalive 16; }}
+    upstream php {{ server unix:{tmp}/nginx.sock; keepalive 4; }}
     server {{
         listen 127.0.0.1:{port};
         root {tmp}/www;
@@ -133,7 +140,7 @@ server.bind = "127.0.0.1"
 server.port = {port}
 server.errorlog = "{tmp}/lighttpd-error.log"
 server.max-keep-alive-requests = 1000000
-fastcgi.server = (".php" => (("socket" => "{tmp}/php.sock", "check-local" => "disable")))
+fastcgi.server = (".php" => (("socket" => "{tmp}/lighttpd.sock", "check-local" => "disable")))
 """
     )
     return conf
@@ -151,8 +158,9 @@ state_dir = "{tmp}/state"
 [[mounts]]
 path = "/php"
 type = "fastcgi"
-socket = "{tmp}/php.sock"
+socket = "{tmp}/davserver.sock"
 root = "{tmp}/www"
+pool_size = 4
 
 [[mounts]]
 path = "/asgi"
@@ -287,7 +295,7 @@ def main() -> int:
                     stdout=mounts.subprocess.DEVNULL, stderr=mounts.subprocess.DEVNULL,
                 )  # fmt: skip
                 deadline = time.monotonic() + 20
-                while not (tmp / "php.sock").exists() and time.monotonic() < deadline:
+                while not (tmp / "lighttpd.sock").exists() and time.monotonic() < deadline:
                     time.sleep(0.05)
             for srv in servers.values():
                 if srv.shares:
