@@ -231,7 +231,7 @@ class _Exchange:
         clean = False
         feeder: asyncio.Task[None] | None = None
         try:
-            head = fcgiproto.begin() + fcgiproto.params(sorted(env.items()))
+            head = fcgiproto.begin() + fcgiproto.params(env.items())
             if self.request.body_exists:
                 await conn.write(head)
                 feeder = asyncio.create_task(self._feed())

@@ -42,27 +42,38 @@ def stream(kind: int, data: bytes) -> bytes:
     )
 
 
+_PARAMS_END = record(PARAMS)
+
+
 def begin(keep: bool = True) -> bytes:
     """FCGI_BEGIN_REQUEST for a responder."""
     return record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, KEEP_CONN if keep else 0))
 
 
 def _length(n: int) -> bytes:
-    return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+    return bytes((n,)) if n < 128 else struct.pack(">I", n | 0x80000000)
 
 
 def params(pairs: Iterable[tuple[str, str]]) -> bytes:
     """The FCGI_PARAMS stream of ``pairs``, its empty end record included. Names and values
     go as latin-1 bytes where they fit, else UTF-8 (header values arrive as latin-1)."""
-    body = bytearray()
+    parts = []
     for name, value in pairs:
         n = name.encode("latin-1")
         try:
             v = value.encode("latin-1")
         except UnicodeEncodeError:
             v = value.encode("utf-8", "surrogateescape")
-        body += _length(len(n)) + _length(len(v)) + n + v
-    return stream(PARAMS, bytes(body)) + record(PARAMS)
+        if len(n) < 128 and len(v) < 128:
+            parts.append(bytes((len(n), len(v))))
+        else:
+            parts.append(_length(len(n)) + _length(len(v)))
+        parts.append(n)
+        parts.append(v)
+    body = b"".join(parts)
+    if len(body) <= MAX_CONTENT:
+        return record(PARAMS, body) + _PARAMS_END
+    return stream(PARAMS, body) + _PARAMS_END
 
 
 def header(data: bytes | bytearray) -> tuple[int, int, int]:
