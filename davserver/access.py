@@ -1,7 +1,8 @@
 """Who may do what on a mount: the access level of a request by method.
 
 A mount's ``access`` table gives anonymous and authenticated requests a level each:
-``off``, ``read-only`` (the methods that change nothing) or ``read-write``. Which user's
+``off``, ``read-only`` (the methods that change nothing) or ``read-write``, and members of
+the groups it names the level of their group when that is higher. Which user's
 tree a path lies in (owner-only trees) is the mount's business (``DavMount.check_owner``).
 """
 
@@ -13,25 +14,37 @@ from aiohttp import web
 
 from .auth.basic import challenge
 from .config import AccessConfig
+from .dav.identity import MAY_WRITE
 
 log = logging.getLogger("davserver.access")
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
-"""The methods a read-only level allows: none of them changes anything."""
+"""The methods a read-only level allows on a DAV tree: none of them changes anything."""
+SITE_READ_METHODS = frozenset({"GET", "HEAD"})
+"""The methods a read-only level allows on any mount but a DAV tree: what a script or
+an application does with any other method (OPTIONS included) is its own business."""
 
 
-def allows(level: str, method: str) -> bool:
-    """Whether an access level lets a request with ``method`` through."""
-    return level == "read-write" or (level == "read-only" and method in READ_METHODS)
+def allows(level: str, method: str, reads: frozenset[str] = READ_METHODS) -> bool:
+    """Whether an access level lets a request with ``method`` through (``reads``: what
+    read-only allows on the mount)."""
+    return level == "read-write" or (level == "read-only" and method in reads)
 
 
 def admit(
-    request: web.Request, rules: AccessConfig, user: str | None, accounts: bool
+    request: web.Request,
+    rules: AccessConfig,
+    user: str | None,
+    accounts: bool,
+    reads: frozenset[str] = READ_METHODS,
+    groups: frozenset[str] = frozenset(),
 ) -> web.Response | None:
-    """None when the mount's rules let the request in; else the answer: 401 for an
+    """None when the mount's rules let the request in (``reads``: what read-only allows
+    there; ``groups``: the user's, for the rules by group); else the answer: 401 for an
     anonymous request that could log in, 403 otherwise (and a log line)."""
-    level = rules.authenticated if user is not None else rules.anonymous
-    if allows(level, request.method):
+    level = rules.level(user, groups)
+    request[MAY_WRITE] = level == "read-write"
+    if allows(level, request.method, reads):
         return None
     if user is None and accounts:
         return challenge()

@@ -1,5 +1,6 @@
 """The end of every request: its access log line (the combined format followed by the
-mount that answered, or a JSON object) and its count in the metrics."""
+mount that answered and the login source that vouched for the user, or a JSON object) and
+its count in the metrics."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ import time as clock
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from .dav.identity import USER
+from .dav.identity import AUTH_SOURCE, USER
 from .mounts import MOUNT_PREFIX
 from .runtime import metrics
 
 
 class MountAccessLogger(AbstractAccessLogger):
-    """Logs ``<combined format> mount=<path>``, e.g.
+    """Logs ``<combined format> mount=<path> auth=<source>``, e.g.
     ``127.0.0.1 - ann [05/Dec/2026:17:08:29 +0000] "GET /f HTTP/1.1" 200 5 "-" "curl/8.5.0"
-    mount=/files``; with ``as_json``, the same fields as one JSON object.
+    mount=/files auth=ldap``; with ``as_json``, the same fields as one JSON object.
 
-    Requests no mount took (404, and those refused before routing) show ``mount=-``.
+    Requests no mount took (404, and those refused before routing) show ``mount=-``;
+    anonymous ones ``auth=-``.
     """
 
     as_json = False
@@ -64,6 +66,7 @@ class MountAccessLogger(AbstractAccessLogger):
         if not self.lines or not self.logger.isEnabledFor(logging.INFO):
             return
         user = request.get(USER) or "-"
+        auth = request.get(AUTH_SOURCE) or "-"
         headers = request.headers
         version = f"HTTP/{request.version.major}.{request.version.minor}"
         if self.as_json:
@@ -71,15 +74,15 @@ class MountAccessLogger(AbstractAccessLogger):
                 "client": request.remote or "-", "user": user, "method": request.method,
                 "path": request.raw_path, "protocol": version, "status": response.status,
                 "bytes": sent, "referer": headers.get("Referer", ""),
-                "user_agent": headers.get("User-Agent", ""), "mount": mount,
+                "user_agent": headers.get("User-Agent", ""), "mount": mount, "auth": auth,
                 "duration": round(time, 6),
             }  # fmt: skip
             self.logger.info("%s %s %s", request.method, request.raw_path, response.status,
                              extra={"access": fields})  # fmt: skip
             return
         self.logger.info(
-            '%s - %s %s "%s %s %s" %d %d "%s" "%s" mount=%s',
+            '%s - %s %s "%s %s %s" %d %d "%s" "%s" mount=%s auth=%s',
             request.remote or "-", user, self._time(clock.time()),
             request.method, request.raw_path, version, response.status, sent,
-            headers.get("Referer", "-"), headers.get("User-Agent", "-"), mount,
+            headers.get("Referer", "-"), headers.get("User-Agent", "-"), mount, auth,
         )  # fmt: skip

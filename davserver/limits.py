@@ -78,12 +78,16 @@ class Limits:
     def handler_kwargs(self) -> dict[str, Any]:
         """aiohttp ``RequestHandler`` options for the limits aiohttp enforces itself: the
         request target's length, a header's (name and value) length, the number of headers,
-        and how long an idle connection is kept."""
+        and how long an idle connection is kept. Request bodies are passed on as sent, never
+        inflated: a DAV tree refuses a Content-Encoding (415), and a script or an
+        application gets the body with its ``Content-Encoding`` (a small gzip body must not
+        become gigabytes inside the server)."""
         return {
             "keepalive_timeout": self.idle_timeout,
             "max_line_size": self.max_request_line,
             "max_field_size": self.max_header_size,
             "max_headers": self.max_headers,
+            "auto_decompress": False,
         }
 
 

@@ -17,7 +17,8 @@ import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_USER = re.compile(r"^[^:\s/\\\x00-\x1f]{1,64}$")
+# No leading dot: such names are the stores' own folders (the address books' .addressbooks).
+_USER = re.compile(r"^(?!\.)[^:\s/\\\x00-\x1f]{1,64}$")
 _ARGON2 = PasswordHasher()
 
 
@@ -26,7 +27,8 @@ class HtpasswdError(ValueError):
 
 
 def valid_user_name(name: str) -> bool:
-    """Whether ``name`` can be an account (no colon, slash, space or control character)."""
+    """Whether ``name`` can be an account (no colon, slash, space or control character,
+    and no dot first)."""
     return bool(_USER.match(name))
 
 

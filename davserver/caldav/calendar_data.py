@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from icalendar import Calendar
 from lxml import etree
 
+from davserver.dav.errors import DAVError
 from davserver.dav.xml import escape
 from davserver.ical.partial import CalendarData as CalendarData  # what parse() gives
 from davserver.ical.partial import CompSpec, text
@@ -38,7 +39,15 @@ def _range_of(el: etree._Element | None) -> TimeRange | None:
 
 
 def parse(el: etree._Element) -> CalendarData:
-    """Read a ``C:calendar-data`` element of a REPORT's ``D:prop``."""
+    """Read a ``C:calendar-data`` element of a REPORT's ``D:prop``: 403
+    ``supported-calendar-data`` for a media type or version other than iCalendar 2.0."""
+    media = el.get("content-type", "text/calendar").split(";")[0].strip().lower()
+    version = el.get("version", "2.0").strip()
+    if media != "text/calendar" or version != "2.0":
+        raise DAVError(
+            403, f"calendar data as {media} {version} is not supported",
+            condition=c("supported-calendar-data"),
+        )  # fmt: skip
     comp = el.find(c("comp"))
     return CalendarData(
         comp=_comp_spec(comp) if comp is not None else None,

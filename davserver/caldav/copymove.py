@@ -35,6 +35,11 @@ async def copy_or_move(ctx: Context) -> web.StreamResponse:
             if d.kind != "item":
                 raise DAVError(403, "calendar objects belong in a calendar collection")
             ctx.check_owner(dst, write=True)  # before the destination is looked at
+            # RFC 4918's Overwrite comes before the calendar's rules: a taken destination
+            # with Overwrite: F is 412 whatever it holds.
+            overwrite = ctx.request.headers.get("Overwrite", "T").strip().upper() != "F"
+            if not overwrite and await ctx.storage.stat(dst) is not None:
+                raise DAVError(412, "the destination exists and Overwrite is F")
             await _check_item(ctx, s, d, dst, moving=ctx.request.method == "MOVE")
         elif s.kind != d.kind:
             raise DAVError(403, f"a {s.kind} cannot be copied or moved to a {d.kind}")
@@ -71,7 +76,10 @@ async def _check_item(ctx: Context, s: Place, d: Place, dst: str, *, moving: boo
             overwritten and other.uid != item.uid
         ):
             link = href(ctx.prefix, f"{calendar_path}/{name}", False)
+            # Replacing an object of another UID in another calendar by a move is refused
+            # outright (403); the other conflicts are the state of the calendar (409).
+            status = 403 if overwritten and moving and d.calendar != s.calendar else 409
             raise DAVError(
-                409, f"UID {item.uid} conflicts with {name}",
+                status, f"UID {item.uid} conflicts with {name}",
                 condition=f"{{{C}}}no-uid-conflict", inner=f"<D:href>{link}</D:href>",
             )  # fmt: skip

@@ -9,11 +9,14 @@ change events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from lxml import etree
 
 from davserver.backends.base import Resource
 from davserver.dav.context import Context, ServiceKey, Tree
+from davserver.dav.exports import SERVICE as EXPORTS
 from davserver.dav.features import (
     Discovery,
     Feature,
@@ -24,9 +27,12 @@ from davserver.dav.features import (
 )
 from davserver.dav.paths import href
 from davserver.dav.props import LiveRenderer, PropRenderer
-from davserver.ical.summary import Summary
+from davserver.ical.timezone import timezone_problem
+from davserver.runtime.threads import offload
 
 from . import copymove, mkcalendar, put, report
+from .export import CalendarExport
+from .members import indexed_members
 from .names import c, dav
 from .props import (
     INDEXED,
@@ -37,7 +43,9 @@ from .props import (
     supported_reports,
 )
 from .services import CALENDARS, SETTINGS, CalDavSettings
-from .store.layout import MADE_WITH_HOME, PRINCIPALS, CalendarStore, Place, item_of, place
+from .store.follow import follow, uncache
+from .store.layout import CALENDARS as CALENDAR_SPACE
+from .store.layout import PRINCIPALS, CalendarStore, owner, place
 
 if TYPE_CHECKING:
     from davserver.events import ChangeEvent, EventBus
@@ -52,15 +60,19 @@ DISCOVERY = (
 
 
 def default_calendars() -> dict[str, dict[str, bytes]]:
-    """The calendars every home starts with: one for events, one for tasks."""
+    """The calendars every home starts with: one for events (and free-busy objects), one
+    for tasks (Apple's Reminders want a calendar of tasks only, CLIENTS.md #18)."""
 
-    def props(name: str, component: str) -> dict[str, bytes]:
+    def props(name: str, components: tuple[str, ...]) -> dict[str, bytes]:
         return {
             dav("displayname"): f'<D:displayname xmlns:D="DAV:">{name}</D:displayname>'.encode(),
-            SUPPORTED_COMPONENTS: components_xml((component,), standalone=True).encode(),
+            SUPPORTED_COMPONENTS: components_xml(components, standalone=True).encode(),
         }
 
-    return {"calendar": props("Calendar", "VEVENT"), "tasks": props("Tasks", "VTODO")}
+    return {
+        "calendar": props("Calendar", ("VEVENT", "VFREEBUSY")),
+        "tasks": props("Tasks", ("VTODO",)),
+    }
 
 
 class CalDavLayout(Layout):
@@ -71,8 +83,9 @@ class CalDavLayout(Layout):
         self.default_user = default_user
 
     def owner(self, path: str) -> str | None:
-        """The user of ``principals/<user>`` and ``calendars/<user>/...``."""
-        return place(path).user
+        """The user of ``principals/<user>``, ``calendars/<user>/...`` and
+        ``addressbooks/<user>/...``."""
+        return owner(path)
 
     def principal(self, user: str | None) -> str | None:
         """The authenticated user, else the default one."""
@@ -127,7 +140,7 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings}
+        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CalendarExport()}
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for
@@ -168,6 +181,24 @@ class CalDav(Feature):
                 epoch = await self.store.index.epoch()
                 renderer.values.update(indexed_values(res.path, seq, epoch))
 
+    async def check_props(
+        self, ctx: Context, res: Resource, props: Mapping[str, bytes]
+    ) -> Mapping[str, str]:
+        """A calendar's ``calendar-timezone`` must be one VTIMEZONE (RFC 4791 §5.2.2)."""
+        value = props.get(c("calendar-timezone"))
+        if value is None or place(res.path).kind != "calendar":
+            return {}
+        text = "".join(etree.fromstring(value).itertext())
+        if await offload(timezone_problem, text) is None:
+            return {}
+        return {c("calendar-timezone"): c("valid-calendar-data")}
+
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The members of a calendar, from the index (see caldav/members.py)."""
+        return await indexed_members(self.store, "calendar", renderer, res)
+
     def subscribe(self, bus: EventBus, tree: Tree) -> None:
         """Keep the calendar index current from the tree's change events; of the changes
         other processes made (they wrote the index), drop what memory holds."""
@@ -175,57 +206,10 @@ class CalDav(Feature):
         bus.subscribe(tree.prefix, self._on_remote_changes, remote=True)
 
     async def _on_remote_changes(self, events: Sequence[ChangeEvent]) -> None:
-        index = self.store.index
-        for event in events:
-            for path in (event.path, event.to):
-                where = place(path) if path is not None else None
-                if where is None:
-                    continue
-                if where.calendar:
-                    index.uncache(where.calendar)
-                elif where.kind == "home" and where.user:
-                    index.uncache_home(where.user)
+        uncache(self.store, CALENDAR_SPACE, events)
 
     async def _on_changes(self, events: Sequence[ChangeEvent]) -> None:
-        index, store = self.store.index, self.store
-        for event in events:
-            where = place(event.path)
-            if event.kind == "moved":
-                await self._forget(where)
-                if event.to is not None:
-                    self._touch_tree(place(event.to))
-            elif where.kind == "item" and where.calendar and where.name:
-                if event.kind == "props":
-                    continue  # the index keeps no dead properties
-                if event.kind == "deleted":
-                    store.bodies.drop(f"{where.calendar}/{where.name}")
-                    await index.update(where.calendar, {}, [where.name])
-                elif isinstance(event.note, Summary) and event.resource is not None:
-                    item = item_of(event.resource, event.note)
-                    await index.update(where.calendar, {where.name: item}, [])
-                else:
-                    store.mark_stale(where.calendar)
-            elif event.kind == "deleted":
-                await self._forget(where)
-            elif where.kind == "calendar" and where.calendar and event.kind == "props":
-                if event.note is not MADE_WITH_HOME:
-                    await index.update(where.calendar, {}, [], touched=True)
-            else:
-                self._touch_tree(where)
-
-    async def _forget(self, where: Place) -> None:
-        """What the index knew of a deleted (or moved away) calendar or home."""
-        if where.kind == "calendar" and where.calendar:
-            await self.store.index.forget(where.calendar)
-        elif where.kind == "home" and where.user:
-            await self.store.index.forget_home(where.user)
-        elif where.kind in ("item", "other") and where.calendar:
-            self.store.mark_stale(where.calendar)
-
-    def _touch_tree(self, where: Place) -> None:
-        """A calendar (or something in it) appeared by a copy or a move: list it again."""
-        if where.calendar:
-            self.store.mark_stale(where.calendar)
+        await follow(self.store, CALENDAR_SPACE, events)
 
 
 def _worked_out(r: PropRenderer, res: Resource) -> str | None:

@@ -33,7 +33,7 @@ def _hint(
     """The index's spans of an item, when they are those of the bytes read and cover the range."""
     if item is None or found is None or not covered or found[0].etag != item.etag:
         return None
-    return item.summary.spans
+    return item.spans
 
 
 def parse_free_busy(root: etree._Element) -> TimeRange:

@@ -1,21 +1,32 @@
-"""The ``D:response`` elements of calendar objects in REPORT answers, rendered in batches
-from the calendar index (ETag, size, dates) and the body cache, with calendar-data when
-asked for: the disk is read only for bodies not in memory, and dead properties."""
+"""The ``D:response`` elements of indexed items in REPORT answers, rendered in batches
+from the index (ETag, size, dates) and the body cache, with the item's data when asked
+for (calendar-data here, CardDAV's address-data in davserver/carddav/items.py): the disk
+is read only for bodies not in memory, and dead properties."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from icalendar import Calendar
 from lxml import etree
 
 from davserver.backends.base import Resource
+from davserver.dav import multistatus
 from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
-from davserver.dav.paths import href
-from davserver.dav.props import PropRenderer, prop_selection, propstat
-from davserver.dav.xml import escape, status_line
+from davserver.dav.paths import href, member_href
+from davserver.dav.props import (
+    PropRenderer,
+    PropRequest,
+    etag_element,
+    prop_selection,
+    propstat,
+)
+from davserver.dav.xml import status_line
 from davserver.ical.spans import Span
 from davserver.runtime.threads import offload
 
@@ -23,7 +34,7 @@ from . import calendar_data
 from .names import c, dav
 from .services import calendars, settings
 from .store.items import CalendarItems
-from .store.layout import place
+from .store.layout import CalendarStore, Place, place
 
 Parsed = Mapping[str, Calendar]
 """Calendar objects parsed already in this request, by item name."""
@@ -31,7 +42,14 @@ CALENDAR_DATA = c("calendar-data")
 GETETAG = dav("getetag")
 Spans = Sequence[Span] | None
 Target = tuple[str, str | None, str]
-"""(path, inner calendar path or None when not a calendar object, item name)."""
+"""(path, inner collection path or None when not an indexed item, item name)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An item's data that cannot be given as asked: the propstat that says why."""
+
+    propstat: str
 
 
 def missing(link: str, status: int = 404) -> str:
@@ -40,24 +58,34 @@ def missing(link: str, status: int = 404) -> str:
     return f"<D:response><D:href>{link}</D:href>{status_el}</D:response>"
 
 
-class ItemRenderer:
-    """Renders the responses of calendar objects, with calendar-data when asked for."""
+class IndexedRenderer:
+    """Renders the responses of the items of indexed collections, with their data when
+    asked for; a subclass says which items, and what their data is."""
 
-    def __init__(self, ctx: Context, root: etree._Element) -> None:
+    data_name = CALENDAR_DATA
+    """The property that carries an item's data."""
+    others = True
+    """Whether a resource that is no indexed item is answered too (else 404)."""
+
+    def __init__(
+        self, ctx: Context, root: etree._Element, store: CalendarStore, max_size: int
+    ) -> None:
         self.prefix = ctx.prefix
-        self.store = calendars(ctx)
-        self.max_size = settings(ctx).max_resource_size
+        self.store = store
+        self.max_size = max_size
         asked_props = prop_selection(root)
-        if len(asked_props.names) > ctx.settings.max_props:
-            raise DAVError(413, f"{len(asked_props.names)} properties asked for")
+        most = ctx.settings.max_props
+        if len(asked_props.names) > most:
+            raise DAVError(413, f"{len(asked_props.names)} properties asked for; at most {most}")
         self.props: PropRenderer = ctx.renderer(asked_props)
-        element = root.find(f"{dav('prop')}/{CALENDAR_DATA}")
-        self.data = calendar_data.parse(element) if element is not None else None
+        data_name = self.data_name
+        element = root.find(f"{dav('prop')}/{data_name}")
+        self.data = self.parse_data(element) if element is not None else None
         asked = self.props.request
         live = self.props.live
-        # Dead properties are read only when a name is neither live nor calendar-data.
+        # Dead properties are read only when a name is neither live nor the data.
         self._dead = asked.mode != "prop" or any(
-            n not in live and n != CALENDAR_DATA for n in asked.names
+            n not in live and n != data_name for n in asked.names
         )
         self._fresh: dict[str, CalendarItems] = {}
         # The usual request (sync, query): ETags and maybe calendar-data, rendered here
@@ -66,9 +94,28 @@ class ItemRenderer:
             not self._dead
             and asked.mode == "prop"
             and bool(asked.names)
-            and set(asked.names) <= {GETETAG, CALENDAR_DATA}
+            and set(asked.names) <= {GETETAG, data_name}
             and len(set(asked.names)) == len(asked.names)
         )
+
+    def parse_data(self, element: etree._Element) -> Any:
+        """What the request's data element asks for."""
+        raise NotImplementedError
+
+    def indexed(self, where: Place) -> bool:
+        """Whether ``where`` names an item of the collections this renderer answers for."""
+        raise NotImplementedError
+
+    async def render_data(
+        self,
+        targets: list[Target],
+        resources: list[Resource | None],
+        bodies: list[bytes | None],
+        parsed: list[Any],
+    ) -> Sequence[str | Refused | None]:
+        """The data elements of the items (None where there is none to give, Refused
+        where it cannot be given as asked)."""
+        raise NotImplementedError
 
     async def _resources(self, targets: list[Target]) -> list[Resource | None]:
         """The items' resources: from the index (each calendar brought up to date once per
@@ -77,6 +124,9 @@ class ItemRenderer:
         out: list[Resource | None] = []
         for path, calendar, name in targets:
             if calendar is None:
+                if not self.others:
+                    out.append(None)
+                    continue
                 res = await store.stat(path, dead_props=self._dead)
                 out.append(res if res is not None and not res.is_collection else None)
                 continue
@@ -110,28 +160,31 @@ class ItemRenderer:
         targets: list[Target] = []
         for path in paths:
             where = place(path)
-            if where.kind == "item" and where.calendar and where.name:
-                targets.append((path, where.calendar, where.name))
+            if self.indexed(where) and where.collection and where.name:
+                targets.append((path, where.collection, where.name))
             else:
                 targets.append((path, None, ""))
         return await self.render_targets(targets)
 
     def known(self, calendar: str, items: CalendarItems) -> None:
-        """Take ``items`` as the calendar's index, brought up to date by the caller in this
-        request (so it is not refreshed twice)."""
+        """Take ``items`` as the collection's index, brought up to date by the caller in
+        this request (so it is not refreshed twice)."""
         self._fresh[calendar] = items
 
     async def render_members(
         self, path: str, calendar: str, names: list[str], parsed: Parsed | None = None
     ) -> list[str]:
-        """The responses of items of the calendar at ``path`` (inner path ``calendar``);
+        """The responses of items of the collection at ``path`` (inner path ``calendar``);
         ``parsed``: objects the caller parsed already, by name (not parsed again)."""
+        items = self._fresh.get(calendar)
+        if self._simple and self.data is None and items is not None:
+            return self._etags(path, items, names)
         targets: list[Target] = [(f"{path}/{n}", calendar, n) for n in names]
         found = [parsed.get(n) for n in names] if parsed else None
         return await self.render_targets(targets, found)
 
     async def render_targets(
-        self, targets: list[Target], parsed: list[Calendar | None] | None = None
+        self, targets: list[Target], parsed: list[Any] | None = None
     ) -> list[str]:
         """The responses of these targets, in order."""
         resources = await self._resources(targets)
@@ -150,33 +203,89 @@ class ItemRenderer:
             fetched = await asyncio.gather(*(self._body(targets[i], resources[i]) for i in misses))
             for i, body in zip(misses, fetched, strict=True):
                 resources[i], bodies[i] = body if body is not None else (None, None)
-        rendered = await self._calendar_data(
-            bodies, self._known_spans(targets, resources), parsed or [None] * len(targets)
+        rendered = await self.render_data(
+            targets, resources, bodies, parsed or [None] * len(targets)
         )
         out = []
         values = self.props.values
+        slices = multistatus.Slices()  # a thousand properties of each of 256 items: 200 ms
         for (path, _, _), res, text in zip(targets, resources, rendered, strict=True):
+            await slices.tick()
             if res is None:
                 out.append(missing(href(self.prefix, path, False)))
+                continue
+            if isinstance(text, Refused):
+                out.append(self._refused_response(res, text))
                 continue
             if self._simple and (text is not None or self.data is None):
                 out.append(self._simple_response(res, text))
                 continue
             if text is not None:
-                values[(res.path, CALENDAR_DATA)] = text
+                values[(res.path, self.data_name)] = text
             out.append(self.props.render(res))
             if text is not None:
-                del values[(res.path, CALENDAR_DATA)]
+                del values[(res.path, self.data_name)]
+        return out
+
+    def _refused_response(self, res: Resource, refused: Refused) -> str:
+        """The response of an item whose data cannot be given as asked: the other
+        properties, then the data's own propstat."""
+        others = tuple(n for n in self.props.request.names if n != self.data_name)
+        renderer = dataclasses.replace(self.props, request=PropRequest("prop", others))
+        return (
+            renderer.render(res).removesuffix("</D:response>") + refused.propstat + "</D:response>"
+        )
+
+    def _etags(self, path: str, items: CalendarItems, names: list[str]) -> list[str]:
+        """Responses with the getetag alone (a sync or a query asking nothing else) from
+        the index, without a resource per item: what _simple_response gives."""
+        base = href(self.prefix, path, True)
+        out = []
+        for name in names:
+            link = member_href(base, name)
+            item = items.get(name)
+            if item is None:
+                out.append(missing(link))
+            else:
+                out.append(
+                    f"<D:response><D:href>{link}</D:href>"
+                    f"{propstat(etag_element(item.etag), 200)}</D:response>"
+                )
         return out
 
     def _simple_response(self, res: Resource, text: str | None) -> str:
-        """What the general renderer gives for getetag and calendar-data, both found."""
+        """What the general renderer gives for getetag and the data, both found."""
         found = "".join(
-            f"<D:getetag>{escape(res.etag)}</D:getetag>" if name == GETETAG else text or ""
+            etag_element(res.etag) if name == GETETAG else text or ""
             for name in self.props.request.names
         )
         link = href(self.prefix, res.path, False)
         return f"<D:response><D:href>{link}</D:href>{propstat(found, 200)}</D:response>"
+
+
+class ItemRenderer(IndexedRenderer):
+    """Renders the responses of calendar objects, with calendar-data when asked for."""
+
+    def __init__(self, ctx: Context, root: etree._Element) -> None:
+        super().__init__(ctx, root, calendars(ctx), settings(ctx).max_resource_size)
+
+    def parse_data(self, element: etree._Element) -> calendar_data.CalendarData:
+        """A ``C:calendar-data`` element."""
+        return calendar_data.parse(element)
+
+    def indexed(self, where: Place) -> bool:
+        """Calendar objects."""
+        return where.kind == "item" and where.calendar is not None
+
+    async def render_data(
+        self,
+        targets: list[Target],
+        resources: list[Resource | None],
+        bodies: list[bytes | None],
+        parsed: list[Any],
+    ) -> Sequence[str | None]:
+        """calendar-data, partial or expanded as asked."""
+        return await self._calendar_data(bodies, self._known_spans(targets, resources), parsed)
 
     def _known_spans(self, targets: list[Target], resources: list[Resource | None]) -> list[Spans]:
         """For each item, the index's spans when they can stand for its instances in the
@@ -191,9 +300,9 @@ class ItemRenderer:
             item = items.get(name) if items is not None else None
             usable = (
                 item is not None and res is not None and item.etag == res.etag
-                and item.summary.covers(rng.lo, rng.hi)
+                and item.covers(rng.lo, rng.hi)
             )  # fmt: skip
-            out.append(item.summary.spans if usable and item is not None else None)
+            out.append(item.spans if usable and item is not None else None)
         return out
 
     async def _calendar_data(

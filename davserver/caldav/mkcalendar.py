@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import icalendar
 from aiohttp import web
 from lxml import etree
 
@@ -12,14 +11,15 @@ from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
 from davserver.dav.locking import require_unlocked
 from davserver.dav.proppatch import serialize_property
+from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from .names import COMPONENTS, c, dav
-from .props import SUPPORTED_COMPONENTS, components_xml
+from .props import SUPPORTED_COMPONENTS
 from .store.layout import place
 
 
-def _props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
+def props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
     """The properties of ``<container><D:set><D:prop>...`` as dead properties to store."""
     if root.tag != container:
         raise DAVError(400, f"the body is not a {container}")
@@ -33,7 +33,7 @@ def _props_to_set(root: etree._Element, container: str) -> dict[str, bytes]:
 
 def parse_mkcalendar(root: etree._Element | None) -> dict[str, bytes]:
     """The properties a MKCALENDAR body sets (none without a body)."""
-    return _props_to_set(root, c("mkcalendar")) if root is not None else {}
+    return props_to_set(root, c("mkcalendar")) if root is not None else {}
 
 
 def parse_mkcol(root: etree._Element | None) -> dict[str, bytes]:
@@ -42,7 +42,7 @@ def parse_mkcol(root: etree._Element | None) -> dict[str, bytes]:
     a calendar tree holds."""
     if root is None:
         return {}
-    props = _props_to_set(root, dav("mkcol"))
+    props = props_to_set(root, dav("mkcol"))
     types = root.find(f"{dav('set')}/{dav('prop')}/{dav('resourcetype')}")
     if types is None or types.find(c("calendar")) is None:
         refusal = "only calendar collections can be made here"
@@ -55,17 +55,9 @@ def check_values(props: dict[str, bytes]) -> None:
     VTIMEZONE, and the component set must name components that calendars hold."""
     timezone = props.get(c("calendar-timezone"))
     if timezone is not None:
-        text = "".join(etree.fromstring(timezone).itertext())
-        try:
-            calendar = icalendar.Calendar.from_ical(text)
-        except (ValueError, IndexError, KeyError, TypeError):
-            calendar = None
-        subs = calendar.subcomponents if calendar is not None else []
-        zones = [s for s in subs if s.name == "VTIMEZONE"]
-        if calendar is None or calendar.name != "VCALENDAR" or len(zones) != 1:
-            raise DAVError(
-                403, "calendar-timezone is not one VTIMEZONE", condition=c("valid-calendar-data")
-            )
+        problem = timezone_problem("".join(etree.fromstring(timezone).itertext()))
+        if problem is not None:
+            raise DAVError(403, f"calendar-timezone: {problem}", condition=c("valid-calendar-data"))
     components = props.get(SUPPORTED_COMPONENTS)
     if components is not None:
         root = etree.fromstring(components)
@@ -74,6 +66,13 @@ def check_values(props: dict[str, bytes]) -> None:
             raise DAVError(
                 403, f"unsupported components {names}", condition=c("supported-calendar-component")
             )
+
+
+def _taken(ctx: Context) -> DAVError:
+    """Something is where the collection would be: 403 resource-must-be-null for
+    MKCALENDAR (RFC 4791 §5.3.1.1), 405 for MKCOL (RFC 4918 §9.3.1)."""
+    status = 403 if ctx.request.method == "MKCALENDAR" else 405
+    return DAVError(status, "something already exists there", condition="resource-must-be-null")
 
 
 async def _create(ctx: Context, props: dict[str, bytes]) -> web.StreamResponse:
@@ -85,7 +84,7 @@ async def _create(ctx: Context, props: dict[str, bytes]) -> web.StreamResponse:
             condition=c("calendar-collection-location-ok"),
         )  # fmt: skip
     if await storage.stat(path) is not None:
-        raise DAVError(405, "something already exists there", condition="resource-must-be-null")
+        raise _taken(ctx)
     home = await storage.stat(path.rpartition("/")[0])
     if home is None:
         raise DAVError(409, "the calendar home does not exist")
@@ -98,16 +97,13 @@ async def _create(ctx: Context, props: dict[str, bytes]) -> web.StreamResponse:
     # Parsing a VTIMEZONE reads the system's zone database: off the event loop.
     await offload(check_values, props)
     require_unlocked(ctx, path, member=True)
-    props.setdefault(SUPPORTED_COMPONENTS, components_xml(COMPONENTS, standalone=True).encode())
     message = f"{ctx.request.method} /{path}"
     try:
         async with storage.change(author=ctx.author, message=message) as change:
             await change.mkcol(path)
             await change.set_props(path, props)
     except AlreadyExists as exc:  # made meanwhile
-        raise DAVError(
-            405, "something already exists there", condition="resource-must-be-null"
-        ) from exc
+        raise _taken(ctx) from exc
     return web.Response(status=201, headers={"Cache-Control": "no-cache"})
 
 

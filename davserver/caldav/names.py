@@ -20,5 +20,6 @@ def dav(local: str) -> str:
     return f"{{DAV:}}{local}"
 
 
-COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
-"""Components a calendar may hold (VFREEBUSY objects are not stored)."""
+COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
+"""Components a calendar may hold; one created without a supported-calendar-component-set
+accepts them all (RFC 4791 §5.2.3)."""

@@ -18,8 +18,10 @@ from lxml import etree
 
 from davserver.dav import multistatus
 from davserver.dav.context import Context
+from davserver.dav.errors import DAVError
 from davserver.ical import filters
 from davserver.ical.spans import MAIN, Span
+from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from .filters import parse_filter
@@ -64,22 +66,24 @@ def select(items: CalendarItems, flt: filters.CompFilter) -> Selection:
         out.test = {n: None for n, it in items.items() if not wanted or it.component in wanted}
         return out
     sub = subs[0]
-    kind = {n for n, it in items.items() if it.component == sub.name}
     rng = sub.time_range
     if rng is None:
+        kind = {n for n, it in items.items() if it.component == sub.name}
         if sub.only_time:
             out.passed = kind
         else:
             out.test = dict.fromkeys(kind)
         return out
+    # The range first: of thousands of items, it leaves a few to look at the type of.
     certain, unsure = items.overlapping(rng.lo, rng.hi)
-    certain &= kind
+    certain = {n for n in certain if items[n].component == sub.name}
+    unsure = {n for n in unsure if items[n].component == sub.name}
     if sub.only_time:
         out.passed = certain
     else:
         hints = not _has_alarm_range(sub)
-        out.test = {n: items[n].summary.spans if hints else None for n in certain}
-    out.test.update(dict.fromkeys(unsure & kind))
+        out.test = {n: items[n].spans if hints else None for n in certain}
+    out.test.update(dict.fromkeys(unsure))
     return out
 
 
@@ -118,12 +122,23 @@ async def _tested(
     return {n: cal for n, cal in zip(batch, parsed, strict=True) if cal is not None}
 
 
+async def check_timezone(root: etree._Element) -> None:
+    """A query's ``C:timezone`` must be one VTIMEZONE: 403 ``valid-calendar-data``."""
+    zone = root.find(c("timezone"))
+    if zone is None:
+        return
+    problem = await offload(timezone_problem, zone.text or "")
+    if problem is not None:
+        raise DAVError(403, f"timezone: {problem}", condition=c("valid-calendar-data"))
+
+
 async def query(ctx: Context, root: etree._Element) -> web.StreamResponse:
     """The items of a calendar (or the one item) that pass the filter: first those the
     index alone lets through, then, batch by batch, those read, parsed and tested (each
     parsed once, for the test and the answer)."""
     path = ctx.path
     flt = parse_filter(root.find(c("filter")))
+    await check_timezone(root)
     renderer = ItemRenderer(ctx, root)
     store = calendars(ctx)
     where = place(path)

@@ -15,7 +15,7 @@ from davserver.dav.errors import DAVError
 from davserver.dav.paths import destination_raw_path
 
 from .freebusy import free_busy_query
-from .items import ItemRenderer, missing
+from .items import IndexedRenderer, ItemRenderer, missing
 from .names import c, dav
 from .query import query
 from .sync import sync_collection
@@ -37,13 +37,20 @@ def _path_of(ctx: Context, link: str) -> str | None:
 
 
 async def multiget(ctx: Context, root: etree._Element) -> web.StreamResponse:
-    """The named items with the properties asked for, in the order asked."""
-    items = ItemRenderer(ctx, root)
+    """The named calendar objects with the properties asked for, in the order asked."""
+    return await answer_multiget(ctx, root, ItemRenderer(ctx, root))
+
+
+async def answer_multiget(
+    ctx: Context, root: etree._Element, items: IndexedRenderer
+) -> web.StreamResponse:
+    """The items a multiget names (its ``D:href`` elements), rendered by ``items``, in
+    the order asked (CardDAV's addressbook-multiget too)."""
     links = [el.text or "" for el in root.iterfind(dav("href"))]
     if not links:
-        raise DAVError(400, "calendar-multiget names no href")
+        raise DAVError(400, f"{etree.QName(root).localname} names no href")
     targets = [(link, _path_of(ctx, link)) for link in links]
-    # An href into another user's calendars is answered 403, not looked at.
+    # An href into another user's tree is answered 403, not looked at.
     allowed = [p is not None and ctx.may_enter(p) for _, p in targets]
 
     async def responses() -> AsyncIterator[str]:

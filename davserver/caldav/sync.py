@@ -1,4 +1,5 @@
-"""sync-collection (RFC 6578) on a calendar, from the index's change log."""
+"""sync-collection (RFC 6578) on a calendar, from the index's change log; CardDAV answers
+it on address books with the same code (:func:`answer`)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ from davserver.dav.errors import DAVError
 from davserver.dav.paths import href
 from davserver.dav.xml import status_line
 
-from .items import ItemRenderer, missing
+from .items import IndexedRenderer, ItemRenderer, missing
 from .names import dav
 from .props import parse_sync_token, sync_token
-from .services import calendars
 from .store.layout import place
 
 BATCH = 256
@@ -35,28 +35,46 @@ class SyncRequest:
     limit: int | None
 
 
-def parse_sync(root: etree._Element) -> SyncRequest:
-    """Read a ``DAV:sync-collection`` body; 400 for a limit that is not a number."""
-    token = (root.findtext(dav("sync-token")) or "").strip()
-    limit_el = root.find(f"{dav('limit')}/{dav('nresults')}")
-    if limit_el is None:
-        return SyncRequest(token, None)
-    text = (limit_el.text or "").strip()
+def parse_limit(nresults: etree._Element | None) -> int | None:
+    """The number of an ``nresults`` element (None without one); 400 for one that is
+    not a number (CardDAV's addressbook-query has a limit of the same shape)."""
+    if nresults is None:
+        return None
+    text = (nresults.text or "").strip()
     if not _NRESULTS.fullmatch(text):
         raise DAVError(400, f"nresults {text[:20]!r} is not a number of results")
-    return SyncRequest(token, int(text))
+    return int(text)
+
+
+def parse_sync(root: etree._Element) -> SyncRequest:
+    """Read a ``DAV:sync-collection`` body; 400 for a limit that is not a number or a
+    sync-level other than 1 and infinite (RFC 6578 §6.3: a calendar has no collections
+    below it, so both levels answer the same)."""
+    level = root.findtext(dav("sync-level"))
+    if level is not None and level.strip().lower() not in ("1", "infinite"):
+        raise DAVError(400, f"sync-level {level.strip()[:20]!r} is neither 1 nor infinite")
+    token = (root.findtext(dav("sync-token")) or "").strip()
+    return SyncRequest(token, parse_limit(root.find(f"{dav('limit')}/{dav('nresults')}")))
 
 
 async def sync_collection(ctx: Context, root: etree._Element) -> web.StreamResponse:
     """What changed in a calendar since a sync token (everything, without one)."""
-    path = ctx.path
-    where = place(path)
+    where = place(ctx.path)
     if where.kind != "calendar" or not where.calendar:
         raise DAVError(403, "sync-collection works on calendars", condition="supported-report")
+    return await answer(ctx, root, where.calendar, ItemRenderer(ctx, root))
+
+
+async def answer(
+    ctx: Context, root: etree._Element, collection: str, renderer: IndexedRenderer
+) -> web.StreamResponse:
+    """What changed in the collection at the request's path (inner path ``collection``)
+    since the body's sync token, its members rendered by ``renderer``."""
+    path = ctx.path
     asked = parse_sync(root)
     given, limit = asked.token, asked.limit
-    store = calendars(ctx)
-    items = await store.refresh(where.calendar)
+    store = renderer.store
+    items = await store.refresh(collection)
     epoch = await store.index.epoch()
     since = 0
     if given:
@@ -65,25 +83,24 @@ async def sync_collection(ctx: Context, root: etree._Element) -> web.StreamRespo
             raise DAVError(403, "unknown sync token", condition="valid-sync-token")
         since = parsed
     if given or limit is not None:
-        changes = await store.index.changes_since(where.calendar, since)
+        changes = await store.index.changes_since(collection, since)
         changes = changes if given else [ch for ch in changes if not ch[2]]
     else:  # everything there is: the index says it without the change log
-        current = await store.index.token(where.calendar)
+        current = await store.index.token(collection)
         changes = [(current, name, False) for name in items]
     truncated = limit is not None and len(changes) > limit
     if truncated:
         changes = changes[:limit]
         end = changes[-1][0] if changes else since
     else:
-        end = max(since, await store.index.token(where.calendar))
-    renderer = ItemRenderer(ctx, root)
-    renderer.known(where.calendar, items)
+        end = max(since, await store.index.token(collection))
+    renderer.known(collection, items)
 
     async def responses() -> AsyncIterator[str]:
         for i in range(0, len(changes), BATCH):
             batch = changes[i : i + BATCH]
             present = [name for _, name, deleted in batch if not deleted]
-            rendered = await renderer.render_members(path, where.calendar or "", present)
+            rendered = await renderer.render_members(path, collection, present)
             gone = [
                 missing(href(ctx.prefix, f"{path}/{name}", False))
                 for _, name, deleted in batch

@@ -10,19 +10,25 @@ from davserver.dav.errors import DAVError
 from davserver.ical.timerange import TimeRange
 
 
-def parse_utc(value: str) -> datetime:
-    """A UTC date-time in iCalendar form (``20060104T000000Z``); 400 otherwise."""
+def parse_utc(value: str, condition: str | None = None) -> datetime:
+    """A UTC date-time in iCalendar form (``20060104T000000Z``); otherwise 403 with
+    ``condition`` (RFC 4791: a filter's time-range must be UTC date-times), or 400."""
     try:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError as exc:
-        raise DAVError(400, f"{value!r} is not a UTC date-time") from exc
+        reason = f"{value!r} is not a UTC date-time"
+        raise DAVError(403 if condition else 400, reason, condition=condition) from exc
 
 
-def parse_range(start: str | None, end: str | None) -> TimeRange:
-    """A time range from the attributes of a ``C:time-range`` element."""
+def parse_range(start: str | None, end: str | None, condition: str | None = None) -> TimeRange:
+    """A time range from the attributes of a ``C:time-range`` element; a bad one is 403
+    with ``condition`` when given (``valid-filter`` in a filter), else 400."""
+    status = 403 if condition else 400
     if start is None and end is None:
-        raise DAVError(400, "time-range needs a start or an end")
-    rng = TimeRange(parse_utc(start) if start else None, parse_utc(end) if end else None)
+        raise DAVError(status, "time-range needs a start or an end", condition=condition)
+    rng = TimeRange(
+        parse_utc(start, condition) if start else None, parse_utc(end, condition) if end else None
+    )
     if rng.hi <= rng.lo:
-        raise DAVError(400, "a time-range must end after it starts")
+        raise DAVError(status, "a time-range must end after it starts", condition=condition)
     return rng

@@ -6,7 +6,7 @@ from aiohttp import web
 from lxml import etree
 
 from .errors import DAVError
-from .xml import XMLError, parse
+from .xml import XMLError, parse_request
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -38,6 +38,6 @@ async def read_xml(request: web.Request, limit: int) -> etree._Element | None:
     if not data.strip():
         return None
     try:
-        return parse(data)
+        return await parse_request(data)
     except XMLError as exc:
         raise DAVError(400, str(exc)) from exc

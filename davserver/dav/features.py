@@ -13,7 +13,7 @@ next one is asked (CalDAV's PUT takes calendar objects, WebDAV's core PUT the re
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,21 @@ class Feature:
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
         """Work out, before a batch renders, property values that need I/O."""
 
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The responses of the members of the collection ``res`` (a PROPFIND of Depth 1)
+        when the feature gives them faster than listing and rendering each (from an
+        index); None: they are listed and rendered as usual."""
+        return None
+
+    async def check_props(
+        self, ctx: Context, res: Resource, props: Mapping[str, bytes]
+    ) -> Mapping[str, str]:
+        """Of the property values a PROPPATCH would store on ``res``, those the feature
+        refuses: name → the precondition element that fails (answered 403)."""
+        return {}
+
     async def open(self, tree: Tree) -> None:
         """Prepare what the feature needs (after the storage opened)."""
 
@@ -103,7 +118,8 @@ class Feature:
 
 
 class Layout:
-    """How users' trees lie in a DAV tree: each user's under the first path segment."""
+    """How users' trees lie in a DAV tree: each user's under the first path segment. A
+    path's owner, when it has one, is the owner of everything below it too."""
 
     def owner(self, path: str) -> str | None:
         """The user whose tree ``path`` lies in (None: a place every user shares)."""
@@ -222,6 +238,26 @@ class FeatureSet:
         """Let every feature work out the values that need I/O for ``batch``."""
         for feature in self.features:
             await feature.annotate(ctx, renderer, batch)
+
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The first feature's rendering of the members of ``res`` (see
+        :meth:`Feature.members`), or None."""
+        for feature in self.features:
+            found = await feature.members(ctx, renderer, res)
+            if found is not None:
+                return found
+        return None
+
+    async def check_props(
+        self, ctx: Context, res: Resource, props: Mapping[str, bytes]
+    ) -> dict[str, str]:
+        """The property values some feature refuses, with the precondition that fails."""
+        refused: dict[str, str] = {}
+        for feature in self.features:
+            refused.update(await feature.check_props(ctx, res, props))
+        return refused
 
 
 def _chain(renderers: Iterable[LiveRenderer]) -> LiveRenderer:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from davserver.backends.base import PreconditionFailed
+from davserver.backends.base import PreconditionFailed, check_name
 from davserver.locks.manager import Depth, Lock, LockConflict
 
 from .body import read_limited
@@ -15,7 +15,7 @@ from .errors import DAVError
 from .lockinfo import lockdiscovery, owner_element, parse_lockinfo, parse_timeout
 from .paths import href
 from .preconditions import submitted
-from .xml import XML_DECL, XMLError, parse
+from .xml import XML_DECL, XMLError, parse_request
 
 
 def require_unlocked(ctx: Context, path: str, *, member: bool = False, tree: bool = False) -> None:
@@ -72,7 +72,7 @@ async def lock(ctx: Context) -> web.StreamResponse:
         return await _refresh(ctx, timeout)
     res = await ctx.storage.stat(path)
     try:
-        root = parse(body)
+        root = await parse_request(body)
     except XMLError as exc:
         raise DAVError(400, str(exc)) from exc
     scope = parse_lockinfo(root)
@@ -81,6 +81,9 @@ async def lock(ctx: Context) -> web.StreamResponse:
         raise DAVError(400, "LOCK Depth must be 0 or infinity")
     lock_depth: Depth = "0" if depth == "0" else "infinity"
     if res is None:
+        # The name the empty resource would get is checked before the lock is taken, so a
+        # refused one leaves nothing behind, not even in the lock store.
+        check_name(path)
         require_unlocked(ctx, path, member=True)
         parent = await ctx.storage.stat(path.rpartition("/")[0])
         if parent is None or not parent.is_collection:

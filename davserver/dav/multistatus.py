@@ -13,7 +13,7 @@ from .xml import MULTISTATUS_CLOSE, MULTISTATUS_OPEN, XML_CONTENT_TYPE
 
 # Streamed answers are written in pieces of about this many characters.
 FLUSH_AT = 64 << 10
-SLICE = 0.005
+SLICE = 0.002
 """Seconds of rendering after which a streamed answer lets other requests run."""
 
 _T = TypeVar("_T")
@@ -51,6 +51,22 @@ async def stream(
     await resp.write("".join(pending).encode())
     await resp.write_eof()
     return resp
+
+
+class Slices:
+    """Lets the event loop go once a long piece of work (rendering many responses) has
+    held it for :data:`SLICE` seconds: call :meth:`tick` after each step."""
+
+    __slots__ = ("_started",)
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    async def tick(self) -> None:
+        """Yield to the other requests when the slice is used up."""
+        if time.monotonic() - self._started >= SLICE:
+            await asyncio.sleep(0)
+            self._started = time.monotonic()
 
 
 async def render_in_slices(render: Callable[[_T], str], items: Sequence[_T]) -> AsyncIterator[str]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import icalendar
 
 from .spans import kind_of
+from .strict import text_problem, value_problem
 from .summary import Summary, summarize_calendar
 
 # Components that may stand beside the main ones in an object resource.
@@ -39,6 +40,9 @@ def check(data: bytes) -> CalendarObject:
     """The UID, component type and summary of ``data``; :class:`InvalidObject` naming
     the precondition that fails. Parsing and expanding are CPU work: call it off the
     event loop."""
+    problem = text_problem(data)
+    if problem is not None:
+        raise InvalidObject("valid-calendar-data", f"not valid iCalendar: {problem}")
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
     except (ValueError, IndexError, KeyError, TypeError) as exc:
@@ -46,6 +50,9 @@ def check(data: bytes) -> CalendarObject:
     if len(calendars) != 1 or calendars[0].name != "VCALENDAR":
         raise InvalidObject("valid-calendar-data", "expected exactly one VCALENDAR")
     calendar = calendars[0]
+    problem = value_problem(calendar)
+    if problem is not None:
+        raise InvalidObject("valid-calendar-data", f"not valid iCalendar: {problem}")
     if "METHOD" in calendar:
         raise InvalidObject("valid-calendar-object-resource", "METHOD is not allowed in a calendar")
     main = [sub for sub in calendar.subcomponents if sub.name not in _AUXILIARY]

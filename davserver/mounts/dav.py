@@ -18,6 +18,7 @@ from aiohttp import web
 from davserver.access import READ_METHODS
 from davserver.auth.basic import challenge
 from davserver.backends.base import Storage, StorageError
+from davserver.dav import csrf
 from davserver.dav.context import Context, DavSettings, ServiceKey
 from davserver.dav.errors import DAVError
 from davserver.dav.features import Feature, FeatureSet, Layout
@@ -92,11 +93,19 @@ class DavMount:
         if request.method not in self.features.handlers:
             return web.Response(status=405, headers={"Allow": self.features.allow})
         try:
+            coding = request.headers.get("Content-Encoding", "").strip().lower()
+            if coding and coding != "identity":
+                # Refused before the body is read: aiohttp would inflate it on the fly, so
+                # what is stored would not be what the client sent, and a small body could
+                # inflate to any size.
+                raise DAVError(415, f"Content-Encoding {coding!r} is not decoded here")
             # What other processes changed (workers of this host): dropped from caches.
             await self._bus.catch_up()
             await self.locks.sync()
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
+            if request.method not in READ_METHODS:
+                csrf.check(request)
             path = self.storage_path(request.raw_path)
             user = request.get(USER)
             ctx = Context(request, path, self, user, self.features.principal(user))

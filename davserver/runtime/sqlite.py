@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -21,19 +22,44 @@ SETUP_ATTEMPTS = 20
 class SQLiteThread:
     """Runs functions of a connection to ``path`` on a thread of their own.
 
-    The database (and its folder) is created on first use, with ``schema`` applied.
-    When the database cannot be used (its folder became read-only or vanished), the
-    call raises ``sqlite3.Error``; the connection is then dropped, so a later call opens
-    it afresh once the folder is usable again.
+    The database (and its folder) is created on first use, with ``schema`` applied;
+    :meth:`read` does not create it (a read of a database that does not exist yet has
+    nothing to find). When the database cannot be used (its folder became read-only,
+    vanished, or is a file now), the call raises ``sqlite3.Error``; the connection is
+    then dropped, so a later call opens it afresh once the folder is usable again.
+
+    Each call first checks that the file at ``path`` is still the one the connection
+    opened (one ``stat``): a connection keeps writing to a database that was moved or
+    removed, where nobody would find it again, so a folder moved aside, replaced or
+    removed is noticed at the next call (and a removed one made again).
     """
 
-    def __init__(self, path: Path, schema: str, name: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        name: str,
+        opened: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """``opened`` is called (on the database thread) with each new connection, after
+        the schema: the database may be another one than before (made afresh)."""
         self._path = path
         self._schema = schema
+        self._opened = opened
         self._db: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # (device, inode) of the open database
         self._thread = WorkerPool(1, name)
 
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
     def _connection(self) -> sqlite3.Connection:
+        if self._db is not None and self._identity() != self._file:
+            self._reset()  # not the database at the path any more
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(
@@ -41,10 +67,12 @@ class SQLiteThread:
             )
             try:
                 self._prepare(db)
+                if self._opened is not None:
+                    self._opened(db)
             except BaseException:
                 db.close()
                 raise
-            self._db = db
+            self._db, self._file = db, self._identity()
         return self._db
 
     def _prepare(self, db: sqlite3.Connection) -> None:
@@ -64,9 +92,17 @@ class SQLiteThread:
     def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
             return fn(self._connection())
-        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError):
+        except sqlite3.Error:
             self._reset()
             raise
+        except OSError as exc:  # the folder cannot be made or entered
+            self._reset()
+            raise sqlite3.OperationalError(f"{self._path}: {exc}") from exc
+
+    def _read(self, fn: Callable[[sqlite3.Connection], _T], absent: _T) -> _T:
+        if self._db is None and self._path.parent.is_dir() and not self._path.exists():
+            return absent
+        return self._call(fn)
 
     def _reset(self) -> None:
         if self._db is not None:
@@ -77,6 +113,11 @@ class SQLiteThread:
     async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """``fn(connection)`` on the database thread."""
         return await self._thread.submit(asyncio.get_running_loop(), self._call, fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], _T], absent: _T) -> _T:
+        """``fn(connection)`` on the database thread, or ``absent`` when the database does
+        not exist yet (in a usable folder: an unusable one raises as :meth:`run` does)."""
+        return await self._thread.submit(asyncio.get_running_loop(), self._read, fn, absent)
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""

@@ -150,13 +150,18 @@ class SQLiteChangeLog:
     """
 
     def __init__(self, path: Path, keep: int = KEEP) -> None:
-        self._db = SQLiteThread(path, _SCHEMA, "changelog")
+        self._db = SQLiteThread(path, _SCHEMA, "changelog", self._opened)
         self.origin = secrets.token_hex(8)
         self._keep = keep
         self._appended = 0
         self._epoch: str | None = None
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+
+    def _opened(self, _db: sqlite3.Connection) -> None:
+        # A new connection may be to a database made afresh (a wiped state folder),
+        # whose epoch is another.
+        self._epoch = None
 
     async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
         """Record changes; they are numbered in the order of the calls."""

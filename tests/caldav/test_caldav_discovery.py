@@ -72,7 +72,7 @@ def test_the_caldav_library_finds_the_calendars_from_the_bare_url_of_davserver_s
         events, tasks = calendars[server.url + EVENTS], calendars[server.url + TASKS]
         assert events.get_display_name() == "Calendar"
         assert tasks.get_display_name() == "Tasks"
-        assert events.get_supported_components() == ["VEVENT"]
+        assert events.get_supported_components() == ["VEVENT", "VFREEBUSY"]
         assert tasks.get_supported_components() == ["VTODO"]
         # Discovery wrote nothing; the first event makes the calendars plain folders in
         # ./calendars.
@@ -149,7 +149,10 @@ async def test_the_home_is_a_container_of_the_two_default_calendars(cal: Cal) ->
     by = ms.by_href()
     assert set(by) == {HOME, EVENTS, TASKS}
     assert by[HOME].ok(f"{D}resourcetype").find(f"{C}calendar") is None
-    for path, name, comps in ((EVENTS, "Calendar", {"VEVENT"}), (TASKS, "Tasks", {"VTODO"})):
+    for path, name, comps in (
+        (EVENTS, "Calendar", {"VEVENT", "VFREEBUSY"}),
+        (TASKS, "Tasks", {"VTODO"}),
+    ):
         r = by[path]
         types = {el.tag for el in r.ok(f"{D}resourcetype")}
         assert types == {f"{D}collection", f"{C}calendar"}

@@ -93,7 +93,9 @@ async def test_mkcalendar_without_a_body_accepts_every_component(cal: Cal) -> No
     status, _, _ = await cal.request("MKCALENDAR", path)
     assert status == 201
     comps = (await cal.prop(path, f"{C}supported-calendar-component-set")).element
-    assert {el.get("name") for el in comps.iter(f"{C}comp")} == {"VEVENT", "VTODO", "VJOURNAL"}
+    assert {el.get("name") for el in comps.iter(f"{C}comp")} == {
+        "VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY"
+    }  # fmt: skip
     assert (await cal.put(f"{path}e.ics", event("e1")))[0] == 201
     assert (await cal.put(f"{path}t.ics", todo("t1")))[0] == 201
 
@@ -170,15 +172,18 @@ async def test_mkcalendar_outside_the_caldav_mount_is_not_a_calendar(cal: Cal) -
     assert not (cal.tmp_path / "data" / "elsewhere").exists()
 
 
-async def test_mkcalendar_on_an_existing_url_is_405(cal: Cal) -> None:
+async def test_mkcalendar_on_an_existing_url_is_403_resource_must_be_null(cal: Cal) -> None:
+    """RFC 4791 §5.3.1.1; MKCOL on an existing URL stays 405 (RFC 4918 §9.3.1)."""
     assert (await cal.put(f"{EVENTS}e.ics", event("e1")))[0] == 201
     before = snapshot(cal.tmp_path / "calendars")
-    for path in (EVENTS, f"{HOME}tasks/", f"{EVENTS}e.ics"):
+    for path in (EVENTS, f"{HOME}tasks/"):
         status, _, data = await cal.request("MKCALENDAR", path, mkcalendar_body())
-        assert status in (403, 405), (path, status)
-        if path != f"{EVENTS}e.ics":  # an item's URL is inside a calendar: 403 above
-            assert status == 405
-            assert error_condition(data) == [f"{D}resource-must-be-null"]
+        assert status == 403, (path, status)
+        assert error_condition(data) == [f"{D}resource-must-be-null"]
+    status, _, _ = await cal.request("MKCALENDAR", f"{EVENTS}e.ics", mkcalendar_body())
+    assert status == 403  # an item's URL is inside a calendar
+    status, _, data = await cal.request("MKCOL", EVENTS)
+    assert status == 405
     assert snapshot(cal.tmp_path / "calendars") == before
 
 
@@ -304,7 +309,7 @@ async def test_protected_calendar_properties_are_refused_and_nothing_changes(
     assert snapshot(cal.tmp_path / "calendars") == before
     assert await cal.ctag() == ctag
     comps = (await cal.prop(EVENTS, f"{C}supported-calendar-component-set")).element
-    assert [el.get("name") for el in comps.iter(f"{C}comp")] == ["VEVENT"]
+    assert [el.get("name") for el in comps.iter(f"{C}comp")] == ["VEVENT", "VFREEBUSY"]
 
 
 async def test_proppatch_remove_of_a_dead_property(cal: Cal) -> None:

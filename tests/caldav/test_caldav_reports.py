@@ -19,6 +19,7 @@ from caldav_data import (
     C,
     Cal,
     D,
+    MakeCal,
     error_condition,
     event,
     ical,
@@ -263,9 +264,12 @@ async def test_query_without_a_vcalendar_filter_is_refused(cal: Cal) -> None:
     assert error_condition(data) == [f"{C}valid-filter"]
 
 
-async def test_query_with_a_bad_time_is_400(cal: Cal) -> None:
+async def test_query_with_a_bad_time_is_403_valid_filter(cal: Cal) -> None:
+    """RFC 4791 §9.9: a time-range is UTC date-times; anything else is an invalid filter."""
     flt = '<C:comp-filter name="VEVENT"><C:time-range start="tomorrow"/></C:comp-filter>'
-    assert (await cal.request("REPORT", EVENTS, query_body(flt), Depth="1"))[0] == 400
+    status, _, data = await cal.request("REPORT", EVENTS, query_body(flt), Depth="1")
+    assert status == 403
+    assert error_condition(data) == [f"{C}valid-filter"]
 
 
 # -- with the caldav library ---------------------------------------------------------------------
@@ -332,7 +336,21 @@ async def test_caldav_library_events_todos_and_search(cal: Cal) -> None:
 
 
 async def test_expand_property_answers_an_empty_multistatus(cal: Cal) -> None:
-    """InfCloud sends it unasked and dies on an error (CLIENTS 22)."""
+    """InfCloud sends it unasked and dies on an error (CLIENTS 22): off the principals
+    (where CardDAV expands it, tests/carddav/test_carddav_discovery.py), the answer is an
+    empty 207; with contacts off, on the principals too."""
+    body = (
+        f'{HEAD}<D:expand-property xmlns:D="DAV:"><D:property name="current-user-principal">'
+        '<D:property name="displayname"/></D:property></D:expand-property>'
+    )
+    ms = await cal.report(EVENTS, body, depth="0")
+    assert ms.responses == []
+
+
+async def test_expand_property_without_contacts_answers_an_empty_multistatus(
+    make_cal: MakeCal,
+) -> None:
+    cal = await make_cal(contacts=False)
     body = (
         f'{HEAD}<D:expand-property xmlns:D="DAV:"><D:property name="current-user-principal">'
         '<D:property name="displayname"/></D:property></D:expand-property>'

@@ -13,13 +13,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from helpers import ServerProcess
-from opsite import site
+from opsite import basic, site
 
 from davserver.config import ConfigError, load
 
 COMBINED = re.compile(
     r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET /w/hello HTTP/1\.1" '
-    r'200 \d+ "-" "[^"]+" mount=/w$'
+    r'200 \d+ "-" "[^"]+" mount=/w auth=-$'
 )
 
 
@@ -47,7 +47,8 @@ async def test_json_lines_share_the_request_id_and_survive_rotation(
         for _ in range(2):
             async with s.get(f"{server.url}/w/errors") as resp:
                 assert await resp.text() == "logged"
-        async with s.get(f"{server.url}/w/hello", headers={"X-Request-Id": "lb-1234"}) as resp:
+        given_id = {"X-Request-Id": "lb-1234", **basic()}
+        async with s.get(f"{server.url}/w/hello", headers=given_id) as resp:
             assert await resp.text() == "Hello, World!"
     await wait_for(lambda: log.exists() and log.read_text().count('"status": 200') == 3)
     lines = json_lines(log)
@@ -61,12 +62,14 @@ async def test_json_lines_share_the_request_id_and_survive_rotation(
         assert mine["path"] == "/w/errors" and mine["status"] == 200
         assert mine["method"] == "GET" and mine["mount"] == "/w" and mine["client"] == "127.0.0.1"
         assert mine["bytes"] > 6 and mine["user"] == "-" and isinstance(mine["duration"], float)
+        assert mine["auth"] == "-"
         assert [line["message"] for line in problems if line["request_id"] == rid] == [
             "wsgi wsgiapps:validated: first problem",
             "wsgi wsgiapps:validated: second problem",
         ]
     (given,) = [line for line in access if line["path"] == "/w/hello"]
     assert given["request_id"] == "lb-1234"  # a proxy's plain id is kept
+    assert given["user"] == "ops" and given["auth"] == "htpasswd"
 
     # logrotate moves the file away and sends SIGUSR1 to the master.
     log.rename(tmp_path / "logs" / "server.log.1")
@@ -92,12 +95,13 @@ async def test_text_access_log_in_the_combined_format_in_its_own_file(
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{server.url}/w/hello") as resp:
             assert await resp.text() == "Hello, World!"
-        async with s.get(f"{server.url}/w/errors") as resp:
+        async with s.get(f"{server.url}/w/errors", headers=basic()) as resp:
             assert await resp.text() == "logged"
     access = tmp_path / "access.log"
     await wait_for(lambda: access.exists() and access.read_text().count("\n") == 2)
-    first = access.read_text().splitlines()[0]
+    first, second = access.read_text().splitlines()
     assert COMBINED.match(first), first
+    assert re.match(r'^127\.0\.0\.1 - ops \[.*"GET /w/errors HTTP/1\.1" 200 .* mount=/w auth=htpasswd$', second)
     server.stop()
     # The other lines stay on stderr, with the request id in brackets.
     (line,) = [x for x in server.log().splitlines() if "first problem" in x]

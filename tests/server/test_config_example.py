@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from davserver.config import AuthConfig, LogConfig, MountConfig, ServerConfig, load
+from davserver.config import AuthConfig, LdapConfig, LogConfig, MountConfig, ServerConfig, load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -22,7 +22,7 @@ def test_example_config_loads() -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LogConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, LogConfig, MountConfig)
         for f in dataclasses.fields(cls)
     ],
 )
@@ -35,7 +35,7 @@ def test_every_option_is_in_the_example(name: str) -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LogConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, LogConfig, MountConfig)
         for f in dataclasses.fields(cls)
     ],
 )

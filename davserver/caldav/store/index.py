@@ -1,20 +1,26 @@
-"""What CalDAV needs to know about the items of each calendar without reading them: their
-UID, component type, ETag, resource facts and instance spans (see calendar_summary.py),
-and a change log that sync tokens count in.
+"""What the CalDAV and CardDAV features need to know about the items of each calendar and
+address book without reading them: their UID, ETag and resource facts; a calendar
+object's component type and instance spans (davserver/ical/summary.py), a vCard's summary
+(davserver/vcard/summary.py, as JSON); and a change log that sync tokens and ctags count in.
 
-Kept in SQLite (one file per CalDAV mount, in the server's state folder) so sync tokens
-and summaries outlive restarts, and mirrored in memory per calendar once loaded (see
-calendar_items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
+Kept in SQLite (one file per ``caldav`` mount, in the server's state folder) so sync
+tokens and summaries outlive restarts, and mirrored in memory per collection once loaded
+(see items.py). The index is a cache of the items: :meth:`CalendarStore.refresh`
 reconciles it with what is stored, so items changed behind the server's back are seen.
+A collection is named by its inner storage path (``user/calendar``,
+``.addressbooks/user/book``).
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from array import array
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Protocol
 
+from davserver import vcard
 from davserver.ical.spans import Span
 from davserver.ical.summary import Summary
 from davserver.runtime.sqlite import SQLiteThread
@@ -41,7 +47,6 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 CREATE INDEX IF NOT EXISTS changes_by_calendar ON changes (calendar, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('epoch', lower(hex(randomblob(4))));
 """
 # Columns added since the first version of the table; a row of an older index has them
 # NULL and is summarized again (without counting as a change) when its calendar is read.
@@ -53,8 +58,11 @@ _ADDED = (
     ("spans", "BLOB"),
     ("since", "REAL"),
     ("until", "REAL"),
+    ("card", "TEXT"),
 )
 _COLUMNS = "name, etag, uid, component, " + ", ".join(name for name, _ in _ADDED)
+_ROWS_PER_QUERY = 500
+"""Names per ``IN`` list (SQLite allows 32,766 parameters; smaller lists plan better)."""
 STALE = Summary(None, None, (), float("inf"), float("-inf"))
 """The summary of a row that an older version wrote: to be worked out again."""
 
@@ -70,17 +78,27 @@ def _decode(blob: bytes) -> tuple[Span, ...]:
 
 def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
     s = item.summary
+    if isinstance(s, vcard.Summary):
+        card: str | None = s.to_json()
+        s = Summary(s.uid, None)
+    else:
+        card = None
     return (
         calendar, name, item.etag, s.uid, s.component, item.size, item.mtime, item.ctime,
-        item.content_type, _encode(s.spans), s.since, s.until,
+        item.content_type, _encode(s.spans), s.since, s.until, card,
     )  # fmt: skip
 
 
 def _item(row: tuple[Any, ...]) -> tuple[str, Item]:
-    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until = row
+    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until, card = row
     if spans is None:
         return name, Item(etag, STALE)
-    summary = Summary(uid, comp, _decode(spans), since, until)
+    summary: Summary | vcard.Summary = Summary(uid, comp, _decode(spans), since, until)
+    if card is not None:
+        try:
+            summary = vcard.Summary.from_json(card)
+        except ValueError:  # written by another version: summarized again
+            return name, Item(etag, STALE)
     return name, Item(etag, summary, size, mtime, ctime, ctype)
 
 
@@ -92,39 +110,66 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 class CalendarIndex:
-    """Items and changes per calendar (a calendar is named by its storage path)."""
+    """Items and changes per collection (named by its inner storage path).
+
+    The database is made by the first write: reads of an index that does not exist yet
+    (collections nobody wrote to) find nothing and create nothing in the state folder.
+    """
 
     def __init__(self, path: Path) -> None:
-        self._db = SQLiteThread(path, _SCHEMA, "calindex")
+        self._db = SQLiteThread(path, _SCHEMA, "calindex", self._opened)
         self._items: dict[str, CalendarItems] = {}
-        self._migrated = False
+        self._reread: dict[str, set[str]] = {}
+        """Per cached calendar, the names whose rows another process changed."""
         self._epoch: str | None = None
+        self._new_epoch = secrets.token_hex(4)
+        """The epoch the database gets when this process makes it."""
+
+    def _opened(self, db: sqlite3.Connection) -> None:
+        """A new connection: bring an older table up to date, and read the epoch again
+        (a state folder made afresh holds a new database)."""
+        _migrate(db)
+        self._epoch = None
 
     async def epoch(self) -> str:
         """A random name of this index, made with it: sequence numbers count within one
         index only, so sync tokens and ctags carry it (a wiped state folder starts a new
-        index, and the tokens of the old one must then fail rather than mislead)."""
+        index, and the tokens of the old one must then fail rather than mislead). Before
+        the database exists, the one it will get."""
         if self._epoch is None:
-            row = await self._db.run(
-                lambda db: db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            announced = self._new_epoch  # what a database made meanwhile gets
+            row = await self._db.read(
+                lambda db: db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone(),
+                None,
             )
-            self._epoch = str(row[0])
+            self._epoch = str(row[0]) if row is not None else announced
         return self._epoch
+
+    def _write(self, db: sqlite3.Connection) -> None:
+        """What every write does first: give a new database its epoch (the one announced
+        before it existed; a database made after it gets another)."""
+        made = db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (self._new_epoch,))
+        if made.rowcount:
+            self._new_epoch = secrets.token_hex(4)
 
     def cached(self, calendar: str) -> CalendarItems | None:
         """The items of a calendar when they are in memory already."""
         return self._items.get(calendar)
 
-    def uncache(self, calendar: str) -> None:
+    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
         """Forget what memory holds of a calendar (another process changed it in the
-        database): it is read again when next asked for."""
-        self._items.pop(calendar, None)
+        database), or of the items ``names`` only: they are read again when next asked for."""
+        if names is None:
+            self._items.pop(calendar, None)
+            self._reread.pop(calendar, None)
+        elif calendar in self._items:
+            self._reread.setdefault(calendar, set()).update(names)
 
-    def uncache_home(self, user: str) -> None:
-        """Forget what memory holds of every calendar of ``user``."""
-        prefix = user + "/"
+    def uncache_home(self, home: str) -> None:
+        """Forget what memory holds of every collection in the home at inner path ``home``."""
+        prefix = home + "/"
         for calendar in [c for c in self._items if c.startswith(prefix)]:
-            del self._items[calendar]
+            self.uncache(calendar)
 
     async def items(self, calendar: str) -> CalendarItems:
         """The indexed items of a calendar (items an older version indexed have the
@@ -133,20 +178,44 @@ class CalendarIndex:
         if cached is None:
 
             def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
-                if not self._migrated:
-                    _migrate(db)
-                    self._migrated = True
                 query = f"SELECT {_COLUMNS} FROM items WHERE calendar = ?"
                 return [_item(row) for row in db.execute(query, (calendar,))]
 
-            rows = await self._db.run(load)
+            none: list[tuple[str, Item]] = []
+            rows = await self._db.read(load, none)
             cached = self._items.get(calendar)  # loaded meanwhile by another request
             if cached is None:
                 cached = CalendarItems()
                 for name, item in rows:
                     cached.put(name, item)
                 self._items[calendar] = cached
+        if calendar in self._reread:
+            await self._read_again(calendar, cached)
         return cached
+
+    async def _read_again(self, calendar: str, cached: CalendarItems) -> None:
+        """Bring the items another process changed up to date in memory."""
+        names = sorted(self._reread.pop(calendar))
+
+        def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
+            found: list[tuple[str, Item]] = []
+            for i in range(0, len(names), _ROWS_PER_QUERY):
+                part = names[i : i + _ROWS_PER_QUERY]
+                query = (
+                    f"SELECT {_COLUMNS} FROM items WHERE calendar = ? "
+                    f"AND name IN ({', '.join('?' * len(part))})"
+                )
+                found += [_item(row) for row in db.execute(query, (calendar, *part))]
+            return found
+
+        none: list[tuple[str, Item]] = []
+        rows = dict(await self._db.read(load, none))
+        for name in names:
+            item = rows.get(name)
+            if item is not None:
+                cached.put(name, item)
+            elif name in cached:
+                cached.remove(name)
 
     async def update(
         self,
@@ -167,6 +236,7 @@ class CalendarIndex:
 
         def write(db: sqlite3.Connection) -> None:
             with db:
+                self._write(db)
                 db.executemany(
                     f"INSERT OR REPLACE INTO items (calendar, {_COLUMNS}) VALUES ({columns})",
                     [_row(calendar, n, i) for n, i in changed.items()],
@@ -192,18 +262,19 @@ class CalendarIndex:
         at the same URL then has a new ctag, and a token of the old one learns that its
         items are gone."""
         await self._drop("calendar = ?", (calendar,), touched=calendar)
-        self._items.pop(calendar, None)
+        self.uncache(calendar)
 
-    async def forget_home(self, user: str) -> None:
-        """Drop (and log as deleted) the items of every calendar of a deleted home."""
-        prefix = user + "/"
+    async def forget_home(self, home: str) -> None:
+        """Drop (and log as deleted) the items of every collection of a deleted home
+        (its inner path)."""
+        prefix = home + "/"
         await self._drop("substr(calendar, 1, ?) = ?", (len(prefix), prefix))
-        for calendar in [c for c in self._items if c.startswith(prefix)]:
-            del self._items[calendar]
+        self.uncache_home(home)
 
     async def _drop(self, where: str, args: tuple[object, ...], touched: str = "") -> None:
         def drop(db: sqlite3.Connection) -> None:
             with db:
+                self._write(db)
                 gone = db.execute(f"SELECT calendar, name FROM items WHERE {where}", args)
                 log = [(calendar, name, 1) for calendar, name in gone.fetchall()]
                 if touched:
@@ -215,27 +286,32 @@ class CalendarIndex:
 
     async def token(self, calendar: str) -> int:
         """The sequence number of the calendar's latest change (0 when none)."""
-        row = await self._db.run(
+        row = await self._db.read(
             lambda db: db.execute(
                 "SELECT MAX(seq) FROM changes WHERE calendar = ?", (calendar,)
-            ).fetchone()
+            ).fetchone(),
+            None,
         )
-        return int(row[0] or 0)
+        return int(row[0] or 0) if row is not None else 0
 
     async def newest(self) -> int:
         """The sequence number of the latest change in any calendar."""
-        row = await self._db.run(lambda db: db.execute("SELECT MAX(seq) FROM changes").fetchone())
-        return int(row[0] or 0)
+        row = await self._db.read(
+            lambda db: db.execute("SELECT MAX(seq) FROM changes").fetchone(), None
+        )
+        return int(row[0] or 0) if row is not None else 0
 
     async def changes_since(self, calendar: str, seq: int) -> list[tuple[int, str, bool]]:
         """(seq, name, deleted) of each member changed after ``seq``, its latest change
         only, oldest first."""
-        rows = await self._db.run(
+        none: list[tuple[int, str, int]] = []
+        rows = await self._db.read(
             lambda db: db.execute(
                 "SELECT MAX(seq), name, deleted FROM changes WHERE calendar = ? AND seq > ? "
                 "AND name != '' GROUP BY name ORDER BY MAX(seq)",
                 (calendar, seq),
-            ).fetchall()
+            ).fetchall(),
+            none,
         )
         return [(s, name, bool(deleted)) for s, name, deleted in rows]
 
@@ -260,11 +336,12 @@ class ItemIndex(Protocol):
     def cached(self, calendar: str) -> CalendarItems | None:
         """The items of a calendar when they are in memory already."""
 
-    def uncache(self, calendar: str) -> None:
-        """Forget what memory holds of a calendar (another process changed it)."""
+    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
+        """Forget what memory holds of a calendar (another process changed it), or of
+        its items ``names`` only."""
 
-    def uncache_home(self, user: str) -> None:
-        """Forget what memory holds of every calendar of ``user``."""
+    def uncache_home(self, home: str) -> None:
+        """Forget what memory holds of every collection in the home at inner path ``home``."""
 
     async def items(self, calendar: str) -> CalendarItems:
         """The indexed items of a calendar ({} for one never seen)."""

@@ -1,5 +1,6 @@
-"""The items of one calendar in memory: by name, by UID, and their instance spans sorted
-by start, so that a time-range query finds its answer without looking at every item."""
+"""The items of one calendar or address book in memory: by name, by UID, and (calendar
+objects) their instance spans sorted by start, so that a time-range query finds its answer
+without looking at every item."""
 
 from __future__ import annotations
 
@@ -7,20 +8,41 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from davserver import vcard
 from davserver.ical.spans import INF, Span, overlaps
-from davserver.ical.summary import Summary
+from davserver.ical.summary import Summary, summarize
+
+BOOKS_DIR = ".addressbooks"
+"""The inner folder of the address-book homes (see layout.py): its items are vCards."""
+UNREADABLE = Summary(None, None)
+"""The summary of a stored vCard that is not a valid one: no UID, matches no query."""
+
+ItemSummary = Summary | vcard.Summary
+"""What the index keeps of an item: a calendar object's summary (with its spans) or a
+vCard's."""
 
 LONG = 7 * 86400.0
 """Spans longer than this (and open ones) are kept apart and tested one by one, so that a
 lookup by start only has to go back this far before the range."""
 
 
+def summarize_item(inner_path: str, data: bytes) -> ItemSummary:
+    """The summary of the item stored at ``inner_path`` (CPU work: run it in the thread
+    pool): a vCard's in an address book, a calendar object's elsewhere."""
+    if not inner_path.startswith(BOOKS_DIR + "/"):
+        return summarize(data)
+    try:
+        return vcard.summarize(vcard.parse(data))
+    except vcard.VCardError:
+        return UNREADABLE
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One calendar object resource as the index knows it."""
+    """One calendar object or vCard resource as the index knows it."""
 
     etag: str
-    summary: Summary
+    summary: ItemSummary
     size: int = 0
     mtime: float = 0.0
     ctime: float = 0.0
@@ -28,18 +50,33 @@ class Item:
 
     @property
     def uid(self) -> str | None:
-        """The object's UID (None when it has none, or is not iCalendar)."""
+        """The item's UID (None when it has none, or is not iCalendar or vCard)."""
         return self.summary.uid
 
     @property
     def component(self) -> str | None:
-        """The object's main component type (VEVENT, VTODO, ...)."""
-        return self.summary.component
+        """The object's main component type (VEVENT, VTODO, ...; None for a vCard)."""
+        return self.summary.component if isinstance(self.summary, Summary) else None
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """The spans of a calendar object's instances (none for a vCard)."""
+        return self.summary.spans if isinstance(self.summary, Summary) else ()
+
+    def covers(self, lo: float, hi: float) -> bool:
+        """Whether the spans alone answer a time-range test of [lo, hi)."""
+        return isinstance(self.summary, Summary) and self.summary.covers(lo, hi)
+
+    @property
+    def card(self) -> vcard.Summary | None:
+        """The vCard's summary (None when the item is not a valid vCard)."""
+        return self.summary if isinstance(self.summary, vcard.Summary) else None
 
 
 class CalendarItems:
-    """A calendar's items (a read-only mapping from name to :class:`Item`) with lookups
-    by UID and by time; change it only through :meth:`put` and :meth:`remove`."""
+    """A collection's items (a read-only mapping from name to :class:`Item`) with lookups
+    by UID and, in a calendar, by time; change it only through :meth:`put` and
+    :meth:`remove`."""
 
     def __init__(self) -> None:
         self._items: dict[str, Item] = {}
@@ -48,7 +85,9 @@ class CalendarItems:
         self._long: dict[str, list[Span]] = {}
         self._partial: set[str] = set()
         self.folders: set[str] = set()
-        """Members that are collections (not items; a calendar should have none)."""
+        """Members that are collections (not items; a collection should have none)."""
+        self.version = 0
+        """Counts the changes (what is worked out from the items can tell it is current)."""
 
     # -- the mapping ---------------------------------------------------------------------
 
@@ -81,10 +120,13 @@ class CalendarItems:
     def put(self, name: str, item: Item) -> None:
         """Add or replace an item."""
         self.remove(name)
+        self.version += 1
         self._items[name] = item
         summary = item.summary
         if summary.uid is not None:
             self._uids.setdefault(summary.uid, set()).add(name)
+        if not isinstance(summary, Summary):
+            return
         if summary.since > -INF or summary.until < INF:
             self._partial.add(name)
         for span in summary.spans:
@@ -98,6 +140,7 @@ class CalendarItems:
         item = self._items.pop(name, None)
         if item is None:
             return
+        self.version += 1
         summary = item.summary
         if summary.uid is not None:
             names = self._uids.get(summary.uid)
@@ -105,6 +148,8 @@ class CalendarItems:
                 names.discard(name)
                 if not names:
                     del self._uids[summary.uid]
+        if not isinstance(summary, Summary):
+            return
         self._partial.discard(name)
         self._long.pop(name, None)
         for span in summary.spans:
@@ -121,7 +166,7 @@ class CalendarItems:
     def overlapping(self, lo: float, hi: float) -> tuple[set[str], set[str]]:
         """The names of the items with an instance in [lo, hi) by their spans, and those
         whose spans cannot tell (a range beyond what was enumerated of them)."""
-        unsure = {n for n in self._partial if not self._items[n].summary.covers(lo, hi)}
+        unsure = {n for n in self._partial if not self._items[n].covers(lo, hi)}
         found: set[str] = set()
         rows = self._sorted
         i = bisect.bisect_left(rows, (lo - LONG,))
@@ -143,4 +188,4 @@ class CalendarItems:
         item = self._items.get(name)
         if item is None:
             return []
-        return [s for s in item.summary.spans if overlaps(s, lo, hi)]
+        return [s for s in item.spans if overlaps(s, lo, hi)]

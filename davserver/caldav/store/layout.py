@@ -1,24 +1,33 @@
-"""The CalDAV URL space over any storage backend, with the calendar index kept current.
+"""The URL space of a ``caldav`` mount (calendars, and address books beside them) over any
+storage backend, with the index of their items kept current.
 
-Paths (mount-relative) and where they live::
+Paths (mount-relative) and where they live in the inner store::
 
-    ""                                   the mount root          (virtual)
-    principals/                          the principals          (virtual)
-    principals/<user>/                   a principal             (virtual)
-    calendars/                           the calendar homes      -> inner ""
-    calendars/<user>/                    a calendar home         -> inner "<user>"
-    calendars/<user>/<calendar>/         a calendar collection   -> inner "<user>/<calendar>"
-    calendars/<user>/<calendar>/<item>   a calendar object       -> inner "<user>/<calendar>/<item>"
+    ""                                   the mount root         (virtual)
+    principals/                          the principals         (virtual)
+    principals/<user>/                   a principal            (virtual)
+    calendars/                           the calendar homes     ""
+    calendars/<user>/                    a calendar home        "<user>"
+    calendars/<user>/<calendar>/         a calendar             "<user>/<calendar>"
+    calendars/<user>/<calendar>/<item>   a calendar object      "<user>/<calendar>/<item>"
+    addressbooks/                        address-book homes     ".addressbooks"
+    addressbooks/<user>/                 an address-book home   ".addressbooks/<user>"
+    addressbooks/<user>/<book>/          an address book        ".addressbooks/<user>/<book>"
+    addressbooks/<user>/<book>/<item>    a vCard                ".addressbooks/<user>/<book>/<item>"
 
-so the inner store holds plain folders of ``.ics`` files that other tools can read.
+so the inner store holds plain folders of ``.ics`` and ``.vcf`` files that other tools can
+read. The calendars keep the place they had before address books existed (the users'
+folders at the inner root); the address books live in the one reserved folder
+``.addressbooks`` beside them, which is no user: no URL names it as one.
 
-A user's home exists, with its default calendars, from the start: until something is
+A user's home exists, with its default collections, from the start: until something is
 written into it, it is virtual (nothing on disk), so that no read, and no request the
 access rules refuse, creates anything. The first write into a home creates it, with the
-default calendars, in the same change as the write.
+default collections, in the same change as the write. The calendar home and the
+address-book home of a user are made apart, each by the first write into it.
 
-The store reports the inner store's changes to its own listener with their CalDAV paths;
-the calendar index is brought up to date from those events (feature.py), and
+The store reports the inner store's changes to its own listener with their mount paths;
+the index is brought up to date from those events (follow.py), and
 :meth:`CalendarStore.refresh` reports the changes it finds made behind the server's back
 the same way, so the index has one way in.
 """
@@ -46,52 +55,80 @@ from davserver.backends.base import (
     Forbidden,
     NotFound,
     Precondition,
+    PropsUpdate,
     Resource,
     Storage,
     virtual_collection,
 )
-from davserver.ical.summary import Summary, summarize
 from davserver.runtime.threads import offload
 from davserver.state.mutex import Mutexes
 
 from .cache import BodyCache
 from .index import STALE, ItemIndex
-from .items import CalendarItems, Item
+from .items import BOOKS_DIR, CalendarItems, Item, ItemSummary, summarize_item
 
 PRINCIPALS = "principals"
 CALENDARS = "calendars"
+ADDRESSBOOKS = "addressbooks"
+SPACES = (CALENDARS, ADDRESSBOOKS)
+"""The URL spaces of homes, each holding one kind of collection."""
+COLLECTION_KINDS = {CALENDARS: "calendar", ADDRESSBOOKS: "addressbook"}
+"""What the collections of each space are (a :class:`Place`'s kind)."""
 READ_LIMIT = 16 << 20
 SCAN_BATCH = 64
-"""Items read and summarized together when a calendar is scanned."""
+"""Items read and summarized together when a collection is scanned."""
 LISTING_BATCH = 512
 OUTSIDE = "(outside)"
 """The author of changes made behind the server's back."""
 MADE_WITH_HOME = "made with its home"
-"""The note of the properties a default calendar gets when its home is created: the
-calendar looked the same before, as a virtual one, so its ctag does not move."""
+"""The note of the properties a default collection gets when its home is created: the
+collection looked the same before, as a virtual one, so its ctag does not move."""
+
+Homes = Mapping[str, Mapping[str, DeadProps]]
+"""The spaces a store lays out (:data:`SPACES`), each with the collections every home of
+it starts with (name → dead properties)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """What a mount-relative path names in the CalDAV layout."""
+    """What a mount-relative path names in the layout."""
 
-    kind: str  # root, principals, principal, homes, home, calendar, item, other, none
+    kind: str
+    """root, principals, principal, homes, home, calendar, addressbook, item, other, none."""
     user: str | None = None
-    calendar: str | None = None  # inner path "<user>/<calendar>"
+    collection: str | None = None
+    """The inner path of the calendar or address book the path is (or lies in)."""
     name: str | None = None  # item name
+    space: str | None = None
+    """:data:`CALENDARS` or :data:`ADDRESSBOOKS` for homes and what lies in them."""
+
+    @property
+    def calendar(self) -> str | None:
+        """The inner path of the calendar the path is or lies in (None outside calendars)."""
+        return self.collection if self.space == CALENDARS else None
+
+    @property
+    def book(self) -> str | None:
+        """The inner path of the address book the path is or lies in."""
+        return self.collection if self.space == ADDRESSBOOKS else None
 
     @property
     def inner(self) -> str | None:
         """The inner storage path, for the kinds the inner store holds."""
         if self.kind == "homes":
-            return ""
+            return "" if self.space == CALENDARS else BOOKS_DIR
         if self.kind == "home":
-            return self.user
-        if self.kind == "calendar":
-            return self.calendar
+            return home_path(self.space or CALENDARS, self.user or "")
+        if self.kind in ("calendar", "addressbook"):
+            return self.collection
         if self.kind in ("item", "other"):
-            return f"{self.calendar}/{self.name}" if self.name else self.calendar
+            return f"{self.collection}/{self.name}" if self.name else self.collection
         return None
+
+
+def home_path(space: str, user: str) -> str:
+    """The inner path of a user's home in ``space``."""
+    return f"{BOOKS_DIR}/{user}" if space == ADDRESSBOOKS else user
 
 
 @functools.lru_cache(maxsize=8192)
@@ -102,53 +139,77 @@ def place(path: str) -> Place:
         return Place("root")
     parts = path.split("/")
     top = parts[0]
+    if len(parts) > 1 and parts[1] == BOOKS_DIR:  # the reserved folder is nobody's
+        return Place("none")
     if top == PRINCIPALS:
         if len(parts) == 1:
             return Place("principals")
         if len(parts) == 2:
             return Place("principal", user=parts[1])
         return Place("none")
-    if top != CALENDARS:
+    if top not in SPACES:
         return Place("none")
     if len(parts) == 1:
-        return Place("homes")
+        return Place("homes", space=top)
+    user = parts[1]
     if len(parts) == 2:
-        return Place("home", user=parts[1])
-    calendar = f"{parts[1]}/{parts[2]}"
+        return Place("home", user=user, space=top)
+    collection = f"{home_path(top, user)}/{parts[2]}"
     if len(parts) == 3:
-        return Place("calendar", user=parts[1], calendar=calendar)
+        return Place(COLLECTION_KINDS[top], user=user, collection=collection, space=top)
     if len(parts) == 4:
-        return Place("item", user=parts[1], calendar=calendar, name=parts[3])
-    return Place("other", user=parts[1], calendar=calendar, name="/".join(parts[3:]))
+        return Place("item", user=user, collection=collection, name=parts[3], space=top)
+    name = "/".join(parts[3:])
+    return Place("other", user=user, collection=collection, name=name, space=top)
+
+
+def owner(path: str) -> str | None:
+    """The user whose principal or home ``path`` lies in (None: a shared place). What
+    :func:`place` says of the user, without classifying the path: asked of every member
+    a listing shows."""
+    top, _, rest = path.partition("/")
+    if top != PRINCIPALS and top not in SPACES:
+        return None
+    user = rest.partition("/")[0]
+    return user if user and user != BOOKS_DIR else None
+
+
+@functools.lru_cache(maxsize=4096)
+def collection_path(inner: str) -> str:
+    """The mount path of a collection's inner path (remembered: there are few)."""
+    return outer_path(inner)
 
 
 def outer_path(inner: str) -> str:
     """The mount path of an inner storage path."""
+    if inner == BOOKS_DIR or inner.startswith(BOOKS_DIR + "/"):
+        return ADDRESSBOOKS + inner[len(BOOKS_DIR) :]
     return f"{CALENDARS}/{inner}" if inner else CALENDARS
 
 
-def item_of(res: Resource, summary: Summary) -> Item:
+def item_of(res: Resource, summary: ItemSummary) -> Item:
     """The index entry of a stored resource."""
     return Item(res.etag, summary, res.size, res.mtime, res.ctime, res.content_type)
 
 
 class CalendarStore:
-    """A :class:`~backends.base.Storage` laying the CalDAV tree over ``inner``; every
-    user's home starts with ``defaults`` (calendar name → its dead properties);
-    ``accounts`` names the users who have a principal before they have a home."""
+    """A :class:`~backends.base.Storage` laying the tree of a ``caldav`` mount over
+    ``inner``: the spaces ``homes`` names (calendars, and address books when contacts are
+    served), every home starting with that space's default collections; ``accounts``
+    names the users who have a principal before they have a home."""
 
     def __init__(
         self,
         inner: Storage,
         index: ItemIndex,
-        defaults: Mapping[str, DeadProps],
+        homes: Homes,
         accounts: Callable[[], Iterable[str]] = list,
         mutexes: Mutexes | None = None,
     ) -> None:
         self.inner = inner
         self.index = index
         self._mutexes = mutexes or Mutexes(None)
-        self.defaults = dict(defaults)
+        self.homes = {space: dict(defaults) for space, defaults in homes.items()}
         self._accounts = accounts
         self.reserved_names = inner.reserved_names
         self.reserved_prefixes = inner.reserved_prefixes
@@ -156,6 +217,9 @@ class CalendarStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._feed: Feed | None = None
         self._stale: set[str] = set()
+        self._unsettled: dict[str, set[str] | None] = {}
+        """Per calendar, what a refresh found to differ from memory and settles under the
+        collection's lock: some members, or (None) the whole listing."""
         self._listener: ChangeListener | None = None
         self.bodies = BodyCache()
         inner.listen(self._relay)
@@ -171,22 +235,29 @@ class CalendarStore:
     def _outer(self, res: Resource) -> Resource:
         return dataclasses.replace(res, path=outer_path(res.path))
 
+    def served(self, where: Place) -> bool:
+        """Whether the place lies in a space the store lays out (address books are
+        served only when the mount has contacts)."""
+        return where.space is None or where.space in self.homes
+
     async def _users(self) -> list[str]:
         """Every user with a principal: those with a home, and every account."""
         found = set(self._accounts())
-        with contextlib.suppress(NotFound):
-            async for batch in self.inner.children(""):
-                found.update(r.name for r in batch if r.is_collection)
+        for space in self.homes:
+            with contextlib.suppress(NotFound):
+                async for batch in self.inner.children(place(space).inner or ""):
+                    found.update(r.name for r in batch if r.is_collection)
+        found.discard(BOOKS_DIR)
         return sorted(found)
 
-    async def _home_exists(self, user: str) -> bool:
-        home = await self.inner.stat(user)
+    async def _home_exists(self, space: str, user: str) -> bool:
+        home = await self.inner.stat(home_path(space, user))
         return home is not None and home.is_collection
 
     # -- Storage ----------------------------------------------------------------------
 
     def listen(self, listener: ChangeListener) -> None:
-        """Report changes (with their CalDAV paths) to ``listener``."""
+        """Report changes (with their mount paths) to ``listener``."""
         self._listener = listener
 
     async def _relay(self, changes: Sequence[Changed]) -> None:
@@ -203,7 +274,7 @@ class CalendarStore:
             await self._listener(outer)
 
     def feed(self) -> Feed | None:
-        """The inner store's feed (the calendar store uses it itself)."""
+        """The inner store's feed (the store uses it itself)."""
         return self._feed
 
     async def open(self) -> None:
@@ -226,28 +297,39 @@ class CalendarStore:
         if where.kind in ("root", "principals", "principal"):
             return self._virtual(path)
         inner = where.inner
-        if inner is None:
+        if inner is None or not self.served(where):
             return None
         res = await self.inner.stat(inner, dead_props=dead_props)
         if res is not None:
             return self._outer(res)
         return await self._virtual_in_home(path, where, dead_props)
 
+    def _default(self, where: Place) -> DeadProps | None:
+        """The properties of the default collection ``where`` names (None: not one)."""
+        if where.kind != COLLECTION_KINDS.get(where.space or "") or where.collection is None:
+            return None
+        return self.homes[where.space or ""].get(where.collection.rpartition("/")[2])
+
     async def _virtual_in_home(self, path: str, where: Place, dead_props: bool) -> Resource | None:
-        """A home not created yet, or one of its default calendars; None for the rest."""
-        if where.kind == "home" or (where.kind == "calendar" and where.calendar):
-            assert where.user is not None
-            if where.kind == "calendar":
-                name = (where.calendar or "").partition("/")[2]
-                if name not in self.defaults:
-                    return None
-            if await self._home_exists(where.user):
+        """The homes of a space not made yet, a home not created yet, or one of its
+        default collections; None for the rest."""
+        if where.kind == "homes":
+            return self._virtual(path, {} if dead_props else None)
+        props = self._default(where)
+        if where.kind != "home" and props is None:
+            return None
+        assert where.user is not None and where.space is not None
+        if await self._home_exists(where.space, where.user):
+            if props is None or where.inner is None:
                 return None
-            if where.kind == "home":
-                return self._virtual(path, {} if dead_props else None)
-            props = self.defaults[(where.calendar or "").partition("/")[2]]
-            return self._virtual(path, props if dead_props else None)
-        return None
+            # A default collection missing from a home that exists: the home may be in
+            # the making (by another worker); look again once it is made.
+            async with self.making_home(where.space, where.user):
+                res = await self.inner.stat(where.inner, dead_props=dead_props)
+            return self._outer(res) if res is not None else None
+        if props is None:
+            return self._virtual(path, {} if dead_props else None)
+        return self._virtual(path, props if dead_props else None)
 
     async def children(
         self, path: str, *, dead_props: bool = False
@@ -255,45 +337,47 @@ class CalendarStore:
         """Members of a collection, virtual or stored."""
         where = place(path)
         if where.kind == "root":
-            homes = await self.stat(CALENDARS, dead_props=dead_props)
-            yield [self._virtual(PRINCIPALS)] + ([homes] if homes is not None else [])
+            homes = [await self.stat(space, dead_props=dead_props) for space in self.homes]
+            yield [self._virtual(PRINCIPALS)] + [h for h in homes if h is not None]
             return
         if where.kind == "principals":
             yield [self._virtual(f"{PRINCIPALS}/{u}") for u in await self._users()]
             return
         inner = where.inner
-        if inner is None:
+        if inner is None or not self.served(where):
             return
-        if where.kind == "home" and where.user and not await self._home_exists(where.user):
+        space = where.space or ""
+        if where.kind == "home" and where.user and not await self._home_exists(space, where.user):
             yield [
                 self._virtual(f"{path}/{name}", props if dead_props else None)
-                for name, props in self.defaults.items()
+                for name, props in self.homes[space].items()
             ]
             return
-        if where.kind == "calendar" and not dead_props and where.calendar:
-            async for batch in self._members(where.calendar):
+        if where.kind == COLLECTION_KINDS.get(space) and where.collection and not dead_props:
+            async for batch in self._members(where.collection):
                 yield batch
             return
         with contextlib.suppress(NotFound):
             async for batch in self.inner.children(inner, dead_props=dead_props):
-                yield [self._outer(r) for r in batch]
+                # The inner root holds the calendar homes and the address books' folder.
+                yield [self._outer(r) for r in batch if inner or r.name != BOOKS_DIR]
 
-    async def _members(self, calendar: str) -> AsyncIterator[list[Resource]]:
-        """A calendar's members from its index (brought up to date first): no disk access
-        but for the rare folder inside a calendar."""
-        items = await self.refresh(calendar)
-        names = list(items)
-        for i in range(0, len(names), LISTING_BATCH):
-            batch = names[i : i + LISTING_BATCH]
-            yield [self.item_resource(calendar, n, items[n]) for n in batch if n in items]
-        folders = [await self.stat(f"{CALENDARS}/{calendar}/{n}") for n in sorted(items.folders)]
+    async def _members(self, collection: str) -> AsyncIterator[list[Resource]]:
+        """A collection's members from its index (brought up to date first): no disk
+        access but for the rare folder inside it."""
+        items = await self.refresh(collection)
+        listed = list(items.items())
+        for i in range(0, len(listed), LISTING_BATCH):
+            batch = listed[i : i + LISTING_BATCH]
+            yield [self.item_resource(collection, name, item) for name, item in batch]
+        folders = [await self.stat(outer_path(f"{collection}/{n}")) for n in sorted(items.folders)]
         if any(folders):
             yield [f for f in folders if f is not None]
 
     async def read(self, path: str, *, inline_limit: int) -> Body:
         """The bytes of a stored resource (virtual collections have none)."""
         where = place(path)
-        if where.inner is not None:
+        if where.inner is not None and self.served(where):
             with contextlib.suppress(NotFound):
                 body = await self.inner.read(where.inner, inline_limit=inline_limit)
                 body.resource = self._outer(body.resource)
@@ -309,17 +393,23 @@ class CalendarStore:
 
     @contextlib.asynccontextmanager
     async def change(self, *, author: str, message: str) -> AsyncIterator[CalendarChange]:
-        """A change of the inner store in CalDAV terms (homes created on first write)."""
+        """A change of the inner store in mount terms (homes created on first write)."""
         async with self.inner.change(author=author, message=message) as inner:
             yield CalendarChange(self, inner)
 
-    # -- calendars ----------------------------------------------------------------------
+    # -- collections (calendars and address books, by inner path) ------------------------
 
-    def writing(self, calendar: str) -> AbstractAsyncContextManager[None]:
-        """The lock that a write checking the calendar's UIDs holds across its check and
-        its write (so two objects of one UID cannot both pass), in every process that
+    def writing(self, collection: str) -> AbstractAsyncContextManager[None]:
+        """The lock that a write checking a collection's UIDs holds across its check and
+        its write (so two items of one UID cannot both pass), in every process that
         shares the state."""
-        return self._mutexes.hold(f"calendar\0{calendar}")
+        return self._mutexes.hold(f"collection\0{collection}")
+
+    def making_home(self, space: str, user: str) -> AbstractAsyncContextManager[None]:
+        """The lock held while a home and its default collections are made (so that a
+        default collection that is missing from a home being made is waited for, not
+        taken for one its user deleted), in every process that shares the state."""
+        return self._mutexes.hold(f"home\0{space}\0{user}")
 
     def mark_stale(self, calendar: str) -> None:
         """Have the next :meth:`refresh` of ``calendar`` list it in full (a change the
@@ -330,31 +420,79 @@ class CalendarStore:
         """Bring the index of ``calendar`` (inner path) in line with the stored items and
         return it: the items the change feed names are looked at again, or all of them
         when there is no feed, it cannot tell, or the calendar was marked stale. What
-        changed behind the server's back is read, summarized and reported as changes."""
+        changed behind the server's back is read, summarized and reported as changes.
+
+        What differs from memory is settled under the collection's lock (the one writes
+        checking UIDs hold, in every process): the index rows are read again first, so
+        that an item another worker has just written and indexed is not taken for an
+        outside change."""
         lock = self._locks.setdefault(calendar, asyncio.Lock())
         async with lock:
             items = await self.index.items(calendar)
-            names = await self._feed.changes(calendar) if self._feed is not None else None
-            if names is None or calendar in self._stale:
-                self._stale.discard(calendar)
-                if self._feed is not None:
-                    await self._feed.start(calendar)
-                await self._rescan(calendar, items)
-            elif names:
-                await self._recheck(calendar, items, names)
+            if calendar not in self._unsettled:
+                names = await self._feed.changes(calendar) if self._feed is not None else None
+                if names is None or calendar in self._stale:
+                    self._stale.discard(calendar)
+                    if self._feed is not None:
+                        await self._feed.start(calendar)
+                    self._unsettled[calendar] = None
+                elif names:
+                    differing = await self._differing(calendar, items, names)
+                    if not differing:
+                        return items
+                    self._unsettled[calendar] = differing
+                else:
+                    return items
+        async with self.writing(calendar), lock:
+            if calendar not in self._unsettled:  # settled meanwhile by another request
+                return await self.index.items(calendar)
+            names = self._unsettled.pop(calendar)
+            if names is None:
+                return await self._rescan(calendar)
+            self.index.uncache(calendar, names)
+            items = await self.index.items(calendar)
+            await self._recheck(calendar, items, names)
             return items
 
-    async def _rescan(self, calendar: str, items: CalendarItems) -> None:
-        """Compare the whole listing of a calendar with its index."""
+    async def _differing(self, calendar: str, items: CalendarItems, names: set[str]) -> set[str]:
+        """Of the members the change feed named, those whose state differs from memory."""
+        found = await asyncio.gather(*(self.inner.stat(f"{calendar}/{n}") for n in names))
+        differing = set()
+        for name, res in zip(names, found, strict=True):
+            if res is not None and res.is_collection:
+                if name not in items.folders:
+                    differing.add(name)
+            elif name in items.folders:
+                differing.add(name)
+            else:
+                known = items.get(name)
+                if (known is None) != (res is None) or (
+                    known is not None and res is not None and known.etag != res.etag
+                ):
+                    differing.add(name)
+        return differing
+
+    async def _rescan(self, calendar: str) -> CalendarItems:
+        """Compare the whole listing of a calendar with its index (the rows of the items
+        that differ from memory read again first)."""
         current: dict[str, Resource] = {}
         folders: set[str] = set()
         with contextlib.suppress(NotFound):
             async for batch in self.inner.children(calendar):
                 current.update((r.name, r) for r in batch if not r.is_collection)
                 folders.update(r.name for r in batch if r.is_collection)
+        items = await self.index.items(calendar)
+        differing = {n for n in items if n not in current}
+        differing.update(
+            n for n, r in current.items() if (known := items.get(n)) is None or known.etag != r.etag
+        )
+        if differing:
+            self.index.uncache(calendar, differing)
+            items = await self.index.items(calendar)
         items.folders = folders
         removed = [name for name in items if name not in current]
         await self._reconcile(calendar, items, current, removed)
+        return items
 
     async def _recheck(self, calendar: str, items: CalendarItems, names: set[str]) -> None:
         """Look again at the members the change feed named."""
@@ -427,7 +565,9 @@ class CalendarStore:
         """Read and summarize some items (gone ones are left out)."""
         bodies = await asyncio.gather(*(self._read_member(f"{calendar}/{name}") for name in names))
         found = [(n, b) for n, b in zip(names, bodies, strict=True) if b is not None]
-        summaries = await offload(lambda: [summarize(b.data or b"") for _, b in found])
+        summaries = await offload(
+            lambda: [summarize_item(f"{calendar}/{n}", b.data or b"") for n, b in found]
+        )
         out: dict[str, Item] = {}
         for (name, body), summary in zip(found, summaries, strict=True):
             res = body.resource
@@ -442,7 +582,7 @@ class CalendarStore:
             body = await self.inner.read(inner_path, inline_limit=READ_LIMIT)
         except NotFound:
             return None
-        if body.file is not None:  # far too big to be a calendar object: index it as unknown
+        if body.file is not None:  # far too big to be an item: index it as unknown
             await offload(body.file.close)
             body.file = None
         return body
@@ -452,7 +592,7 @@ class CalendarStore:
     def item_resource(self, calendar: str, name: str, item: Item) -> Resource:
         """The (outer) resource of an indexed item, without asking the inner store."""
         return Resource(
-            path=f"{CALENDARS}/{calendar}/{name}",
+            path=f"{collection_path(calendar)}/{name}",
             is_collection=False,
             size=item.size,
             mtime=item.mtime,
@@ -477,37 +617,52 @@ class CalendarStore:
 
 
 class CalendarChange:
-    """Writes in CalDAV terms through the inner change; the first write into a home
-    that is still virtual creates it, with its default calendars."""
+    """Writes in mount terms through the inner change; the first write into a home that
+    is still virtual creates it, with its default collections."""
 
     def __init__(self, store: CalendarStore, inner: Change) -> None:
         self._store = store
         self._inner = inner
-        self._homes: set[str] = set()
+        self._homes: set[tuple[str, str]] = set()
 
     async def _target(self, path: str, *, making: bool = False) -> Place:
         """Where ``path`` lies; a virtual home it is in is created first, unless the
         write is ``making`` that very home."""
         where = place(path)
-        if where.inner is None or where.kind == "homes":
+        if where.inner is None or where.kind == "homes" or not self._store.served(where):
             raise Forbidden(f"{path!r} is not writable")
-        if where.user is not None and where.user not in self._homes:
-            if not (making and where.kind == "home"):
-                await self._ensure_home(where.user)
-            self._homes.add(where.user)
+        if where.user is not None and where.space is not None:
+            home = (where.space, where.user)
+            if home not in self._homes:
+                if making and where.kind == "home":
+                    await self._ensure_homes(where.space)
+                else:
+                    await self._ensure_home(where.space, where.user)
+                self._homes.add(home)
         return where
 
-    async def _ensure_home(self, user: str) -> None:
-        """Create ``user``'s home with the default calendars unless it exists."""
-        if await self._store._home_exists(user):
+    async def _ensure_homes(self, space: str) -> None:
+        """Create the folder of the address-book homes unless it exists (the calendar
+        homes lie at the inner root)."""
+        if space == ADDRESSBOOKS and await self._store.inner.stat(BOOKS_DIR) is None:
+            with contextlib.suppress(AlreadyExists):  # made meanwhile by another request
+                await self._inner.mkcol(BOOKS_DIR)
+
+    async def _ensure_home(self, space: str, user: str) -> None:
+        """Create ``user``'s home in ``space`` with its default collections unless it
+        exists."""
+        if await self._store._home_exists(space, user):
             return
-        try:
-            await self._inner.mkcol(user)
-        except AlreadyExists:  # made meanwhile by another request
-            return
-        for name, props in self._store.defaults.items():
-            await self._inner.mkcol(f"{user}/{name}")
-            await self._inner.set_props(f"{user}/{name}", props, note=MADE_WITH_HOME)
+        async with self._store.making_home(space, user):
+            await self._ensure_homes(space)
+            home = home_path(space, user)
+            try:
+                await self._inner.mkcol(home)
+            except AlreadyExists:  # made meanwhile by another request
+                return
+            for name, props in self._store.homes[space].items():
+                await self._inner.mkcol(f"{home}/{name}")
+                await self._inner.set_props(f"{home}/{name}", props, note=MADE_WITH_HOME)
 
     async def write(
         self,
@@ -530,7 +685,7 @@ class CalendarChange:
         return self._store._outer(res), created
 
     async def mkcol(self, path: str) -> None:
-        """Create a collection (a home or a calendar)."""
+        """Create a collection (a home, a calendar or an address book)."""
         where = await self._target(path, making=True)
         assert where.inner is not None
         await self._inner.mkcol(where.inner)
@@ -564,12 +719,12 @@ class CalendarChange:
     async def set_props(
         self,
         path: str,
-        props: DeadProps,
+        props: DeadProps | PropsUpdate,
         *,
         expect: Precondition | None = None,
         note: object = None,
     ) -> None:
-        """Set dead properties (a calendar's count as a change of it: its ctag moves)."""
+        """Set dead properties (a collection's count as a change of it: its ctag moves)."""
         where = await self._target(path)
         assert where.inner is not None
         await self._inner.set_props(where.inner, props, expect=expect, note=note)
