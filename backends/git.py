@@ -270,6 +270,8 @@ class GitStorage:
         found = json.loads(out or b"null")
         done = Packed(**found) if found is not None else None
         if done is not None:
+            if metrics.active is not None:
+                metrics.active.git_repacks.inc()
             self.packed = [*self.packed[-99:], done]
             log.info(
                 "%s: packed %d loose objects into %d packs in %.1f s (%d big ones left loose)",

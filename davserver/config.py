@@ -621,8 +621,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     unknown = set(data) - {"server", "mounts", "auth", "groups", "log"}
     if unknown:
         raise ConfigError(
-            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, groups, log, "
-            "mounts)"
+            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, groups, log, mounts)"
         )
     log = LogConfig(**_check_table(source, "log", data.get("log", {}), LogConfig, base))
     if log.format not in LOG_FORMATS:

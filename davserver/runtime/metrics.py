@@ -88,6 +88,10 @@ class Metrics:
         self.git_commits = Counter(
             "davserver_git_commits", "Commits made by git mounts", registry=registry
         )
+        self.git_repacks = Counter(
+            "davserver_git_repacks", "Runs that packed a git mount's loose objects",
+            registry=registry,
+        )  # fmt: skip
         self.storage_faults = Counter(
             "davserver_storage_faults",
             "Requests a store could not serve (full disk, state folder unusable...), by mount "

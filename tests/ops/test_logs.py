@@ -101,7 +101,9 @@ async def test_text_access_log_in_the_combined_format_in_its_own_file(
     await wait_for(lambda: access.exists() and access.read_text().count("\n") == 2)
     first, second = access.read_text().splitlines()
     assert COMBINED.match(first), first
-    assert re.match(r'^127\.0\.0\.1 - ops \[.*"GET /w/errors HTTP/1\.1" 200 .* mount=/w auth=htpasswd$', second)
+    assert re.match(
+        r'^127\.0\.0\.1 - ops \[.*"GET /w/errors HTTP/1\.1" 200 .* mount=/w auth=htpasswd$', second
+    )
     server.stop()
     # The other lines stay on stderr, with the request id in brackets.
     (line,) = [x for x in server.log().splitlines() if "first problem" in x]

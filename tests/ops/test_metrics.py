@@ -1,6 +1,7 @@
 """The metrics mount: Prometheus's text format, added up over every worker (a count is
 the same whichever worker answers the scrape, and survives a worker's death), with the
-locks held, git commits, calendar index sizes, requests under way and connections."""
+locks held, git commits and repack runs, calendar index sizes, requests under way and
+connections."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
+from davserver.backends.git import GitStorage
 from helpers import ServerProcess
 from opsite import basic, site
 from prometheus_client.parser import text_string_to_metric_families
+
+from davserver.app import ROUTER_KEY
+from davserver.mounts.dav import DavMount
+from davserver.runtime import metrics
 
 EVENT = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:m1\r\n"
@@ -176,3 +183,27 @@ async def test_a_restart_starts_from_zero(
     assert (
         value(samples, "davserver_requests_total", mount="/files", method="PUT", status="2xx") == 0
     )
+
+
+async def test_repack_runs_are_counted(
+    make_git_client: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    # In-process, the counters keep their values in memory (no multiprocess folder).
+    counted = metrics.Metrics(tmp_path / "metrics")
+    monkeypatch.setattr(metrics, "active", counted)
+
+    def repacks() -> float:
+        (family,) = counted.git_repacks.collect()
+        (sample,) = [s for s in family.samples if s.name == "davserver_git_repacks_total"]
+        return sample.value
+
+    client = await make_git_client(gc_interval=0)
+    (mount,) = client.app[ROUTER_KEY].mounts
+    assert isinstance(mount, DavMount) and isinstance(mount.storage, GitStorage)
+    for i in range(3):
+        assert (await client.put(f"/f{i}.txt", data=b"%d" % i)).status == 201
+    assert repacks() == 0
+    done = await mount.storage.pack()
+    assert done is not None and done.objects >= 9  # a blob, a tree and a commit each
+    assert repacks() == 1
+    assert (await client.get("/f2.txt")).status == 200
