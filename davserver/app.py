@@ -305,14 +305,24 @@ class Router:
         """Answer one request; a handler that raises is logged and answered 500."""
         requestid.current.set(requestid.new(request.headers.get(requestid.HEADER)))
         self._well_known(request)
-        mount = self.find(request.raw_path)
+        reports = self.root_reports
         if (
-            self.root_reports is not None
+            reports is not None
             and request.method == "REPORT"
             and request.raw_path.partition("?")[0] == "/"
         ):
-            mount = self.root_reports
-            request = request.clone(rel_url=mount.prefix + "/")
+            routed = request.clone(rel_url=reports.prefix + "/")
+            try:
+                return await self._route(routed, reports)
+            finally:
+                # The access log and the metrics read the request aiohttp holds.
+                for key in (MOUNT_PREFIX, USER, AUTH_SOURCE):
+                    if key in routed:
+                        request[key] = routed[key]
+        return await self._route(request, self.find(request.raw_path))
+
+    async def _route(self, request: web.Request, mount: Mount | None) -> web.StreamResponse:
+        """Admit ``request`` and have ``mount`` (None: no mount holds it) answer it."""
         if mount is not None:
             request[MOUNT_PREFIX] = mount.prefix
         refusal = await self._admit(request, mount)

@@ -111,6 +111,29 @@ async def test_text_access_log_in_the_combined_format_in_its_own_file(
     assert "davserver.access" not in server.log()
 
 
+async def test_a_report_of_the_root_is_logged_with_the_tree_that_answered_it(
+    tmp_path: Path, accounts: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    # No mount holds "/": a REPORT there goes to the CalDAV tree's root.
+    conf = site(tmp_path, accounts, '[[mounts]]\npath = "/cal"\ntype = "caldav"\nroot = "cal"\n')
+    conf.write_text('[log]\naccess_file = "access.log"\n' + conf.read_text())
+    server = server_process("--config", str(conf), "--workers", "1")
+    body = '<?xml version="1.0"?><D:principal-search-property-set xmlns:D="DAV:"/>'
+    headers = {"Depth": "0", "Content-Type": "application/xml", **basic()}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request("REPORT", f"{server.url}/", data=body, headers=headers) as resp,
+    ):
+        assert resp.status == 200
+        assert b"principal-search-property-set" in await resp.read()
+    access = tmp_path / "access.log"
+    await wait_for(lambda: access.exists() and "REPORT" in access.read_text())
+    (line,) = access.read_text().splitlines()
+    assert re.match(
+        r'^127\.0\.0\.1 - ops \[.*"REPORT / HTTP/1\.1" 200 .* mount=/cal auth=htpasswd$', line
+    )
+
+
 def test_bad_log_options_are_refused(tmp_path: Path) -> None:
     conf = tmp_path / "c.toml"
     conf.write_text('[log]\nformat = "xml"\n[[mounts]]\npath = "/"\ntype = "webdav"\nroot = "d"\n')
