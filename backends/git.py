@@ -43,6 +43,7 @@ from dulwich.objects import Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from davserver.runtime import metrics
 from davserver.runtime.threads import WorkerPool, default_threads
 
 from .base import (
@@ -275,6 +276,8 @@ class GitStorage:
         found = json.loads(out or b"null")
         done = Packed(**found) if found is not None else None
         if done is not None:
+            if metrics.active is not None:
+                metrics.active.git_repacks.inc()
             self.packed = [*self.packed[-99:], done]
             log.info(
                 "%s: packed %d loose objects into %d packs in %.1f s (%d big ones left loose)",
@@ -753,6 +756,8 @@ class GitStorage:
                 if self._remove_stale_lock(locked):
                     continue
             if done:
+                if metrics.active is not None:
+                    metrics.active.git_commits.inc()
                 with self._times.lock:
                     self._times.follow(self._reader, self._read_head())
                 return [self._with_new_etag(root, ch) for ch in change.changes()]

@@ -213,11 +213,12 @@ def make_servers(tmp: Path, args: argparse.Namespace) -> list[Server]:
 # ---------------------------------------------------------------- processes
 
 
-def start(srv: Server, tmp: Path) -> None:
-    """Start a server on a free port; wait until it answers the measured URL correctly."""
+def start(srv: Server, tmp: Path, port: int = 0) -> None:
+    """Start a server on ``port`` (a free one when 0); wait until it answers the measured
+    URL correctly."""
     if not srv.cmd:
         return
-    srv.port = free_port()
+    srv.port = port or free_port()
     cmd = [a.replace("@PORT@", str(srv.port)) for a in srv.cmd]
     if "@CONF@" in cmd:
         cmd[cmd.index("@CONF@")] = str(nginx_conf(tmp, tmp / "www", srv.port))

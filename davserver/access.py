@@ -21,7 +21,7 @@ log = logging.getLogger("davserver.access")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
 """The methods a read-only level allows on a DAV tree: none of them changes anything."""
 SITE_READ_METHODS = frozenset({"GET", "HEAD"})
-"""The methods a read-only level allows on a static, CGI or WSGI mount: what a script or
+"""The methods a read-only level allows on any mount but a DAV tree: what a script or
 an application does with any other method (OPTIONS included) is its own business."""
 
 

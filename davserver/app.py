@@ -41,15 +41,21 @@ from .locks.manager import LockManager, LockStore
 from .locks.pg_store import PgLockStore
 from .locks.sqlite_store import SQLiteLockStore
 from .mounts import DISPATCH, MOUNT_PREFIX, Mount
+from .mounts.asgi import AsgiMount, AsgiSettings
 from .mounts.cgi import CgiMount, CgiSettings
 from .mounts.dav import DavMount
 from .mounts.errorpages import ErrorPages
+from .mounts.fastcgi import FastCgiMount, FastCgiSettings
+from .mounts.metrics import MetricsMount
 from .mounts.static import StaticMount, StaticSettings
+from .mounts.status import StatusMount
 from .mounts.wsgi import WsgiMount, WsgiSettings
 from .push.feature import Entitled, Push
 from .push.settings import PushSettings
 from .push.targets import CalendarTarget, FolderTarget
+from .runtime import metrics, requestid
 from .runtime.threads import offload
+from .state import scoreboard
 from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import FileGenerations, Generations
@@ -61,6 +67,7 @@ from .state.postgres.generations import PgGenerations
 from .state.postgres.mutex import PgMutexes
 from .state.postgres.quota import PgQuota
 from .state.quota import QuotaCounters, SQLiteQuota
+from .state.scoreboard import Scoreboard
 from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 from .state.uploads import UploadStore
 
@@ -77,6 +84,8 @@ GENERATIONS_FILE = "generations"
 SHARED_PATH_LOCKS = ".davtmp-locks"
 """The lock file of a folder that several hosts share (hidden and refused like every
 ``.davtmp-`` name; it is no temporary file: it stays)."""
+STATUS_DIR = "status"
+METRICS_DIR = "metrics"
 WELL_KNOWN = "/.well-known/"
 
 
@@ -132,7 +141,9 @@ class SharedState:
     are serialized."""
 
     def __init__(self, config: Config) -> None:
-        self._state_dir = config.server.state_dir
+        self.state_dir = config.server.state_dir
+        self.indexes: dict[str, ItemIndex] = {}
+        """The calendar index of each CalDAV mount made so far, by prefix (the metrics)."""
         url = config.state.url
         self.db = PgDatabase(url, config.state.pool_size) if url is not None else None
         self.generations: Generations
@@ -147,13 +158,13 @@ class SharedState:
             self.checksums = PgChecksums(self.db)
             self.quotas = PgQuota(self.db)
         else:
-            self.generations = FileGenerations(self._state_dir / GENERATIONS_FILE)
-            lockstore = SQLiteLockStore(self._state_dir / LOCKS_FILE)
-            changelog = SQLiteChangeLog(self._state_dir / CHANGES_FILE)
-            self.checksums = SQLiteChecksums(self._state_dir / CHECKSUMS_FILE)
-            self.quotas = SQLiteQuota(self._state_dir / QUOTA_FILE)
+            self.generations = FileGenerations(self.state_dir / GENERATIONS_FILE)
+            lockstore = SQLiteLockStore(self.state_dir / LOCKS_FILE)
+            changelog = SQLiteChangeLog(self.state_dir / CHANGES_FILE)
+            self.checksums = SQLiteChecksums(self.state_dir / CHECKSUMS_FILE)
+            self.quotas = SQLiteQuota(self.state_dir / QUOTA_FILE)
         self.changelog = changelog
-        self.uploads = UploadStore(config.state.uploads_dir or self._state_dir / "uploads")
+        self.uploads = UploadStore(config.state.uploads_dir or self.state_dir / "uploads")
         self.locks = LockManager(lockstore, self.generations)
         self.bus = LocalBus(changelog, self.generations)
 
@@ -164,15 +175,19 @@ class SharedState:
 
     def index(self, m: MountConfig) -> ItemIndex:
         """The calendar index of a CalDAV mount."""
+        index: ItemIndex
         if self.db is not None:
-            return PgCalendarIndex(self.db, m.prefix)
-        return CalendarIndex(self._state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
+            index = PgCalendarIndex(self.db, m.prefix)
+        else:
+            index = CalendarIndex(self.state_dir / f"caldav{m.prefix.replace('/', '_')}.sqlite3")
+        self.indexes[m.prefix or "/"] = index
+        return index
 
     def mutexes(self, m: MountConfig) -> Mutexes:
         """The named locks of a CalDAV mount's writes."""
         if self.db is not None:
             return PgMutexes(self.db, m.prefix, self.catch_up)
-        path = self._state_dir / f"caldav{m.prefix.replace('/', '_')}.locks"
+        path = self.state_dir / f"caldav{m.prefix.replace('/', '_')}.locks"
         return FileMutexes(path, self.catch_up)
 
     def path_lock_file(self, root: Path) -> str:
@@ -182,7 +197,7 @@ class SharedState:
         if self.db is not None:
             return str(root / SHARED_PATH_LOCKS)
         name = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
-        return str(self._state_dir / "pathlocks" / f"{name}.lock")
+        return str(self.state_dir / "pathlocks" / f"{name}.lock")
 
     async def open(self) -> None:
         """Connect (the database: migrated, or refused when newer), listen, load."""
@@ -293,7 +308,22 @@ def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage
 
 
 def build_site_mount(m: MountConfig, config: Config) -> Mount:
-    """A static, CGI or WSGI mount."""
+    """A static, CGI, WSGI, FastCGI, ASGI, status or metrics mount."""
+    state_dir = config.server.state_dir
+    if m.type == "status":
+        return StatusMount(m.prefix, state_dir / STATUS_DIR, m.health_only)
+    if m.type == "metrics":
+        return MetricsMount(m.prefix, state_dir / METRICS_DIR)
+    if m.type == "fastcgi":
+        return FastCgiMount(
+            m.prefix,
+            FastCgiSettings(
+                m.socket, m.root, m.index_names, m.timeout, m.pool_size, m.x_sendfile, m.env,
+                m.command, m.processes,
+            ),
+        )  # fmt: skip
+    if m.type == "asgi":
+        return AsgiMount(m.prefix, AsgiSettings(m.app, m.pythonpath, m.x_sendfile))
     if m.type == "wsgi":
         settings = WsgiSettings(m.app, m.pythonpath, m.threads, m.x_sendfile)
         return WsgiMount(m.prefix, settings)
@@ -303,7 +333,7 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
     return StaticMount(
         m.prefix,
         StaticSettings(
-            m.root, m.index, m.listing, m.mime_types, m.cache_control,
+            m.root, m.index_names, m.listing, m.mime_types, m.cache_control,
             m.precompressed, m.gzip, m.gzip_min_size, m.gzip_types, m.cache_ttl,
             config.server.default_charset,
         ),
@@ -345,6 +375,8 @@ class Router:
         for tree in trees:
             own = tree.features.own_discovery()
             tree.features.discovery = [d for d in self.discovery if d not in own]
+        self.scoreboard: Scoreboard | None = None
+        """Where the requests under way are shown (status and metrics mounts read it)."""
         at_root = self.find("/")
         self.root_reports: DavMount | None = None
         """Where a REPORT of ``/`` goes when the tree there answers none (a WebDAV tree, or
@@ -412,15 +444,26 @@ class Router:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request; a handler that raises is logged and answered 500."""
+        requestid.current.set(requestid.new(request.headers.get(requestid.HEADER)))
         self._well_known(request)
-        mount = self.find(request.raw_path)
+        reports = self.root_reports
         if (
-            self.root_reports is not None
+            reports is not None
             and request.method == "REPORT"
             and request.raw_path.partition("?")[0] == "/"
         ):
-            mount = self.root_reports
-            request = request.clone(rel_url=mount.prefix + "/")
+            routed = request.clone(rel_url=reports.prefix + "/")
+            try:
+                return await self._route(routed, reports)
+            finally:
+                # The access log and the metrics read the request aiohttp holds.
+                for key in (MOUNT_PREFIX, USER, AUTH_SOURCE):
+                    if key in routed:
+                        request[key] = routed[key]
+        return await self._route(request, self.find(request.raw_path))
+
+    async def _route(self, request: web.Request, mount: Mount | None) -> web.StreamResponse:
+        """Admit ``request`` and have ``mount`` (None: no mount holds it) answer it."""
         if mount is not None:
             request[MOUNT_PREFIX] = mount.prefix
         refusal = await self._admit(request, mount)
@@ -444,6 +487,11 @@ class Router:
             return web.Response(status=404, text="404 Not Found\n")
         self.in_flight += 1
         self._idle.clear()
+        board = self.scoreboard
+        slot = -1
+        if board is not None:
+            client = request.remote or "-"
+            slot = board.begin(request.method, request.raw_path, client, requestid.current.get())
         try:
             response = await mount.handle(request)
         except web.HTTPException:
@@ -455,6 +503,8 @@ class Router:
             log.exception("%s %s failed", request.method, request.raw_path)
             response = web.Response(status=500, text="500 Internal Server Error\n")
         finally:
+            if board is not None:
+                board.end(slot)
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()
@@ -477,11 +527,11 @@ def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
     state = SharedState(config)
+    state_dir = config.server.state_dir
     logins = Logins(config) if config.auth.accounts else None
     accounts = logins.names if logins is not None else list
     push = None
     if config.push.enabled:
-        state_dir = config.server.state_dir
         settings = push_settings(config.push, state_dir)
         push = PushState(
             SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), state.changelog, settings,
@@ -493,6 +543,7 @@ def create_app(config: Config) -> web.Application:
     server = config.server
     router = Router(mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
+    board = observe(mounts, router, state, server.max_connections)
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
     # would answer 404 itself, without a log line, where the mount refuses the name).
@@ -502,6 +553,8 @@ def create_app(config: Config) -> web.Application:
         await state.open()
         if logins is not None:
             await logins.open()
+        if board is not None:
+            await offload(board.open)
         for mount in mounts:
             await mount.open()
         for page_set in pages.values():
@@ -513,9 +566,77 @@ def create_app(config: Config) -> web.Application:
         if push is not None:
             await push.store.close()
         await state.close()
+        if board is not None:
+            board.close()
         if logins is not None:
             await offload(logins.close)
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)
     return app
+
+
+def prepare_shared(config: Config) -> None:
+    """Before the workers start (or the one process serves): empty the scoreboard and the
+    metric files of the last run, when a status or metrics mount shows them."""
+    types = {m.type for m in config.mounts}
+    state_dir = config.server.state_dir
+    if types & {"status", "metrics"}:
+        scoreboard.prepare(state_dir / STATUS_DIR)
+    if "metrics" in types:
+        metrics.prepare(state_dir / METRICS_DIR)
+
+
+def observe(
+    mounts: list[Mount],
+    router: Router,
+    state: SharedState,
+    slots: int,
+) -> Scoreboard | None:
+    """Connect the status and metrics mounts to what they show: the router's scoreboard
+    (made only when one of them is there: it costs every request a little) and the
+    gauges read at a scrape."""
+    shown = [m for m in mounts if isinstance(m, StatusMount | MetricsMount)]
+    if not shown:
+        return None
+    board = Scoreboard(state.state_dir / STATUS_DIR, slots)
+    router.scoreboard = board
+    for mount in shown:
+        if isinstance(mount, StatusMount):
+            mount.stopping = lambda: router.closing
+        else:
+            mount.probes = probes(state.locks, state.indexes, board.folder)
+    return board
+
+
+def probes(locks: LockManager, indexes: dict[str, ItemIndex], status: Path) -> list[metrics.Probe]:
+    """The gauges a scrape reads: state the workers share, and the scoreboard."""
+
+    async def locks_held() -> metrics.Rows:
+        await locks.sync()
+        return [((), float(locks.held()))]
+
+    async def index_items() -> metrics.Rows:
+        return [((prefix,), float(await index.size())) for prefix, index in indexes.items()]
+
+    async def workers() -> metrics.Rows:
+        _, seen = await offload(scoreboard.read, status)
+        return [((), float(len(seen)))]
+
+    async def in_flight() -> metrics.Rows:
+        _, seen = await offload(scoreboard.read, status)
+        return [((), float(sum(len(w.busy) for w in seen)))]
+
+    return [
+        metrics.Probe("davserver_locks_held", "WebDAV locks held", (), locks_held),
+        metrics.Probe(
+            "davserver_calendar_index_items",
+            "Items in the calendar index, by mount",
+            ("mount",),
+            index_items,
+        ),
+        metrics.Probe("davserver_workers", "Worker processes serving", (), workers),
+        metrics.Probe(
+            "davserver_requests_in_flight", "Requests under way, in every worker", (), in_flight
+        ),
+    ]

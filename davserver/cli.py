@@ -20,22 +20,21 @@ from typing import Any
 
 from aiohttp import web
 
-from . import cpu, malloc, sockets, tls
+from . import cpu, logs, malloc, sockets, tls
 from .accesslog import MountAccessLogger
-from .app import ROUTER_KEY, create_app
+from .app import ROUTER_KEY, create_app, prepare_shared
 from .auth import apppasswords, htpasswd, users_cli
-from .config import Config, ConfigError, embedded_default, load, override
+from .config import Config, ConfigError, MountConfig, embedded_default, load, override
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
 from .master import Master
+from .runtime import metrics, requestid
 from .state.errors import SchemaTooNew, StateUnavailable
 
 log = logging.getLogger("davserver")
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LOG_FORMAT_WORKERS = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 DRAIN_GRACE = 2.0
 """Seconds a stopping server keeps idle connections, answering (and closing) each once more."""
 
@@ -89,8 +88,10 @@ async def serve(
         )
     app = create_app(config)
     handler_options: dict[str, Any] = {
-        "access_log": logging.getLogger("davserver.access") if server.access_log else None,
-        "access_log_class": MountAccessLogger,
+        "access_log": logging.getLogger(logs.ACCESS_LOGGER),
+        "access_log_class": MountAccessLogger.configured(
+            as_json=config.log.format == "json", lines=server.access_log
+        ),
     }
     runner = web.AppRunner(
         app, shutdown_timeout=server.shutdown_timeout, handle_signals=False, **handler_options
@@ -119,10 +120,24 @@ async def _serve(
     web_server.request_handler = guard_body_size(web_server.request_handler, limits.max_body_size)
     loop = asyncio.get_running_loop()
 
+    router = runner.app[ROUTER_KEY]
+    board = router.scoreboard
+
     def connection(on_close: Callable[[], None]) -> Connection:
-        return Connection(
-            web_server, limits=limits, on_close=on_close, loop=loop, **handler_options
-        )
+        counted = metrics.active
+        if board is not None:
+            board.connection(1)
+        if counted is not None:
+            counted.connections.inc()
+
+        def closed() -> None:
+            if board is not None:
+                board.connection(-1)
+            if counted is not None:
+                counted.connections.dec()
+            on_close()
+
+        return Connection(web_server, limits=limits, on_close=closed, loop=loop, **handler_options)
 
     listener = Listener(
         connection,
@@ -135,7 +150,6 @@ async def _serve(
     # out of the collector's sight, full collections stop walking it again and again
     # (a PROPFIND Depth 1 makes thousands of objects; ~10 % of its time went there).
     gc.freeze()
-    router = runner.app[ROUTER_KEY]
     if listening is None:
         passed = sockets.from_systemd()  # socket activation
         if passed:
@@ -149,6 +163,7 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _single_process_sighup)
+    loop.add_signal_handler(signal.SIGUSR1, logs.reopen)
     if ready_fd is not None:
         os.write(ready_fd, b"r")
         os.close(ready_fd)
@@ -181,9 +196,14 @@ def print_urls(config: Config, addresses: list[tuple[str, int]], https: bool) ->
         base = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
         for m in config.mounts:
             print(
-                f"davserver: {m.type} of {m.app or m.root or m.repo} at {base}{m.prefix}/",
+                f"davserver: {m.type} of {_served(m)} at {base}{m.prefix}/",
                 flush=True,
             )
+
+
+def _served(m: MountConfig) -> str:
+    """What a mount serves, for its start-up line."""
+    return str(m.app or m.root or m.repo or m.socket or " ".join(m.command) or "this server")
 
 
 def _worker(config: Config, listening: list[socket.socket], ready_fd: int) -> int:
@@ -198,10 +218,17 @@ def _worker(config: Config, listening: list[socket.socket], ready_fd: int) -> in
 
 def _run_workers(config: Config, reload: Callable[[], Config]) -> int:
     """The master of several worker processes (davserver/master.py)."""
-    master = Master(config, reload, _worker)
+    master = Master(config, reload, _worker, reopen_logs=logs.reopen,
+                    worker_exited=lambda pid: _worker_exited(master.config, pid))  # fmt: skip
     master.bind()
     https = config.server.tls_cert is not None
     return master.run(lambda: print_urls(master.config, master.addresses, https))
+
+
+def _worker_exited(config: Config, pid: int) -> None:
+    """What a worker that exited leaves: its live gauges in the metrics."""
+    if any(m.type == "metrics" for m in config.mounts):
+        metrics.process_died(config.server.state_dir / "metrics", pid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,21 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "user":
         return users_cli.run(args)
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    logging.basicConfig(level=args.log_level.upper(), format=logs.TEXT_FORMAT)
+    logging.getLogger().handlers[0].addFilter(requestid.Filter())
 
     def run() -> int:
         config = _config(args)
+        single = config.server.workers == 1
+        logs.configure(args.log_level.upper(), config.log, workers=not single)
+        prepare_shared(config)
         malloc.tune()  # before any thread starts: see malloc.py
-        if config.server.workers == 1:
+        if single:
             if config.server.pin_cpu:  # before any thread starts, too: see cpu.py
                 pinned = cpu.pin_to_one_cpu()
                 if pinned is not None:
                     log.info("running on CPU %d (pin_cpu)", pinned)
             asyncio.run(serve(config))
             return 0
-        # Each line names the process it comes from.
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(logging.Formatter(LOG_FORMAT_WORKERS))
         return _run_workers(config, lambda: _config(args))
 
     return _guarded(run)

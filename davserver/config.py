@@ -24,7 +24,11 @@ from .auth.htpasswd import valid_user_name
 
 EMBEDDED = "<embedded default>"
 APP_PASSWORDS_FILE = "app-passwords"
-MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
+MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi", "fastcgi", "asgi", "status", "metrics")
+# Mount types whose anonymous access is off unless the configuration opens it: what they
+# show (requests under way, counts) is the operator's business.
+PRIVATE_TYPES = ("status", "metrics")
+LOG_FORMATS = ("text", "json")
 BACKENDS = ("filesystem", "git")
 _IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\s]+>$")
 _CHARSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
@@ -36,28 +40,32 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
          "gc_interval", "gc_loose_objects"),
         ("webdav", "caldav"),
     ),
-    "root": ("webdav", "caldav", "static", "cgi"),
+    "root": ("webdav", "caldav", "static", "cgi", "fastcgi"),
     **dict.fromkeys(("quota", "user_quota", "user_quotas", "quota_rescan"), ("webdav",)),
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
     "contacts": ("caldav",),
     "principal_search": ("caldav",),
     **dict.fromkeys(
-        ("index", "listing", "mime_types", "cache_control", "precompressed", "gzip",
+        ("listing", "mime_types", "cache_control", "precompressed", "gzip",
          "gzip_min_size", "gzip_types", "cache_ttl"),
         ("static",),
     ),
-    "timeout": ("cgi",),
-    "env": ("cgi",),
-    "x_sendfile": ("cgi", "wsgi"),
-    "app": ("wsgi",),
-    "pythonpath": ("wsgi",),
+    "index": ("static", "fastcgi"),
+    "timeout": ("cgi", "fastcgi"),
+    "env": ("cgi", "fastcgi"),
+    "x_sendfile": ("cgi", "wsgi", "fastcgi", "asgi"),
+    "app": ("wsgi", "asgi"),
+    "pythonpath": ("wsgi", "asgi"),
     "threads": ("wsgi",),
+    **dict.fromkeys(("socket", "command", "processes", "pool_size"), ("fastcgi",)),
+    "health_only": ("status",),
 }  # fmt: skip
 # What VAPID takes as its "sub" claim (RFC 8292 §2.1, as py-vapid checks it).
 _CONTACT = re.compile(
     r"^(mailto:[^@\s]+@(localhost|[\w%-]+(\.[\w%-]+)+)|https://(localhost|[\w-]+\.[\w.-]+))$"
 )
+_FCGI_SOCKET = re.compile(r"^(unix:)?/.+$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
@@ -132,10 +140,12 @@ class AccessConfig:
 
     def resolved(self, mount_type: str, accounts: bool) -> AccessConfig:
         """The rules with every default filled in: anonymous requests are off once there
-        are accounts, authenticated ones read-write unless group rules say who may do
-        more (then off), and CalDAV trees are owner-only."""
+        are accounts, and always on status and metrics mounts; authenticated ones
+        read-write unless group rules say who may do more (then off); CalDAV trees are
+        owner-only."""
+        private = accounts or mount_type in PRIVATE_TYPES
         return AccessConfig(
-            anonymous=self.anonymous or ("off" if accounts else "read-write"),
+            anonymous=self.anonymous or ("off" if private else "read-write"),
             authenticated=self.authenticated or ("off" if self.groups else "read-write"),
             owner_only=mount_type == "caldav" if self.owner_only is None else self.owner_only,
             groups=self.groups,
@@ -180,7 +190,7 @@ class MountConfig:
     contacts: bool = True
     principal_search: str = "authenticated"
     error_pages: Path | None = None
-    index: tuple[str, ...] = ("index.html",)
+    index: tuple[str, ...] | None = None
     listing: bool = False
     mime_types: dict[str, str] = field(default_factory=dict)
     cache_control: str = ""
@@ -195,6 +205,11 @@ class MountConfig:
     app: str = ""
     pythonpath: tuple[Path, ...] = ()
     threads: int = 8
+    socket: str = ""
+    command: tuple[str, ...] = ()
+    processes: int = 1
+    pool_size: int = 4
+    health_only: bool = False
     access: AccessConfig = field(default_factory=AccessConfig)
     quota: str = ""
     user_quota: str = ""
@@ -202,9 +217,25 @@ class MountConfig:
     quota_rescan: float = 600.0
 
     @property
+    def index_names(self) -> tuple[str, ...]:
+        """``index``, or the default of the mount's type."""
+        if self.index is not None:
+            return self.index
+        return ("index.php",) if self.type == "fastcgi" else ("index.html",)
+
+    @property
     def prefix(self) -> str:
         """The URL prefix without its trailing slash ("" for a mount at /)."""
         return self.path.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """The ``[log]`` table."""
+
+    format: str = "text"
+    file: Path | None = None
+    access_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +324,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     push: PushConfig = field(default_factory=PushConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     groups: GroupTable = field(default_factory=dict)
     """The ``[groups]`` table: group name → user names."""
 
@@ -381,12 +413,13 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(f"{source}: {where}.root: missing (the folder to serve)")
     if m.root is not None and m.root.exists() and not m.root.is_dir():
         raise ConfigError(f"{source}: {where}.root: {m.root} is not a folder")
-    if m.type == "wsgi" and not _WSGI_APP.match(m.app):
+    if m.type in ("wsgi", "asgi") and not _WSGI_APP.match(m.app):
         raise ConfigError(
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
         )
     lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
-            ("stale_lock_age", 1), ("gc_interval", 0), ("gc_loose_objects", 1))  # fmt: skip
+            ("stale_lock_age", 1), ("processes", 1), ("pool_size", 1), ("gc_interval", 0),
+            ("gc_loose_objects", 1))  # fmt: skip
     for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
@@ -416,6 +449,28 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(f"{source}: {where}.repo: only the git backend uses it (use root)")
     if m.backend == "git":
         _check_git(source, where, m)
+    if m.type == "fastcgi":
+        _check_fastcgi(source, where, m)
+
+
+def _check_fastcgi(source: str, where: str, m: MountConfig) -> None:
+    if not m.socket and not m.command:
+        raise ConfigError(
+            f"{source}: {where}.socket: missing (where the FastCGI application listens, "
+            'e.g. "/run/php/php-fpm.sock" or "127.0.0.1:9000"; or give a command to start it)'
+        )
+    if m.socket and m.command:
+        raise ConfigError(
+            f"{source}: {where}.socket: not with command (the server makes the socket of "
+            "the processes it starts)"
+        )
+    if m.socket and not _FCGI_SOCKET.match(m.socket):
+        raise ConfigError(
+            f"{source}: {where}.socket: {m.socket!r} is neither a path (/..., unix:...) "
+            "nor host:port"
+        )
+    if m.root is not None and not m.root.is_dir():
+        raise ConfigError(f"{source}: {where}.root: {m.root} is not a folder")
 
 
 def _check_git(source: str, where: str, m: MountConfig) -> None:
@@ -523,6 +578,12 @@ def _check_access(
             levels = ", ".join(ACCESS_LEVELS)
             raise ConfigError(f"{source}: {where}.access.{key}: {value!r} is not one of {levels}")
     access = given.resolved(m.type, accounts)
+    if m.type in PRIVATE_TYPES and not given.anonymous and not accounts:
+        raise ConfigError(
+            f"{source}: {where}.access.anonymous: a {m.type} mount is not public by default, "
+            "and without accounts ([auth] htpasswd, ldap or proxy_header) nobody could see it: "
+            'add accounts, or open it with access = { anonymous = "read-only" }'
+        )
     if access.anonymous == "off" and not accounts:
         raise ConfigError(
             f'{source}: {where}.access.anonymous: "off" needs accounts ([auth] htpasswd, '
@@ -636,11 +697,16 @@ def _check_groups(source: str, table: Any) -> GroupTable:
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth", "groups", "push", "state"}
+    unknown = set(data) - {"server", "mounts", "auth", "groups", "push", "state", "log"}
     if unknown:
         raise ConfigError(
             f"{source}: {sorted(unknown)[0]}: unknown table "
-            "(use server, auth, groups, push, state, mounts)"
+            "(use server, auth, groups, push, state, log, mounts)"
+        )
+    log = LogConfig(**_check_table(source, "log", data.get("log", {}), LogConfig, base))
+    if log.format not in LOG_FORMATS:
+        raise ConfigError(
+            f"{source}: log.format: {log.format!r} is not one of {', '.join(LOG_FORMATS)}"
         )
     auth_values = _check_table(source, "auth", data.get("auth", {}), AuthConfig, base)
     if "ldap" in auth_values:
@@ -682,6 +748,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         push=push,
         groups=groups,
         state=state,
+        log=log,
     )
 
 

@@ -22,8 +22,9 @@ before the application sees the request: no ``100 Continue`` goes out, nothing i
 (nor is a request whose chunked body passed the limit before its handler started).
 
 The subclass uses a few of aiohttp 3.14's internals (``_request_count``, ``_messages``,
-``_current_request``, ``_reading_paused``, ``_buffer_paused``); tests/security/test_limits.py
-covers each behaviour against the real server.
+``_current_request``, ``_reading_paused``, ``_buffer_paused``, and ``_payload_parser``, set
+once a connection is a WebSocket); tests/security/test_limits.py covers each behaviour
+against the real server (tests/mounts/test_asgi.py a WebSocket past the deadlines).
 """
 
 from __future__ import annotations
@@ -194,6 +195,10 @@ class Connection(RequestHandler):
         limit."""
         if self._discarding:
             self._last_read = self._loop.time()
+            return
+        if self._payload_parser is not None:
+            # Upgraded (a WebSocket): frames, no request heads or bodies to time.
+            super().data_received(data)
             return
         body = self._body
         if body is not None and body.is_eof():

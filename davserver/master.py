@@ -39,7 +39,7 @@ log = logging.getLogger("davserver")
 READY_TIMEOUT = 60.0
 """Seconds a new worker has to get ready before it counts as failed."""
 RESPAWN_PAUSE_MAX = 10.0
-_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1)
 _PR_SET_PDEATHSIG = 1
 
 WorkerMain = Callable[[Config, list[socket.socket], int], int]
@@ -73,6 +73,10 @@ class Master:
     reload: Callable[[], Config]
     """Reads the configuration again (SIGHUP); raises ConfigError when it is bad."""
     worker_main: WorkerMain
+    reopen_logs: Callable[[], None] = lambda: None
+    """SIGUSR1: the master reopens its log files, and each worker its own."""
+    worker_exited: Callable[[int], None] = lambda pid: None
+    """Told the pid of every worker that exited (its live metrics leave with it)."""
     slots: list[list[socket.socket]] = field(default_factory=list)
     workers: dict[int, _Worker] = field(default_factory=dict)
     generation: int = 0
@@ -134,6 +138,13 @@ class Master:
                 continue
             if info.si_signo == signal.SIGHUP:
                 self._restart()
+                continue
+            if info.si_signo == signal.SIGUSR1:
+                self.reopen_logs()
+                for worker in self.workers.values():
+                    if worker.ready:  # before, SIGUSR1 would still end it
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(worker.pid, signal.SIGUSR1)
                 continue
             print("davserver: stopping", flush=True)
             self._stop_all()
@@ -201,6 +212,7 @@ class Master:
             if done == 0:
                 return False
         worker = self.workers.pop(pid, None)
+        self.worker_exited(pid)
         if worker is not None and not worker.ready:
             with contextlib.suppress(OSError):
                 os.close(worker.ready_fd)
@@ -218,6 +230,7 @@ class Master:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
+            self.worker_exited(pid)
             if worker is None or worker.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)

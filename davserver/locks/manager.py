@@ -173,6 +173,10 @@ class LockManager:
 
     # -- queries (no I/O) ---------------------------------------------------------------
 
+    def held(self) -> int:
+        """How many locks are live (as this process last loaded them)."""
+        return len(self._live(self._by_token.values()))
+
     def _live(self, locks: Iterable[Lock]) -> list[Lock]:
         now = time.time()
         return [lock for lock in locks if lock.expires > now]

@@ -26,8 +26,7 @@ from davserver.dav.paths import strip_query
 from davserver.runtime.threads import offload
 
 from . import DISPATCH, files, gateway
-from .xsendfile import HEADER as X_SENDFILE
-from .xsendfile import XSendfile
+from .xsendfile import XSendfile, requested
 
 log = logging.getLogger("davserver.cgi")
 
@@ -291,11 +290,12 @@ class _Run:
         self, status: int, reason: str | None, headers: list[tuple[str, str]]
     ) -> web.StreamResponse:
         fields = {name.lower(): value for name, value in headers}
-        if X_SENDFILE.lower() in fields:
+        if requested(headers):
             await self._drain()
             base = os.path.dirname(self.script.full)
-            value = fields[X_SENDFILE.lower()]
-            return await self.mount.xsendfile.respond(self.request, value, base, headers, self.who)
+            return await self.mount.xsendfile.respond(
+                self.request, base, headers, self.who, status, reason
+            )
         location = fields.get("location", "")
         # "/path" alone is a local redirect; "//host/path" names another host.
         local = location.startswith("/") and not location.startswith("//")

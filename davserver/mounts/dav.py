@@ -27,6 +27,7 @@ from davserver.dav.paths import normalize, strip_query
 from davserver.dav.preconditions import check_if_header
 from davserver.events import EventBus
 from davserver.locks.manager import LockManager
+from davserver.runtime import metrics
 from davserver.state.errors import StateUnavailable
 
 log = logging.getLogger("davserver.dav")
@@ -129,6 +130,8 @@ class DavMount:
             return exc.response()
         except StorageError as exc:
             level = logging.WARNING if exc.status >= 500 else logging.INFO
+            if exc.status >= 500:
+                self._fault(type(exc).__name__)
             log.log(
                 level, "%s %s refused: %s %s", request.method, request.raw_path, exc.status, exc
             )
@@ -136,6 +139,7 @@ class DavMount:
         except sqlite3.Error as exc:
             log.warning("%s %s: the state folder cannot be used: %s", request.method,
                         request.raw_path, exc)  # fmt: skip
+            self._fault("StateUnavailable")
             return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
         except StateUnavailable as exc:
             log.warning("%s %s: %s", request.method, request.raw_path, exc)
@@ -156,6 +160,11 @@ class DavMount:
                 raise
             log.warning("%s %s: answered without catching up: %s", request.method,
                         request.raw_path, exc)  # fmt: skip
+
+    def _fault(self, kind: str) -> None:
+        """Count a request the store could not serve."""
+        if metrics.active is not None:
+            metrics.active.storage_faults.labels(self.prefix or "/", kind).inc()
 
     async def open(self) -> None:
         """Open the storage, then the features."""

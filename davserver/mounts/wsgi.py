@@ -9,11 +9,9 @@ holds the application back instead of filling memory). ``close()`` is always cal
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextvars
 import logging
 import os
-import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,22 +22,18 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import web
 from multidict import CIMultiDict
 
-from davserver.config import ConfigError
 from davserver.dav.paths import strip_query
 from davserver.runtime.threads import WorkerPool, offload
 
-from . import gateway
+from . import apploader, gateway
 from .errorpages import AppResponse
 from .wsgiio import Errors, Input
-from .xsendfile import HEADER as X_SENDFILE
-from .xsendfile import XSendfile
+from .xsendfile import XSendfile, requested
 
 log = logging.getLogger("davserver.wsgi")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WsgiApp = Callable[..., Iterable[bytes]]
-_X_SENDFILE = X_SENDFILE.lower()
-_import_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,21 +47,8 @@ class WsgiSettings:
 
 
 def load_app(spec: str, pythonpath: tuple[Path, ...]) -> WsgiApp:
-    """Import ``package.module:callable`` after putting ``pythonpath`` first on sys.path."""
-    with _import_lock:
-        for folder in reversed(pythonpath):
-            if str(folder) not in sys.path:
-                sys.path.insert(0, str(folder))
-        module_name, _, attr = spec.partition(":")
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for name in (attr or "application").split("."):
-                obj = getattr(obj, name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"WSGI app {spec!r}: cannot load: {exc}") from exc
-    if not callable(obj):
-        raise ConfigError(f"WSGI app {spec!r}: {type(obj).__name__} is not callable")
-    return cast(WsgiApp, obj)
+    """Import the application ``package.module:callable``."""
+    return cast(WsgiApp, apploader.load("WSGI", spec, pythonpath))
 
 
 class AppError(Exception):
@@ -85,9 +66,9 @@ class _Whole:
 
 @dataclass(slots=True)
 class _Sendfile:
-    """The application named a file for the server to send."""
+    """The application named files for the server to send."""
 
-    value: str
+    status: str
     headers: list[tuple[str, str]]
 
 
@@ -173,9 +154,8 @@ class _Call:
             self.sent += len(data)
 
     def _sendfile(self) -> _Sendfile | None:
-        for name, value in self.headers:
-            if name.lower() == _X_SENDFILE:
-                return _Sendfile(value, self.headers)
+        if self.status is not None and requested(self.headers):
+            return _Sendfile(self.status, self.headers)
         return None
 
     def run(self) -> _Whole | _Sendfile | None:
@@ -265,7 +245,9 @@ class WsgiMount:
         call = _Call(self.app, request, self.environ(request))
         assert self.pool is not None
         try:
-            outcome = await self.pool.submit(call.loop, call.run)
+            # In the request's context: its log lines (wsgi.errors) carry its request id.
+            context = contextvars.copy_context()
+            outcome = await self.pool.submit(call.loop, context.run, call.run)
         except ConnectionError:
             raise
         except Exception:
@@ -281,8 +263,9 @@ class WsgiMount:
                 return self._cut(request, call.response)
             return call.response
         if isinstance(outcome, _Sendfile):
+            code, reason = _check_status(outcome.status)
             return await self.xsendfile.respond(
-                request, outcome.value, self._sendfile_base, outcome.headers, self.who
+                request, self._sendfile_base, outcome.headers, self.who, code, reason
             )
         return self._whole(request, outcome)
 

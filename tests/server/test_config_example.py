@@ -11,6 +11,7 @@ import pytest
 from davserver.config import (
     AuthConfig,
     LdapConfig,
+    LogConfig,
     MountConfig,
     PushConfig,
     ServerConfig,
@@ -30,7 +31,15 @@ def test_example_config_loads() -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LdapConfig, PushConfig, StateConfig, MountConfig)
+        for cls in (
+            ServerConfig,
+            AuthConfig,
+            LdapConfig,
+            LogConfig,
+            PushConfig,
+            StateConfig,
+            MountConfig,
+        )
         for f in dataclasses.fields(cls)
     ],
 )
@@ -43,7 +52,15 @@ def test_every_option_is_in_the_example(name: str) -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LdapConfig, PushConfig, StateConfig, MountConfig)
+        for cls in (
+            ServerConfig,
+            AuthConfig,
+            LdapConfig,
+            LogConfig,
+            PushConfig,
+            StateConfig,
+            MountConfig,
+        )
         for f in dataclasses.fields(cls)
     ],
 )

@@ -339,6 +339,11 @@ class CalendarIndex(MirroredIndex):
         )
         return [(s, name, bool(deleted)) for s, name, deleted in rows]
 
+    async def size(self) -> int:
+        """How many items the index holds (for the metrics)."""
+        row = await self._db.run(lambda db: db.execute("SELECT count(*) FROM items").fetchone())
+        return int(row[0])
+
     async def close(self) -> None:
         """Close the database."""
         await self._db.close()
@@ -392,6 +397,9 @@ class ItemIndex(Protocol):
     async def changes_since(self, calendar: str, seq: int) -> list[tuple[int, str, bool]]:
         """(number, name, deleted) of each item changed after ``seq``, its latest change
         only, oldest first."""
+
+    async def size(self) -> int:
+        """How many items the index holds."""
 
     async def close(self) -> None:
         """Release the index."""

@@ -176,6 +176,14 @@ class PgCalendarIndex(MirroredIndex):
             )
         return [(s, name, deleted) for s, name, deleted in rows]
 
+    async def size(self) -> int:
+        """How many items the index holds in this mount's calendars (for the metrics)."""
+        async with self._db.connection() as conn:
+            value = await conn.fetchval(
+                "SELECT count(*) FROM calendar_items WHERE store = $1", self._store
+            )
+        return int(value or 0)
+
     async def close(self) -> None:
         """Let the database go."""
         await self._db.close()

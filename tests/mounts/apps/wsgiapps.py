@@ -143,6 +143,18 @@ def sendfile(environ: Environ, start_response: StartResponse) -> Iterable[bytes]
     return [b"never sent"]
 
 
+def sendfile_headers(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """The X-Sendfile* and Content-Range headers (and the status) the query gives."""
+    query = _query(environ)
+    headers = [("Content-Type", "application/x-thing")]
+    headers += [(k, v) for k, v in query.items() if k.lower().startswith(SENT_HEADERS)]
+    start_response(query.get("status", "200 OK"), headers)
+    return [b"never sent"]
+
+
+SENT_HEADERS = ("x-sendfile", "content-range")
+
+
 def slow(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Take a while (blocking its thread, not the server)."""
     time.sleep(float(_query(environ).get("s", "1")))
@@ -173,6 +185,7 @@ VIEWS: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "closing": closing,
     "endless": endless,
     "sendfile": sendfile,
+    "sendfile-headers": sendfile_headers,
     "slow": slow,
     "errors": errors,
 }

@@ -1,0 +1,3 @@
+<?php
+// The worker process dies in the middle of the request.
+posix_kill(getmypid(), 9);

@@ -1,0 +1,2 @@
+<?php
+echo "index of ", $_SERVER["SCRIPT_NAME"];

@@ -1,0 +1,3 @@
+<?php
+usleep(300000);
+echo "slow";
