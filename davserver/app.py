@@ -24,7 +24,7 @@ from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
-from .config import AccessConfig, Config, MountConfig
+from .config import AccessConfig, Config, MountConfig, SmtpConfig
 from .dav.context import DavSettings
 from .dav.core import Locking, WebDav
 from .dav.deadprops import PROPS_CODEC
@@ -40,6 +40,11 @@ from .mounts.errorpages import ErrorPages
 from .mounts.static import StaticMount, StaticSettings
 from .mounts.wsgi import WsgiMount, WsgiSettings
 from .runtime.threads import offload
+from .scheduling.directory import Directory
+from .scheduling.feature import Scheduling
+from .scheduling.mail import Mailer, SmtpSettings
+from .scheduling.names import BOXES
+from .scheduling.records import SQLiteRecords
 from .state.changelog import SQLiteChangeLog
 from .state.generations import Generations
 from .state.mutex import Mutexes
@@ -83,14 +88,33 @@ def build_mount(
         homes: Homes = {CALENDARS: default_calendars()}
         if m.contacts:
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
-        store = CalendarStore(build_storage(m, config), index, homes, users, mutexes)
-        caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
+        fixed = {CALENDARS: BOXES} if m.scheduling else None
+        inner = build_storage(m, config)
+        store = CalendarStore(inner, index, homes, users, mutexes, fixed)
+        auth = config.auth
+        directory = Directory(m.prefix, auth.addresses, auth.domain, users)
+        calendar_settings = CalDavSettings(m.default_user, m.max_resource_size, directory.mail)
+        caldav = CalDav(m.prefix, store, calendar_settings)
         features.append(caldav)
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
+        if m.scheduling:
+            records = SQLiteRecords(
+                server.state_dir / f"scheduling{m.prefix.replace('/', '_')}.sqlite3"
+            )
+            mailer = Mailer(smtp_settings(config.smtp))
+            features.append(Scheduling(m.prefix, store, directory, records, mailer))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
+
+
+def smtp_settings(smtp: SmtpConfig) -> SmtpSettings:
+    """How the scheduling mailer reaches the ``[smtp]`` server."""
+    return SmtpSettings(
+        smtp.host, smtp.port, smtp.tls, smtp.username, smtp.password_file, smtp.sender,
+        smtp.timeout,
+    )  # fmt: skip
 
 
 def build_storage(m: MountConfig, config: Config) -> Storage:

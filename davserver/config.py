@@ -35,6 +35,7 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
     "contacts": ("caldav",),
+    "scheduling": ("caldav",),
     **dict.fromkeys(
         ("index", "listing", "mime_types", "cache_control", "precompressed", "gzip",
          "gzip_min_size", "gzip_types", "cache_ttl"),
@@ -47,6 +48,10 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "pythonpath": ("wsgi",),
     "threads": ("wsgi",),
 }  # fmt: skip
+_MAIL = re.compile(r"^[^@\s<>\\\"(),:;\[\]]+@[A-Za-z0-9.-]+$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+SMTP_TLS = ("starttls", "tls", "none")
 _MOUNT_PATH = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@-]+(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?/?$")
 
 
@@ -131,6 +136,7 @@ class MountConfig:
     default_user: str = "user"
     max_resource_size: int = 10 << 20
     contacts: bool = True
+    scheduling: bool = True
     error_pages: Path | None = None
     index: tuple[str, ...] = ("index.html",)
     listing: bool = False
@@ -160,6 +166,24 @@ class AuthConfig:
     """The ``[auth]`` table."""
 
     htpasswd: Path | None = None
+    domain: str = "localhost"
+    """The mail domain of the users the ``addresses`` table names no address for."""
+    addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each user's mail addresses (calendar user addresses), the preferred one first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """The ``[smtp]`` table: the mail server that carries invitations to attendees
+    elsewhere (iMIP); none when ``host`` is empty."""
+
+    host: str = ""
+    port: int = 587
+    tls: str = "starttls"
+    username: str = ""
+    password_file: Path | None = None
+    sender: str = ""
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +194,7 @@ class Config:
     mounts: tuple[MountConfig, ...] = ()
     source: str = EMBEDDED
     auth: AuthConfig = field(default_factory=AuthConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
 
 
 def embedded_default(base: Path) -> Config:
@@ -207,7 +232,9 @@ def _check_table(
             "bool": bool,
             "float": (int, float),
         }
-        if kind.startswith("tuple["):
+        if kind == "dict[str, tuple[str, ...]]":
+            value = _lists_by_name(source, f"{where}.{key}", value)
+        elif kind.startswith("tuple["):
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise ConfigError(f"{source}: {where}.{key}: must be a list of strings")
             value = tuple((base / v).resolve() for v in value) if "Path" in kind else tuple(value)
@@ -227,6 +254,53 @@ def _check_table(
         if key not in out:
             raise ConfigError(f"{source}: {where}.{key}: missing")
     return out
+
+
+def _lists_by_name(source: str, where: str, value: Any) -> dict[str, tuple[str, ...]]:
+    """A table of lists of strings (each user's mail addresses)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, str) and x for x in v) for v in value.values()
+    ):
+        raise ConfigError(f"{source}: {where}: must be a table of lists of strings")
+    return {name: tuple(v) for name, v in value.items()}
+
+
+def _check_auth(source: str, auth: AuthConfig) -> None:
+    if not _DOMAIN.match(auth.domain):
+        raise ConfigError(f"{source}: auth.domain: {auth.domain!r} is not a domain name")
+    owners: dict[str, str] = {}
+    for user, mails in auth.addresses.items():
+        if not valid_user_name(user):
+            raise ConfigError(f"{source}: auth.addresses.{user}: not a usable user name")
+        for mail in mails:
+            if not _MAIL.match(mail):
+                raise ConfigError(
+                    f"{source}: auth.addresses.{user}: {mail!r} is not a mail address "
+                    "(name@domain, without mailto:)"
+                )
+            other = owners.setdefault(mail.lower(), user)
+            if other != user:
+                raise ConfigError(
+                    f"{source}: auth.addresses.{user}: {mail!r} is {other}'s address already"
+                )
+
+
+def _check_smtp(source: str, smtp: SmtpConfig) -> None:
+    if smtp.tls not in SMTP_TLS:
+        raise ConfigError(f"{source}: smtp.tls: {smtp.tls!r} is not one of {', '.join(SMTP_TLS)}")
+    if not 0 < smtp.port <= 65535:
+        raise ConfigError(f"{source}: smtp.port: {smtp.port} is not a TCP port")
+    if smtp.timeout <= 0:
+        raise ConfigError(f"{source}: smtp.timeout: must be more than 0 seconds")
+    if smtp.host and not _MAIL.match(smtp.sender):
+        raise ConfigError(
+            f"{source}: smtp.sender: {smtp.sender!r} must be the mail address invitations "
+            "are sent from (name@domain)"
+        )
+    if smtp.password_file is not None and not smtp.username:
+        raise ConfigError(f"{source}: smtp.password_file: needs a username")
+    if smtp.password_file is not None and not smtp.password_file.is_file():
+        raise ConfigError(f"{source}: smtp.password_file: {smtp.password_file} is not a file")
 
 
 def _check_mount(source: str, where: str, m: MountConfig) -> None:
@@ -356,12 +430,15 @@ def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> No
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth"}
+    unknown = set(data) - {"server", "mounts", "auth", "smtp"}
     if unknown:
         raise ConfigError(
-            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, mounts)"
+            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, smtp, mounts)"
         )
     auth = AuthConfig(**_check_table(source, "auth", data.get("auth", {}), AuthConfig, base))
+    _check_auth(source, auth)
+    smtp = SmtpConfig(**_check_table(source, "smtp", data.get("smtp", {}), SmtpConfig, base))
+    _check_smtp(source, smtp)
     server = ServerConfig(
         **_check_table(source, "server", data.get("server", {}), ServerConfig, base)
     )
@@ -384,7 +461,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
-    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth)
+    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth, smtp=smtp)
 
 
 def load(path: Path) -> Config:

@@ -21,7 +21,7 @@ from davserver.runtime.threads import offload
 from .names import c
 from .services import calendars
 from .store.items import Item
-from .store.layout import place
+from .store.layout import CalendarStore, place
 from .timerange import parse_range
 
 BATCH = 64
@@ -50,16 +50,25 @@ async def free_busy_query(ctx: Context, root: etree._Element) -> web.StreamRespo
     if where.kind != "calendar" or not where.calendar:
         raise DAVError(403, "free-busy-query works on calendars", condition="supported-report")
     rng = parse_free_busy(root)
-    store = calendars(ctx)
-    items = await store.refresh(where.calendar)
+    busy = await busy_in(calendars(ctx), where.calendar, rng)
+    text = vfreebusy(busy, rng, time.time())
+    return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
+
+
+async def busy_in(
+    store: CalendarStore, calendar: str, rng: TimeRange, attendee: frozenset[str] = frozenset()
+) -> list[tuple[str, float, float]]:
+    """(FBTYPE, start, end) of the busy time of the events of ``calendar`` (inner path)
+    in the range; events where one of the ``attendee`` addresses declined leave it free,
+    and those they have not answered make it BUSY-TENTATIVE."""
+    items = await store.refresh(calendar)
     certain, unsure = items.overlapping(rng.lo, rng.hi)
     names = sorted(n for n in certain | unsure if items[n].component == "VEVENT")
     busy: list[tuple[str, float, float]] = []
     for i in range(0, len(names), BATCH):
         batch = names[i : i + BATCH]
-        found = await asyncio.gather(*(store.item_body(where.calendar, n) for n in batch))
+        found = await asyncio.gather(*(store.item_body(calendar, n) for n in batch))
         bodies = [f[1] if f is not None else None for f in found]
         hints = [_hint(items.get(n), f, n in certain) for n, f in zip(batch, found, strict=True)]
-        busy += await offload(all_busy, bodies, hints, rng)
-    text = vfreebusy(busy, rng, time.time())
-    return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
+        busy += await offload(all_busy, bodies, hints, rng, attendee)
+    return busy

@@ -4,6 +4,7 @@ calendar homes and calendar collections (RFC 4791 §5.2, §6.2), ctag and sync-t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 from davserver.backends.base import Resource
 from davserver.caldav.store.layout import CALENDARS, PRINCIPALS, place
@@ -12,6 +13,7 @@ from davserver.dav.props import LIVE, LiveRenderer, PropRenderer
 from davserver.dav.xml import escape
 
 from .names import COMPONENTS, C, c, cs, dav
+from .services import local_addresses
 
 SUPPORTED_COMPONENTS = c("supported-calendar-component-set")
 REPORTS = ("C:calendar-multiget", "C:calendar-query", "D:sync-collection")
@@ -45,8 +47,14 @@ def _href_el(tag: str, url: str) -> str:
     return f"<{tag}><D:href>{url}</D:href></{tag}>"
 
 
-def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, LiveRenderer]:
-    """The live properties of a CalDAV mount at ``prefix``, for requests of ``user``."""
+def live_table(
+    prefix: str,
+    user: str,
+    max_resource_size: int,
+    addresses: Callable[[str], Sequence[str]] = local_addresses,
+) -> dict[str, LiveRenderer]:
+    """The live properties of a CalDAV mount at ``prefix``, for requests of ``user``
+    (``addresses``: each user's calendar user addresses besides the principal URL)."""
     principal = href(prefix, f"{PRINCIPALS}/{user}", True)
     home = href(prefix, f"{CALENDARS}/{user}", True)
 
@@ -80,6 +88,16 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
         stored = (res.dead_props or {}).get(SUPPORTED_COMPONENTS)
         return stored.decode() if stored is not None else components_xml(COMPONENTS)
 
+    def address_set(r: PropRenderer, res: Resource) -> str | None:
+        where = place(res.path)
+        who = (where.user if where.kind == "principal" else None) or user
+        links = "".join(f"<D:href>{escape(a)}</D:href>" for a in addresses(who))
+        own = href(prefix, f"{PRINCIPALS}/{who}", True)
+        return (
+            f"<C:calendar-user-address-set>{links}<D:href>{own}</D:href>"
+            "</C:calendar-user-address-set>"
+        )
+
     def reports(r: PropRenderer, res: Resource) -> str | None:
         if not res.is_collection:
             return None
@@ -106,10 +124,7 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
             ),
             dav("supported-report-set"): reports,
             c("calendar-home-set"): lambda r, res: _href_el("C:calendar-home-set", home),
-            c("calendar-user-address-set"): lambda r, res: (
-                f"<C:calendar-user-address-set><D:href>mailto:{escape(user)}@localhost</D:href>"
-                f"<D:href>{principal}</D:href></C:calendar-user-address-set>"
-            ),
+            c("calendar-user-address-set"): address_set,
             SUPPORTED_COMPONENTS: components,
             c("supported-calendar-data"): on_calendars(
                 '<C:supported-calendar-data><C:calendar-data content-type="text/calendar"'

@@ -49,6 +49,9 @@ class LiveProperty:
 
     render: LiveRenderer
     protected: bool = True
+    stored: bool = False
+    """Rendered from the resource's dead properties (kept there by the server, as the
+    schedule tag is): whoever renders it must have read them."""
 
 
 class Feature:
@@ -145,6 +148,7 @@ class FeatureSet:
                 props.setdefault(name, []).append(prop)
         self.live = {n: _chain([p.render for p in ps]) for n, ps in props.items()}
         self.protected = frozenset(n for n, ps in props.items() if any(p.protected for p in ps))
+        self.stored = frozenset(n for n, ps in props.items() if any(p.stored for p in ps))
         self.locking = any(f.grants_locks for f in self.features)
         tokens: list[str] = []
         for feature in self.features:

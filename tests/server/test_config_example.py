@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from davserver.config import AuthConfig, MountConfig, ServerConfig, load
+from davserver.config import AuthConfig, MountConfig, ServerConfig, SmtpConfig, load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -20,7 +20,11 @@ def test_example_config_loads() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [f.name for cls in (ServerConfig, AuthConfig, MountConfig) for f in dataclasses.fields(cls)],
+    [
+        f.name
+        for cls in (ServerConfig, AuthConfig, SmtpConfig, MountConfig)
+        for f in dataclasses.fields(cls)
+    ],
 )
 def test_every_option_is_in_the_example(name: str) -> None:
     text = EXAMPLE.read_text()
@@ -29,7 +33,11 @@ def test_every_option_is_in_the_example(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [f.name for cls in (ServerConfig, AuthConfig, MountConfig) for f in dataclasses.fields(cls)],
+    [
+        f.name
+        for cls in (ServerConfig, AuthConfig, SmtpConfig, MountConfig)
+        for f in dataclasses.fields(cls)
+    ],
 )
 def test_every_option_is_in_the_configuration_doc(name: str) -> None:
     text = (EXAMPLE.parent / "docs" / "configuration.md").read_text()

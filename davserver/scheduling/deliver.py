@@ -1,0 +1,329 @@
+"""The one way scheduling writes into calendars.
+
+Every delivery (an iTIP message put into a user's inbox, and what it does to their copy
+of the meeting: made, updated, cancelled, or the organizer's copy told of a reply) and
+every change the server makes to a copy its owner wrote (SCHEDULE-STATUS, the schedule
+tag) goes through :class:`Postman`: one change of the store by :data:`SCHEDULER`, with
+an audit line on the ``davserver.scheduling.audit`` logger. A delivery writes into
+another user's home: the owner-only rule, which every request meets in the mount, does
+not apply to it, and nothing else writes there.
+
+Copies are read, changed and written back with the ETag read as the write's
+precondition, so a copy its owner changed meanwhile is read again rather than lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import secrets
+import uuid
+from urllib.parse import unquote, urlsplit
+
+import icalendar
+from lxml import etree
+
+from davserver.backends.base import (
+    DeadProps,
+    Precondition,
+    PreconditionFailed,
+    PropsUpdate,
+    Resource,
+    StorageError,
+)
+from davserver.caldav.put import supported_components
+from davserver.caldav.store.layout import CALENDARS, CalendarStore, place
+from davserver.dav.preconditions import absent
+from davserver.ical.itip import apply_reply, attendee_copy, cancelled_copy, serialize
+from davserver.ical.meeting import meeting, scheduled
+from davserver.ical.objects import InvalidObject, check
+from davserver.ical.summary import summarize
+from davserver.runtime.threads import offload
+
+from .directory import Directory
+from .mail import NOT_A_USER, Mailer, imip_message
+from .names import (
+    BOXES,
+    DEFAULT_CALENDAR,
+    DEFAULT_CALENDAR_URL,
+    INBOX,
+    SCHEDULE_TAG,
+    SCHEDULER,
+    box_of,
+    tag_element,
+)
+from .records import Record, Records
+
+audit = logging.getLogger("davserver.scheduling.audit")
+log = logging.getLogger("davserver.scheduling")
+
+DELIVERED = "1.2"
+TRY_LATER = "5.1"
+ATTEMPTS = 3
+"""Times a delivery is tried when the copy it changes was changed meanwhile."""
+_PLAIN_UID = re.compile(r"[A-Za-z0-9@._-]{1,100}")
+
+
+def new_tag() -> str:
+    """A fresh schedule tag (an opaque quoted string, as an ETag is)."""
+    return f'"{secrets.token_hex(8)}"'
+
+
+def _same(etag: str) -> Precondition:
+    def expect(current: Resource | None) -> None:
+        if current is None or current.etag != etag:
+            raise PreconditionFailed("the copy changed meanwhile")
+
+    return expect
+
+
+def _with_tag(tag: str) -> PropsUpdate:
+    def update(current: DeadProps) -> DeadProps:
+        return {**current, SCHEDULE_TAG: tag_element(tag)}
+
+    return update
+
+
+def copy_name(uid: str) -> str:
+    """The name a new copy of meeting ``uid`` gets: its UID when that is plain, else a
+    digest of it."""
+    if _PLAIN_UID.fullmatch(uid):
+        return f"{uid}.ics"
+    return f"sched-{hashlib.sha256(uid.encode()).hexdigest()[:32]}.ics"
+
+
+def href_path(prefix: str, text: str) -> str | None:
+    """The mount path an href (absolute URL or path) names below ``prefix``."""
+    path = unquote(urlsplit(text.strip()).path)
+    if not path.startswith(prefix + "/"):
+        return None
+    return path[len(prefix) + 1 :].strip("/")
+
+
+@dataclasses.dataclass(slots=True)
+class _Copy:
+    """What a delivery does to the recipient's copy of the meeting."""
+
+    path: str
+    data: bytes
+    role: str
+    expect: Precondition
+    tag: str | None
+
+
+class Postman:
+    """Delivers iTIP messages (into inboxes here, by mail elsewhere) and amends copies."""
+
+    def __init__(
+        self, prefix: str, store: CalendarStore, records: Records, directory: Directory,
+        mailer: Mailer,
+    ) -> None:  # fmt: skip
+        self.prefix = prefix
+        self.store = store
+        self.records = records
+        self.directory = directory
+        self.mailer = mailer
+
+    # -- deliveries ------------------------------------------------------------------
+
+    async def deliver(
+        self, message: icalendar.Calendar, recipient: str, sender: str, sender_user: str | None
+    ) -> str:
+        """Deliver ``message`` (from ``sender``, a local user's address or None for a
+        sender elsewhere) to ``recipient``; their SCHEDULE-STATUS."""
+        method = str(message.get("METHOD", "")).upper()
+        user = self.directory.user_of(recipient)
+        if user is None:
+            return await self._mail(method, message, recipient, sender)
+        if user == sender_user:
+            return DELIVERED  # another address of the sender: nothing to bring them
+        inbox = f"{CALENDARS}/{user}/{INBOX}/{uuid.uuid4().hex}.ics"
+        data = serialize(message)
+        note = await offload(summarize, data)
+        for _ in range(ATTEMPTS):
+            try:
+                await self._local(method, message, data, note, user, inbox, sender)
+                return DELIVERED
+            except PreconditionFailed:
+                continue  # the copy changed while it was being updated: read it again
+        log.warning("%s to %s: the copy kept changing, delivered to the inbox only", method, user)
+        return DELIVERED
+
+    async def _local(
+        self, method: str, message: icalendar.Calendar, data: bytes, note: object, user: str,
+        inbox: str, sender: str,
+    ) -> None:  # fmt: skip
+        found = await offload(meeting, message)
+        uid = found.uid if found is not None else ""
+        copy = await self._copy(method, message, user, uid, found.component if found else "")
+        summary = None
+        if copy is not None:
+            try:
+                summary = (await offload(check, copy.data)).summary
+            except InvalidObject as exc:
+                log.warning("%s %s for %s: the copy would not be valid: %s", method, uid, user,
+                            exc)  # fmt: skip
+                copy = None
+        what = f"schedule {method} {uid} for {user} from {sender}"
+        async with self.store.change(author=SCHEDULER, message=what) as change:
+            await change.write(inbox, data, note=note)
+            if copy is not None:
+                await change.write(copy.path, copy.data, expect=copy.expect, note=summary)
+                if copy.tag is not None:
+                    await change.set_props(copy.path, _with_tag(copy.tag))
+        audit.info(
+            "%s: %s %s from %s delivered to %s (inbox %s%s)", self.prefix or "/", method, uid,
+            sender, user, inbox, f", copy {copy.path}" if copy is not None else "",
+        )  # fmt: skip
+        if copy is not None:
+            await self.records.put(Record(copy.path, user, uid, copy.role, copy.data))
+
+    async def _copy(
+        self, method: str, message: icalendar.Calendar, user: str, uid: str, component: str
+    ) -> _Copy | None:
+        """What the message does to ``user``'s copy (None: nothing)."""
+        role = "organizer" if method == "REPLY" else "attendee"
+        record = await self.records.find(user, uid, role) if uid else None
+        current = await self._read(record.path) if record is not None else None
+        if method == "REPLY":
+            if current is None or record is None:
+                return None
+            res, calendar = current
+            if not await offload(apply_reply, calendar, message):
+                return None
+            return _Copy(record.path, serialize(calendar), role, _same(res.etag), None)
+        if method == "CANCEL":
+            if current is None or record is None:
+                return None
+            res, calendar = current
+            if not await offload(cancelled_copy, calendar, message):
+                return None
+            return _Copy(record.path, serialize(calendar), role, _same(res.etag), new_tag())
+        if method != "REQUEST":
+            return None
+        old = current[1] if current is not None else None
+        made = serialize(await offload(attendee_copy, message, old))
+        if current is not None and record is not None:
+            return _Copy(record.path, made, role, _same(current[0].etag), new_tag())
+        path = await self._new_copy_path(user, component, uid)
+        if path is None:
+            return None
+        there = await self._read(path)
+        expect = _same(there[0].etag) if there is not None else absent()
+        return _Copy(path, made, role, expect, new_tag())
+
+    async def _read(self, path: str) -> tuple[Resource, icalendar.Calendar] | None:
+        """A copy and its parse (None when it is gone or unreadable)."""
+        where = place(path)
+        if where.calendar is None or where.name is None:
+            return None
+        found = await self.store.item_body(where.calendar, where.name)
+        if found is None:
+            return None
+        try:
+            calendar = await offload(icalendar.Calendar.from_ical, found[1])
+        except ValueError:
+            return None
+        return found[0], calendar
+
+    async def _new_copy_path(self, user: str, component: str, uid: str) -> str | None:
+        """Where a new copy of meeting ``uid`` goes in ``user``'s calendars: the item of
+        that UID in the calendar the inbox names as default (else ``calendar``, else the
+        first that takes the component), or a new item there."""
+        home = f"{CALENDARS}/{user}"
+        inbox = await self.store.stat(f"{home}/{INBOX}", dead_props=True)
+        wanted = []
+        raw = (inbox.dead_props or {}).get(DEFAULT_CALENDAR_URL) if inbox is not None else None
+        if raw is not None:
+            link = etree.fromstring(raw).findtext("{DAV:}href")
+            path = href_path(self.prefix, link or "")
+            if path is not None:
+                wanted.append(path)
+        wanted.append(f"{home}/{DEFAULT_CALENDAR}")
+        chosen = None
+        for path in wanted:
+            if await self._takes(path, user, component):
+                chosen = path
+                break
+        if chosen is None:
+            async for batch in self.store.children(home, dead_props=True):
+                for res in batch:
+                    if await self._takes(res.path, user, component, res):
+                        chosen = res.path
+                        break
+                if chosen is not None:
+                    break
+        if chosen is None:
+            return None
+        calendar = place(chosen).calendar
+        assert calendar is not None
+        items = await self.store.refresh(calendar)
+        same = sorted(items.with_uid(uid))
+        if same:
+            return f"{chosen}/{same[0]}"
+        name = copy_name(uid)
+        if name in items:
+            name = f"sched-{hashlib.sha256(uid.encode()).hexdigest()[:32]}.ics"
+        return f"{chosen}/{name}"
+
+    async def _takes(
+        self, path: str, user: str, component: str, res: Resource | None = None
+    ) -> bool:
+        """Whether ``path`` is a calendar of ``user`` that takes ``component``."""
+        where = place(path)
+        if where.kind != "calendar" or where.user != user or box_of(where) in BOXES:
+            return False
+        if res is None:
+            res = await self.store.stat(path, dead_props=True)
+        if res is None or not res.is_collection:
+            return False
+        return component in supported_components(res.dead_props)
+
+    async def _mail(
+        self, method: str, message: icalendar.Calendar, recipient: str, sender: str
+    ) -> str:
+        """Send the message by mail (iMIP) to an address elsewhere."""
+        if not recipient.startswith("mailto:"):
+            return NOT_A_USER
+        components = scheduled(message)
+        summary = str(components[0].get("SUMMARY", "")) if components else ""
+        reply_to = sender[7:] if sender.startswith("mailto:") else self.mailer.settings.sender
+        mail = imip_message(
+            method, serialize(message), sender=self.mailer.settings.sender or reply_to,
+            recipient=recipient[7:], reply_to=reply_to, summary=summary,
+        )  # fmt: skip
+        status = await self.mailer.send(mail)
+        audit.info(
+            "%s: %s from %s mailed to %s: %s", self.prefix or "/", method, sender, recipient,
+            status,
+        )  # fmt: skip
+        return status
+
+    # -- the copy a user wrote -------------------------------------------------------------
+
+    async def amend(
+        self, path: str, data: bytes | None, etag: str, tag: str | None, why: str
+    ) -> Resource | None:
+        """Store what scheduling made of the copy at ``path`` (``data``: the bytes with
+        SCHEDULE-STATUS set; None: unchanged) and its new schedule tag, unless its owner
+        changed it since (its ETag is no longer ``etag``): None then."""
+        summary = (await offload(check, data)).summary if data is not None else None
+        res: Resource | None = None
+        try:
+            async with self.store.change(author=SCHEDULER, message=why) as change:
+                if data is not None:
+                    res, _ = await change.write(path, data, expect=_same(etag), note=summary)
+                if tag is not None:
+                    await change.set_props(
+                        path, _with_tag(tag), expect=_same(res.etag if res else etag)
+                    )
+        except PreconditionFailed:
+            log.info("%s: changed again meanwhile, left as it is", path)
+            return None
+        except StorageError as exc:
+            log.warning("%s: not amended: %s", path, exc)
+            return None
+        audit.info("%s: %s", self.prefix or "/", why)
+        return res
