@@ -186,6 +186,30 @@ def _canonical(calendar: icalendar.Calendar) -> list[bytes]:
     return sorted(out)
 
 
+_WHEN = ("DTSTART", "DTEND", "DURATION", "DUE", "RRULE", "RDATE", "EXDATE")
+
+
+def rescheduled(old: icalendar.Calendar, new: icalendar.Calendar) -> bool:
+    """Whether an organizer's change moves the meeting in time (its instances' times,
+    its recurrence, which instances are overridden): the change after which the
+    attendees' earlier answers no longer hold."""
+    return _times(old) != _times(new)
+
+
+def _times(calendar: icalendar.Calendar) -> dict[Rid, list[tuple[str, bytes]]]:
+    out: dict[Rid, list[tuple[str, bytes]]] = {}
+    for component in scheduled(calendar):
+        found = out.setdefault(rid_of(component), [])
+        for name in _WHEN:
+            found.extend((name, _ical(value)) for value in values(component, name))
+    return out
+
+
+def _ical(value: object) -> bytes:
+    to_ical = getattr(value, "to_ical", None)
+    return to_ical() if callable(to_ical) else str(value).encode()
+
+
 def keep_partstats(new: icalendar.Calendar, old: icalendar.Calendar, organizer: str) -> bool:
     """Give the attendees of ``new`` the participation they have in ``old`` (what their
     replies set), component by component; True when something changed."""
@@ -315,7 +339,8 @@ def _instance(calendar: icalendar.Calendar, rid: float) -> icalendar.cal.Compone
     at = moment(rid)
     for occurrence in recurring_ical_events.of(calendar, components=[str(master.name)]).at(at):
         if rid_of(occurrence) == rid:
-            found: icalendar.cal.Component = occurrence
+            # A copy: the library's instance shares property values with the master.
+            found: icalendar.cal.Component = copy.deepcopy(occurrence)
             found.subcomponents = [s for s in found.subcomponents if s.name != "VALARM"]
             return found
     return None

@@ -127,6 +127,13 @@ async def copy_or_move(ctx: Context) -> web.StreamResponse | None:
         return None  # the handlers that take the request say what is wrong
     if _in_box(target) is not None:
         raise DAVError(403, "nothing is copied or moved into the scheduling inbox or outbox")
+    copying = ctx.request.method == "COPY" and where.kind == "item"
+    if copying and await scheduler(ctx).records.get(ctx.path) is not None:
+        # Two copies would each speak for the meeting (RFC 6638 §3.2.4.1).
+        raise DAVError(
+            403, "a scheduling object cannot be copied",
+            condition=c("unique-scheduling-object-resource"),
+        )  # fmt: skip
     return None
 
 

@@ -35,6 +35,7 @@ from davserver.ical.itip import (
     now_utc,
     reply,
     request,
+    rescheduled,
     serialize,
     set_organizer_status,
     set_schedule_status,
@@ -85,6 +86,8 @@ class Scheduler:
 
     async def on_changes(self, events: Sequence[ChangeEvent]) -> None:
         """Act on the tree's changes (those made by this process)."""
+        # A MOVE onto a resource comes as its deletion, then the move, in one batch.
+        replaced = {e.to: e.path for e in events if e.kind == "moved" and e.to is not None}
         for event in events:
             if event.outside or event.author == SCHEDULER:
                 continue
@@ -92,11 +95,11 @@ class Scheduler:
             if where.space != CALENDARS or where.user is None or box_of(where) is not None:
                 continue
             try:
-                await self._one(event, where)
+                await self._one(event, where, replaced.get(event.path))
             except (InvalidMessage, ValueError, StorageError) as exc:
                 log.warning("scheduling of %s %s skipped: %s", event.kind, event.path, exc)
 
-    async def _one(self, event: ChangeEvent, where: Place) -> None:
+    async def _one(self, event: ChangeEvent, where: Place, moved_from: str | None) -> None:
         if event.kind in ("created", "modified") and where.kind == "item":
             await self._written(event, where)
         elif event.kind == "deleted":
@@ -105,7 +108,12 @@ class Scheduler:
                 gone = [found] if found is not None else []
             else:
                 gone = await self.records.under(event.path)
+            coming = await self.records.get(moved_from) if moved_from is not None else None
             for record in gone:
+                if coming is not None and (coming.user, coming.uid, coming.role) == (
+                    record.user, record.uid, record.role,
+                ):  # fmt: skip
+                    continue  # replaced by a copy of the same meeting: nothing ends
                 await self._removed(record)
             await self.records.delete([r.path for r in gone])
         elif event.kind == "moved" and event.to is not None:
@@ -150,10 +158,12 @@ class Scheduler:
         before_cal, before = await self._parsed(old)
         stamp = now_utc()
         changed = False
-        if before_cal is not None and not await offload(significant, before_cal, calendar):
-            # Nothing the attendees must hear of: the participation they replied with stays
-            # (an organizer's client may send what it had before their replies).
+        if before_cal is not None and not await offload(rescheduled, before_cal, calendar):
+            # The meeting did not move: the participation the attendees replied with
+            # stays (the organizer's client may send what it had before their replies).
             changed = await offload(keep_partstats, calendar, before_cal, now.organizer)
+        if before_cal is not None and not await offload(significant, before_cal, calendar):
+            # Nothing the attendees must hear of, unless SCHEDULE-FORCE-SEND asks.
             told = {a for a in now.everyone() if (x := now.attendee(a)) and x.force}
         else:
             told = now.everyone()

@@ -66,8 +66,10 @@ def meeting(
     ]  # fmt: skip
     lines.append(f"ATTENDEE;PARTSTAT=ACCEPTED:{address(organizer)}")
     for who in attendees:
+        name = who.rstrip("/").rpartition("/")[2].rpartition(":")[2].partition("@")[0]
         lines.append(
-            f"ATTENDEE;CN={who};PARTSTAT={states.get(who, 'NEEDS-ACTION')};RSVP=TRUE:{address(who)}"
+            f"ATTENDEE;CN={name};PARTSTAT={states.get(who, 'NEEDS-ACTION')};RSVP=TRUE:"
+            f"{address(who)}"
         )
     lines += [*extra, "END:VEVENT"]
     for component in components:
@@ -77,7 +79,8 @@ def meeting(
 
 
 def address(who: str) -> str:
-    return MAIL.get(who, who if ":" in who else f"mailto:{who}")
+    """A user's address, or ``who`` itself when it is one (a URI or a path)."""
+    return MAIL.get(who, who if ":" in who or who.startswith("/") else f"mailto:{who}")
 
 
 def unfolded(data: bytes) -> list[str]:
