@@ -62,13 +62,12 @@ def meeting(
         "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//davserver tests//EN", "BEGIN:VEVENT",
         f"UID:{uid}", "DTSTAMP:20260101T000000Z", f"DTSTART:{start}", f"DTEND:{end}",
         f"SUMMARY:{summary}", f"SEQUENCE:{sequence}",
-        f"ORGANIZER;CN={organizer}:{address(organizer)}",
+        f"ORGANIZER;CN={name_of(organizer)}:{address(organizer)}",
     ]  # fmt: skip
     lines.append(f"ATTENDEE;PARTSTAT=ACCEPTED:{address(organizer)}")
     for who in attendees:
-        name = who.rstrip("/").rpartition("/")[2].rpartition(":")[2].partition("@")[0]
         lines.append(
-            f"ATTENDEE;CN={name};PARTSTAT={states.get(who, 'NEEDS-ACTION')};RSVP=TRUE:"
+            f"ATTENDEE;CN={name_of(who)};PARTSTAT={states.get(who, 'NEEDS-ACTION')};RSVP=TRUE:"
             f"{address(who)}"
         )
     lines += [*extra, "END:VEVENT"]
@@ -76,6 +75,11 @@ def meeting(
         lines += ["BEGIN:VEVENT", *component, "END:VEVENT"]
     lines.append("END:VCALENDAR")
     return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def name_of(who: str) -> str:
+    """A display name for a user or an address (its local part)."""
+    return who.rstrip("/").rpartition("/")[2].rpartition(":")[2].partition("@")[0]
 
 
 def address(who: str) -> str:
