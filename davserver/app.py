@@ -100,11 +100,11 @@ def build_mount(
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
         if m.scheduling:
-            records = SQLiteRecords(
-                server.state_dir / f"scheduling{m.prefix.replace('/', '_')}.sqlite3"
-            )
+            state = f"scheduling{m.prefix.replace('/', '_')}"
+            records = SQLiteRecords(server.state_dir / f"{state}.sqlite3")
             mailer = Mailer(smtp_settings(config.smtp))
-            features.append(Scheduling(m.prefix, store, directory, records, mailer))
+            copies = Mutexes(server.state_dir / f"{state}.locks")
+            features.append(Scheduling(m.prefix, store, directory, records, mailer, copies))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
 

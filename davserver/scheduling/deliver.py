@@ -20,6 +20,8 @@ import logging
 import re
 import secrets
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import unquote, urlsplit
 
 import icalendar
@@ -27,20 +29,21 @@ from lxml import etree
 
 from davserver.backends.base import (
     DeadProps,
+    NotFound,
     Precondition,
     PreconditionFailed,
     PropsUpdate,
     Resource,
-    StorageError,
 )
 from davserver.caldav.put import supported_components
 from davserver.caldav.store.layout import CALENDARS, CalendarStore, place
 from davserver.dav.preconditions import absent
 from davserver.ical.itip import apply_reply, attendee_copy, cancelled_copy, serialize
-from davserver.ical.meeting import meeting, scheduled
+from davserver.ical.meeting import Meeting, meeting, scheduled
 from davserver.ical.objects import InvalidObject, check
 from davserver.ical.summary import summarize
 from davserver.runtime.threads import offload
+from davserver.state.mutex import Mutexes
 
 from .directory import Directory
 from .mail import NOT_A_USER, Mailer, imip_message
@@ -61,6 +64,7 @@ log = logging.getLogger("davserver.scheduling")
 
 DELIVERED = "1.2"
 TRY_LATER = "5.1"
+READ_LIMIT = 16 << 20
 ATTEMPTS = 3
 """Times a delivery is tried when the copy it changes was changed meanwhile."""
 _PLAIN_UID = re.compile(r"[A-Za-z0-9@._-]{1,100}")
@@ -118,13 +122,21 @@ class Postman:
 
     def __init__(
         self, prefix: str, store: CalendarStore, records: Records, directory: Directory,
-        mailer: Mailer,
+        mailer: Mailer, mutexes: Mutexes,
     ) -> None:  # fmt: skip
         self.prefix = prefix
         self.store = store
         self.records = records
         self.directory = directory
         self.mailer = mailer
+        self.mutexes = mutexes
+        """Held across each read, change and write of a user's copy of a meeting, in every
+        worker: replies arriving together on several workers would otherwise each write
+        the organizer's copy they read, and all but one be lost. A holder takes no other
+        lock (a delivery writes, and its events are not scheduled again)."""
+
+    def _copy_lock(self, user: str, uid: str) -> AbstractAsyncContextManager[None]:
+        return self.mutexes.hold(f"meeting\0{user}\0{uid}")
 
     # -- deliveries ------------------------------------------------------------------
 
@@ -142,22 +154,29 @@ class Postman:
         inbox = f"{CALENDARS}/{user}/{INBOX}/{uuid.uuid4().hex}.ics"
         data = serialize(message)
         note = await offload(summarize, data)
-        for _ in range(ATTEMPTS):
-            try:
-                await self._local(method, message, data, note, user, inbox, sender)
-                return DELIVERED
-            except PreconditionFailed:
-                continue  # the copy changed while it was being updated: read it again
-        log.warning("%s to %s: the copy kept changing, delivered to the inbox only", method, user)
+        found = await offload(meeting, message)
+        uid = found.uid if found is not None else ""
+        async with self._copy_lock(user, uid):
+            for _ in range(ATTEMPTS):
+                try:
+                    await self._local(method, message, data, note, user, inbox, sender, found)
+                    return DELIVERED
+                except PreconditionFailed:
+                    continue  # its owner changed the copy meanwhile: read it again
+            log.warning("%s %s to %s: the copy kept changing, left as it is", method, uid, user)
+            await self._local(method, message, data, note, user, inbox, sender, None)
         return DELIVERED
 
     async def _local(
         self, method: str, message: icalendar.Calendar, data: bytes, note: object, user: str,
-        inbox: str, sender: str,
+        inbox: str, sender: str, found: Meeting | None,
     ) -> None:  # fmt: skip
-        found = await offload(meeting, message)
+        """Write the message into ``user``'s inbox and change their copy (none when the
+        meeting is ``found`` None)."""
         uid = found.uid if found is not None else ""
-        copy = await self._copy(method, message, user, uid, found.component if found else "")
+        copy = None
+        if found is not None:
+            copy = await self._copy(method, message, user, uid, found.component)
         summary = None
         if copy is not None:
             try:
@@ -190,20 +209,20 @@ class Postman:
         if method == "REPLY":
             if current is None or record is None:
                 return None
-            res, calendar = current
+            res, _, calendar = current
             if not await offload(apply_reply, calendar, message):
                 return None
             return _Copy(record.path, serialize(calendar), role, _same(res.etag), None)
         if method == "CANCEL":
             if current is None or record is None:
                 return None
-            res, calendar = current
+            res, _, calendar = current
             if not await offload(cancelled_copy, calendar, message):
                 return None
             return _Copy(record.path, serialize(calendar), role, _same(res.etag), new_tag())
         if method != "REQUEST":
             return None
-        old = current[1] if current is not None else None
+        old = current[2] if current is not None else None
         made = serialize(await offload(attendee_copy, message, old))
         if current is not None and record is not None:
             return _Copy(record.path, made, role, _same(current[0].etag), new_tag())
@@ -214,19 +233,24 @@ class Postman:
         expect = _same(there[0].etag) if there is not None else absent()
         return _Copy(path, made, role, expect, new_tag())
 
-    async def _read(self, path: str) -> tuple[Resource, icalendar.Calendar] | None:
-        """A copy and its parse (None when it is gone or unreadable)."""
-        where = place(path)
-        if where.calendar is None or where.name is None:
+    async def _read(self, path: str) -> tuple[Resource, bytes, icalendar.Calendar] | None:
+        """A copy as stored now and its parse (None when it is gone or unreadable). Read
+        from the store, not from what the index remembers: another worker may have
+        changed it a moment ago, and the write that follows expects this very version."""
+        try:
+            body = await self.store.read(path, inline_limit=READ_LIMIT)
+        except NotFound:
             return None
-        found = await self.store.item_body(where.calendar, where.name)
-        if found is None:
+        if body.file is not None:  # far too big for a calendar object
+            await offload(body.file.close)
+            return None
+        if body.data is None or body.resource.is_collection:
             return None
         try:
-            calendar = await offload(icalendar.Calendar.from_ical, found[1])
+            calendar = await offload(icalendar.Calendar.from_ical, body.data)
         except ValueError:
             return None
-        return found[0], calendar
+        return body.resource, body.data, calendar
 
     async def _new_copy_path(self, user: str, component: str, uid: str) -> str | None:
         """Where a new copy of meeting ``uid`` goes in ``user``'s calendars: the item of
@@ -304,26 +328,44 @@ class Postman:
     # -- the copy a user wrote -------------------------------------------------------------
 
     async def amend(
-        self, path: str, data: bytes | None, etag: str, tag: str | None, why: str
-    ) -> Resource | None:
-        """Store what scheduling made of the copy at ``path`` (``data``: the bytes with
-        SCHEDULE-STATUS set; None: unchanged) and its new schedule tag, unless its owner
-        changed it since (its ETag is no longer ``etag``): None then."""
-        summary = (await offload(check, data)).summary if data is not None else None
-        res: Resource | None = None
-        try:
-            async with self.store.change(author=SCHEDULER, message=why) as change:
-                if data is not None:
-                    res, _ = await change.write(path, data, expect=_same(etag), note=summary)
-                if tag is not None:
-                    await change.set_props(
-                        path, _with_tag(tag), expect=_same(res.etag if res else etag)
-                    )
-        except PreconditionFailed:
-            log.info("%s: changed again meanwhile, left as it is", path)
-            return None
-        except StorageError as exc:
-            log.warning("%s: not amended: %s", path, exc)
-            return None
-        audit.info("%s: %s", self.prefix or "/", why)
-        return res
+        self, path: str, user: str, uid: str, role: str, etag: str, written: bytes,
+        data: bytes | None, fix: Callable[[icalendar.Calendar], bool], tag: str | None,
+        why: str,
+    ) -> Resource | None:  # fmt: skip
+        """Store what scheduling made of the copy its owner wrote at ``path``: the bytes
+        ``written`` (ETag ``etag``) became ``data`` (None: unchanged), with the schedule
+        tag ``tag`` (None: kept). When a delivery changed the copy since (a reply came
+        in), ``fix`` (which sets the statuses) is applied to it as it is now instead.
+        The copy is recorded as stored; the resource, or None when its owner changed it
+        again (that write is scheduled in turn)."""
+        async with self._copy_lock(user, uid):
+            res = await self.store.stat(path)
+            if res is None:
+                return None
+            stored = written
+            if res.etag != etag:
+                current = await self._read(path)
+                record = await self.records.get(path)
+                if current is None or record is None or record.data != current[1]:
+                    await self.records.put(Record(path, user, uid, role, written))
+                    return None  # its owner's again: that change has its own event
+                res, stored, calendar = current
+                data = serialize(calendar) if await offload(fix, calendar) else None
+            final = data if data is not None else stored
+            if data is not None or tag is not None:
+                summary = (await offload(check, data)).summary if data is not None else None
+                try:
+                    async with self.store.change(author=SCHEDULER, message=why) as change:
+                        if data is not None:
+                            res, _ = await change.write(
+                                path, data, expect=_same(res.etag), note=summary
+                            )
+                        if tag is not None:
+                            await change.set_props(path, _with_tag(tag), expect=_same(res.etag))
+                except PreconditionFailed:
+                    log.info("%s: changed again meanwhile, left as it is", path)
+                    await self.records.put(Record(path, user, uid, role, written))
+                    return None
+                audit.info("%s: %s", self.prefix or "/", why)
+            await self.records.put(Record(path, user, uid, role, final))
+            return res

@@ -17,6 +17,8 @@ from davserver.caldav.store.layout import CalendarStore
 from davserver.dav.context import Context, ServiceKey, Tree
 from davserver.dav.features import Feature, Handler, LiveProperty, Report
 from davserver.dav.props import LiveRenderer
+from davserver.runtime.threads import offload
+from davserver.state.mutex import Mutexes
 
 from . import handlers, outbox
 from .deliver import Postman
@@ -44,12 +46,14 @@ class Scheduling(Feature):
         directory: Directory,
         records: Records,
         mailer: Mailer,
+        mutexes: Mutexes,
     ) -> None:
         self.prefix = prefix
         self.store = store
         self.records = records
         self.mailer = mailer
-        postman = Postman(prefix, store, records, directory, mailer)
+        self.mutexes = mutexes
+        postman = Postman(prefix, store, records, directory, mailer, mutexes)
         self.scheduler = Scheduler(store, records, directory, postman)
         self._renderers = properties(prefix)
         self._properties = {
@@ -110,7 +114,12 @@ class Scheduling(Feature):
         """Implicit scheduling follows the changes this process makes."""
         bus.subscribe(tree.prefix, self.scheduler.on_changes)
 
+    async def open(self, tree: Tree) -> None:
+        """Open the lock file of the copies' updates."""
+        await offload(self.mutexes.open)
+
     async def close(self) -> None:
-        """Stop the mailer and close the records."""
+        """Stop the mailer, close the records and the lock file."""
         self.mailer.close()
         await self.records.close()
+        self.mutexes.close()

@@ -144,15 +144,15 @@ class Scheduler:
         if kind is None or now is None:
             return
         if kind == "organizer":
-            await self._organizer_wrote(event.path, user, calendar, now, old, res.etag)
+            await self._organizer_wrote(event.path, user, calendar, now, old, res.etag, data)
         else:
-            await self._attendee_wrote(event.path, user, calendar, now, old, res.etag)
+            await self._attendee_wrote(event.path, user, calendar, now, old, res.etag, data)
 
     # -- the organizer -------------------------------------------------------------------
 
     async def _organizer_wrote(
         self, path: str, user: str, calendar: icalendar.Calendar, now: Meeting,
-        old: Record | None, etag: str,
+        old: Record | None, etag: str, written: bytes,
     ) -> None:  # fmt: skip
         mine = self.directory.addresses(user)
         before_cal, before = await self._parsed(old)
@@ -183,23 +183,23 @@ class Scheduler:
         data = serialize(calendar) if changed else None
         tag = new_tag()
         res = await self.postman.amend(
-            path, data, etag, tag, f"schedule: {now.uid} of {user} sent to {len(statuses)}"
-        )
-        if data is None:
-            data = (await self._stored(path)) or b""
+            path, user, now.uid, "organizer", etag, written, data,
+            lambda c: set_schedule_status(c, statuses), tag,
+            f"schedule: {now.uid} of {user} sent to {len(statuses)}",
+        )  # fmt: skip
         self._remember(path, res.etag if res is not None else etag, tag)
-        await self.records.put(Record(path, user, now.uid, "organizer", data))
 
     # -- an attendee -----------------------------------------------------------------------
 
     async def _attendee_wrote(
         self, path: str, user: str, calendar: icalendar.Calendar, now: Meeting,
-        old: Record | None, etag: str,
+        old: Record | None, etag: str, written: bytes,
     ) -> None:  # fmt: skip
         mine = self.directory.addresses(user)
         me = sorted(now.everyone() & mine)[0]
         _, before = await self._parsed(old)
         data: bytes | None = None
+        status = ""
         if now.organizer_agent == "SERVER" and now.status != "CANCELLED":
             rids = changed_partstats(before, now, me)
             message = await offload(reply, calendar, me, now_utc(), rids) if rids else None
@@ -207,12 +207,12 @@ class Scheduler:
                 status = await self.postman.deliver(message, now.organizer, me, user)
                 if await offload(set_organizer_status, calendar, status):
                     data = serialize(calendar)
-        res = None
-        if data is not None:
-            res = await self.postman.amend(path, data, etag, None, f"schedule: reply of {user}")
-            self._remember(path, res.etag if res is not None else etag, None)
-        stored = data if res is not None and data is not None else await self._stored(path)
-        await self.records.put(Record(path, user, now.uid, "attendee", stored or b""))
+        res = await self.postman.amend(
+            path, user, now.uid, "attendee", etag, written, data,
+            lambda c: bool(status) and set_organizer_status(c, status), None,
+            f"schedule: reply of {user}",
+        )  # fmt: skip
+        self._remember(path, res.etag if res is not None else etag, None)
 
     # -- deleted (or no longer a meeting) ---------------------------------------------------
 

@@ -19,8 +19,7 @@ from davserver.auth import htpasswd
 from davserver.config import AuthConfig, Config, MountConfig, ServerConfig, SmtpConfig
 
 PASSWORDS = {"ann": "ann-pw", "bob": "bob-pw", "cat": "cat-pw"}
-MAIL = {"ann": "mailto:ann@example.org", "bob": "mailto:bob@example.org",
-        "cat": "mailto:cat@example.org"}  # fmt: skip
+MAIL = {u: f"mailto:{u}@example.org" for u in ("ann", "bob", "cat", "dan", "eve")}
 PREFIX = "/caldav"
 ICS = "text/calendar; charset=utf-8"
 C = "{urn:ietf:params:xml:ns:caldav}"
