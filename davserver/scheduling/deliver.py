@@ -19,6 +19,7 @@ import hashlib
 import logging
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -40,8 +41,9 @@ from davserver.caldav.store.layout import CALENDARS, CalendarStore, place
 from davserver.dav.preconditions import absent
 from davserver.ical.itip import apply_reply, attendee_copy, cancelled_copy, serialize
 from davserver.ical.meeting import Meeting, meeting, scheduled
-from davserver.ical.objects import InvalidObject, check
-from davserver.ical.summary import summarize
+from davserver.ical.objects import InvalidObject
+from davserver.ical.strict import value_problem
+from davserver.ical.summary import Summary, summarize_calendar
 from davserver.runtime.threads import offload
 from davserver.state.mutex import Mutexes
 
@@ -112,9 +114,46 @@ class _Copy:
 
     path: str
     data: bytes
+    summary: Summary
     role: str
     expect: Precondition
     tag: str | None
+
+
+def finished(calendar: icalendar.Calendar) -> tuple[bytes, Summary]:
+    """The bytes and the index's summary of a copy scheduling made (CPU work). The
+    values are checked as a PUT checks them (a message POSTed by a client is the
+    source of some copies)."""
+    problem = value_problem(calendar)
+    if problem is not None:
+        raise InvalidObject("valid-calendar-data", problem)
+    return serialize(calendar), summarize_calendar(calendar, time.time())
+
+
+def _message_parts(message: icalendar.Calendar) -> tuple[bytes, Summary, Meeting | None]:
+    """A message's bytes, the index's summary of it (in the inbox) and its meeting."""
+    return serialize(message), summarize_calendar(message, time.time()), meeting(message)
+
+
+def _changed_copy(
+    method: str, message: icalendar.Calendar, current: icalendar.Calendar | None
+) -> tuple[bytes, Summary] | None:
+    """What ``message`` makes of the copy ``current`` (None: it changes nothing)."""
+    if method == "REQUEST":
+        return finished(attendee_copy(message, current))
+    if current is None:
+        return None
+    if method == "REPLY" and apply_reply(current, message):
+        return finished(current)
+    if method == "CANCEL" and cancelled_copy(current, message):
+        return finished(current)
+    return None
+
+
+def _fixed(
+    fix: Callable[[icalendar.Calendar], bool], calendar: icalendar.Calendar
+) -> tuple[bytes, Summary] | None:
+    return finished(calendar) if fix(calendar) else None
 
 
 class Postman:
@@ -152,9 +191,7 @@ class Postman:
         if user == sender_user:
             return DELIVERED  # another address of the sender: nothing to bring them
         inbox = f"{CALENDARS}/{user}/{INBOX}/{uuid.uuid4().hex}.ics"
-        data = serialize(message)
-        note = await offload(summarize, data)
-        found = await offload(meeting, message)
+        data, note, found = await offload(_message_parts, message)
         uid = found.uid if found is not None else ""
         async with self._copy_lock(user, uid):
             for _ in range(ATTEMPTS):
@@ -168,7 +205,7 @@ class Postman:
         return DELIVERED
 
     async def _local(
-        self, method: str, message: icalendar.Calendar, data: bytes, note: object, user: str,
+        self, method: str, message: icalendar.Calendar, data: bytes, note: Summary, user: str,
         inbox: str, sender: str, found: Meeting | None,
     ) -> None:  # fmt: skip
         """Write the message into ``user``'s inbox and change their copy (none when the
@@ -176,20 +213,16 @@ class Postman:
         uid = found.uid if found is not None else ""
         copy = None
         if found is not None:
-            copy = await self._copy(method, message, user, uid, found.component)
-        summary = None
-        if copy is not None:
             try:
-                summary = (await offload(check, copy.data)).summary
+                copy = await self._copy(method, message, user, uid, found.component)
             except InvalidObject as exc:
                 log.warning("%s %s for %s: the copy would not be valid: %s", method, uid, user,
-                            exc)  # fmt: skip
-                copy = None
+                            exc.reason)  # fmt: skip
         what = f"schedule {method} {uid} for {user} from {sender}"
         async with self.store.change(author=SCHEDULER, message=what) as change:
             await change.write(inbox, data, note=note)
             if copy is not None:
-                await change.write(copy.path, copy.data, expect=copy.expect, note=summary)
+                await change.write(copy.path, copy.data, expect=copy.expect, note=copy.summary)
                 if copy.tag is not None:
                     await change.set_props(copy.path, _with_tag(copy.tag))
         audit.info(
@@ -203,35 +236,27 @@ class Postman:
         self, method: str, message: icalendar.Calendar, user: str, uid: str, component: str
     ) -> _Copy | None:
         """What the message does to ``user``'s copy (None: nothing)."""
+        if method not in ("REQUEST", "CANCEL", "REPLY"):
+            return None
         role = "organizer" if method == "REPLY" else "attendee"
         record = await self.records.find(user, uid, role) if uid else None
         current = await self._read(record.path) if record is not None else None
-        if method == "REPLY":
-            if current is None or record is None:
+        if record is None or current is None:
+            if method != "REQUEST":
+                return None  # nothing to cancel, or to tell of a reply
+            path = await self._new_copy_path(user, component, uid)
+            if path is None:
                 return None
-            res, _, calendar = current
-            if not await offload(apply_reply, calendar, message):
-                return None
-            return _Copy(record.path, serialize(calendar), role, _same(res.etag), None)
-        if method == "CANCEL":
-            if current is None or record is None:
-                return None
-            res, _, calendar = current
-            if not await offload(cancelled_copy, calendar, message):
-                return None
-            return _Copy(record.path, serialize(calendar), role, _same(res.etag), new_tag())
-        if method != "REQUEST":
+            there = await self.store.stat(path)
+            expect = _same(there.etag) if there is not None else absent()
+            old = None
+        else:
+            path, expect, old = record.path, _same(current[0].etag), current[2]
+        made = await offload(_changed_copy, method, message, old)
+        if made is None:
             return None
-        old = current[2] if current is not None else None
-        made = serialize(await offload(attendee_copy, message, old))
-        if current is not None and record is not None:
-            return _Copy(record.path, made, role, _same(current[0].etag), new_tag())
-        path = await self._new_copy_path(user, component, uid)
-        if path is None:
-            return None
-        there = await self._read(path)
-        expect = _same(there[0].etag) if there is not None else absent()
-        return _Copy(path, made, role, expect, new_tag())
+        tag = None if method == "REPLY" else new_tag()  # the organizer's tag stays
+        return _Copy(path, made[0], made[1], role, expect, tag)
 
     async def _read(self, path: str) -> tuple[Resource, bytes, icalendar.Calendar] | None:
         """A copy as stored now and its parse (None when it is gone or unreadable). Read
@@ -329,15 +354,17 @@ class Postman:
 
     async def amend(
         self, path: str, user: str, uid: str, role: str, etag: str, written: bytes,
-        data: bytes | None, fix: Callable[[icalendar.Calendar], bool], tag: str | None,
-        why: str,
+        made: tuple[bytes, Summary] | None, fix: Callable[[icalendar.Calendar], bool],
+        tag: str | None, why: str,
     ) -> Resource | None:  # fmt: skip
         """Store what scheduling made of the copy its owner wrote at ``path``: the bytes
-        ``written`` (ETag ``etag``) became ``data`` (None: unchanged), with the schedule
-        tag ``tag`` (None: kept). When a delivery changed the copy since (a reply came
-        in), ``fix`` (which sets the statuses) is applied to it as it is now instead.
+        ``written`` (ETag ``etag``) became ``made`` (bytes and summary; None: unchanged),
+        with the schedule tag ``tag`` (None: kept). When a delivery changed the copy
+        since (a reply came in), ``fix`` (which sets the statuses) is applied to it as it
+        is now instead.
         The copy is recorded as stored; the resource, or None when its owner changed it
         again (that write is scheduled in turn)."""
+        data, summary = made if made is not None else (None, None)
         async with self._copy_lock(user, uid):
             res = await self.store.stat(path)
             if res is None:
@@ -350,10 +377,10 @@ class Postman:
                     await self.records.put(Record(path, user, uid, role, written))
                     return None  # its owner's again: that change has its own event
                 res, stored, calendar = current
-                data = serialize(calendar) if await offload(fix, calendar) else None
+                made = await offload(_fixed, fix, calendar)
+                data, summary = made if made is not None else (None, None)
             final = data if data is not None else stored
             if data is not None or tag is not None:
-                summary = (await offload(check, data)).summary if data is not None else None
                 try:
                     async with self.store.change(author=SCHEDULER, message=why) as change:
                         if data is not None:

@@ -19,9 +19,11 @@ is delivered once however many workers serve the tree. Scheduling's own writes (
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import icalendar
@@ -36,15 +38,15 @@ from davserver.ical.itip import (
     reply,
     request,
     rescheduled,
-    serialize,
     set_organizer_status,
     set_schedule_status,
     significant,
 )
 from davserver.ical.meeting import InvalidMessage, Meeting, meeting, role
+from davserver.ical.summary import Summary
 from davserver.runtime.threads import offload
 
-from .deliver import Postman, new_tag
+from .deliver import Postman, finished, new_tag
 from .directory import Directory
 from .names import SCHEDULER, box_of
 from .records import Record, Records
@@ -98,6 +100,10 @@ class Scheduler:
                 await self._one(event, where, replaced.get(event.path))
             except (InvalidMessage, ValueError, StorageError) as exc:
                 log.warning("scheduling of %s %s skipped: %s", event.kind, event.path, exc)
+            except Exception:
+                # The change is stored: its scheduling failing must not fail the request
+                # that made it, nor keep the next events from theirs.
+                log.exception("scheduling of %s %s failed", event.kind, event.path)
 
     async def _one(self, event: ChangeEvent, where: Place, moved_from: str | None) -> None:
         if event.kind in ("created", "modified") and where.kind == "item":
@@ -126,12 +132,18 @@ class Scheduler:
 
     async def _written(self, event: ChangeEvent, where: Place) -> None:
         assert where.calendar is not None and where.name is not None and where.user is not None
-        found = await self.store.item_body(where.calendar, where.name)
-        if found is None or (event.new_etag is not None and found[0].etag != event.new_etag):
-            return  # changed again since: that change has an event of its own
-        res, data = found
+        data = self.store.underway(event.note)
+        etag = event.new_etag
+        if data is None or etag is None:
+            found = await self.store.item_body(where.calendar, where.name)
+            if found is None or (etag is not None and found[0].etag != etag):
+                return  # changed again since: that change has an event of its own
+            etag, data = found[0].etag, found[1]
+        maybe = _MAYBE.search(data) is not None
+        if event.kind == "created" and not maybe:
+            return  # most are plain events
         old = await self.records.get(event.path)
-        if old is None and not _MAYBE.search(data):
+        if old is None and not maybe:
             return
         calendar, now = await offload(parse, data)
         user = where.user
@@ -144,9 +156,9 @@ class Scheduler:
         if kind is None or now is None:
             return
         if kind == "organizer":
-            await self._organizer_wrote(event.path, user, calendar, now, old, res.etag, data)
+            await self._organizer_wrote(event.path, user, calendar, now, old, etag, data)
         else:
-            await self._attendee_wrote(event.path, user, calendar, now, old, res.etag, data)
+            await self._attendee_wrote(event.path, user, calendar, now, old, etag, data)
 
     # -- the organizer -------------------------------------------------------------------
 
@@ -156,35 +168,24 @@ class Scheduler:
     ) -> None:  # fmt: skip
         mine = self.directory.addresses(user)
         before_cal, before = await self._parsed(old)
-        stamp = now_utc()
-        changed = False
-        if before_cal is not None and not await offload(rescheduled, before_cal, calendar):
-            # The meeting did not move: the participation the attendees replied with
-            # stays (the organizer's client may send what it had before their replies).
-            changed = await offload(keep_partstats, calendar, before_cal, now.organizer)
-        if before_cal is not None and not await offload(significant, before_cal, calendar):
-            # Nothing the attendees must hear of, unless SCHEDULE-FORCE-SEND asks.
-            told = {a for a in now.everyone() if (x := now.attendee(a)) and x.force}
-        else:
-            told = now.everyone()
-        told = {a for a in told if a not in mine and _served(now, a)}
-        statuses: dict[str, str] = {}
-        for who in sorted(told):
-            message = await offload(request, calendar, who, stamp)
-            if message is not None:
-                statuses[who] = await self.postman.deliver(message, who, now.organizer, user)
-        if before is not None and before_cal is not None:
-            for who in sorted(before.everyone() - now.everyone() - mine):
-                if _served(before, who):
-                    message = await offload(cancel, before_cal, who, stamp)
-                    if message is not None:
-                        await self.postman.deliver(message, who, now.organizer, user)
-        changed = await offload(set_schedule_status, calendar, statuses) or changed
-        data = serialize(calendar) if changed else None
+        kept, requests, cancels = await offload(
+            _organizer_plan, calendar, now, before_cal, before, mine, now_utc()
+        )
+        # Each recipient's delivery is theirs alone (their inbox, their copy, their lock):
+        # they go together.
+        sent = {**requests, **cancels}
+        outcomes = await asyncio.gather(
+            *(self.postman.deliver(m, who, now.organizer, user) for who, m in sent.items())
+        )
+        statuses = {w: s for w, s in zip(sent, outcomes, strict=True) if w in requests}
+
+        def fix(c: icalendar.Calendar) -> bool:
+            return set_schedule_status(c, statuses)
+
+        made = await offload(_made_if, fix, calendar, kept)
         tag = new_tag()
         res = await self.postman.amend(
-            path, user, now.uid, "organizer", etag, written, data,
-            lambda c: set_schedule_status(c, statuses), tag,
+            path, user, now.uid, "organizer", etag, written, made, fix, tag,
             f"schedule: {now.uid} of {user} sent to {len(statuses)}",
         )  # fmt: skip
         self._remember(path, res.etag if res is not None else etag, tag)
@@ -198,18 +199,19 @@ class Scheduler:
         mine = self.directory.addresses(user)
         me = sorted(now.everyone() & mine)[0]
         _, before = await self._parsed(old)
-        data: bytes | None = None
         status = ""
         if now.organizer_agent == "SERVER" and now.status != "CANCELLED":
             rids = changed_partstats(before, now, me)
             message = await offload(reply, calendar, me, now_utc(), rids) if rids else None
             if message is not None:
                 status = await self.postman.deliver(message, now.organizer, me, user)
-                if await offload(set_organizer_status, calendar, status):
-                    data = serialize(calendar)
+
+        def fix(c: icalendar.Calendar) -> bool:
+            return bool(status) and set_organizer_status(c, status)
+
+        made = await offload(_made_if, fix, calendar, False)
         res = await self.postman.amend(
-            path, user, now.uid, "attendee", etag, written, data,
-            lambda c: bool(status) and set_organizer_status(c, status), None,
+            path, user, now.uid, "attendee", etag, written, made, fix, None,
             f"schedule: reply of {user}",
         )  # fmt: skip
         self._remember(path, res.etag if res is not None else etag, None)
@@ -268,6 +270,45 @@ class Scheduler:
         if len(self.recent) >= MAX_RECENT:
             self.recent.clear()  # answers that never came for them (a failed request)
         self.recent[path] = (etag, tag)
+
+
+def _organizer_plan(
+    calendar: icalendar.Calendar, now: Meeting, before_cal: icalendar.Calendar | None,
+    before: Meeting | None, mine: set[str], stamp: datetime,
+) -> tuple[bool, dict[str, icalendar.Calendar], dict[str, icalendar.Calendar]]:  # fmt: skip
+    """What an organizer's write calls for (CPU work): whether the participation the
+    attendees answered was put back into ``calendar``, the REQUEST to each attendee who
+    must hear of it, the CANCEL to each one removed."""
+    kept = False
+    if before_cal is not None and not rescheduled(before_cal, calendar):
+        # The meeting did not move: the participation the attendees replied with stays
+        # (the organizer's client may send what it had before their replies).
+        kept = keep_partstats(calendar, before_cal, now.organizer)
+    if before_cal is not None and not significant(before_cal, calendar):
+        # Nothing the attendees must hear of, unless SCHEDULE-FORCE-SEND asks.
+        told = {a for a in now.everyone() if (x := now.attendee(a)) and x.force}
+    else:
+        told = now.everyone()
+    requests = {}
+    for who in sorted(a for a in told if a not in mine and _served(now, a)):
+        message = request(calendar, who, stamp)
+        if message is not None:
+            requests[who] = message
+    cancels = {}
+    if before is not None and before_cal is not None:
+        for who in sorted(before.everyone() - now.everyone() - mine):
+            message = cancel(before_cal, who, stamp) if _served(before, who) else None
+            if message is not None:
+                cancels[who] = message
+    return kept, requests, cancels
+
+
+def _made_if(
+    fix: Callable[[icalendar.Calendar], bool], calendar: icalendar.Calendar, changed: bool
+) -> tuple[bytes, Summary] | None:
+    """The copy's bytes and summary once ``fix`` is applied, if it (or ``changed``) made
+    a difference (CPU work)."""
+    return finished(calendar) if fix(calendar) or changed else None
 
 
 def _served(found: Meeting, who: str) -> bool:

@@ -224,6 +224,7 @@ class CalendarStore:
         self._stale: set[str] = set()
         self._listener: ChangeListener | None = None
         self.bodies = BodyCache()
+        self._underway: dict[int, bytes] = {}
         inner.listen(self._relay)
 
     # -- the virtual part -------------------------------------------------------------
@@ -542,6 +543,11 @@ class CalendarStore:
             body.file = None
         return body
 
+    def underway(self, note: object) -> bytes | None:
+        """The bytes of the write under way that carries ``note`` (its listeners hear of
+        it before it returns, and before the bytes reach the cache), or None."""
+        return self._underway.get(id(note)) if note is not None else None
+
     # -- items from the index -------------------------------------------------------------
 
     def item_resource(self, calendar: str, name: str, item: Item) -> Resource:
@@ -643,9 +649,16 @@ class CalendarChange:
         and the bytes go to the cache."""
         where = await self._target(path)
         assert where.inner is not None
-        res, created = await self._inner.write(
-            where.inner, body, expected_size, expect=expect, note=note
-        )
+        known = note is not None and isinstance(body, bytes)
+        if note is not None and isinstance(body, bytes):
+            self._store._underway[id(note)] = body
+        try:
+            res, created = await self._inner.write(
+                where.inner, body, expected_size, expect=expect, note=note
+            )
+        finally:
+            if known:
+                self._store._underway.pop(id(note), None)
         if where.kind == "item" and isinstance(body, bytes):
             self._store.bodies.put(where.inner, res.etag, body)
         return self._store._outer(res), created
