@@ -136,6 +136,17 @@ class PreconditionFailed(StorageError):
     status = 412
 
 
+class RangeNotSatisfiable(StorageError):
+    """A ranged write (:meth:`FileChange.update`) starts past the end of the file, or
+    before its start; ``size`` is the file's size (for ``Content-Range: bytes */size``)."""
+
+    status = 416
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 class Unavailable(StorageError):
     """The store (or the state beside it) cannot be used right now; trying again later
     may work."""
@@ -226,6 +237,9 @@ class Version:
     etag: str
     size: int
     is_collection: bool
+    path: str | None = None
+    """Where the resource was in this version, when a rename moved it since (None: the
+    path asked about)."""
 
 
 class Change(Protocol):
@@ -330,6 +344,65 @@ class Storage(Protocol):
 
     async def close(self) -> None:
         """Release what the backend holds."""
+
+
+@runtime_checkable
+class FileChange(Change, Protocol):
+    """What the change of a file store (both backends; not the calendar store, whose
+    objects are checked whole) offers besides :class:`Change`: modification times and
+    ranged writes. Optional: the protocol layer checks ``isinstance(change, FileChange)``.
+    """
+
+    async def write(
+        self,
+        path: str,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None = None,
+        *,
+        expect: Precondition | None = None,
+        note: object = None,
+        mtime: float | None = None,
+    ) -> tuple[Resource, bool]:
+        """:meth:`Change.write`, with the file's modification time set to ``mtime``
+        (seconds since the epoch; None: the time of the write)."""
+
+    async def update(
+        self,
+        path: str,
+        offset: int | None,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None = None,
+        *,
+        expect: Precondition | None = None,
+        create: bool = False,
+        note: object = None,
+    ) -> tuple[Resource, bool]:
+        """Write ``body`` into the file at ``path`` from byte ``offset`` on (None: at its
+        end; negative: that many bytes before its end), keeping its other bytes; bytes
+        past the end make it longer. As atomic as :meth:`Change.write`: a failure or a
+        crash leaves the old bytes or the new. The new resource, and whether it was made.
+
+        RangeNotSatisfiable when the offset lies past the end or before the start;
+        NotFound when there is no file, unless ``create`` (a new file, from offset 0 or
+        None); ValueError when the body is not ``expected_size`` bytes long;
+        PreconditionFailed when the file changed while the body was read.
+        """
+
+    async def set_mtime(
+        self, path: str, mtime: float, *, expect: Precondition | None = None
+    ) -> Resource:
+        """Set the modification time of the resource at ``path`` (what ``Last-Modified``
+        and ``getlastmodified`` report); heard as a ``props`` change."""
+
+
+@runtime_checkable
+class Measured(Protocol):
+    """A store that can tell how many bytes its files hold below a path (both
+    backends). Optional, checked with ``isinstance``."""
+
+    async def usage(self, path: str) -> int:
+        """The bytes of every file at or below ``path`` (0 for an empty collection;
+        NotFound when nothing is there). It may walk the tree: callers keep the figure."""
 
 
 @runtime_checkable

@@ -54,6 +54,43 @@ def unique_mtime_ns() -> int:
         return _last_mtime_ns
 
 
+def stamp_ns(mtime: float | None) -> int:
+    """The modification time a write gives its file: :func:`unique_mtime_ns`, or the
+    second a client asked for (``mtime``) with unique nanoseconds, so that the ETag
+    (inode, mtime, size) still differs from every earlier one while the second, all that
+    ``getlastmodified`` and clients see, is the client's."""
+    unique = unique_mtime_ns()
+    if mtime is None:
+        return unique
+    return int(mtime) * 1_000_000_000 + unique % 1_000_000_000
+
+
+def splice(src: int, dst: int, src_at: int, dst_at: int, count: int) -> None:
+    """Copy ``count`` bytes from descriptor ``src`` (from ``src_at``) into ``dst`` (at
+    ``dst_at``), in the kernel where it can (copy_file_range), else through memory."""
+    done = 0
+    kernel = True
+    while done < count:
+        want = min(count - done, 1 << 24)
+        n = 0
+        if kernel:
+            try:
+                n = os.copy_file_range(src, dst, want, src_at + done, dst_at + done)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                kernel = False
+        if n == 0:
+            data = os.pread(src, min(want, 1 << 20), src_at + done)
+            if not data:
+                raise OSError(errno.EIO, "the source ended early")
+            written = 0
+            while written < len(data):
+                written += os.pwrite(dst, data[written:], dst_at + done + written)
+            n = len(data)
+        done += n
+
+
 def read_whole(fd: int, size: int) -> bytes:
     """The ``size`` bytes of a small file (fewer if it shrank meanwhile): one read()
     in the common case, without the buffered reader's extra fstat and EOF probe."""

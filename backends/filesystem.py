@@ -324,6 +324,34 @@ class FilesystemStorage:
 
         return await self.run(statvfs)
 
+    async def usage(self, path: str) -> int:
+        """The bytes of the files at or below ``path`` (a walk of the tree, bookkeeping
+        and temporary files left out; symlinks not followed)."""
+
+        def walk() -> int:
+            full = self.full_path(path)
+            try:
+                st = os.lstat(full)
+            except OSError as exc:
+                if exc.errno in MISSING:
+                    raise NotFound(path) from exc
+                raise
+            if not stat.S_ISDIR(st.st_mode):
+                return st.st_size if stat.S_ISREG(st.st_mode) else 0
+            total = 0
+            for folder, dirs, files in os.walk(full):
+                dirs[:] = [d for d in dirs if not self._hidden(d)]
+                for name in files:
+                    if self._hidden(name):
+                        continue
+                    with contextlib.suppress(OSError):
+                        st = os.lstat(os.path.join(folder, name))
+                        if stat.S_ISREG(st.st_mode):
+                            total += st.st_size
+            return total
+
+        return await self.run(walk)
+
     def change(self, *, author: str, message: str) -> FilesystemChange:
         """Writes on a folder apply as they go; each one is atomic on its own."""
         return FilesystemChange(self, author)

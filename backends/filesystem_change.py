@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import stat
@@ -26,7 +27,9 @@ from .base import (
     DeleteFailure,
     NotFound,
     Precondition,
+    PreconditionFailed,
     PropsUpdate,
+    RangeNotSatisfiable,
     Resource,
     check_name,
 )
@@ -39,10 +42,12 @@ from .disk import (
     member_props_file,
     release,
     resource_of,
+    splice,
+    stamp_ns,
     storage_error,
     unique_mtime_ns,
 )
-from .temps import temp_name
+from .temps import UNDO_MAGIC, temp_name
 from .uploads import pieces
 
 if TYPE_CHECKING:
@@ -58,6 +63,50 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 def _check(expect: Precondition | None, current: Resource | None) -> None:
     if expect is not None:
         expect(current)
+
+
+class _Temp:
+    """A registered temporary file beside a target, open as ``fd``: installed over the
+    target once, or discarded (both close the descriptor exactly once)."""
+
+    def __init__(self, change: FilesystemChange, path: str, fd: int) -> None:
+        self._change = change
+        self.path = path
+        self.fd = fd
+        self._open = True
+        self._gone = False
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
+            os.close(self.fd)
+
+    def install(self, path: str, full: str, *, drop_props: bool = True) -> Resource:
+        """Stamp it and rename it to ``full`` (the path's lock is held); a new file has
+        no dead properties."""
+        stamp = unique_mtime_ns()
+        os.utime(self.fd, ns=(stamp, stamp))
+        st = os.fstat(self.fd)
+        self._close()
+        os.replace(self.path, full)
+        self._gone = True
+        self._change._s.temps.remove(self.path)
+        if drop_props:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(member_props_file(full))
+        return resource_of(path, st, None)
+
+    def discard(self) -> None:
+        """Drop it (nothing once installed)."""
+        if self._open:
+            self._open = False
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        if not self._gone:
+            self._gone = True
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            self._change._s.temps.remove(self.path)
 
 
 class FilesystemChange:
@@ -121,7 +170,7 @@ class FilesystemChange:
         A missing parent (or one that is a file) shows here (ENOENT, ENOTDIR: Conflict)."""
         tmp = os.path.join(os.path.dirname(full), temp_name())
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise storage_error(exc) from exc
         if long:
@@ -160,7 +209,7 @@ class FilesystemChange:
 
     def _commit(
         self, path: str, full: str, tmp: str, fd: int, expect: Precondition | None,
-        long: bool = False,
+        long: bool = False, mtime: float | None = None,
     ) -> tuple[Resource, Resource | None]:  # fmt: skip
         """Stamp and close the temporary file, then, holding the path's lock, check the
         precondition against what is there and rename over it: (new, replaced). On any
@@ -168,7 +217,7 @@ class FilesystemChange:
         open_fd: int | None = fd
         held: int | None = None
         try:
-            stamp = unique_mtime_ns()
+            stamp = stamp_ns(mtime)
             os.utime(fd, ns=(stamp, stamp))
             st = os.fstat(fd)
             # close() may report a write that failed late (ENOSPC, EDQUOT on NFS); the
@@ -200,7 +249,7 @@ class FilesystemChange:
         return resource_of(path, st, None), old
 
     def _write_small(
-        self, path: str, data: bytes, expect: Precondition | None
+        self, path: str, data: bytes, expect: Precondition | None, mtime: float | None = None
     ) -> tuple[Resource, Resource | None]:
         full, tmp, fd = self._begin(path)
         try:
@@ -210,7 +259,7 @@ class FilesystemChange:
             if isinstance(exc, OSError):
                 raise storage_error(exc) from exc
             raise
-        return self._commit(path, full, tmp, fd, expect)
+        return self._commit(path, full, tmp, fd, expect, mtime=mtime)
 
     def _write_file(self, target: str, data: bytes) -> None:
         """Write a small bookkeeping file (dead properties) atomically, through a
@@ -253,30 +302,44 @@ class FilesystemChange:
         *,
         expect: Precondition | None = None,
         note: object = None,
+        mtime: float | None = None,
     ) -> tuple[Resource, bool]:
-        """Store a body atomically; see :meth:`backends.base.Change.write`."""
+        """Store a body atomically; see :meth:`backends.base.FileChange.write`."""
         run = self._s.run
         if isinstance(body, bytes):
             if expected_size is not None and len(body) != expected_size:
                 raise ValueError("body length differs from the announced length")
-            res, old = await run(self._write_small, path, body, expect)
+            res, old = await run(self._write_small, path, body, expect, mtime)
         else:
-            res, old = await self._stream(path, body, expected_size, expect)
+            res, old = await self._stream(path, body, expected_size, expect, mtime)
         kind: ChangeKind = "created" if old is None else "modified"
         await self._s.emit([self._changed(path, kind, False, old, res, note=note)])
         return res, old is None
 
     async def _stream(
         self, path: str, body: AsyncIterator[bytes], expected_size: int | None,
-        expect: Precondition | None,
+        expect: Precondition | None, mtime: float | None = None,
     ) -> tuple[Resource, Resource | None]:  # fmt: skip
         run = self._s.run
         full, tmp, fd = await run(self._begin, path, True)
+        await self._receive(tmp, fd, body, expected_size)
+        return await run(self._commit, path, full, tmp, fd, expect, True, mtime)
+
+    async def _receive(
+        self, tmp: str, fd: int, body: bytes | AsyncIterator[bytes], expected_size: int | None
+    ) -> int:
+        """Write the body into the (registered) temporary file ``tmp``; its length. On any
+        failure the temporary file goes."""
+        run = self._s.run
         try:
             size = 0
-            async for piece in pieces(body):
-                await run(_write_all, fd, piece)
-                size += len(piece)
+            if isinstance(body, bytes):
+                await run(_write_all, fd, body)
+                size = len(body)
+            else:
+                async for piece in pieces(body):
+                    await run(_write_all, fd, piece)
+                    size += len(piece)
             if expected_size is not None and size != expected_size:
                 raise ValueError("body length differs from the announced length")
         except BaseException as exc:
@@ -285,7 +348,150 @@ class FilesystemChange:
             if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
                 raise storage_error(exc) from exc
             raise
-        return await run(self._commit, path, full, tmp, fd, expect, True)
+        return size
+
+    async def update(
+        self,
+        path: str,
+        offset: int | None,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None = None,
+        *,
+        expect: Precondition | None = None,
+        create: bool = False,
+        note: object = None,
+    ) -> tuple[Resource, bool]:
+        """A ranged write; see :meth:`backends.base.FileChange.update`.
+
+        The body goes to a temporary file first (no lock is held while it arrives). Then,
+        under the path's lock: bytes that only extend the file are appended in place,
+        with an undo record (temps.py) that a crash leaves behind for the next start to
+        roll back; any other range is written into a copy of the file, renamed over it.
+        """
+        run = self._s.run
+        full, tmp, fd = await run(self._begin, path, True)
+        size = await self._receive(tmp, fd, body, expected_size)
+        received = _Temp(self, tmp, fd)
+        try:
+            res, old = await run(
+                self._place_range, path, full, received, offset, size, expect, create
+            )
+        finally:
+            await run(received.discard)
+        kind: ChangeKind = "created" if old is None else "modified"
+        await self._s.emit([self._changed(path, kind, False, old, res, note=note)])
+        return res, old is None
+
+    def _place_range(
+        self, path: str, full: str, received: _Temp, offset: int | None, size: int,
+        expect: Precondition | None, create: bool,
+    ) -> tuple[Resource, Resource | None]:  # fmt: skip
+        """Apply the received bytes at ``offset`` of ``path`` (under the path's lock)."""
+        with self._s.locks.hold(full):
+            old, held = self._current(path, full)
+            try:
+                if old is not None and old.is_collection:
+                    raise AlreadyExists(f"{path!r} is a collection")
+                _check(expect, old)
+                if old is None:
+                    if not create:
+                        raise NotFound(path)
+                    if offset not in (None, 0):
+                        raise RangeNotSatisfiable(f"{path!r} is new: it starts at 0", 0)
+                    return received.install(path, full), None
+                start = old.size if offset is None else offset
+                if start < 0:
+                    start += old.size
+                if not 0 <= start <= old.size:
+                    raise RangeNotSatisfiable(f"{path!r} is {old.size} bytes long", old.size)
+                if start == old.size:
+                    appended = self._append(path, full, received.fd, size)
+                    if appended is not None:
+                        return appended, old
+                return self._rewrite(path, full, received.fd, old, start, size), old
+            except OSError as exc:
+                raise storage_error(exc) from exc
+            finally:
+                release(held)
+
+    def _append(self, path: str, full: str, src: int, size: int) -> Resource | None:
+        """Append ``size`` bytes of ``src`` to the file in place, with an undo record
+        (its old size and time) registered beside it while the bytes go in: a failure
+        truncates it back at once, a crash at the next start (temps.py). None when the
+        file cannot be written in place (a symlink: it is replaced instead)."""
+        try:
+            target = os.open(full, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
+            raise
+        undo: _Temp | None = None
+        try:
+            st = os.fstat(target)
+            record = json.dumps(
+                {"name": os.path.basename(full), "ino": st.st_ino, "size": st.st_size,
+                 "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns}
+            ).encode()  # fmt: skip
+            undo = _Temp(self, *self._open_temp(full, long=True))
+            _write_all(undo.fd, UNDO_MAGIC + record)
+            try:
+                splice(src, target, 0, st.st_size, size)
+                stamp = unique_mtime_ns()
+                os.utime(target, ns=(stamp, stamp))
+                return resource_of(path, os.fstat(target), None)
+            except BaseException:
+                os.ftruncate(target, st.st_size)
+                os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+                raise
+        finally:
+            os.close(target)
+            if undo is not None:
+                undo.discard()
+
+    def _rewrite(
+        self, path: str, full: str, src_fd: int, old: Resource, start: int, size: int
+    ) -> Resource:
+        """Write a copy of the file with ``size`` bytes of ``src_fd`` at ``start``, and
+        rename it over the file."""
+        copy = _Temp(self, *self._open_temp(full, long=True))
+        try:
+            current = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if resource_of(path, os.fstat(current), None).etag != old.etag:
+                    raise PreconditionFailed(f"{path!r} changed while the range was written")
+                splice(current, copy.fd, 0, 0, start)
+                splice(src_fd, copy.fd, 0, start, size)
+                tail = start + size
+                if tail < old.size:
+                    splice(current, copy.fd, tail, tail, old.size - tail)
+            finally:
+                os.close(current)
+            return copy.install(path, full, drop_props=False)
+        finally:
+            copy.discard()
+
+    async def set_mtime(
+        self, path: str, mtime: float, *, expect: Precondition | None = None
+    ) -> Resource:
+        """Set the file's (or folder's) modification time."""
+
+        def touch() -> tuple[Resource, Resource]:
+            full = self._s.full_path(path)
+            with self._s.locks.hold(full):
+                old = self._lstat(path, full)
+                if old is None:
+                    raise NotFound(path)
+                _check(expect, old)
+                stamp = stamp_ns(mtime)
+                try:
+                    os.utime(full, ns=(stamp, stamp))
+                    return old, resource_of(path, os.stat(full), None)
+                except OSError as exc:
+                    raise storage_error(exc) from exc
+
+        old, res = await self._s.run(touch)
+        await self._s.emit([self._changed(path, "props", res.is_collection, old, res)])
+        return res
 
     async def mkcol(self, path: str) -> None:
         """Create an empty folder."""

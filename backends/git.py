@@ -16,13 +16,16 @@ import contextlib
 import errno
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
 import secrets
 import stat
+import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,15 +51,18 @@ from .base import (
     InsufficientStorage,
     NotFound,
     Precondition,
+    PreconditionFailed,
     PropsCodec,
     PropsUpdate,
+    RangeNotSatisfiable,
     Resource,
     StorageError,
     Version,
 )
 from .git_feed import TreeFeed
+from .git_gc import LOOSE_THRESHOLD, Packed, estimate_loose
 from .git_history import lookup, versions
-from .git_index import PathTimes
+from .git_index import PathTimes, mtime_trailers
 from .git_layout import (
     PROPS_DIR,
     RESERVED,
@@ -66,15 +72,27 @@ from .git_layout import (
     props_path,
     segments,
 )
-from .git_objects import BlobWriter, ObjectReader, read_small, store_bytes, sweep_temps
+from .git_objects import (
+    BlobWriter,
+    ObjectReader,
+    copy_blob_range,
+    read_small,
+    store_bytes,
+    sweep_temps,
+)
 from .git_tree import Entry, Folder, TreeEditor, is_file, is_tree
 from .mime import content_type
 from .uploads import pieces
 
 LISTING_BATCH = 512
+USAGE_TREES = 1 << 16  # trees whose byte counts are kept
+HISTORY_PATHS = 1024  # paths whose versions are kept
 COMMIT_ATTEMPTS = 20
 ANONYMOUS = "anonymous"
 STALE_LOCK_AGE = 60.0
+GC_INTERVAL = 3600.0
+GC_CHECK = 30.0  # seconds between counts of the loose objects
+GC_COMMITS = 256  # commits after which they are counted at once
 
 log = logging.getLogger("davserver.git")
 # The ref files this process is writing right now (every GitStorage of it: two mounts may
@@ -140,6 +158,8 @@ class GitStorage:
     ``identity`` ("Name <email>") records anonymous changes; ``state_dir`` keeps the
     path-times index between runs; a ref lock file older than ``stale_lock_age`` seconds
     that no writer of this process holds was left by a git that crashed, and is removed.
+    Loose objects are packed (git_gc.py) every ``gc_interval`` seconds (0: never on a
+    schedule) and whenever there are more than ``gc_loose_objects`` of them.
     """
 
     reserved_names = RESERVED
@@ -154,6 +174,8 @@ class GitStorage:
         identity: str = "davserver <davserver@localhost>",
         state_dir: Path | None = None,
         stale_lock_age: float = STALE_LOCK_AGE,
+        gc_interval: float = GC_INTERVAL,
+        gc_loose_objects: int = LOOSE_THRESHOLD,
     ) -> None:
         self.path = Path(repo)
         self.codec = codec
@@ -173,6 +195,16 @@ class GitStorage:
         self._commit_lock = asyncio.Lock()
         self._started = time.time()
         self._empty_tree = Tree().id
+        self._usage: dict[ObjectID, int] = {}  # bytes below a tree, by tree id
+        self._history: OrderedDict[str, tuple[ObjectID | None, list[Version]]] = OrderedDict()
+        self._history_lock = threading.Lock()
+        self.gc_interval = gc_interval
+        self.gc_loose_objects = gc_loose_objects
+        self._gc_task: asyncio.Task[None] | None = None
+        self._gc_now = asyncio.Event()
+        self._commits = 0
+        self.packed: list[Packed] = []
+        """What each packing run of this process did (newest last, the latest 100)."""
         # Property files never change (they are named by content), so neither do their
         # decoded contents.
         self._props_blob: Callable[[bytes], Mapping[str, bytes]] = functools.lru_cache(
@@ -186,6 +218,63 @@ class GitStorage:
         remove the temporary objects of uploads cut short by a crash, and bring the
         path-times index up to date."""
         await self._run(self._open_sync)
+        if self._gc_task is None:
+            self._gc_task = asyncio.get_running_loop().create_task(self._upkeep())
+
+    async def _upkeep(self) -> None:
+        """Pack loose objects when there are too many, or on schedule (see git_gc.py)."""
+        last = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gc_now.wait(), GC_CHECK)
+            self._gc_now.clear()
+            try:
+                due = self.gc_interval > 0 and time.monotonic() - last >= self.gc_interval
+                if not due:
+                    loose = await self._run(self._estimate_loose)
+                    due = loose > self.gc_loose_objects
+                if due:
+                    await self.pack()
+                    last = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a full disk, a damaged object: logged, tried again later
+                log.exception("%s: packing the loose objects failed", self.path)
+
+    def _estimate_loose(self) -> int:
+        repo = self._found_repo()
+        return estimate_loose(os.fspath(repo.object_store.path)) if repo is not None else 0
+
+    async def pack(self) -> Packed | None:
+        """Pack the loose objects now, in a process of its own (git_gc.py); what it did
+        (None: there is no repository yet, or another process is packing it)."""
+        repo = self._found_repo()
+        if repo is None:
+            return None
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "davserver.backends.git_gc", repo.path,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            out, err = await proc.communicate()
+        except asyncio.CancelledError:  # the server stops: a pack cut short is harmless
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise RuntimeError(f"packing failed: {err.decode(errors='replace').strip()}")
+        found = json.loads(out or b"null")
+        done = Packed(**found) if found is not None else None
+        if done is not None:
+            self.packed = [*self.packed[-99:], done]
+            log.info(
+                "%s: packed %d loose objects into %d packs in %.1f s (%d big ones left loose)",
+                self.path, done.objects, done.packs, time.monotonic() - started, done.left_loose,
+            )  # fmt: skip
+        return done
 
     def listen(self, listener: ChangeListener) -> None:
         """Report committed changes (after each commit) to ``listener``."""
@@ -244,6 +333,11 @@ class GitStorage:
             if self._repo is not None:
                 self._repo.close()
 
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gc_task
+            self._gc_task = None
         await self._run(close)
         self._pool.close()
 
@@ -446,16 +540,66 @@ class GitStorage:
 
         return await self._run(statvfs)
 
+    async def usage(self, path: str) -> int:
+        """The bytes of the files at or below ``path`` in the branch head: blob sizes
+        summed over its tree, each tree's sum remembered by its id (trees never change,
+        so a later call walks only the trees that are new)."""
+
+        def total() -> int:
+            _head, entry = self._lookup(path)
+            if entry is None:
+                raise NotFound(path)
+            if self._reader is None:
+                return 0
+            if not stat.S_ISDIR(entry[0]):
+                return self._reader.blob_size(entry[1])
+            return self._tree_bytes(entry[1])
+
+        return await self._run(total)
+
+    def _tree_bytes(self, tree: ObjectID) -> int:
+        known = self._usage.get(tree)
+        if known is not None:
+            return known
+        assert self._reader is not None
+        total = 0
+        for raw, (mode, sha) in self._reader.tree(tree).items():
+            if raw.decode(errors="replace") in RESERVED:
+                continue
+            if stat.S_ISDIR(mode):
+                total += self._tree_bytes(sha)
+            elif stat.S_ISREG(mode):
+                total += self._reader.blob_size(sha)
+        if len(self._usage) >= USAGE_TREES:
+            self._usage.clear()
+        self._usage[tree] = total
+        return total
+
     # -- history --------------------------------------------------------------------------
 
     async def versions(self, path: str) -> list[Version]:
-        """Every version of ``path`` on the branch's first-parent line, newest first."""
+        """Every version of ``path`` on the branch's first-parent line, newest first
+        (following renames). Kept per path: a later call walks only the commits made
+        since (the whole line again after a force push)."""
 
         def walk() -> list[Version]:
             head, _ = self._snapshot()
             if self._reader is None:
                 return []
-            return versions(self._reader, head, segments(path))
+            with self._history_lock:
+                known = self._history.get(path)
+            if known is not None and known[0] == head:
+                return known[1]
+            stop = known[0] if known is not None else None
+            found, reached = versions(self._reader, head, path, stop)
+            if reached and known is not None:
+                found = [*found, *known[1]]
+            with self._history_lock:
+                self._history[path] = (head, found)
+                self._history.move_to_end(path)
+                while len(self._history) > HISTORY_PATHS:
+                    self._history.popitem(last=False)
+            return found
 
         return await self._run(walk)
 
@@ -499,6 +643,10 @@ class GitStorage:
                 done = await self._run(
                     self._commit, change, identity_of(author, self.identity), message
                 )
+            if done:
+                self._commits += 1
+                if self._commits % GC_COMMITS == 0:
+                    self._gc_now.set()  # count the loose objects now
             if done and self._listener is not None:
                 await self._listener(done)
 
@@ -538,7 +686,8 @@ class GitStorage:
                 tree = self._reader.commit(head).tree if head else None
                 change.replay(head, self._dav_tree(self._reader, tree))
             root = change.tree.editor.write(store)
-            if root == (self._reader.commit(head).tree if head else self._empty_tree):
+            unchanged = root == (self._reader.commit(head).tree if head else self._empty_tree)
+            if unchanged and not change.mtimes:
                 return []
             commit = Commit()
             commit.tree = root
@@ -546,7 +695,7 @@ class GitStorage:
             commit.author = commit.committer = identity
             commit.author_time = commit.commit_time = int(change.when)
             commit.author_timezone = commit.commit_timezone = 0
-            commit.message = message.encode() + b"\n"
+            commit.message = message.encode() + b"\n" + mtime_trailers(change.mtimes)
             store.add_object(commit)
             new = ObjectID(commit.get_id(store.object_format))
             reflog = b"davserver: " + message.encode()
@@ -644,10 +793,13 @@ class GitChange:
         self.ops: list[_Op] = []
         self._changes: list[list[Changed]] = []
         self.when = time.time()
+        self.mtimes: dict[str, float] = {}
+        """Modification times clients set, by path (the commit's trailers)."""
 
     def replay(self, head: ObjectID | None, tree: DavTree) -> None:
         """Apply every recorded operation again, on ``tree`` (the tree of ``head``): a
         precondition that no longer holds raises PreconditionFailed."""
+        self.mtimes = {}
         self._changes = [op(tree)[1] for op in self.ops]
         self.base, self.tree = head, tree
 
@@ -681,15 +833,21 @@ class GitChange:
             new.etag if new else None, to, note, resource=new,
         )  # fmt: skip
 
-    def _written(self, path: str, sha: ObjectID, size: int, created: bool) -> Resource:
+    def _written(
+        self, path: str, sha: ObjectID, size: int, created: bool, mtime: float | None = None
+    ) -> Resource:
         """The resource a write of blob ``sha`` makes at ``path``."""
         known = None if created else self._s._times.get(path)
         ctime = known[0] if known else self.when
+        if mtime is None:
+            self.mtimes.pop(path, None)
+        else:
+            self.mtimes[path] = float(int(mtime))
         return Resource(
             path=path,
             is_collection=False,
             size=size,
-            mtime=float(int(self.when)),
+            mtime=float(int(self.when if mtime is None else mtime)),
             ctime=min(ctime, float(int(self.when))),
             etag=_etag(sha),
             content_type=content_type(path),
@@ -703,6 +861,7 @@ class GitChange:
         *,
         expect: Precondition | None = None,
         note: object = None,
+        mtime: float | None = None,
     ) -> tuple[Resource, bool]:
         """Store the body as a blob, then place it at ``path``."""
         segs = segments(path)
@@ -712,7 +871,7 @@ class GitChange:
                 old = self._check(tree, path, expect)
                 created = tree.write(segs, sha)
                 kind: ChangeKind = "created" if created else "modified"
-                new = self._written(path, sha, size, created)
+                new = self._written(path, sha, size, created, mtime)
                 return (new, created), [self._changed(path, kind, False, old, new, note=note)]
 
             return op
@@ -752,6 +911,107 @@ class GitChange:
             await run(writer.abort)
             raise
         return await run(writer.finish)
+
+    async def update(
+        self,
+        path: str,
+        offset: int | None,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None = None,
+        *,
+        expect: Precondition | None = None,
+        create: bool = False,
+        note: object = None,
+    ) -> tuple[Resource, bool]:
+        """A ranged write (see :meth:`backends.base.FileChange.update`): a new blob made of
+        the file's bytes before the range, the body, and its bytes after it, placed like
+        any write (one commit). Should the file change before the commit (a push, another
+        request), the update is refused (PreconditionFailed) rather than lose that change."""
+        segs = segments(path)
+        run = self._s._run
+        base = await run(self._base_blob, segs)
+        if base is None and not create:
+            raise NotFound(path)
+        base_size = base[1] if base is not None else 0
+        start = base_size if offset is None else offset
+        if start < 0:
+            start += base_size
+        if not 0 <= start <= base_size or (base is None and start):
+            raise RangeNotSatisfiable(f"{path!r} is {base_size} bytes long", base_size)
+        sha, size = await self._stream_range(base, start, body, expected_size)
+
+        def op(tree: DavTree) -> tuple[tuple[Resource, bool], list[Changed]]:
+            old = self._check(tree, path, expect)
+            node = tree.editor.get(segs)
+            now = node[1] if isinstance(node, tuple) and is_file(node) else None
+            if now != (base[0] if base is not None else None):
+                raise PreconditionFailed(f"{path!r} changed while the range was written")
+            created = tree.write(segs, sha)
+            kind: ChangeKind = "created" if created else "modified"
+            new = self._written(path, sha, size, created)
+            return (new, created), [self._changed(path, kind, False, old, new, note=note)]
+
+        written: tuple[Resource, bool] = await self._do(op)
+        return written
+
+    def _base_blob(self, segs: list[bytes]) -> tuple[ObjectID, int] | None:
+        """The blob at ``segs`` in this change's tree and its size (None: no file)."""
+        self.tree.check_writable(segs)
+        node = self.tree.editor.get(segs)
+        if not (isinstance(node, tuple) and is_file(node)):
+            return None
+        assert self._s._reader is not None
+        return node[1], self._s._reader.blob_size(node[1])
+
+    async def _stream_range(
+        self,
+        base: tuple[ObjectID, int] | None,
+        start: int,
+        body: bytes | AsyncIterator[bytes],
+        expected_size: int | None,
+    ) -> tuple[ObjectID, int]:
+        """A blob of ``base``'s bytes with ``body`` written from ``start``."""
+        assert self._s._repo is not None and self._s._reader is not None
+        store, reader, run = self._s._repo.object_store, self._s._reader, self._s._run
+        base_size = base[1] if base is not None else 0
+        known = None if expected_size is None else max(base_size, start + expected_size)
+        writer = await run(BlobWriter, store, known)
+        try:
+            if base is not None:
+                await run(copy_blob_range, reader, base[0], 0, start, writer.add)
+            received = 0
+            if isinstance(body, bytes):
+                await run(writer.add, body)
+                received = len(body)
+            else:
+                async for piece in pieces(body):
+                    await run(writer.add, piece)
+                    received += len(piece)
+            if expected_size is not None and received != expected_size:
+                raise ValueError("body length differs from the announced length")
+            if base is not None and start + received < base_size:
+                await run(copy_blob_range, reader, base[0], start + received, base_size, writer.add)
+        except BaseException:
+            await run(writer.abort)
+            raise
+        return await run(writer.finish)
+
+    async def set_mtime(
+        self, path: str, mtime: float, *, expect: Precondition | None = None
+    ) -> Resource:
+        """Record a modification time for ``path`` (a trailer of the commit, which the
+        path-times index applies)."""
+
+        def op(tree: DavTree) -> tuple[Resource, list[Changed]]:
+            res = self._check(tree, path, expect)
+            if res is None:
+                raise NotFound(path)
+            self.mtimes[path] = float(int(mtime))
+            new = replace(res, mtime=float(int(mtime)))
+            return new, [self._changed(path, "props", res.is_collection, res, new)]
+
+        done: Resource = await self._do(op)
+        return done
 
     async def mkcol(self, path: str) -> None:
         """Create an empty collection (a tree holding the placeholder)."""

@@ -23,6 +23,34 @@ from .git_objects import ObjectReader, TreeEntries
 _FORMAT = 1
 Times = tuple[float, float]
 """Creation time and last-change time (seconds since the epoch)."""
+MTIME_TRAILER = b"Davserver-Mtime: "
+"""A line of a commit message that sets the modification time of a path the commit
+changed, as a client asked (rclone's ``X-OC-Mtime``, Windows' ``Win32LastModifiedTime``):
+``Davserver-Mtime: <seconds> <path as a JSON string>``. Being in the commit, it survives
+a rebuild of the index."""
+
+
+def mtime_trailers(mtimes: dict[str, float]) -> bytes:
+    """The trailer lines (with the blank line before them) for ``mtimes``."""
+    if not mtimes:
+        return b""
+    lines = [MTIME_TRAILER + b"%d " % int(t) + json.dumps(p).encode() for p, t in mtimes.items()]
+    return b"\n" + b"\n".join(lines) + b"\n"
+
+
+def parse_mtimes(message: bytes) -> dict[str, float]:
+    """The modification times a commit message sets (malformed lines are ignored)."""
+    found: dict[str, float] = {}
+    for line in message.splitlines():
+        if line.startswith(MTIME_TRAILER):
+            seconds, _, raw = line[len(MTIME_TRAILER) :].partition(b" ")
+            try:
+                path = json.loads(raw)
+                if isinstance(path, str):
+                    found[path] = float(int(seconds))
+            except ValueError:
+                continue
+    return found
 
 
 def _visible(mode: int) -> bool:
@@ -60,6 +88,10 @@ class PathTimes:
             previous = reader.commit(current).tree
         for commit in reversed(chain):
             self._apply(reader, previous, commit.tree, float(commit.commit_time))
+            for path, mtime in parse_mtimes(commit.message).items():
+                known = self.times.get(path)
+                if known is not None:
+                    self.times[path] = (known[0], mtime)
             previous = commit.tree
         self.head = head
 

@@ -323,6 +323,29 @@ class ObjectReader:
         return size, BlobStream(reopen, size)
 
 
+def copy_blob_range(
+    reader: ObjectReader, sha: ObjectID, start: int, end: int, add: Callable[[bytes], None]
+) -> None:
+    """Hand bytes ``start`` to ``end`` (exclusive) of the blob ``sha`` to ``add``, in
+    pieces of at most CHUNK bytes, never holding the blob whole (unless it is a delta)."""
+    if end <= start:
+        return
+    _size, content = reader.open_blob(sha, CHUNK)
+    if isinstance(content, bytes):
+        for at in range(start, end, CHUNK):
+            add(content[at : min(end, at + CHUNK)])
+        return
+    with content:
+        content.seek(start)
+        left = end - start
+        while left > 0:
+            piece = content.read(min(CHUNK, left))
+            if not piece:
+                raise ValueError(f"blob {sha!r} ended early")
+            add(piece)
+            left -= len(piece)
+
+
 class BlobWriter:
     """Builds one loose blob from chunks, never holding it whole.
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
+import json
 import os
 import secrets
 import shutil
@@ -29,6 +30,10 @@ import stat
 
 TEMP_PREFIX = ".davtmp-"
 REGISTRY_DIR = TEMP_PREFIX + "journal"
+UNDO_MAGIC = b"davserver-undo 1\n"
+"""How an undo record starts: a registered temporary file that says how to roll back a
+file appended to in place (its name in the same folder, inode, old size and times, as
+JSON). A sweep that finds one abandoned rolls the file back before removing it."""
 
 _process = ""  # this process's random part of the temporary names
 
@@ -73,9 +78,32 @@ def remove_if_abandoned(path: str) -> bool:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             shutil.rmtree(path, ignore_errors=True)
         else:
+            _roll_back(path, os.pread(fd, 4096, 0))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         return True
+    finally:
+        os.close(fd)
+
+
+def _roll_back(path: str, record: bytes) -> None:
+    """Undo an append cut short by a crash, as the undo record ``record`` (the bytes of
+    the temporary file ``path``) says: the file it names gets its old size and times
+    back, if it is still the same file (its inode)."""
+    if not record.startswith(UNDO_MAGIC):
+        return
+    try:
+        undo = json.loads(record[len(UNDO_MAGIC) :])
+        target = os.path.join(os.path.dirname(path), os.path.basename(str(undo["name"])))
+        fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    try:
+        if os.fstat(fd).st_ino == undo["ino"]:
+            os.ftruncate(fd, int(undo["size"]))
+            os.utime(fd, ns=(int(undo["atime_ns"]), int(undo["mtime_ns"])))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     finally:
         os.close(fd)
 

@@ -1,7 +1,8 @@
 """Who may do what on a mount: the access level of a request by method.
 
 A mount's ``access`` table gives anonymous and authenticated requests a level each:
-``off``, ``read-only`` (the methods that change nothing) or ``read-write``. Which user's
+``off``, ``read-only`` (the methods that change nothing) or ``read-write``, and members of
+the groups it names the level of their group when that is higher. Which user's
 tree a path lies in (owner-only trees) is the mount's business (``DavMount.check_owner``).
 """
 
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from .auth.basic import challenge
 from .config import AccessConfig
+from .dav.identity import MAY_WRITE
 
 log = logging.getLogger("davserver.access")
 
@@ -35,11 +37,13 @@ def admit(
     user: str | None,
     accounts: bool,
     reads: frozenset[str] = READ_METHODS,
+    groups: frozenset[str] = frozenset(),
 ) -> web.Response | None:
     """None when the mount's rules let the request in (``reads``: what read-only allows
-    there); else the answer: 401 for an anonymous request that could log in, 403
-    otherwise (and a log line)."""
-    level = rules.authenticated if user is not None else rules.anonymous
+    there; ``groups``: the user's, for the rules by group); else the answer: 401 for an
+    anonymous request that could log in, 403 otherwise (and a log line)."""
+    level = rules.level(user, groups)
+    request[MAY_WRITE] = level == "read-write"
     if allows(level, request.method, reads):
         return None
     if user is None and accounts:

@@ -17,19 +17,22 @@ from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.git import GitStorage
 
 from . import access, serverroot
-from .auth.basic import BasicAuth, challenge
+from .auth.basic import challenge
+from .auth.ldap import DirectoryUnavailable
+from .auth.logins import LoginFailed, Logins
 from .caldav.feature import CalDav, default_calendars
 from .caldav.services import CalDavSettings
 from .caldav.store.index import CalendarIndex
 from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
-from .config import AccessConfig, Config, MountConfig, SmtpConfig
+from .config import AccessConfig, Config, MountConfig, SmtpConfig, parse_size
 from .dav.context import DavSettings
-from .dav.core import Locking, WebDav
+from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
-from .dav.identity import USER
+from .dav.identity import AUTH_SOURCE, USER
+from .dav.quota import QuotaLimits
 from .events import EventBus, LocalBus
 from .locks.manager import LockManager
 from .locks.sqlite_store import SQLiteLockStore
@@ -46,8 +49,11 @@ from .scheduling.mail import Mailer, SmtpSettings
 from .scheduling.names import BOXES
 from .scheduling.records import SQLiteRecords
 from .state.changelog import SQLiteChangeLog
+from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import Generations
 from .state.mutex import Mutexes
+from .state.quota import QuotaCounters, SQLiteQuota
+from .state.uploads import UploadStore
 
 log = logging.getLogger("davserver")
 
@@ -55,6 +61,8 @@ log = logging.getLogger("davserver")
 ROOT_OPTIONS = {"DAV": "1, 2", "MS-Author-Via": "DAV", "Allow": "OPTIONS, PROPFIND"}
 LOCKS_FILE = "locks.sqlite3"
 CHANGES_FILE = "changes.sqlite3"
+CHECKSUMS_FILE = "checksums.sqlite3"
+QUOTA_FILE = "quota.sqlite3"
 GENERATIONS_FILE = "generations"
 WELL_KNOWN = "/.well-known/"
 
@@ -65,12 +73,16 @@ def build_mount(
     locks: LockManager,
     bus: EventBus,
     accounts: Callable[[], list[str]] = list,
+    checksums: ChecksumStore | None = None,
+    quotas: QuotaCounters | None = None,
 ) -> Mount:
-    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users."""
+    """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
+    ``checksums`` keeps the checksums of WebDAV trees' files, ``quotas`` the bytes their
+    quota'd trees use."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
-    rules = m.access.resolved(m.type, config.auth.htpasswd is not None)
+    rules = m.access.resolved(m.type, config.auth.accounts)
     settings = DavSettings(
         depth_infinity=m.depth_infinity,
         max_xml_size=server.max_xml_size,
@@ -106,7 +118,25 @@ def build_mount(
             copies = Mutexes(server.state_dir / f"{state}.locks")
             features.append(Scheduling(m.prefix, store, directory, records, mailer, copies))
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
-    return DavMount(m.prefix, build_storage(m, config), settings, locks, features, bus)
+    storage = build_storage(m, config)
+    features.append(PartialUpdate())
+    features.append(FileManager(UploadStore(server.state_dir / "uploads")))
+    if checksums is not None:
+        features.append(Checksums(m.prefix, checksums))
+    limits = quota_limits(m)
+    if quotas is not None and limits.any:
+        features.append(Quota(m.prefix, storage, quotas, limits))
+    return DavMount(m.prefix, storage, settings, locks, features, bus)
+
+
+def quota_limits(m: MountConfig) -> QuotaLimits:
+    """The quotas a WebDAV mount's table sets."""
+    return QuotaLimits(
+        mount=parse_size(m.quota) if m.quota else None,
+        user=parse_size(m.user_quota) if m.user_quota else None,
+        users={name: parse_size(size) for name, size in m.user_quotas.items()},
+        rescan=m.quota_rescan,
+    )
 
 
 def smtp_settings(smtp: SmtpConfig) -> SmtpSettings:
@@ -128,6 +158,8 @@ def build_storage(m: MountConfig, config: Config) -> Storage:
             identity=m.author,
             state_dir=config.server.state_dir,
             stale_lock_age=m.stale_lock_age,
+            gc_interval=m.gc_interval,
+            gc_loose_objects=m.gc_loose_objects,
         )
     assert m.root is not None
     return FilesystemStorage(m.root, PROPS_CODEC, path_lock_file(config.server.state_dir, m.root))
@@ -166,11 +198,11 @@ class Router:
         mounts: list[Mount],
         error_pages: dict[str, ErrorPages],
         access_rules: dict[str, AccessConfig],
-        auth: BasicAuth | None = None,
+        logins: Logins | None = None,
         max_xml: int = 1 << 20,
         max_props: int = 1000,
     ) -> None:
-        self.auth = auth
+        self.logins = logins
         # For a PROPFIND of the root that no mount holds:
         self.max_xml = max_xml
         self.max_props = max_props
@@ -216,17 +248,29 @@ class Router:
         """Check the credentials a request carries and the mount's access rules; None lets
         the request in, anything else is the answer (401 or 403). Every method of every
         mount passes here before any code of the mount runs."""
+        logins = self.logins
         user = None
-        if self.auth is not None and "Authorization" in request.headers:
-            user = await self.auth.user(request)
-            if user is None:
-                return challenge()
-            request[USER] = user
-        if mount is None:
-            return challenge() if self.auth is not None and user is None else None
-        prefix = mount.prefix
+        try:
+            login = await logins.login(request) if logins is not None else None
+            if login is not None:
+                user = request[USER] = login.user
+                request[AUTH_SOURCE] = login.source
+            if mount is None:
+                return challenge() if logins is not None and user is None else None
+            rules = self.access[mount.prefix]
+            groups = frozenset[str]()
+            if rules.groups and user is not None and logins is not None:
+                groups = await logins.groups.of(user)
+        except LoginFailed:
+            return challenge()
+        except DirectoryUnavailable as exc:
+            log.warning("%s %s: 503, the directory cannot be asked: %s",
+                        request.method, request.raw_path, exc)  # fmt: skip
+            return web.Response(
+                status=503, text="503 Service Unavailable\n", headers={"Retry-After": "10"}
+            )
         return access.admit(
-            request, self.access[prefix], user, self.auth is not None, self.reads[prefix]
+            request, rules, user, logins is not None, self.reads[mount.prefix], groups
         )
 
     def _well_known(self, request: web.Request) -> web.Response | None:
@@ -303,13 +347,17 @@ def create_app(config: Config) -> web.Application:
     locks = LockManager(SQLiteLockStore(state_dir / LOCKS_FILE), generations)
     changelog = SQLiteChangeLog(state_dir / CHANGES_FILE)
     bus = LocalBus(changelog, generations)
-    auth = BasicAuth(config.auth.htpasswd) if config.auth.htpasswd is not None else None
-    accounts = auth.names if auth is not None else list
-    mounts = [build_mount(m, config, locks, bus, accounts) for m in config.mounts]
+    logins = Logins(config) if config.auth.accounts else None
+    accounts = logins.names if logins is not None else list
+    checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
+    quotas = SQLiteQuota(state_dir / QUOTA_FILE)
+    mounts = [
+        build_mount(m, config, locks, bus, accounts, checksums, quotas) for m in config.mounts
+    ]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
-    rules = {m.prefix: m.access.resolved(m.type, auth is not None) for m in config.mounts}
+    rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
     server = config.server
-    router = Router(mounts, pages, rules, auth, server.max_xml_size, server.max_propfind_props)
+    router = Router(mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props)
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
@@ -320,8 +368,8 @@ def create_app(config: Config) -> web.Application:
         await offload(generations.open)
         await bus.open()
         await locks.open()
-        if auth is not None:
-            await auth.open()
+        if logins is not None:
+            await logins.open()
         for mount in mounts:
             await mount.open()
         for page_set in pages.values():
@@ -332,7 +380,11 @@ def create_app(config: Config) -> web.Application:
             await mount.close()
         await locks.close()
         await changelog.close()
+        await checksums.close()
+        await quotas.close()
         generations.close()
+        if logins is not None:
+            await offload(logins.close)
 
     app.on_startup.append(open_mounts)
     app.on_cleanup.append(close_mounts)

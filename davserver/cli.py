@@ -23,7 +23,7 @@ from aiohttp import web
 from . import cpu, malloc, sockets, tls
 from .accesslog import MountAccessLogger
 from .app import ROUTER_KEY, create_app
-from .auth import htpasswd, users_cli
+from .auth import apppasswords, htpasswd, users_cli
 from .config import Config, ConfigError, embedded_default, load, override
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
@@ -254,6 +254,11 @@ def _config(args: argparse.Namespace) -> Config:
                 "with `davserver user --config FILE add NAME`)"
             )
         htpasswd.read(accounts)  # a broken accounts file stops us here
+    if config.auth.accounts:
+        try:
+            apppasswords.read(config.app_passwords)  # and so does a broken app passwords file
+        except apppasswords.AppPasswordError as exc:
+            raise ConfigError(str(exc)) from None
     return config
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from dulwich.refs import Ref, check_ref_format
+from ldap3.core.exceptions import LDAPInvalidFilterError
+from ldap3.operation.search import parse_filter
 
 from .auth.htpasswd import valid_user_name
 
 EMBEDDED = "<embedded default>"
+APP_PASSWORDS_FILE = "app-passwords"
 MOUNT_TYPES = ("webdav", "caldav", "static", "cgi", "wsgi")
 BACKENDS = ("filesystem", "git")
 _IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\s]+>$")
@@ -28,10 +32,12 @@ _WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Keys that only some mount types take (every other key applies to all of them).
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity"),
+        ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity",
+         "gc_interval", "gc_loose_objects"),
         ("webdav", "caldav"),
     ),
     "root": ("webdav", "caldav", "static", "cgi"),
+    **dict.fromkeys(("quota", "user_quota", "user_quotas", "quota_rescan"), ("webdav",)),
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
     "contacts": ("caldav",),
@@ -52,11 +58,31 @@ _MAIL = re.compile(r"^[^@\s<>\\\"(),:;\[\]]+@[A-Za-z0-9.-]+$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 SMTP_TLS = ("starttls", "tls", "none")
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_GROUP = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
+GroupTable = dict[str, tuple[str, ...]]
 _MOUNT_PATH = re.compile(r"^/([A-Za-z0-9._~!$&'()*+,;=:@-]+(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?/?$")
 
 
 class ConfigError(Exception):
     """A configuration mistake, naming the file, the key and the problem."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+
+
+def parse_size(value: str) -> int:
+    """Bytes of a size such as ``"10 GiB"``, ``"500 MB"`` or ``"4096"`` (binary units
+    with ``i``, decimal without); ValueError for anything else."""
+    found = _SIZE.match(value)
+    if found is None:
+        raise ValueError(f'{value!r} is not a size such as "10 GiB" or "500 MB"')
+    unit = (found[2] or "").upper().removesuffix("B")
+    prefix = unit.removesuffix("I")
+    scale = 1024 ** (" KMGTP".index(prefix)) if unit.endswith("I") else _UNITS[prefix]
+    return int(float(found[1]) * scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +123,29 @@ class AccessConfig:
     None) take defaults that depend on the rest of the configuration: see ``resolved``."""
 
     anonymous: str = ""
-    authenticated: str = "read-write"
+    authenticated: str = ""
     owner_only: bool | None = None
+    groups: dict[str, str] = field(default_factory=dict)
+    """Group name → level: members of a group get at least that level."""
 
     def resolved(self, mount_type: str, accounts: bool) -> AccessConfig:
         """The rules with every default filled in: anonymous requests are off once there
-        are accounts, and CalDAV trees are owner-only."""
+        are accounts, authenticated ones read-write unless group rules say who may do
+        more (then off), and CalDAV trees are owner-only."""
         return AccessConfig(
             anonymous=self.anonymous or ("off" if accounts else "read-write"),
-            authenticated=self.authenticated,
+            authenticated=self.authenticated or ("off" if self.groups else "read-write"),
             owner_only=mount_type == "caldav" if self.owner_only is None else self.owner_only,
+            groups=self.groups,
         )
+
+    def level(self, user: str | None, groups: frozenset[str] = frozenset()) -> str:
+        """The level of a request of ``user`` (None: anonymous), a member of ``groups``:
+        the highest of ``authenticated`` and the levels of its groups."""
+        if user is None:
+            return self.anonymous
+        levels = [self.authenticated, *(v for g, v in self.groups.items() if g in groups)]
+        return max(levels, key=ACCESS_LEVELS.index)
 
 
 GZIP_TYPES = (
@@ -132,6 +170,8 @@ class MountConfig:
     branch: str = "main"
     author: str = "davserver <davserver@localhost>"
     stale_lock_age: float = 60.0
+    gc_interval: float = 3600.0
+    gc_loose_objects: int = 6700
     depth_infinity: bool = False
     default_user: str = "user"
     max_resource_size: int = 10 << 20
@@ -154,6 +194,10 @@ class MountConfig:
     pythonpath: tuple[Path, ...] = ()
     threads: int = 8
     access: AccessConfig = field(default_factory=AccessConfig)
+    quota: str = ""
+    user_quota: str = ""
+    user_quotas: dict[str, str] = field(default_factory=dict)
+    quota_rescan: float = 600.0
 
     @property
     def prefix(self) -> str:
@@ -162,14 +206,51 @@ class MountConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LdapConfig:
+    """The ``[auth] ldap`` table: logins checked against a directory (search, then bind as
+    the user found), and its groups (see docs/security.md)."""
+
+    url: str = ""
+    bind_dn: str = ""
+    bind_password: str = ""
+    base: str = ""
+    filter: str = "(uid={user})"
+    tls: str = ""
+    ca_file: Path | None = None
+    user_attribute: str = "uid"
+    group_base: str = ""
+    group_filter: str = "(|(member={dn})(uniqueMember={dn})(memberUid={user}))"
+    group_attribute: str = "cn"
+    timeout: float = 5.0
+
+    @property
+    def security(self) -> str:
+        """``tls`` with its default: ``ldaps`` for an ldaps:// URL, else ``starttls``."""
+        return self.tls or ("ldaps" if self.url.lower().startswith("ldaps://") else "starttls")
+
+
+LDAP_TLS = ("starttls", "ldaps", "off")
+
+
+@dataclass(frozen=True, slots=True)
 class AuthConfig:
     """The ``[auth]`` table."""
 
     htpasswd: Path | None = None
+    ldap: LdapConfig | None = None
+    proxy_header: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+    app_passwords: Path | None = None
     domain: str = "localhost"
     """The mail domain of the users the ``addresses`` table names no address for."""
     addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Each user's mail addresses (calendar user addresses), the preferred one first."""
+
+    @property
+    def accounts(self) -> bool:
+        """Whether any login source is configured (then anonymous access is off unless a
+        mount opens it)."""
+        return self.htpasswd is not None or self.ldap is not None or bool(self.proxy_header)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +276,13 @@ class Config:
     source: str = EMBEDDED
     auth: AuthConfig = field(default_factory=AuthConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    groups: GroupTable = field(default_factory=dict)
+    """The ``[groups]`` table: group name → user names."""
+
+    @property
+    def app_passwords(self) -> Path:
+        """The app passwords file: ``[auth] app_passwords``, else in the state folder."""
+        return self.auth.app_passwords or self.server.state_dir / APP_PASSWORDS_FILE
 
 
 def embedded_default(base: Path) -> Config:
@@ -222,8 +310,8 @@ def _check_table(
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{source}: {where}.{key}: unknown key (known keys: {known})")
         kind = fields[key].type
-        if kind == "AccessConfig":
-            out[key] = _check_table(source, f"{where}.{key}", value, AccessConfig, base)
+        if kind in _TABLES:
+            out[key] = _check_table(source, f"{where}.{key}", value, _TABLES[kind], base)
             continue
         kind = kind.removesuffix(" | None")
         expected: dict[str, type | tuple[type, ...]] = {
@@ -256,6 +344,10 @@ def _check_table(
     return out
 
 
+_TABLES: dict[str, type] = {"AccessConfig": AccessConfig, "LdapConfig | None": LdapConfig}
+"""Fields that hold a table of their own, checked against their dataclass."""
+
+
 def _lists_by_name(source: str, where: str, value: Any) -> dict[str, tuple[str, ...]]:
     """A table of lists of strings (each user's mail addresses)."""
     if not isinstance(value, dict) or not all(
@@ -265,7 +357,8 @@ def _lists_by_name(source: str, where: str, value: Any) -> dict[str, tuple[str, 
     return {name: tuple(v) for name, v in value.items()}
 
 
-def _check_auth(source: str, auth: AuthConfig) -> None:
+def _check_addresses(source: str, auth: AuthConfig) -> None:
+    """The mail domain and each user's calendar user addresses."""
     if not _DOMAIN.match(auth.domain):
         raise ConfigError(f"{source}: auth.domain: {auth.domain!r} is not a domain name")
     owners: dict[str, str] = {}
@@ -326,7 +419,7 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
             f"{source}: {where}.app: {m.app!r} is not a 'package.module:callable' name"
         )
     lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
-            ("stale_lock_age", 1))  # fmt: skip
+            ("stale_lock_age", 1), ("gc_interval", 0), ("gc_loose_objects", 1))  # fmt: skip
     for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")
@@ -337,6 +430,16 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
             f"{source}: {where}.default_user: {m.default_user!r} is not a usable user name "
             "(no colon, slash, space or control character, no dot first)"
         )
+    sizes = {"quota": m.quota, "user_quota": m.user_quota}
+    sizes.update({f"user_quotas.{k}": v for k, v in m.user_quotas.items()})
+    for key, value in sizes.items():
+        if value:
+            try:
+                parse_size(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {where}.{key}: {exc}") from None
+    if m.quota_rescan <= 0:
+        raise ConfigError(f"{source}: {where}.quota_rescan: must be more than 0 seconds")
     if m.backend == "filesystem" and m.repo is not None:
         raise ConfigError(f"{source}: {where}.repo: only the git backend uses it (use root)")
     if m.backend == "git":
@@ -406,7 +509,9 @@ def _known_charset(name: str) -> bool:
     return True
 
 
-def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> None:
+def _check_access(
+    source: str, where: str, m: MountConfig, accounts: bool, groups: GroupTable, ldap: bool
+) -> None:
     given = m.access
     for key in ("anonymous", "authenticated"):
         value = getattr(given, key)
@@ -416,27 +521,130 @@ def _check_access(source: str, where: str, m: MountConfig, accounts: bool) -> No
     access = given.resolved(m.type, accounts)
     if access.anonymous == "off" and not accounts:
         raise ConfigError(
-            f'{source}: {where}.access.anonymous: "off" needs accounts ([auth] htpasswd): '
-            "nobody could get in"
+            f'{source}: {where}.access.anonymous: "off" needs accounts ([auth] htpasswd, '
+            "ldap or proxy_header): nobody could get in"
         )
     if access.owner_only and m.type not in ("webdav", "caldav"):
         raise ConfigError(f"{source}: {where}.access.owner_only: only webdav and caldav trees")
     if access.owner_only and m.type == "webdav" and not accounts:
         raise ConfigError(
-            f"{source}: {where}.access.owner_only: needs accounts ([auth] htpasswd): "
-            "the trees belong to users"
+            f"{source}: {where}.access.owner_only: needs accounts ([auth] htpasswd, ldap or "
+            "proxy_header): the trees belong to users"
         )
+    _check_group_rules(source, f"{where}.access.groups", access, accounts, groups, ldap)
+
+
+def _check_group_rules(
+    source: str, where: str, access: AccessConfig, accounts: bool, groups: GroupTable, ldap: bool
+) -> None:
+    """Each group rule names a group there can be, with a level that gives its members
+    more than every authenticated user has."""
+    if access.groups and not accounts:
+        raise ConfigError(f"{source}: {where}: needs accounts (groups are of users)")
+    for name, level in access.groups.items():
+        if level not in ACCESS_LEVELS:
+            levels = ", ".join(ACCESS_LEVELS)
+            raise ConfigError(f"{source}: {where}.{name}: {level!r} is not one of {levels}")
+        if name not in groups and not ldap:
+            raise ConfigError(
+                f"{source}: {where}.{name}: no such group (define it in [groups], or "
+                "configure [auth] ldap for directory groups)"
+            )
+        if ACCESS_LEVELS.index(level) <= ACCESS_LEVELS.index(access.authenticated):
+            raise ConfigError(
+                f"{source}: {where}.{name}: {level!r} gives nothing more than "
+                f'authenticated = {access.authenticated!r} (lower authenticated, e.g. to "off")'
+            )
+
+
+def _check_auth(source: str, auth: AuthConfig) -> None:
+    if bool(auth.proxy_header) != bool(auth.trusted_proxies):
+        raise ConfigError(
+            f"{source}: auth.trusted_proxies: proxy_header and trusted_proxies go together "
+            "(the header is believed only from those addresses)"
+        )
+    header = auth.proxy_header
+    if header and not _HEADER.match(header):
+        raise ConfigError(f"{source}: auth.proxy_header: {header!r} is not a header name")
+    if header.lower() in ("authorization", "host", "content-length"):
+        raise ConfigError(f"{source}: auth.proxy_header: {header!r} cannot carry a user")
+    for i, net in enumerate(auth.trusted_proxies):
+        try:
+            ipaddress.ip_network(net)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: auth.trusted_proxies[{i}]: {exc}") from None
+    if auth.ldap is not None:
+        _check_ldap(source, auth.ldap)
+    _check_addresses(source, auth)
+
+
+def _check_ldap(source: str, ldap: LdapConfig) -> None:
+    where = f"{source}: auth.ldap"
+    scheme = ldap.url.lower().partition("://")[0]
+    if scheme not in ("ldap", "ldaps") or not ldap.url.partition("://")[2].strip("/"):
+        raise ConfigError(f"{where}.url: {ldap.url!r} must be ldap://HOST[:PORT] or ldaps://...")
+    if not ldap.base:
+        raise ConfigError(f"{where}.base: missing (where the users are searched)")
+    if ldap.tls and ldap.tls not in LDAP_TLS:
+        raise ConfigError(f"{where}.tls: {ldap.tls!r} is not one of {', '.join(LDAP_TLS)}")
+    if (ldap.security == "ldaps") != (scheme == "ldaps"):
+        raise ConfigError(f'{where}.tls: "ldaps" and an ldaps:// URL go together')
+    if "{user}" not in ldap.filter or not _valid_filter(ldap.filter):
+        raise ConfigError(f"{where}.filter: {ldap.filter!r} must be an LDAP filter with {{user}}")
+    if not _valid_filter(ldap.group_filter):
+        raise ConfigError(f"{where}.group_filter: {ldap.group_filter!r} is not an LDAP filter")
+    if bool(ldap.bind_dn) != bool(ldap.bind_password):
+        raise ConfigError(f"{where}.bind_password: bind_dn and bind_password go together")
+    if ldap.timeout <= 0:
+        raise ConfigError(f"{where}.timeout: must be more than 0 seconds")
+    if ldap.ca_file is not None and not ldap.ca_file.is_file():
+        raise ConfigError(f"{where}.ca_file: {ldap.ca_file} is not a file")
+    for key in ("user_attribute", "group_attribute"):
+        if not _ATTRIBUTE.match(getattr(ldap, key)):
+            raise ConfigError(f"{where}.{key}: {getattr(ldap, key)!r} is not an attribute name")
+
+
+def _valid_filter(text: str) -> bool:
+    """Whether ``text``, its {user} and {dn} filled in, is an LDAP search filter."""
+    example = text.replace("{user}", "ann").replace("{dn}", "uid=ann,dc=example")
+    try:
+        parse_filter(example, None, True, True, None, False)
+    except LDAPInvalidFilterError:
+        return False
+    return True
+
+
+def _check_groups(source: str, table: Any) -> GroupTable:
+    """The ``[groups]`` table: each group a list of user names."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: groups: must be a table (name = [users])")
+    groups: GroupTable = {}
+    for name, users in table.items():
+        if not _GROUP.match(name):
+            raise ConfigError(f"{source}: groups.{name!r}: not a usable group name")
+        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+            raise ConfigError(f"{source}: groups.{name}: must be a list of user names")
+        for user in users:
+            if not valid_user_name(user):
+                raise ConfigError(f"{source}: groups.{name}: {user!r} is not a usable user name")
+        groups[name] = tuple(users)
+    return groups
 
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth", "smtp"}
+    unknown = set(data) - {"server", "mounts", "auth", "groups", "smtp"}
     if unknown:
         raise ConfigError(
-            f"{source}: {sorted(unknown)[0]}: unknown table (use server, auth, smtp, mounts)"
+            f"{source}: {sorted(unknown)[0]}: unknown table "
+            "(use server, auth, groups, smtp, mounts)"
         )
-    auth = AuthConfig(**_check_table(source, "auth", data.get("auth", {}), AuthConfig, base))
+    auth_values = _check_table(source, "auth", data.get("auth", {}), AuthConfig, base)
+    if "ldap" in auth_values:
+        auth_values["ldap"] = LdapConfig(**auth_values["ldap"])
+    auth = AuthConfig(**auth_values)
     _check_auth(source, auth)
+    groups = _check_groups(source, data.get("groups", {}))
     smtp = SmtpConfig(**_check_table(source, "smtp", data.get("smtp", {}), SmtpConfig, base))
     _check_smtp(source, smtp)
     server = ServerConfig(
@@ -457,11 +665,13 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
             values["access"] = AccessConfig(**values["access"])
         mount = MountConfig(**values)
         _check_mount(source, where, mount)
-        _check_access(source, where, mount, auth.htpasswd is not None)
+        _check_access(source, where, mount, auth.accounts, groups, auth.ldap is not None)
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
-    return Config(server=server, mounts=tuple(mounts), source=source, auth=auth, smtp=smtp)
+    return Config(
+        server=server, mounts=tuple(mounts), source=source, auth=auth, groups=groups, smtp=smtp
+    )
 
 
 def load(path: Path) -> Config:

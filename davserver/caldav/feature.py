@@ -9,13 +9,14 @@ change events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from davserver.backends.base import Resource
 from davserver.dav.context import Context, ServiceKey, Tree
+from davserver.dav.exports import SERVICE as EXPORTS
 from davserver.dav.features import (
     Discovery,
     Feature,
@@ -30,6 +31,8 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
 from . import copymove, mkcalendar, put, report
+from .export import CalendarExport
+from .members import indexed_members
 from .names import c, dav
 from .props import (
     INDEXED,
@@ -137,7 +140,7 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings}
+        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CalendarExport()}
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for
@@ -192,6 +195,12 @@ class CalDav(Feature):
         if await offload(timezone_problem, text) is None:
             return {}
         return {c("calendar-timezone"): c("valid-calendar-data")}
+
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The members of a calendar, from the index (see caldav/members.py)."""
+        return await indexed_members(self.store, "calendar", renderer, res)
 
     def subscribe(self, bus: EventBus, tree: Tree) -> None:
         """Keep the calendar index current from the tree's change events; of the changes

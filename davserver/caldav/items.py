@@ -18,9 +18,15 @@ from davserver.backends.base import Resource
 from davserver.dav import multistatus
 from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
-from davserver.dav.paths import href
-from davserver.dav.props import PropRenderer, PropRequest, prop_selection, propstat
-from davserver.dav.xml import escape, status_line
+from davserver.dav.paths import href, member_href
+from davserver.dav.props import (
+    PropRenderer,
+    PropRequest,
+    etag_element,
+    prop_selection,
+    propstat,
+)
+from davserver.dav.xml import status_line
 from davserver.ical.spans import Span
 from davserver.runtime.threads import offload
 
@@ -235,24 +241,24 @@ class IndexedRenderer:
     def _etags(self, path: str, items: CalendarItems, names: list[str]) -> list[str]:
         """Responses with the getetag alone (a sync or a query asking nothing else) from
         the index, without a resource per item: what _simple_response gives."""
-        prefix = self.prefix
+        base = href(self.prefix, path, True)
         out = []
         for name in names:
-            link = href(prefix, f"{path}/{name}", False)
+            link = member_href(base, name)
             item = items.get(name)
             if item is None:
                 out.append(missing(link))
             else:
-                found = f"<D:getetag>{escape(item.etag)}</D:getetag>"
                 out.append(
-                    f"<D:response><D:href>{link}</D:href>{propstat(found, 200)}</D:response>"
+                    f"<D:response><D:href>{link}</D:href>"
+                    f"{propstat(etag_element(item.etag), 200)}</D:response>"
                 )
         return out
 
     def _simple_response(self, res: Resource, text: str | None) -> str:
         """What the general renderer gives for getetag and the data, both found."""
         found = "".join(
-            f"<D:getetag>{escape(res.etag)}</D:getetag>" if name == GETETAG else text or ""
+            etag_element(res.etag) if name == GETETAG else text or ""
             for name in self.props.request.names
         )
         link = href(self.prefix, res.path, False)

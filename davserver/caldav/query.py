@@ -66,22 +66,24 @@ def select(items: CalendarItems, flt: filters.CompFilter) -> Selection:
         out.test = {n: None for n, it in items.items() if not wanted or it.component in wanted}
         return out
     sub = subs[0]
-    kind = {n for n, it in items.items() if it.component == sub.name}
     rng = sub.time_range
     if rng is None:
+        kind = {n for n, it in items.items() if it.component == sub.name}
         if sub.only_time:
             out.passed = kind
         else:
             out.test = dict.fromkeys(kind)
         return out
+    # The range first: of thousands of items, it leaves a few to look at the type of.
     certain, unsure = items.overlapping(rng.lo, rng.hi)
-    certain &= kind
+    certain = {n for n in certain if items[n].component == sub.name}
+    unsure = {n for n in unsure if items[n].component == sub.name}
     if sub.only_time:
         out.passed = certain
     else:
         hints = not _has_alarm_range(sub)
         out.test = {n: items[n].spans if hints else None for n in certain}
-    out.test.update(dict.fromkeys(unsure & kind))
+    out.test.update(dict.fromkeys(unsure))
     return out
 
 

@@ -10,10 +10,11 @@ in the address-book space and return None elsewhere, so CalDAV's answer for the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from davserver.backends.base import Resource
+from davserver.caldav.members import indexed_members
 from davserver.caldav.props import INDEXED, indexed_values
 from davserver.caldav.store.follow import follow, uncache
 from davserver.caldav.store.layout import ADDRESSBOOKS, CalendarStore, place
@@ -112,6 +113,12 @@ class CardDav(Feature):
                 seq = await self.store.index.token(where.book)
                 epoch = await self.store.index.epoch()
                 renderer.values.update(indexed_values(res.path, seq, epoch))
+
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The members of an address book, from the index (see caldav/members.py)."""
+        return await indexed_members(self.store, "addressbook", renderer, res)
 
     def subscribe(self, bus: EventBus, tree: Tree) -> None:
         """Keep the index of the address books current from the tree's change events; of

@@ -20,6 +20,11 @@ def parse_etags(value: str) -> list[tuple[bool, str]] | None:
 
 
 def _http_date(value: str) -> float | None:
+    return parse_http_date(value)
+
+
+def parse_http_date(value: str) -> float | None:
+    """Seconds since the epoch of an HTTP date (None when it is none)."""
     try:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):

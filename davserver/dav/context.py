@@ -8,7 +8,7 @@ through typed :class:`ServiceKey` entries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
@@ -166,3 +166,8 @@ class Context:
     async def annotate(self, renderer: PropRenderer, batch: list[Resource]) -> None:
         """Work out, before rendering, property values that need I/O."""
         await self.features.annotate(self, renderer, batch)
+
+    async def members(self, renderer: PropRenderer, res: Resource) -> AsyncIterator[str] | None:
+        """The responses of the members of ``res`` as a feature renders them from its
+        index (None: list and render them)."""
+        return await self.features.members(self, renderer, res)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
+
 from aiohttp import web
 
 from davserver.backends.base import AlreadyExists, Resource
 
-from . import conditions, multistatus
+from . import conditions, multistatus, quota
 from .context import Context
 from .errors import DAVError
 from .locking import require_unlocked
@@ -79,8 +82,17 @@ async def _transfer(
     on_dst = expectation(ctx, dst, headers=False)
     expect_dst = on_dst if overwrite else absent(on_dst)
     message = f"{ctx.request.method} /{src} -> /{dst}"
+    charge: AbstractAsyncContextManager[None] = contextlib.nullcontext()
+    quotas = ctx.tree.services.get(quota.SERVICE)
+    if quotas is not None and (quotas.trees(src) or quotas.trees(dst)):
+        shallow = not is_move and depth == "0"
+        size = res.size if not res.is_collection else 0 if shallow else await quotas.size(src)
+        replaced = 0
+        if target is not None:
+            replaced = target.size if not target.is_collection else await quotas.size(dst)
+        charge = quotas.transfer(src if is_move else None, dst, size, replaced)
     try:
-        async with ctx.storage.change(author=ctx.author, message=message) as change:
+        async with charge, ctx.storage.change(author=ctx.author, message=message) as change:
             # A file onto a file needs no delete first: the backends replace it atomically,
             # so a full disk or a crash leaves the old destination, not nothing.
             if target is not None and (target.is_collection or res.is_collection):

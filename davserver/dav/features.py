@@ -13,7 +13,7 @@ next one is asked (CalDAV's PUT takes calendar objects, WebDAV's core PUT the re
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,14 @@ class Feature:
 
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
         """Work out, before a batch renders, property values that need I/O."""
+
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The responses of the members of the collection ``res`` (a PROPFIND of Depth 1)
+        when the feature gives them faster than listing and rendering each (from an
+        index); None: they are listed and rendered as usual."""
+        return None
 
     async def check_props(
         self, ctx: Context, res: Resource, props: Mapping[str, bytes]
@@ -234,6 +242,17 @@ class FeatureSet:
         """Let every feature work out the values that need I/O for ``batch``."""
         for feature in self.features:
             await feature.annotate(ctx, renderer, batch)
+
+    async def members(
+        self, ctx: Context, renderer: PropRenderer, res: Resource
+    ) -> AsyncIterator[str] | None:
+        """The first feature's rendering of the members of ``res`` (see
+        :meth:`Feature.members`), or None."""
+        for feature in self.features:
+            found = await feature.members(ctx, renderer, res)
+            if found is not None:
+                return found
+        return None
 
     async def check_props(
         self, ctx: Context, res: Resource, props: Mapping[str, bytes]

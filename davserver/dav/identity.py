@@ -7,6 +7,12 @@ from aiohttp import web
 ANONYMOUS = "anonymous"
 USER = web.RequestKey("davserver.user", str)
 """Where authentication puts the name of the user a request comes from."""
+MAY_WRITE = web.RequestKey("davserver.may_write", bool)
+"""Where the access rules say whether the request's user may change the mount (the
+file manager shows its write controls only then)."""
+AUTH_SOURCE = web.RequestKey("davserver.auth_source", str)
+"""Which login source vouched for that user (``htpasswd``, ``ldap``, ``app-password``,
+``proxy``), for the access log."""
 
 
 def author(request: web.Request) -> str:

@@ -63,6 +63,12 @@ def href(prefix: str, path: str, is_collection: bool) -> str:
     return url
 
 
+def member_href(collection_href: str, name: str) -> str:
+    """The href of the member ``name`` (a file) of the collection whose href (ending in
+    ``/``) is ``collection_href``: what :func:`href` gives for its path."""
+    return collection_href + (name if _PLAIN(name) else quote(name, safe=_HREF_SAFE))
+
+
 def destination_raw_path(header: str, request_host: str | None) -> str:
     """The raw path of a Destination header (or of an href naming a resource); 502 when it
     names another server, 400 when it is no URL."""

@@ -124,6 +124,11 @@ async def propfind(ctx: Context) -> web.StreamResponse:
         shared = settings.owner_only and ctx.owner(path) is None
         visible = ctx.may_enter if shared else None
         infinite = depth == "infinity"
+        indexed = None if infinite or shared else await ctx.members(renderer, res)
+        if indexed is not None:
+            async for part in indexed:
+                yield part
+            return
         async for batch in walk(storage, path, infinite=infinite, dead_props=dead, visible=visible):
             await ctx.annotate(renderer, batch)
             async for part in multistatus.render_in_slices(renderer.render, batch):

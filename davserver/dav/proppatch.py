@@ -5,19 +5,51 @@ from __future__ import annotations
 from aiohttp import web
 from lxml import etree
 
-from davserver.backends.base import DeadProps
+from davserver.backends.base import DeadProps, FileChange
 
-from . import multistatus
+from . import checksums, multistatus
 from .body import read_xml
+from .conditions import parse_http_date
 from .context import Context
 from .errors import DAVError
 from .locking import require_unlocked
 from .paths import href
 from .preconditions import expectation
 from .props import propstat
+from .write import client_mtime
 from .xml import empty_element
 
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
+"""Windows Explorer's modification time (an HTTP date): kept as a property, and the
+file's modification time is set from it."""
+OC_MTIME = "{DAV:}lastmodified"
+"""ownCloud's way to set a modification time (seconds since 1970; rclone's
+``propset_mtime``): sets the file's time, is not kept as a property."""
+NOT_KEPT = frozenset({OC_MTIME, checksums.CHECKSUMS})
+"""Names a PROPPATCH accepts without keeping them: ownCloud clients send the checksums
+they know with a modification time; the server has its own."""
+
+
+def _text(value: bytes) -> str:
+    return "".join(etree.fromstring(value).itertext()).strip()
+
+
+def requested_mtime(ops: list[tuple[str, bytes | None]]) -> float | None:
+    """The modification time a PROPPATCH sets, if any (400 when it is not a time)."""
+    mtime: float | None = None
+    for name, value in ops:
+        if value is None or name not in (WIN32_MTIME, OC_MTIME):
+            continue
+        text = _text(value)
+        if name == OC_MTIME:
+            mtime = client_mtime(text)
+        else:
+            found = parse_http_date(text)
+            if found is None:
+                raise DAVError(400, f"Win32LastModifiedTime {text!r} is not an HTTP date")
+            mtime = found
+    return mtime
 
 
 def serialize_property(prop: etree._Element) -> bytes:
@@ -55,6 +87,17 @@ def parse_update(root: etree._Element | None) -> list[tuple[str, bytes | None]]:
     return ops
 
 
+async def _keep_checksums(ctx: Context, old: str, new: str) -> None:
+    """Checksums known of a file stay its own when only its time changed (and with it,
+    on the filesystem, its ETag)."""
+    service = ctx.tree.services.get(checksums.SERVICE)
+    if service is None or old == new:
+        return
+    known = (await service.store.get(service.mount, [old])).get(old)
+    if known is not None:
+        await service.remember(new, known)
+
+
 async def proppatch(ctx: Context) -> web.StreamResponse:
     """Set and remove dead properties; refuse protected live ones with 403 and the rest 424."""
     path = ctx.path
@@ -81,12 +124,14 @@ async def proppatch(ctx: Context) -> web.StreamResponse:
         if others:
             body += propstat("".join(empty_element(n) for n in others), 424)
     else:
+        mtime = requested_mtime(ops)
+        kept = [(name, value) for name, value in ops if name not in NOT_KEPT]
 
         def update(current: DeadProps) -> DeadProps:
             # Applied to the properties there at the moment of the write: two PROPPATCHes
             # of different properties both keep theirs.
             props = dict(current)
-            for name, value in ops:
+            for name, value in kept:
                 if value is None:
                     props.pop(name, None)
                 else:
@@ -95,7 +140,12 @@ async def proppatch(ctx: Context) -> web.StreamResponse:
 
         message = f"PROPPATCH /{path}"
         async with ctx.storage.change(author=ctx.author, message=message) as change:
-            await change.set_props(path, update, expect=expectation(ctx, path))
+            expect = expectation(ctx, path)
+            if kept or mtime is None:
+                await change.set_props(path, update, expect=expect)
+            if mtime is not None and isinstance(change, FileChange):
+                touched = await change.set_mtime(path, mtime, expect=expect)
+                await _keep_checksums(ctx, res.etag, touched.etag)
         body = propstat("".join(empty_element(n) for n in names), 200)
     link = href(ctx.prefix, path, res.is_collection)
     return multistatus.complete(f"<D:response><D:href>{link}</D:href>{body}</D:response>")

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from davserver.backends.base import NotFound
 
-from . import conditions, history, listing, send
+from . import archive, conditions, exports, history, listing, send
 from .charset import with_charset
 from .context import Context
 from .props import http_date
@@ -27,6 +27,10 @@ async def get(ctx: Context) -> web.StreamResponse:
     """Send a file (ranges, conditionals, sendfile) or an HTML listing of a collection;
     ``?history`` and ``?version=`` ask for past versions instead (see history.py)."""
     request = ctx.request
+    if request.query:
+        found_asset = listing.asset(request)
+        if found_asset is not None:
+            return found_asset
     if history.requested(request):
         found = await history.answer(ctx)
         if isinstance(found, web.StreamResponse):
@@ -44,6 +48,13 @@ async def get(ctx: Context) -> web.StreamResponse:
         await send.close(body)
         return web.Response(status=status, headers=headers if status == 304 else None)
     if res.is_collection:
+        if "zip" in request.query:
+            return await archive.respond(ctx, res)
+        exporter = ctx.tree.services.get(exports.SERVICE)
+        if "export" in request.query and exporter is not None:
+            exported = await exports.respond(ctx, exporter, res.path)
+            if exported is not None:
+                return exported
         return await listing.respond(ctx, res, headers)
     content_type = res.content_type or "application/octet-stream"
     headers["Content-Type"] = with_charset(content_type, ctx.settings.default_charset)

@@ -34,6 +34,11 @@ def _zone(tzid: str) -> ZoneInfo | None:
         return None
 
 
+def _unfold(raw: str) -> str:
+    """A content line without its folds."""
+    return _FOLD.sub("", raw) if "\n" in raw else raw
+
+
 def _key(line: str) -> str:
     return line.partition(":")[0].partition(";")[0].upper()
 
@@ -79,9 +84,9 @@ def _instance(block: list[str], span: Span, recurring: bool) -> list[str] | None
     out: list[str] = []
     depth = 0
     is_date = False
-    override = any(_key(_FOLD.sub("", raw)) == "RECURRENCE-ID" for raw in block)
+    override = any(_key(_unfold(raw)) == "RECURRENCE-ID" for raw in block)
     for raw in block:
-        line = _FOLD.sub("", raw)
+        line = _unfold(raw)
         key = _key(line)
         if key == "BEGIN":
             depth += 1
@@ -146,12 +151,11 @@ def expand_known(data: bytes, spans: Sequence[Span], rng: TimeRange) -> str | No
     if depth != 0 or not head or _key(head[0]) != "BEGIN":
         return None
     recurring = len(blocks) > 1 or any(
-        _key(_FOLD.sub("", raw)) in _RECURRENCE for block in blocks for raw in block
+        _key(_unfold(raw)) in _RECURRENCE for block in blocks for raw in block
     )
     out = head
-    for span in spans:
-        if not overlaps(span, rng.lo, rng.hi):
-            continue
+    lo, hi = rng.lo, rng.hi
+    for span in [s for s in spans if overlaps(s, lo, hi)]:
         if span.source >= len(blocks):
             return None
         instance = _instance(blocks[span.source], span, recurring)

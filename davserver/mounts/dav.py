@@ -18,6 +18,7 @@ from aiohttp import web
 from davserver.access import READ_METHODS
 from davserver.auth.basic import challenge
 from davserver.backends.base import Storage, StorageError
+from davserver.dav import csrf
 from davserver.dav.context import Context, DavSettings, ServiceKey
 from davserver.dav.errors import DAVError
 from davserver.dav.features import Feature, FeatureSet, Layout
@@ -102,6 +103,8 @@ class DavMount:
             await self.locks.sync()
             if "#" in request.raw_path:
                 raise DAVError(400, "a request target cannot carry a fragment")
+            if request.method not in READ_METHODS:
+                csrf.check(request)
             path = self.storage_path(request.raw_path)
             user = request.get(USER)
             ctx = Context(request, path, self, user, self.features.principal(user))

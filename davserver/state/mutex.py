@@ -28,6 +28,7 @@ class Mutexes:
         self._path = path
         self._fd: int | None = None
         self._local: dict[int, asyncio.Lock] = {}
+        self._holders: dict[int, asyncio.Task[object]] = {}
 
     def open(self) -> None:
         """Open the lock file (blocking: off the event loop, or at start)."""
@@ -43,23 +44,39 @@ class Mutexes:
 
     @contextlib.asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[None]:
-        """Hold the lock named ``name`` for the block."""
+        """Hold the lock named ``name`` for the block (a task already holding it passes:
+        a write holding a collection's lock may refresh that collection)."""
         stripe = zlib.crc32(name.encode("utf-8", "surrogateescape")) % STRIPES
+        task = asyncio.current_task()
+        if task is not None and self._holders.get(stripe) is task:
+            yield
+            return
         local = self._local.setdefault(stripe, asyncio.Lock())
         async with local:
-            fd = self._fd
-            if fd is None:
-                yield
-                return
-            while True:
-                try:
-                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                        raise
-                await asyncio.sleep(RETRY)
+            if task is not None:
+                self._holders[stripe] = task
             try:
-                yield
+                async with self._across(stripe):
+                    yield
             finally:
-                fcntl.lockf(fd, fcntl.LOCK_UN, 1, stripe)
+                self._holders.pop(stripe, None)
+
+    @contextlib.asynccontextmanager
+    async def _across(self, stripe: int) -> AsyncIterator[None]:
+        """The byte of ``stripe`` in the shared file, for the block."""
+        fd = self._fd
+        if fd is None:
+            yield
+            return
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+            await asyncio.sleep(RETRY)
+        try:
+            yield
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, stripe)

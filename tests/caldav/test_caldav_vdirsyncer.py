@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
 from caldav_data import EVENTS, event
 from helpers import ServerProcess, snapshot
 
@@ -19,10 +17,6 @@ VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
 COUNT = 200
 # What vdirsyncer prints when it changes something (copying, updating, deleting items).
 ACTION = re.compile(r"^(Copying|Updating|Deleting)", re.MULTILINE)
-
-pytestmark = pytest.mark.skipif(
-    not VDIRSYNCER.exists() and shutil.which("vdirsyncer") is None, reason="needs vdirsyncer"
-)
 
 
 def vdirsyncer(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

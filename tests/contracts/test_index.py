@@ -215,3 +215,17 @@ async def test_indexes_at_one_place_share_items_and_tokens(opener: Open) -> None
     other.uncache_home("al")
     assert other.cached("al/tasks") is None and other.cached(CAL) is not None
     assert as_dict(await other.items("al/tasks")) == {}
+
+
+async def test_an_index_reads_again_only_the_items_another_changed(opener: Open) -> None:
+    one, other = opener(), opener()  # two processes sharing the state
+    await one.update(CAL, {"a.ics": item('"1"'), "b.ics": item('"2"', "uid-2")}, [])
+    before = await other.items(CAL)
+    await one.update(CAL, {"a.ics": item('"3"'), "c.ics": item('"4"', "uid-4")}, ["b.ics"])
+    other.uncache(CAL, ["a.ics", "b.ics", "c.ics"])  # what the change events name
+    after = await other.items(CAL)
+    assert after is before  # the rest of memory kept
+    assert as_dict(after) == {"a.ics": item('"3"'), "c.ics": item('"4"', "uid-4")}
+    assert after.with_uid("uid-2") == set() and after.with_uid("uid-4") == {"c.ics"}
+    other.uncache("al/never-read", ["x.ics"])  # nothing in memory: nothing to do
+    assert other.cached("al/never-read") is None

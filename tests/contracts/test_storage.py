@@ -25,12 +25,15 @@ from davserver.backends.base import (
     Changed,
     Conflict,
     DeadProps,
+    FileChange,
+    Measured,
     NameTooLong,
     NotFound,
     Precondition,
     PreconditionFailed,
     PropsCodec,
     PropsUpdate,
+    RangeNotSatisfiable,
     Resource,
     Storage,
     StorageError,
@@ -703,3 +706,200 @@ async def test_several_operations_of_a_block_are_heard_in_order(store: Store) ->
         ("created", "c/b.txt", None, False),
         ("deleted", "c/a.txt", None, False),
     ]
+
+
+# -- what a file store offers besides (FileChange, Measured) -------------------------------
+
+
+async def update(
+    store: Store, path: str, offset: int | None, data: bytes, **kwargs: object
+) -> Resource:
+    """A ranged write in a change block of its own."""
+    async with store.storage.change(author=AUTHOR, message="update") as change:
+        assert isinstance(change, FileChange)
+        resource, _ = await change.update(path, offset, data, len(data), **kwargs)  # type: ignore[arg-type]
+    return resource
+
+
+def streamed(data: bytes, piece: int = 3) -> AsyncIterator[bytes]:
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), piece):
+            yield data[i : i + piece]
+
+    return pieces()
+
+
+@pytest.mark.parametrize(
+    ("offset", "data", "expected"),
+    [
+        (None, b"XY", b"0123456789XY"),
+        (10, b"XY", b"0123456789XY"),
+        (0, b"XY", b"XY23456789"),
+        (4, b"XY", b"0123XY6789"),
+        (8, b"XYZW", b"01234567XYZW"),
+        (-2, b"XY", b"01234567XY"),
+        (-3, b"XYZW", b"0123456XYZW"),
+    ],
+    ids=["append", "at-end", "start", "middle", "past-end", "last-bytes", "from-end-longer"],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["bytes", "streamed"])
+async def test_update_writes_a_range_and_keeps_the_rest(
+    store: Store, offset: int | None, data: bytes, expected: bytes, stream: bool
+) -> None:
+    await store.write("f.txt", b"0123456789")
+    await store.set_props("f.txt", {PROP: PROP_XML})
+    before = await store.etag("f.txt")
+    store.heard.clear()
+    async with store.storage.change(author=AUTHOR, message="update") as change:
+        assert isinstance(change, FileChange)
+        body = streamed(data) if stream else data
+        res, created = await change.update("f.txt", offset, body, len(data))
+    assert not created and res.size == len(expected)
+    assert await store.data("f.txt") == expected
+    assert res.etag == await store.etag("f.txt") != before
+    found = await store.storage.stat("f.txt", dead_props=True)
+    assert found is not None and dict(found.dead_props or {}) == {PROP: PROP_XML}
+    assert store.kinds() == [("modified", "f.txt", None, False)]
+
+
+async def test_update_makes_a_file_only_when_asked_and_from_the_start(store: Store) -> None:
+    await unchanged(store, lambda: update(store, "new.txt", None, b"x"), NotFound)
+    await unchanged(
+        store, lambda: update(store, "new.txt", 3, b"x", create=True), RangeNotSatisfiable
+    )
+    res = await update(store, "new.txt", 0, b"hello", create=True)
+    assert res.size == 5 and await store.data("new.txt") == b"hello"
+    assert store.kinds()[-1] == ("created", "new.txt", None, False)
+
+
+@pytest.mark.parametrize("offset", [11, 100, -11])
+async def test_an_update_outside_the_file_changes_nothing(store: Store, offset: int) -> None:
+    await store.write("f.txt", b"0123456789")
+    await unchanged(store, lambda: update(store, "f.txt", offset, b"x"), RangeNotSatisfiable)
+    with pytest.raises(RangeNotSatisfiable) as caught:
+        await update(store, "f.txt", offset, b"x")
+    assert (caught.value.status, caught.value.size) == (416, 10)
+
+
+async def test_update_refusals_change_nothing(store: Store) -> None:
+    await store.mkcol("folder")
+    await store.write("f.txt", b"0123456789")
+    await unchanged(store, lambda: update(store, "folder", 0, b"x"), AlreadyExists)
+    await unchanged(store, lambda: update(store, "missing/f.txt", 0, b"x", create=True), Conflict)
+    await unchanged(
+        store, lambda: update(store, "f.txt", 2, b"x", expect=refuse), PreconditionFailed
+    )
+
+    async def short() -> None:
+        async with store.storage.change(author=AUTHOR, message="short") as change:
+            assert isinstance(change, FileChange)
+            await change.update("f.txt", None, streamed(b"abc"), 5)
+
+    await unchanged(store, short, ValueError)
+
+
+async def test_update_sees_what_it_replaces(store: Store) -> None:
+    first = await store.write("f.txt", b"0123")
+    seen: list[str | None] = []
+    await update(store, "f.txt", None, b"45", expect=lambda r: seen.append(r.etag if r else None))
+    assert seen == [first.etag]
+
+
+async def write_at(store: Store, path: str, data: bytes, mtime: float) -> Resource:
+    async with store.storage.change(author=AUTHOR, message="write") as change:
+        assert isinstance(change, FileChange)
+        resource, _ = await change.write(path, data, mtime=mtime)
+    return resource
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["bytes", "streamed"])
+async def test_a_write_may_set_the_modification_time(store: Store, stream: bool) -> None:
+    async with store.storage.change(author=AUTHOR, message="write") as change:
+        assert isinstance(change, FileChange)
+        res, _ = await change.write(
+            "old.txt", streamed(b"data") if stream else b"data", mtime=1_000_000_000.7
+        )
+    assert int(res.mtime) == 1_000_000_000
+    found = await store.storage.stat("old.txt")
+    assert found is not None and int(found.mtime) == 1_000_000_000
+    listed = await store.names("")
+    assert int(listed["old.txt"].mtime) == 1_000_000_000
+    again = await store.write("old.txt", b"new bytes")  # a write without one: now
+    assert again.mtime > 1_600_000_000
+
+
+async def test_set_mtime_changes_the_time_and_nothing_else(store: Store) -> None:
+    await store.write("f.txt", b"bytes")
+    await store.set_props("f.txt", {PROP: PROP_XML})
+    store.heard.clear()
+    async with store.storage.change(author=AUTHOR, message="touch") as change:
+        assert isinstance(change, FileChange)
+        res = await change.set_mtime("f.txt", 1_234_567_890)
+    assert int(res.mtime) == 1_234_567_890
+    found = await store.storage.stat("f.txt", dead_props=True)
+    assert found is not None and int(found.mtime) == 1_234_567_890
+    assert dict(found.dead_props or {}) == {PROP: PROP_XML}
+    assert await store.data("f.txt") == b"bytes"
+    assert store.kinds() == [("props", "f.txt", None, False)]
+
+    async def touch(path: str, **kwargs: object) -> None:
+        async with store.storage.change(author=AUTHOR, message="touch") as change:
+            assert isinstance(change, FileChange)
+            await change.set_mtime(path, 5, **kwargs)  # type: ignore[arg-type]
+
+    await unchanged(store, lambda: touch("missing.txt"), NotFound)
+    await unchanged(store, lambda: touch("f.txt", expect=refuse), PreconditionFailed)
+
+
+async def test_usage_counts_the_bytes_of_files_below_a_path(store: Store) -> None:
+    storage = store.storage
+    assert isinstance(storage, Measured)
+    assert await storage.usage("") == 0
+    await store.mkcol("a")
+    await store.mkcol("a/b")
+    await store.write("a/one.txt", b"x" * 10)
+    await store.write("a/b/two.txt", b"y" * 100)
+    await store.write("top.txt", b"z" * 1000)
+    await store.set_props("a/one.txt", {PROP: PROP_XML})  # bookkeeping does not count
+    assert await storage.usage("") == 1110
+    assert await storage.usage("a") == 110
+    assert await storage.usage("a/b/two.txt") == 100
+    with pytest.raises(NotFound):
+        await storage.usage("missing")
+
+
+async def test_an_append_cut_by_a_crash_is_rolled_back_at_the_next_start(tmp_path: Path) -> None:
+    """The filesystem backend appends in place: the undo record a killed writer leaves
+    (registered, held by nobody) gives the file its old size back when the store opens."""
+    import json
+    import os
+
+    from davserver.backends.temps import REGISTRY_DIR, UNDO_MAGIC
+
+    storage = filesystem(tmp_path, PROPS_CODEC)
+    await storage.open()
+    store = Store(storage, CountingCodec())
+    await store.write("f.txt", b"0123456789")
+    await storage.close()
+    root = tmp_path / "root"
+    st = os.stat(root / "f.txt")
+    with open(root / "f.txt", "ab") as f:
+        f.write(b"half an append")
+    record = {"name": "f.txt", "ino": st.st_ino, "size": st.st_size,
+              "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns}  # fmt: skip
+    (root / ".davtmp-dead-1").write_bytes(UNDO_MAGIC + json.dumps(record).encode())
+    (root / REGISTRY_DIR).mkdir()
+    (root / REGISTRY_DIR / ".davtmp-dead-1").symlink_to("../.davtmp-dead-1")
+    storage = filesystem_again(tmp_path)
+    await storage.open()
+    try:
+        assert (root / "f.txt").read_bytes() == b"0123456789"
+        assert os.stat(root / "f.txt").st_mtime_ns == st.st_mtime_ns
+        assert sorted(os.listdir(root)) == ["f.txt"]
+    finally:
+        await storage.close()
+
+
+def filesystem_again(folder: Path) -> Storage:
+    """The filesystem backend over the folder ``filesystem`` made before."""
+    return FilesystemStorage(folder / "root", PROPS_CODEC)

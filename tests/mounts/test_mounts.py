@@ -97,10 +97,10 @@ async def test_one_server_fronts_the_whole_site(
         for path in ("/dav/note.txt", "/cgi-bin/hi.sh", "/app/ ", "GET / ", "/missing")
         if path in line
     }
-    assert lines["/dav/note.txt"].endswith("mount=/dav")
-    assert lines["/cgi-bin/hi.sh"].endswith("mount=/cgi-bin")
-    assert lines["/app/ "].endswith("mount=/app")
-    assert lines["GET / "].endswith("mount=/")
+    assert lines["/dav/note.txt"].endswith("mount=/dav auth=-")
+    assert lines["/cgi-bin/hi.sh"].endswith("mount=/cgi-bin auth=-")
+    assert lines["/app/ "].endswith("mount=/app auth=-")
+    assert lines["GET / "].endswith("mount=/ auth=-")
     assert '"GET /missing HTTP/1.1" 404' in lines["/missing"]
 
 

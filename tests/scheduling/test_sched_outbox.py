@@ -216,6 +216,20 @@ async def test_refused_posts_deliver_nothing(
     assert snapshot(site.store) == before
 
 
+async def test_a_request_a_form_could_send_is_refused(site: Site) -> None:
+    """An iTIP request sent as a form's type (which another site's page could make the
+    user's browser send) delivers nothing; a client's text/calendar needs no more."""
+    data = meeting("x4", attendees=("bob",)).replace(
+        b"VERSION:2.0", b"VERSION:2.0\r\nMETHOD:REQUEST"
+    )
+    before = snapshot(site.store)
+    ans = await post(site, "ann", data, "text/plain")
+    assert ans.status == 403
+    assert snapshot(site.store) == before
+    assert (await post(site, "ann", data)).status == 200
+    assert len(await site.inbox("bob")) == 1
+
+
 async def test_another_users_outbox_is_refused(site: Site) -> None:
     before = snapshot(site.store)
     ans = await post(site, "bob", freebusy(), box=outbox("ann"))

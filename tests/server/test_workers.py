@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -170,6 +171,39 @@ def test_calendar_changes_through_one_worker_are_seen_through_the_other(
             "event-0.ics" not in fresh("REPORT", calendar, data=query, headers={"Depth": "1"}).text
         )
     assert len(pids_in_log(server)) == 2
+
+
+def test_racing_calendar_puts_over_workers_are_each_one_change(
+    cluster: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """A worker that sees (through the change feed) an item the other worker has just
+    written reads the index again rather than taking it for a change made behind the
+    server's back: every PUT is one change, none is summarized or counted twice."""
+    server = cluster()
+    calendar = server.url + "/caldav/calendars/user/calendar/"
+
+    def put(n: int) -> tuple[int, str]:
+        uid = f"race-{n}"
+        r = fresh("PUT", f"{calendar}{uid}.ics", data=EVENT.format(uid=uid).encode(),
+                  headers={"Content-Type": "text/calendar"})  # fmt: skip
+        return r.status_code, r.text
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(put, range(80)))
+    assert {status for status, _ in answers} == {201}, answers
+    sync = (
+        '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/>'
+        "<D:prop><D:getetag/></D:prop></D:sync-collection>"
+    )
+    for _ in range(4):  # both workers
+        listed = re.findall(r"race-\d+\.ics", fresh("REPORT", calendar, data=sync).text)
+        assert sorted(listed) == sorted(f"race-{n}.ics" for n in range(80))
+    with sqlite3.connect(tmp_path / "state" / "caldav_caldav.sqlite3") as db:
+        rows = db.execute(
+            "SELECT name, COUNT(*) FROM changes WHERE name LIKE 'race-%' GROUP BY name"
+        ).fetchall()
+    assert len(rows) == 80 and {count for _, count in rows} == {1}
+    assert "outside" not in server.log()
 
 
 def test_a_worker_that_dies_is_replaced(cluster: Callable[..., ServerProcess]) -> None:

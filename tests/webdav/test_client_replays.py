@@ -473,7 +473,7 @@ async def test_windows_explorer_maps_the_share_opens_edits_and_saves_a_file(
         # Mapping: OPTIONS on the host root, whatever is mounted there.
         r = await w.send(req(WIN_OPTIONS))
         assert r.status == 200
-        assert r.header("DAV") == "1, 2"
+        assert r.header("DAV").startswith("1, 2")
         assert r.header("MS-Author-Via") == "DAV"
         assert r.body == b""
         assert not r.closed
@@ -882,7 +882,7 @@ async def test_macos_finder_copies_a_file_in_with_its_appledouble_file(
     async with wire(client) as w:
         r = await w.send(req(MAC_OPTIONS))
         assert r.status == 200
-        assert r.header("DAV") == "1, 2"  # class 2, or Finder mounts read-only
+        assert r.header("DAV").startswith("1, 2")  # class 2, or Finder mounts read-only
         assert "LOCK" in (r.header("Allow") or "")
         assert r.closed
 

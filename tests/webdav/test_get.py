@@ -88,9 +88,10 @@ def parse_byteranges(content_type: str, body: bytes) -> list[tuple[str, str, byt
 
 
 def links_of(page: str) -> dict[str, str]:
-    """The links of an HTML listing as {text: href}."""
+    """The links of an HTML listing's entries (and its parent) as {text: href}."""
     tree = lxml.html.fromstring(page)
-    return {a.text_content(): a.get("href") for a in tree.iter("a")}
+    cells = tree.xpath('//table[@id="listing"]//td[@class="name"]/a')
+    return {a.text_content(): a.get("href") for a in cells}
 
 
 # -- OPTIONS ------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ async def test_options_advertises_dav(client: TestClient, root: Path, path: str)
     (root / "file.txt").write_bytes(b"x")
     resp = await client.options(path)
     assert resp.status == 200
-    assert resp.headers["DAV"] == "1, 2"
+    assert resp.headers["DAV"] == "1, 2, sabredav-partialupdate"
     assert resp.headers["MS-Author-Via"] == "DAV"
     allowed = {m.strip() for m in resp.headers["Allow"].split(",")}
     assert allowed >= set(DAV_METHODS)

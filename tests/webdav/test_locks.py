@@ -75,7 +75,7 @@ async def file(client: TestClient, root: Path) -> str:
 
 async def test_options_says_class_2(client: TestClient) -> None:
     resp = await client.options("/")
-    assert resp.headers["DAV"] == "1, 2"
+    assert resp.headers["DAV"] == "1, 2, sabredav-partialupdate"
     assert "LOCK" in resp.headers["Allow"] and "UNLOCK" in resp.headers["Allow"]
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 from davserver.backends.base import Resource
 
+from davserver.dav.paths import href
 from davserver.dav.props import LIVE, LiveRenderer, PropRenderer, PropRequest
 from davserver.locks.manager import Lock
 
@@ -63,3 +64,52 @@ def test_the_allprop_shortcut_renders_like_the_live_table(
     assert fast.render(res) == general.render(res)
     assert fast._standard_allprop
     assert not general._standard_allprop
+
+
+FILES = [r for r in RESOURCES if not r.is_collection]
+FILE_NAMES = (
+    "{DAV:}getetag", "{DAV:}getcontenttype", "{DAV:}getcontentlength",
+    "{DAV:}getlastmodified", "{DAV:}resourcetype", "{DAV:}creationdate",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("res", FILES, ids=lambda r: r.path)
+@pytest.mark.parametrize("minimal", [False, True])
+@pytest.mark.parametrize(
+    "names",
+    [FILE_NAMES, FILE_NAMES[:1], FILE_NAMES[1:2], FILE_NAMES[::-1], FILE_NAMES[1:3]],
+    ids=["all", "etag", "type", "reversed", "type+length"],
+)
+def test_the_file_renderer_renders_like_the_live_table(
+    res: Resource, minimal: bool, names: tuple[str, ...]
+) -> None:
+    renderer = PropRenderer("/dav", PropRequest("prop", names), minimal=minimal)
+    render = renderer.file_renderer()
+    assert render is not None
+    assert render(href("/dav", res.path, False), res) == renderer.render(res)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        PropRequest("allprop"),
+        PropRequest("propname"),
+        PropRequest("prop", ()),
+        PropRequest("prop", ("{DAV:}getetag", "{DAV:}displayname")),
+        PropRequest("prop", ("{DAV:}getetag", "{DAV:}lockdiscovery")),
+        PropRequest("prop", ("{DAV:}getetag", "{urn:x}dead")),
+    ],
+)
+def test_the_file_renderer_is_only_for_the_properties_files_alone_give(
+    request_: PropRequest,
+) -> None:
+    assert PropRenderer("/dav", request_).file_renderer() is None
+
+
+def test_the_file_renderer_needs_the_live_renderers_or_a_voucher() -> None:
+    request = PropRequest("prop", ("{DAV:}getetag", "{DAV:}resourcetype"))
+    live = {**LIVE, "{DAV:}resourcetype": lambda r, res: LIVE["{DAV:}resourcetype"](r, res)}
+    renderer = PropRenderer("/dav", request, live=live)
+    assert renderer.file_renderer() is None
+    assert renderer.file_renderer(frozenset({"{DAV:}resourcetype"})) is not None
+    assert PropRenderer("/dav", request, live=general_table()).file_renderer() is None

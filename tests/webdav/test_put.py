@@ -183,18 +183,6 @@ async def test_put_if_none_match_star_on_new_is_201(client: TestClient, root: Pa
 
 
 @pytest.mark.parametrize("existing", [True, False], ids=["existing", "new"])
-async def test_put_with_content_range_is_400(
-    client: TestClient, root: Path, existing: bool
-) -> None:
-    if existing:
-        (root / "f.txt").write_bytes(b"0123456789")
-    before = snapshot(root)
-    resp = await client.put("/f.txt", data=b"ab", headers={"Content-Range": "bytes 2-3/10"})
-    assert resp.status == 400
-    assert snapshot(root) == before
-
-
-@pytest.mark.parametrize("existing", [True, False], ids=["existing", "new"])
 async def test_put_chunked_shorter_than_expected_entity_length_is_400(
     client: TestClient, root: Path, existing: bool
 ) -> None:

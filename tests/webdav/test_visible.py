@@ -132,7 +132,7 @@ async def test_git_history_page(make_git_client: Any, repo: Path, tmp_path: Path
         'fix<span class="esc" title="U+202E RIGHT-TO-LEFT OVERRIDE">\\u202e</span>gnp.exe' in page
     )
     assert 'Mal<span class="esc" title="U+200B ZERO WIDTH SPACE">\\u200b</span>lory' in page
-    assert len(re.findall(r"\?version=[0-9a-f]{40}", page)) == 3
+    assert len(set(re.findall(r"\?version=[0-9a-f]{40}", page))) == 3
 
 
 @pytest.mark.parametrize("text", ["", "abc", "a b", "\u0301", "✓"])

@@ -71,14 +71,17 @@ def _touch(store: CalendarStore, where: Place) -> None:
 
 def uncache(store: CalendarStore, space: str, events: Sequence[ChangeEvent]) -> None:
     """Of the changes another process made in ``space`` (it wrote the index), drop what
-    this process holds in memory: the collections involved are read again when asked."""
+    this process holds in memory: the items involved, or the whole collections when more
+    than items changed, are read again when asked."""
     index = store.index
     for event in events:
         for path in (event.path, event.to):
             where = place(path) if path is not None else None
             if where is None or where.space != space:
                 continue
-            if where.collection:
+            if where.kind == "item" and where.collection and where.name and not event.is_collection:
+                index.uncache(where.collection, (where.name,))
+            elif where.collection:
                 index.uncache(where.collection)
             elif where.kind == "home" and where.inner:
                 index.uncache_home(where.inner)

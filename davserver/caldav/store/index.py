@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from array import array
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +61,8 @@ _ADDED = (
     ("card", "TEXT"),
 )
 _COLUMNS = "name, etag, uid, component, " + ", ".join(name for name, _ in _ADDED)
+_ROWS_PER_QUERY = 500
+"""Names per ``IN`` list (SQLite allows 32,766 parameters; smaller lists plan better)."""
 STALE = Summary(None, None, (), float("inf"), float("-inf"))
 """The summary of a row that an older version wrote: to be worked out again."""
 
@@ -116,6 +119,8 @@ class CalendarIndex:
     def __init__(self, path: Path) -> None:
         self._db = SQLiteThread(path, _SCHEMA, "calindex", self._opened)
         self._items: dict[str, CalendarItems] = {}
+        self._reread: dict[str, set[str]] = {}
+        """Per cached calendar, the names whose rows another process changed."""
         self._epoch: str | None = None
         self._new_epoch = secrets.token_hex(4)
         """The epoch the database gets when this process makes it."""
@@ -151,16 +156,20 @@ class CalendarIndex:
         """The items of a calendar when they are in memory already."""
         return self._items.get(calendar)
 
-    def uncache(self, calendar: str) -> None:
+    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
         """Forget what memory holds of a calendar (another process changed it in the
-        database): it is read again when next asked for."""
-        self._items.pop(calendar, None)
+        database), or of the items ``names`` only: they are read again when next asked for."""
+        if names is None:
+            self._items.pop(calendar, None)
+            self._reread.pop(calendar, None)
+        elif calendar in self._items:
+            self._reread.setdefault(calendar, set()).update(names)
 
     def uncache_home(self, home: str) -> None:
         """Forget what memory holds of every collection in the home at inner path ``home``."""
         prefix = home + "/"
         for calendar in [c for c in self._items if c.startswith(prefix)]:
-            del self._items[calendar]
+            self.uncache(calendar)
 
     async def items(self, calendar: str) -> CalendarItems:
         """The indexed items of a calendar (items an older version indexed have the
@@ -180,7 +189,33 @@ class CalendarIndex:
                 for name, item in rows:
                     cached.put(name, item)
                 self._items[calendar] = cached
+        if calendar in self._reread:
+            await self._read_again(calendar, cached)
         return cached
+
+    async def _read_again(self, calendar: str, cached: CalendarItems) -> None:
+        """Bring the items another process changed up to date in memory."""
+        names = sorted(self._reread.pop(calendar))
+
+        def load(db: sqlite3.Connection) -> list[tuple[str, Item]]:
+            found: list[tuple[str, Item]] = []
+            for i in range(0, len(names), _ROWS_PER_QUERY):
+                part = names[i : i + _ROWS_PER_QUERY]
+                query = (
+                    f"SELECT {_COLUMNS} FROM items WHERE calendar = ? "
+                    f"AND name IN ({', '.join('?' * len(part))})"
+                )
+                found += [_item(row) for row in db.execute(query, (calendar, *part))]
+            return found
+
+        none: list[tuple[str, Item]] = []
+        rows = dict(await self._db.read(load, none))
+        for name in names:
+            item = rows.get(name)
+            if item is not None:
+                cached.put(name, item)
+            elif name in cached:
+                cached.remove(name)
 
     async def update(
         self,
@@ -227,15 +262,14 @@ class CalendarIndex:
         at the same URL then has a new ctag, and a token of the old one learns that its
         items are gone."""
         await self._drop("calendar = ?", (calendar,), touched=calendar)
-        self._items.pop(calendar, None)
+        self.uncache(calendar)
 
     async def forget_home(self, home: str) -> None:
         """Drop (and log as deleted) the items of every collection of a deleted home
         (its inner path)."""
         prefix = home + "/"
         await self._drop("substr(calendar, 1, ?) = ?", (len(prefix), prefix))
-        for calendar in [c for c in self._items if c.startswith(prefix)]:
-            del self._items[calendar]
+        self.uncache_home(home)
 
     async def _drop(self, where: str, args: tuple[object, ...], touched: str = "") -> None:
         def drop(db: sqlite3.Connection) -> None:
@@ -297,8 +331,9 @@ class ItemIndex(Protocol):
     def cached(self, calendar: str) -> CalendarItems | None:
         """The items of a calendar when they are in memory already."""
 
-    def uncache(self, calendar: str) -> None:
-        """Forget what memory holds of a calendar (another process changed it)."""
+    def uncache(self, calendar: str, names: Collection[str] | None = None) -> None:
+        """Forget what memory holds of a calendar (another process changed it), or of
+        its items ``names`` only."""
 
     def uncache_home(self, home: str) -> None:
         """Forget what memory holds of every collection in the home at inner path ``home``."""

@@ -222,6 +222,9 @@ class CalendarStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._feed: Feed | None = None
         self._stale: set[str] = set()
+        self._unsettled: dict[str, set[str] | None] = {}
+        """Per calendar, what a refresh found to differ from memory and settles under the
+        collection's lock: some members, or (None) the whole listing."""
         self._listener: ChangeListener | None = None
         self.bodies = BodyCache()
         self._underway: dict[int, bytes] = {}
@@ -330,7 +333,13 @@ class CalendarStore:
             return None
         assert where.user is not None and where.space is not None
         if await self._home_exists(where.space, where.user):
-            return None
+            if props is None or where.inner is None:
+                return None
+            # A default collection missing from a home that exists: the home may be in
+            # the making (by another worker); look again once it is made.
+            async with self.making_home(where.space, where.user):
+                res = await self.inner.stat(where.inner, dead_props=dead_props)
+            return self._outer(res) if res is not None else None
         if props is None:
             return self._virtual(path, {} if dead_props else None)
         return self._virtual(path, props if dead_props else None)
@@ -415,6 +424,12 @@ class CalendarStore:
         shares the state."""
         return self._mutexes.hold(f"collection\0{collection}")
 
+    def making_home(self, space: str, user: str) -> AbstractAsyncContextManager[None]:
+        """The lock held while a home and its default collections are made (so that a
+        default collection that is missing from a home being made is waited for, not
+        taken for one its user deleted), in every process that shares the state."""
+        return self._mutexes.hold(f"home\0{space}\0{user}")
+
     def mark_stale(self, calendar: str) -> None:
         """Have the next :meth:`refresh` of ``calendar`` list it in full (a change the
         index could not follow item by item: a copy or move into it)."""
@@ -424,31 +439,79 @@ class CalendarStore:
         """Bring the index of ``calendar`` (inner path) in line with the stored items and
         return it: the items the change feed names are looked at again, or all of them
         when there is no feed, it cannot tell, or the calendar was marked stale. What
-        changed behind the server's back is read, summarized and reported as changes."""
+        changed behind the server's back is read, summarized and reported as changes.
+
+        What differs from memory is settled under the collection's lock (the one writes
+        checking UIDs hold, in every process): the index rows are read again first, so
+        that an item another worker has just written and indexed is not taken for an
+        outside change."""
         lock = self._locks.setdefault(calendar, asyncio.Lock())
         async with lock:
             items = await self.index.items(calendar)
-            names = await self._feed.changes(calendar) if self._feed is not None else None
-            if names is None or calendar in self._stale:
-                self._stale.discard(calendar)
-                if self._feed is not None:
-                    await self._feed.start(calendar)
-                await self._rescan(calendar, items)
-            elif names:
-                await self._recheck(calendar, items, names)
+            if calendar not in self._unsettled:
+                names = await self._feed.changes(calendar) if self._feed is not None else None
+                if names is None or calendar in self._stale:
+                    self._stale.discard(calendar)
+                    if self._feed is not None:
+                        await self._feed.start(calendar)
+                    self._unsettled[calendar] = None
+                elif names:
+                    differing = await self._differing(calendar, items, names)
+                    if not differing:
+                        return items
+                    self._unsettled[calendar] = differing
+                else:
+                    return items
+        async with self.writing(calendar), lock:
+            if calendar not in self._unsettled:  # settled meanwhile by another request
+                return await self.index.items(calendar)
+            names = self._unsettled.pop(calendar)
+            if names is None:
+                return await self._rescan(calendar)
+            self.index.uncache(calendar, names)
+            items = await self.index.items(calendar)
+            await self._recheck(calendar, items, names)
             return items
 
-    async def _rescan(self, calendar: str, items: CalendarItems) -> None:
-        """Compare the whole listing of a calendar with its index."""
+    async def _differing(self, calendar: str, items: CalendarItems, names: set[str]) -> set[str]:
+        """Of the members the change feed named, those whose state differs from memory."""
+        found = await asyncio.gather(*(self.inner.stat(f"{calendar}/{n}") for n in names))
+        differing = set()
+        for name, res in zip(names, found, strict=True):
+            if res is not None and res.is_collection:
+                if name not in items.folders:
+                    differing.add(name)
+            elif name in items.folders:
+                differing.add(name)
+            else:
+                known = items.get(name)
+                if (known is None) != (res is None) or (
+                    known is not None and res is not None and known.etag != res.etag
+                ):
+                    differing.add(name)
+        return differing
+
+    async def _rescan(self, calendar: str) -> CalendarItems:
+        """Compare the whole listing of a calendar with its index (the rows of the items
+        that differ from memory read again first)."""
         current: dict[str, Resource] = {}
         folders: set[str] = set()
         with contextlib.suppress(NotFound):
             async for batch in self.inner.children(calendar):
                 current.update((r.name, r) for r in batch if not r.is_collection)
                 folders.update(r.name for r in batch if r.is_collection)
+        items = await self.index.items(calendar)
+        differing = {n for n in items if n not in current}
+        differing.update(
+            n for n, r in current.items() if (known := items.get(n)) is None or known.etag != r.etag
+        )
+        if differing:
+            self.index.uncache(calendar, differing)
+            items = await self.index.items(calendar)
         items.folders = folders
         removed = [name for name in items if name not in current]
         await self._reconcile(calendar, items, current, removed)
+        return items
 
     async def _recheck(self, calendar: str, items: CalendarItems, names: set[str]) -> None:
         """Look again at the members the change feed named."""
@@ -626,15 +689,16 @@ class CalendarChange:
         exists."""
         if await self._store._home_exists(space, user):
             return
-        await self._ensure_homes(space)
-        home = home_path(space, user)
-        try:
-            await self._inner.mkcol(home)
-        except AlreadyExists:  # made meanwhile by another request
-            return
-        for name, props in self._store.homes[space].items():
-            await self._inner.mkcol(f"{home}/{name}")
-            await self._inner.set_props(f"{home}/{name}", props, note=MADE_WITH_HOME)
+        async with self._store.making_home(space, user):
+            await self._ensure_homes(space)
+            home = home_path(space, user)
+            try:
+                await self._inner.mkcol(home)
+            except AlreadyExists:  # made meanwhile by another request
+                return
+            for name, props in self._store.homes[space].items():
+                await self._inner.mkcol(f"{home}/{name}")
+                await self._inner.set_props(f"{home}/{name}", props, note=MADE_WITH_HOME)
 
     async def write(
         self,
