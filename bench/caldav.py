@@ -1,10 +1,11 @@
 """CalDAV query benchmark: davserver vs Radicale 3.9 vs Xandikos 0.4.10 on the same calendar.
 
-Usage: .venv/bin/python bench/caldav.py [--n 10000] [--meetings 500] [--iterations 20]
-                                        [--peer-iterations 5]
+Usage: .venv/bin/python bench/caldav.py [--n 10000] [--floating 1000] [--meetings 500]
+                                        [--iterations 20] [--peer-iterations 5]
                                         [--servers davserver,radicale,xandikos]
 
-It loads 10,000 generated events over three years (bench/caldav_gen.py) into each server by
+It loads 10,000 generated events over three years and 1,000 at floating times
+(bench/caldav_gen.py; the calendar is made with a calendar-timezone) into each server by
 PUT (4 concurrent clients; a peer's upload is cut after --peer-upload-s and the rest copied
 into its storage folder, as the team's reference does), then 500 meetings the benchmark's
 user organizes with three other users of the server (davserver delivers each to three
@@ -389,6 +390,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--n", type=int, default=10000, help="events to load")
+    ap.add_argument("--floating", type=int, default=1000, help="floating events to load too")
     ap.add_argument("--meetings", type=int, default=500, help="meetings to load after them")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--iterations", type=int, default=20, help="per workload, davserver")
@@ -403,15 +405,15 @@ def main() -> None:
     names = [s.strip() for s in args.servers.split(",") if s.strip()]
     if any(n != "davserver" for n in names):
         ensure_peers()
-    items = generate(args.n, args.seed)
+    items = generate(args.n, args.seed, args.floating)
     meetings = generate_meetings(args.meetings, args.seed)
     print(
         f"{len(items)} events and {len(meetings)} meetings generated; computing the expected "
         "answers",
         flush=True,
     )
-    cache = BENCH / ".cache-caldav" / f"expected-{args.n}-{args.meetings}-{args.seed}.json"
-    want = expected(items + meetings, cache)
+    cache = f"expected-{args.n}-{args.floating}-{args.meetings}-{args.seed}.json"
+    want = expected(items + meetings, BENCH / ".cache-caldav" / cache)
     results: dict[str, dict] = {}
     for name in names:
         srv = Server(name, Path(tempfile.mkdtemp(prefix=f"caldavbench-{name}-")))

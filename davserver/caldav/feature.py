@@ -30,8 +30,8 @@ from davserver.dav.props import LiveRenderer, PropRenderer
 from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 
-from . import copymove, mkcalendar, put, report
-from .export import CalendarExport
+from . import copymove, mkcalendar, principals, put, report
+from .export import CollectionExport
 from .members import indexed_members
 from .names import c, dav
 from .props import (
@@ -40,6 +40,7 @@ from .props import (
     components_xml,
     indexed_values,
     live_table,
+    principal_table,
     supported_reports,
 )
 from .services import CALENDARS, SETTINGS, CalDavSettings
@@ -91,6 +92,14 @@ class CalDavLayout(Layout):
         """The authenticated user, else the default one."""
         return user or self.default_user
 
+    def read_only(self, path: str) -> bool:
+        """The mount root and the principals are made up, not stored: nothing changes them."""
+        return place(path).kind in ("root", "principals", "principal", "none")
+
+    def principal_path(self, user: str) -> str | None:
+        """``principals/<user>``."""
+        return f"{PRINCIPALS}/{user}"
+
 
 class CalDav(Feature):
     """Calendars over the tree's :class:`CalendarStore` (its storage)."""
@@ -121,8 +130,9 @@ class CalDav(Feature):
         }
 
     def reports(self) -> Mapping[str, Report]:
-        """calendar-multiget, calendar-query, free-busy-query, sync-collection."""
-        return report.REPORTS
+        """calendar-multiget, calendar-query, free-busy-query, sync-collection, and the
+        principal reports."""
+        return {**report.REPORTS, **principals.REPORTS}
 
     def properties(self) -> Mapping[str, LiveProperty]:
         """The CalDAV live properties (their renderers are per user: user_properties)."""
@@ -140,7 +150,7 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CalendarExport()}
+        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CollectionExport()}
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for
@@ -159,6 +169,12 @@ class CalDav(Feature):
             settings = self.settings
             table = live_table(
                 self.prefix, principal, settings.max_resource_size, settings.addresses
+            )
+            # Of the requester, whatever resource of the other tree is asked about.
+            table.update(
+                principal_table(
+                    self.prefix, principal, by_resource=False, addresses=settings.addresses
+                )
             )
             props = {name: table[name] for name in DISCOVERY}
             link = href(self.prefix, f"{PRINCIPALS}/{principal}", True)

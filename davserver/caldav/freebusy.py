@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import tzinfo
 
 from aiohttp import web
 from lxml import etree
@@ -23,6 +24,7 @@ from .services import calendars
 from .store.items import Item
 from .store.layout import CalendarStore, place
 from .timerange import parse_range
+from .timezones import calendar_zone
 
 BATCH = 64
 
@@ -45,24 +47,32 @@ def parse_free_busy(root: etree._Element) -> TimeRange:
 
 
 async def free_busy_query(ctx: Context, root: etree._Element) -> web.StreamResponse:
-    """The busy time of a calendar's events in the range asked for."""
+    """The busy time of a calendar's events in the range asked for (floating times in
+    the calendar's ``calendar-timezone``, else UTC)."""
     where = place(ctx.path)
     if where.kind != "calendar" or not where.calendar:
         raise DAVError(403, "free-busy-query works on calendars", condition="supported-report")
     rng = parse_free_busy(root)
-    busy = await busy_in(calendars(ctx), where.calendar, rng)
+    store = calendars(ctx)
+    zone = await calendar_zone(store, ctx.path, rng.lo, rng.hi)
+    busy = await busy_in(store, where.calendar, rng, zone=zone)
     text = vfreebusy(busy, rng, time.time())
     return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
 
 
 async def busy_in(
-    store: CalendarStore, calendar: str, rng: TimeRange, attendee: frozenset[str] = frozenset()
+    store: CalendarStore,
+    calendar: str,
+    rng: TimeRange,
+    attendee: frozenset[str] = frozenset(),
+    zone: tzinfo | None = None,
 ) -> list[tuple[str, float, float]]:
     """(FBTYPE, start, end) of the busy time of the events of ``calendar`` (inner path)
     in the range; events where one of the ``attendee`` addresses declined leave it free,
-    and those they have not answered make it BUSY-TENTATIVE."""
+    and those they have not answered make it BUSY-TENTATIVE; floating times and dates
+    count in ``zone`` (the calendar's, None: UTC)."""
     items = await store.refresh(calendar)
-    certain, unsure = items.overlapping(rng.lo, rng.hi)
+    certain, unsure = items.overlapping(rng.lo, rng.hi, zone)
     names = sorted(n for n in certain | unsure if items[n].component == "VEVENT")
     busy: list[tuple[str, float, float]] = []
     for i in range(0, len(names), BATCH):
@@ -70,5 +80,5 @@ async def busy_in(
         found = await asyncio.gather(*(store.item_body(calendar, n) for n in batch))
         bodies = [f[1] if f is not None else None for f in found]
         hints = [_hint(items.get(n), f, n in certain) for n, f in zip(batch, found, strict=True)]
-        busy += await offload(all_busy, bodies, hints, rng, attendee)
+        busy += await offload(all_busy, bodies, hints, rng, attendee, zone)
     return busy

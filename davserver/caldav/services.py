@@ -24,6 +24,10 @@ class CalDavSettings:
     addresses: Callable[[str], Sequence[str]] = local_addresses
     """A user's calendar user addresses (``mailto:`` URIs, the preferred one first);
     their principal URL is one too (RFC 6638 §2.4.1)."""
+    principal_search: str = "authenticated"
+    """Who finds other users' principals by principal-property-search: ``everyone``,
+    ``authenticated`` (anonymous requests find their own only) or ``self`` (nobody finds
+    another's)."""
 
 
 CALENDARS = ServiceKey[CalendarStore]("caldav.calendars")

@@ -5,13 +5,14 @@ time free; tentative ones make it BUSY-TENTATIVE."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import icalendar
 
 from .meeting import address, params, values
-from .spans import Span, main_components, overlaps, spans_between
+from .spans import Span, absolute, main_components, overlaps, spans_between
 from .timerange import TimeRange
+from .zones import parse
 
 PRODID = "-//davserver//free-busy//EN"
 Period = tuple[float, float]
@@ -48,18 +49,21 @@ def busy_periods(
     spans: Sequence[Span] | None,
     rng: TimeRange,
     attendee: frozenset[str] = frozenset(),
+    zone: tzinfo | None = None,
 ) -> list[tuple[str, float, float]]:
     """(FBTYPE, start, end) of the busy time of one object within the range, for a
-    calendar user with the addresses ``attendee`` (none: as the events say)."""
+    calendar user with the addresses ``attendee`` (none: as the events say); floating
+    times and dates in ``zone`` (None: UTC)."""
     try:
-        calendar = icalendar.Calendar.from_ical(data)
+        calendar = parse(data)
     except (ValueError, IndexError, KeyError, TypeError):
         return []
     main = main_components(calendar)
     if spans is None:
         spans = spans_between(calendar, "VEVENT", rng.lo, rng.hi)
     out = []
-    for span in spans:
+    for found in spans:
+        span = absolute(found, zone)
         component = main[span.source]
         if component.name != "VEVENT" or span.end <= span.start:
             continue
@@ -106,10 +110,11 @@ def all_busy(
     hints: list[Sequence[Span] | None],
     rng: TimeRange,
     attendee: frozenset[str] = frozenset(),
+    zone: tzinfo | None = None,
 ) -> list[tuple[str, float, float]]:
     """The busy periods of several objects (CPU work: off the event loop)."""
     out = []
     for data, spans in zip(bodies, hints, strict=True):
         if data is not None:
-            out.extend(busy_periods(data, spans, rng, attendee))
+            out.extend(busy_periods(data, spans, rng, attendee, zone))
     return out

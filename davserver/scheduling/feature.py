@@ -26,7 +26,7 @@ from .directory import Directory
 from .implicit import Scheduler
 from .mail import Mailer
 from .names import DEFAULT_CALENDAR_URL
-from .props import SETTABLE, STORED, default_target, properties, refused
+from .props import SETTABLE, STORED, box_privileges, default_target, properties, refused
 from .records import Records
 from .services import SCHEDULER_KEY
 
@@ -86,8 +86,12 @@ class Scheduling(Feature):
 
     def user_properties(self, principal: str | None) -> Mapping[str, LiveRenderer]:
         """The same renderers for every user; given here too, so that they come before
-        CalDAV's own per-user ones (resourcetype, privileges)."""
+        CalDAV's own per-user ones (resourcetype)."""
         return self._renderers
+
+    def privileges(self, path: str, granted: tuple[str, ...]) -> tuple[str, ...]:
+        """The inbox's and outbox's own privileges (RFC 6638 §6)."""
+        return box_privileges(path, granted)
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The scheduler, for the handlers."""

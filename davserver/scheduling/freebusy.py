@@ -18,6 +18,7 @@ from lxml import etree
 from davserver.caldav.freebusy import busy_in
 from davserver.caldav.put import supported_components
 from davserver.caldav.store.layout import CALENDARS, CalendarStore, place
+from davserver.caldav.timezones import calendar_zone
 from davserver.ical.freebusy import merged
 from davserver.ical.itip import PRODID, serialize
 from davserver.ical.timerange import TimeRange
@@ -28,8 +29,8 @@ from .names import CALENDAR_TRANSP, FREE_BUSY_SET, INBOX, box_of
 Busy = list[tuple[str, float, float]]
 
 
-async def counted_calendars(store: CalendarStore, prefix: str, user: str) -> list[str]:
-    """The inner paths of ``user``'s calendars whose events make them busy."""
+async def counted_calendars(store: CalendarStore, prefix: str, user: str) -> list[tuple[str, str]]:
+    """The inner and mount paths of ``user``'s calendars whose events make them busy."""
     home = f"{CALENDARS}/{user}"
     inbox = await store.stat(f"{home}/{INBOX}", dead_props=True)
     listed: set[str] | None = None
@@ -50,7 +51,7 @@ async def counted_calendars(store: CalendarStore, prefix: str, user: str) -> lis
             if b"transparent" in transp or "VEVENT" not in supported_components(props):
                 continue
             if where.calendar is not None:
-                out.append(where.calendar)
+                out.append((where.calendar, res.path))
     return out
 
 
@@ -59,8 +60,9 @@ async def busy_of(
 ) -> Busy:
     """The busy periods of ``user`` (who goes by ``addresses``) in the range."""
     busy: Busy = []
-    for calendar in await counted_calendars(store, prefix, user):
-        busy += await busy_in(store, calendar, rng, addresses)
+    for calendar, path in await counted_calendars(store, prefix, user):
+        zone = await calendar_zone(store, path, rng.lo, rng.hi)  # of its floating times
+        busy += await busy_in(store, calendar, rng, addresses, zone)
     return busy
 
 

@@ -27,21 +27,31 @@ from .names import (
 )
 
 _INBOX_PRIVILEGES = (
-    "D:read", "D:read-current-user-privilege-set", "D:unbind", "D:write-properties",
-    "C:schedule-deliver", "C:schedule-deliver-invite", "C:schedule-deliver-reply",
-    "C:schedule-query-freebusy",
+    "unbind", "write-properties", "C:schedule-deliver", "C:schedule-deliver-invite",
+    "C:schedule-deliver-reply", "C:schedule-query-freebusy",
 )  # fmt: skip
+"""What the owner of an inbox may do there besides reading: remove the messages, set
+its properties (the default calendar), and what RFC 6638 §6.1 grants on an inbox."""
 _OUTBOX_PRIVILEGES = (
-    "D:read", "D:read-current-user-privilege-set", "C:schedule-send",
-    "C:schedule-send-invite", "C:schedule-send-reply", "C:schedule-send-freebusy",
+    "C:schedule-send", "C:schedule-send-invite", "C:schedule-send-reply",
+    "C:schedule-send-freebusy",
 )  # fmt: skip
+"""What the owner of an outbox may do there besides reading: POST (§6.2)."""
 PROTECTED = "{DAV:}cannot-modify-protected-property"
 OPAQUE = "<C:schedule-calendar-transp><C:opaque/></C:schedule-calendar-transp>"
 
 
-def _privileges(names: tuple[str, ...]) -> str:
-    inner = "".join(f"<D:privilege><{n}/></D:privilege>" for n in names)
-    return f"<D:current-user-privilege-set>{inner}</D:current-user-privilege-set>"
+def box_privileges(path: str, granted: tuple[str, ...]) -> tuple[str, ...]:
+    """The privileges on an inbox or outbox (``granted``, those of the access rules,
+    elsewhere): nothing is PUT into either, and only who may write may take messages out
+    of the inbox or send through the outbox; reading stays as granted."""
+    box = box_of(place(path))
+    if box is None or place(path).kind != "calendar":
+        return granted
+    read = tuple(p for p in granted if p.startswith("read"))
+    if "write" not in granted:
+        return read
+    return read + (_INBOX_PRIVILEGES if box == INBOX else _OUTBOX_PRIVILEGES)
 
 
 SETTABLE = frozenset({DEFAULT_CALENDAR_URL, CALENDAR_TRANSP})
@@ -76,13 +86,6 @@ def properties(prefix: str) -> dict[str, LiveRenderer]:
         kind = "schedule-inbox" if box == INBOX else "schedule-outbox"
         return f"<D:resourcetype><D:collection/><C:{kind}/></D:resourcetype>"
 
-    def privileges(r: PropRenderer, res: Resource) -> str | None:
-        where = place(res.path)
-        box = box_of(where)
-        if box is None or where.kind != "calendar":
-            return None
-        return _privileges(_INBOX_PRIVILEGES if box == INBOX else _OUTBOX_PRIVILEGES)
-
     def default_calendar(r: PropRenderer, res: Resource) -> str | None:
         where = place(res.path)
         if box_of(where) != INBOX or where.kind != "calendar" or not where.user:
@@ -110,7 +113,6 @@ def properties(prefix: str) -> dict[str, LiveRenderer]:
         c("schedule-outbox-URL"): box_url(OUTBOX, "schedule-outbox-URL"),
         c("calendar-user-type"): user_type,
         dav("resourcetype"): resourcetype,
-        dav("current-user-privilege-set"): privileges,
         DEFAULT_CALENDAR_URL: default_calendar,
         CALENDAR_TRANSP: transparency,
         SCHEDULE_TAG: schedule_tag,
