@@ -1,23 +1,26 @@
 """CalDAV query benchmark: davserver vs Radicale 3.9 vs Xandikos 0.4.10 on the same calendar.
 
-Usage: .venv/bin/python bench/caldav.py [--n 10000] [--floating 1000] [--iterations 20]
-                                        [--peer-iterations 5]
+Usage: .venv/bin/python bench/caldav.py [--n 10000] [--floating 1000] [--meetings 500]
+                                        [--iterations 20] [--peer-iterations 5]
                                         [--servers davserver,radicale,xandikos]
 
 It loads 10,000 generated events over three years and 1,000 at floating times
 (bench/caldav_gen.py; the calendar is made with a calendar-timezone) into each server by
 PUT (4 concurrent clients; a peer's upload is cut after --peer-upload-s and the rest copied
-into its storage folder, as the team's reference does), checks every query's answer against
+into its storage folder, as the team's reference does), then 500 meetings the benchmark's
+user organizes with three other users of the server (davserver delivers each to three
+inboxes and three calendars; the peers store them), checks every query's answer against
 recurring-ical-events (bench/caldav_expected.py: 28 windows, and the number of instances of
-the expanded week), then times each workload (median of the iterations): the week and the
-month query (getetag + calendar-data), the week expanded, a 100-href multiget, a Depth 1
-PROPFIND of ETags, a full and a one-change sync-collection, and a PUT of a new event. The
-servers run one after the other, each started fresh on a loopback port and stopped by its PID.
-It prints the medians, the ratios (the faster peer's median over davserver's), each
-server's peak memory (the largest VmHWM of its processes) and PASS/FAIL per floor (issue 21): every
-workload 20x faster than the faster peer, bulk upload >= 400 PUT/s, exact answers, and
-with --n 100000 a peak memory under 200 MiB. A benchmark, not a test: the exit code is 0
-even when a floor fails. The peers go to bench/.venv-caldav-peers (pip, pinned in
+the expanded week) and that every invitation reached davserver's three users, then times
+each workload (median of the iterations): the week and the month query (getetag +
+calendar-data), the week expanded, a 100-href multiget, a Depth 1 PROPFIND of ETags, a full
+and a one-change sync-collection, a PUT of a new event and of a new meeting. The servers run
+one after the other, each started fresh on a loopback port and stopped by its PID. It prints
+the medians, the ratios (the faster peer's median over davserver's), each server's peak
+memory (the largest VmHWM of its processes) and PASS/FAIL per floor (issue 21): every
+workload 20x faster than the faster peer, bulk upload >= 400 PUT/s, exact answers, and with
+--n 100000 a peak memory under 200 MiB. A benchmark, not a test: the exit code is 0 even
+when a floor fails. The peers go to bench/.venv-caldav-peers (pip, pinned in
 bench/requirements-caldav-peers.txt).
 """
 
@@ -40,7 +43,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import caldav_client as cc
 import caldav_servers as servers
 from caldav_expected import WINDOWS, expected
-from caldav_gen import MONTH, WEEK, generate
+from caldav_gen import ATTENDEES, MONTH, WEEK, generate, generate_meetings
 from caldav_servers import BENCH, Server, ensure_peers, peak_memory
 
 WORKLOADS = (
@@ -52,6 +55,7 @@ WORKLOADS = (
     ("sync_full", "sync-collection, full"),
     ("sync_delta", "sync-collection, 1 change"),
     ("put_new", "PUT of a new event"),
+    ("put_meeting", "PUT of a meeting, 3 attendees"),
 )
 FLOOR_RATIO = 20.0
 FLOOR_BULK = 400.0
@@ -63,9 +67,18 @@ CALENDAR = "perf10k"
 class Run:
     """Everything one server is put through, and what came of it."""
 
-    def __init__(self, srv: Server, items: list[tuple[str, bytes]], want: dict, args) -> None:
+    def __init__(
+        self,
+        srv: Server,
+        items: list[tuple[str, bytes]],
+        meetings: list[tuple[str, bytes]],
+        want: dict,
+        args,
+    ) -> None:
         self.srv = srv
-        self.items = items
+        self.events = items
+        self.meetings = meetings
+        self.items = items + meetings
         self.want = want
         self.args = args
         self.client = cc.Client(srv.url + srv.base, srv.auth)
@@ -103,12 +116,13 @@ class Run:
             return tmp / "xandikos" / urlsplit(self.calendar).path.strip("/")
         return tmp / "calendars" / "user" / CALENDAR
 
-    def upload(self) -> None:
+    def upload(self, items: list[tuple[str, bytes]], key: str = "upload") -> None:
         """PUT every item (4 clients); a peer's upload stops after --peer-upload-s and the
         rest is placed in its storage folder."""
         limit = self.args.upload_s if self.srv.name == "davserver" else self.args.peer_upload_s
         deadline = time.monotonic() + limit
         done: list[str] = []
+        seconds: list[float] = []
 
         def put(item: tuple[str, bytes]) -> str | None:
             name, data = item
@@ -117,27 +131,47 @@ class Run:
             ans = self.client.request(
                 "PUT", self.calendar + name, data, Content_Type=cc.ICS, If_None_Match="*"
             )
+            seconds.append(ans.seconds)
             return name if ans.status in (200, 201, 204) else f"!{ans.status}"
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
-            outcomes = list(pool.map(put, self.items))
+            outcomes = list(pool.map(put, items))
         wall = time.perf_counter() - t0
         done = [o for o in outcomes if o is not None and not o.startswith("!")]
         failed = [o for o in outcomes if o is not None and o.startswith("!")]
-        missing = [name for (name, _), o in zip(self.items, outcomes, strict=True) if o is None]
+        missing = [name for (name, _), o in zip(items, outcomes, strict=True) if o is None]
         rate = len(done) / wall if wall else 0.0
-        self.result["upload"] = {
+        median = statistics.median(seconds) * 1000 if seconds else 0.0
+        self.result[key] = {
             "put_ok": len(done), "failed": len(failed), "seconds": round(wall, 1),
-            "rate": round(rate, 1), "copied": len(missing),
+            "rate": round(rate, 1), "copied": len(missing), "median_ms": round(median, 2),
         }  # fmt: skip
         if missing:
             self.copy_rest(missing)
         print(
-            f"  upload: {len(done)} PUT in {wall:.1f} s = {rate:.1f}/s, {len(failed)} failed, "
-            f"{len(missing)} copied into storage",
+            f"  {key}: {len(done)} PUT in {wall:.1f} s = {rate:.1f}/s (median {median:.1f} ms), "
+            f"{len(failed)} failed, {len(missing)} copied into storage",
             flush=True,
         )
+
+    def deliveries(self) -> None:
+        """davserver: each meeting reached the inbox and the calendar of its three
+        attendees (counted in the storage folder)."""
+        if self.srv.name != "davserver":
+            return
+        root = self.srv.tmp / "calendars"
+        found = {}
+        for who in ATTENDEES:
+            user = who.partition("@")[0]
+            found[user] = (
+                len(list((root / user / "inbox").glob("*.ics"))),
+                len(list((root / user / "calendar").glob("*.ics"))),
+            )
+        want = len(self.meetings)
+        ok = all(inbox >= want and copies >= want for inbox, copies in found.values())
+        self.result["deliveries"] = {"per_user": found, "ok": ok}
+        print(f"  deliveries (inbox, calendar) per attendee: {found}", flush=True)
 
     def copy_rest(self, names: list[str]) -> None:
         folder = self.storage_folder()
@@ -268,11 +302,23 @@ class Run:
 
         self.timed("put_new", put_new)
 
+        def put_meeting(i: int) -> tuple[float, bool]:
+            uid = f"bench-meeting-{uuid.uuid4().hex}"
+            ans = self.client.request(
+                "PUT", self.calendar + uid + ".ics", cc.new_meeting(uid, i),
+                Content_Type=cc.ICS, If_None_Match="*",
+            )  # fmt: skip
+            return ans.seconds, ans.status in (201, 204)
+
+        self.timed("put_meeting", put_meeting)
+
     def run(self) -> dict:
         """All phases; an error is recorded rather than stopping the benchmark."""
         try:
             self.discover()
-            self.upload()
+            self.upload(self.events)
+            self.upload(self.meetings, "meetings")
+            self.deliveries()
             self.correctness()
             self.workloads()
         except Exception as exc:
@@ -332,6 +378,15 @@ def table(results: dict[str, dict], events: int) -> str:
     )  # fmt: skip
     cells = []
     for n in names:
+        up = results[n].get("meetings")
+        cells.append(f"{up['rate']:9.1f} /s " if up else f"{'-':>13s}")
+    delivered = (dav.get("deliveries") or {}).get("ok")
+    verdict = "n/a" if delivered is None else "PASS" if delivered else "FAIL"
+    lines.append(
+        f"{'meetings (PUT/s; all delivered)':34s}" + "".join(cells) + f"{'':9s}  {verdict}"
+    )
+    cells = []
+    for n in names:
         corr = results[n].get("correctness")
         if corr:
             good = corr["windows"] - len(corr["wrong"])
@@ -357,6 +412,7 @@ def main() -> None:
     )
     ap.add_argument("--n", type=int, default=10000, help="events to load")
     ap.add_argument("--floating", type=int, default=1000, help="floating events to load too")
+    ap.add_argument("--meetings", type=int, default=500, help="meetings to load after them")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--iterations", type=int, default=20, help="per workload, davserver")
     ap.add_argument("--peer-iterations", type=int, default=5, help="per workload, peers")
@@ -371,9 +427,14 @@ def main() -> None:
     if any(n != "davserver" for n in names):
         ensure_peers()
     items = generate(args.n, args.seed, args.floating)
-    print(f"{len(items)} events generated; computing the expected answers", flush=True)
-    cache = f"expected-{args.n}-{args.floating}-{args.seed}.json"
-    want = expected(items, BENCH / ".cache-caldav" / cache)
+    meetings = generate_meetings(args.meetings, args.seed)
+    print(
+        f"{len(items)} events and {len(meetings)} meetings generated; computing the expected "
+        "answers",
+        flush=True,
+    )
+    cache = f"expected-{args.n}-{args.floating}-{args.meetings}-{args.seed}.json"
+    want = expected(items + meetings, BENCH / ".cache-caldav" / cache)
     results: dict[str, dict] = {}
     for name in names:
         srv = Server(name, Path(tempfile.mkdtemp(prefix=f"caldavbench-{name}-")))
@@ -384,7 +445,7 @@ def main() -> None:
                 print(f"  not measured: {srv.problem}", flush=True)
                 results[name] = {"server": name, "errors": [srv.problem]}
                 continue
-            results[name] = Run(srv, items, want, args).run()
+            results[name] = Run(srv, items, meetings, want, args).run()
         finally:
             servers.stop(srv)
             shutil.rmtree(srv.tmp, ignore_errors=True)

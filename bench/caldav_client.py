@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urljoin, urlsplit
 
-from caldav_gen import FLOATING_ZONE, VTZ, ical_utc
+from caldav_gen import ATTENDEES, FLOATING_ZONE, ORGANIZER, VTZ, ical_utc
 
 NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
 CALENDAR_DATA = "{urn:ietf:params:xml:ns:caldav}calendar-data"
@@ -79,6 +79,21 @@ def new_event(uid: str, i: int) -> bytes:
         f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20240101T000000Z\r\n"
         f"DTSTART:{d}T100000Z\r\nDTEND:{d}T110000Z\r\nSUMMARY:bench put {i}\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+def new_meeting(uid: str, i: int) -> bytes:
+    """A meeting far outside every window (2031) inviting the three users."""
+    d = f"203101{1 + i % 28:02d}"
+    attendees = "".join(
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{a}\r\n" for a in ATTENDEES
+    )
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//davserver//bench//EN\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20240101T000000Z\r\n"
+        f"DTSTART:{d}T100000Z\r\nDTEND:{d}T110000Z\r\nSUMMARY:bench meeting {i}\r\n"
+        f"ORGANIZER:mailto:{ORGANIZER}\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:{ORGANIZER}\r\n"
+        f"{attendees}END:VEVENT\r\nEND:VCALENDAR\r\n"
     ).encode()
 
 

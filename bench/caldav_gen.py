@@ -315,6 +315,47 @@ def generate(n: int, seed: int, floating: int = 0) -> list[tuple[str, bytes]]:
     return out
 
 
+ORGANIZER = "user@example.org"
+"""The benchmark's user (davserver's default user, in the bench's mail domain)."""
+ATTENDEES = ("ann@example.org", "bob@example.org", "cat@example.org")
+"""Users of the server every meeting invites (bench/caldav_servers.py names them)."""
+
+
+def make_meeting(i: int, rnd: random.Random) -> tuple[str, str]:
+    """A meeting the benchmark's user organizes with :data:`ATTENDEES` (UTC times, one in
+    ten weekly for a few weeks)."""
+    uid = f"meet-{i:04d}-{rnd.getrandbits(48):012x}@anchors.example"
+    day = START_DAY + timedelta(days=rnd.randint(0, N_DAYS))
+    start = datetime(day.year, day.month, day.day, rnd.randint(8, 17), 0, tzinfo=UTC)
+    end = start + timedelta(minutes=rnd.choice([30, 60, 60, 90]))
+    summary = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(1, 3))).capitalize()
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//anchors//caldav-perf-gen//EN",
+        "BEGIN:VEVENT", f"UID:{uid}", f"DTSTAMP:{DTSTAMP}", f"DTSTART:{fmt_utc(start)}",
+        f"DTEND:{fmt_utc(end)}", f"SUMMARY:{esc(summary)}", "SEQUENCE:0",
+        f"ORGANIZER;CN=Bench User:mailto:{ORGANIZER}",
+        f"ATTENDEE;CN=Bench User;PARTSTAT=ACCEPTED:mailto:{ORGANIZER}",
+    ]  # fmt: skip
+    lines += [
+        f"ATTENDEE;CN={a.partition('@')[0].title()};PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{a}"
+        for a in ATTENDEES
+    ]
+    if rnd.random() < 0.10:
+        lines.append(f"RRULE:FREQ=WEEKLY;COUNT={rnd.randint(3, 12)}")
+    lines += ["END:VEVENT", "END:VCALENDAR"]
+    return uid, "\r\n".join(fold(x) for x in lines) + "\r\n"
+
+
+def generate_meetings(n: int, seed: int) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of ``n`` meetings, the same for the same seed."""
+    rnd = random.Random(seed + 1)
+    out = []
+    for i in range(n):
+        uid, text = make_meeting(i, rnd)
+        out.append((f"{uid.split('@')[0]}.ics", text.encode()))
+    return out
+
+
 # The two timed windows: the week right after the US DST switch (2025-03-09), the month with
 # the EU switch (2025-03-30). Bounds at 12:00Z, so that all-day (floating) events are
 # unambiguous whatever time zone a server assumes for them.

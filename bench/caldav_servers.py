@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caldav_gen import ATTENDEES, ORGANIZER
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PEERS_VENV = BENCH / ".venv-caldav-peers"
@@ -70,9 +72,13 @@ def free_port() -> int:
 
 def _davserver(srv: Server) -> list[str]:
     config = srv.tmp / "davserver.toml"
+    # The users the meetings invite: calendar users of the server by their addresses (no
+    # account is needed to receive invitations), the benchmark's user in the same domain.
+    addresses = ", ".join(f'{a.partition("@")[0]} = ["{a}"]' for a in ATTENDEES)
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {srv.port}\nstate_dir = "{srv.tmp}/state"\n'
         "access_log = false\n\n"
+        f'[auth]\ndomain = "{ORGANIZER.partition("@")[2]}"\naddresses = {{ {addresses} }}\n\n'
         f'[[mounts]]\npath = "/caldav"\ntype = "caldav"\nroot = "{srv.tmp}/calendars"\n'
     )
     srv.base = "/caldav/"

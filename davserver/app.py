@@ -29,7 +29,7 @@ from .caldav.store.layout import ADDRESSBOOKS, CALENDARS, CalendarStore, Homes
 from .caldav.store.pg_index import PgCalendarIndex
 from .carddav.feature import CardDav, default_addressbooks
 from .carddav.services import CardDavSettings
-from .config import AccessConfig, Config, MountConfig, PushConfig, parse_size
+from .config import AccessConfig, Config, MountConfig, PushConfig, SmtpConfig, parse_size
 from .dav.context import DavSettings
 from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
@@ -55,6 +55,11 @@ from .push.settings import PushSettings
 from .push.targets import CalendarTarget, FolderTarget
 from .runtime import metrics, requestid
 from .runtime.threads import offload
+from .scheduling.directory import Directory
+from .scheduling.feature import Scheduling
+from .scheduling.mail import Mailer, SmtpSettings
+from .scheduling.names import BOXES
+from .scheduling.records import SQLiteRecords
 from .state import scoreboard
 from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
@@ -183,11 +188,13 @@ class SharedState:
         self.indexes[m.prefix or "/"] = index
         return index
 
-    def mutexes(self, m: MountConfig) -> Mutexes:
-        """The named locks of a CalDAV mount's writes."""
+    def mutexes(self, m: MountConfig, kind: str = "caldav") -> Mutexes:
+        """The named locks of a CalDAV mount's writes (``kind``: whose; scheduling's
+        updates of meeting copies have their own)."""
         if self.db is not None:
-            return PgMutexes(self.db, m.prefix, self.catch_up)
-        path = self.state_dir / f"caldav{m.prefix.replace('/', '_')}.locks"
+            space = m.prefix if kind == "caldav" else f"{kind}\0{m.prefix}"
+            return PgMutexes(self.db, space, self.catch_up)
+        path = self.state_dir / f"{kind}{m.prefix.replace('/', '_')}.locks"
         return FileMutexes(path, self.catch_up)
 
     def path_lock_file(self, root: Path) -> str:
@@ -249,16 +256,28 @@ def build_mount(
         homes: Homes = {CALENDARS: default_calendars()}
         if m.contacts:
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
+        fixed = {CALENDARS: BOXES} if m.scheduling else None
         storage = build_storage(m, config, state)
-        store = CalendarStore(storage, state.index(m), homes, users, state.mutexes(m))
-        caldav = CalDav(
-            m.prefix, store,
-            CalDavSettings(m.default_user, m.max_resource_size, m.principal_search),
-        )  # fmt: skip
+        store = CalendarStore(storage, state.index(m), homes, users, state.mutexes(m), fixed)
+        auth = config.auth
+        directory = Directory(m.prefix, auth.addresses, auth.domain, users)
+        calendar_settings = CalDavSettings(
+            m.default_user,
+            m.max_resource_size,
+            addresses=directory.mail,
+            principal_search=m.principal_search,
+        )
+        caldav = CalDav(m.prefix, store, calendar_settings)
         features.append(caldav)
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
+        if m.scheduling:
+            name = f"scheduling{m.prefix.replace('/', '_')}"
+            records = SQLiteRecords(server.state_dir / f"{name}.sqlite3")
+            mailer = Mailer(smtp_settings(config.smtp))
+            copies = state.mutexes(m, "scheduling")
+            features.append(Scheduling(m.prefix, store, directory, records, mailer, copies))
         if push is not None:
             target = CalendarTarget(store)
             entitled = push_entitled(rules, push.logins)
@@ -287,6 +306,14 @@ def quota_limits(m: MountConfig) -> QuotaLimits:
         users={name: parse_size(size) for name, size in m.user_quotas.items()},
         rescan=m.quota_rescan,
     )
+
+
+def smtp_settings(smtp: SmtpConfig) -> SmtpSettings:
+    """How the scheduling mailer reaches the ``[smtp]`` server."""
+    return SmtpSettings(
+        smtp.host, smtp.port, smtp.tls, smtp.username, smtp.password_file, smtp.sender,
+        smtp.timeout,
+    )  # fmt: skip
 
 
 def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage:

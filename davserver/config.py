@@ -45,6 +45,7 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
     "contacts": ("caldav",),
+    "scheduling": ("caldav",),
     "principal_search": ("caldav",),
     **dict.fromkeys(
         ("listing", "mime_types", "cache_control", "precompressed", "gzip",
@@ -66,6 +67,10 @@ _CONTACT = re.compile(
     r"^(mailto:[^@\s]+@(localhost|[\w%-]+(\.[\w%-]+)+)|https://(localhost|[\w-]+\.[\w.-]+))$"
 )
 _FCGI_SOCKET = re.compile(r"^(unix:)?/.+$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+_MAIL = re.compile(r"^[^@\s<>\\\"(),:;\[\]]+@[A-Za-z0-9.-]+$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+SMTP_TLS = ("starttls", "tls", "none")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
@@ -188,6 +193,7 @@ class MountConfig:
     default_user: str = "user"
     max_resource_size: int = 10 << 20
     contacts: bool = True
+    scheduling: bool = True
     principal_search: str = "authenticated"
     error_pages: Path | None = None
     index: tuple[str, ...] | None = None
@@ -274,6 +280,10 @@ class AuthConfig:
     proxy_header: str = ""
     trusted_proxies: tuple[str, ...] = ()
     app_passwords: Path | None = None
+    domain: str = "localhost"
+    """The mail domain of the users the ``addresses`` table names no address for."""
+    addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each user's mail addresses (calendar user addresses), the preferred one first."""
 
     @property
     def accounts(self) -> bool:
@@ -315,6 +325,20 @@ class StateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """The ``[smtp]`` table: the mail server that carries invitations to attendees
+    elsewhere (iMIP); none when ``host`` is empty."""
+
+    host: str = ""
+    port: int = 587
+    tls: str = "starttls"
+    username: str = ""
+    password_file: Path | None = None
+    sender: str = ""
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration and where it came from."""
 
@@ -325,6 +349,7 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     state: StateConfig = field(default_factory=StateConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
     groups: GroupTable = field(default_factory=dict)
     """The ``[groups]`` table: group name → user names."""
 
@@ -369,7 +394,9 @@ def _check_table(
             "bool": bool,
             "float": (int, float),
         }
-        if kind.startswith("tuple["):
+        if kind == "dict[str, tuple[str, ...]]":
+            value = _lists_by_name(source, f"{where}.{key}", value)
+        elif kind.startswith("tuple["):
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise ConfigError(f"{source}: {where}.{key}: must be a list of strings")
             value = tuple((base / v).resolve() for v in value) if "Path" in kind else tuple(value)
@@ -393,6 +420,54 @@ def _check_table(
 
 _TABLES: dict[str, type] = {"AccessConfig": AccessConfig, "LdapConfig | None": LdapConfig}
 """Fields that hold a table of their own, checked against their dataclass."""
+
+
+def _lists_by_name(source: str, where: str, value: Any) -> dict[str, tuple[str, ...]]:
+    """A table of lists of strings (each user's mail addresses)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, str) and x for x in v) for v in value.values()
+    ):
+        raise ConfigError(f"{source}: {where}: must be a table of lists of strings")
+    return {name: tuple(v) for name, v in value.items()}
+
+
+def _check_addresses(source: str, auth: AuthConfig) -> None:
+    """The mail domain and each user's calendar user addresses."""
+    if not _DOMAIN.match(auth.domain):
+        raise ConfigError(f"{source}: auth.domain: {auth.domain!r} is not a domain name")
+    owners: dict[str, str] = {}
+    for user, mails in auth.addresses.items():
+        if not valid_user_name(user):
+            raise ConfigError(f"{source}: auth.addresses.{user}: not a usable user name")
+        for mail in mails:
+            if not _MAIL.match(mail):
+                raise ConfigError(
+                    f"{source}: auth.addresses.{user}: {mail!r} is not a mail address "
+                    "(name@domain, without mailto:)"
+                )
+            other = owners.setdefault(mail.lower(), user)
+            if other != user:
+                raise ConfigError(
+                    f"{source}: auth.addresses.{user}: {mail!r} is {other}'s address already"
+                )
+
+
+def _check_smtp(source: str, smtp: SmtpConfig) -> None:
+    if smtp.tls not in SMTP_TLS:
+        raise ConfigError(f"{source}: smtp.tls: {smtp.tls!r} is not one of {', '.join(SMTP_TLS)}")
+    if not 0 < smtp.port <= 65535:
+        raise ConfigError(f"{source}: smtp.port: {smtp.port} is not a TCP port")
+    if smtp.timeout <= 0:
+        raise ConfigError(f"{source}: smtp.timeout: must be more than 0 seconds")
+    if smtp.host and not _MAIL.match(smtp.sender):
+        raise ConfigError(
+            f"{source}: smtp.sender: {smtp.sender!r} must be the mail address invitations "
+            "are sent from (name@domain)"
+        )
+    if smtp.password_file is not None and not smtp.username:
+        raise ConfigError(f"{source}: smtp.password_file: needs a username")
+    if smtp.password_file is not None and not smtp.password_file.is_file():
+        raise ConfigError(f"{source}: smtp.password_file: {smtp.password_file} is not a file")
 
 
 def _check_mount(source: str, where: str, m: MountConfig) -> None:
@@ -640,6 +715,7 @@ def _check_auth(source: str, auth: AuthConfig) -> None:
             raise ConfigError(f"{source}: auth.trusted_proxies[{i}]: {exc}") from None
     if auth.ldap is not None:
         _check_ldap(source, auth.ldap)
+    _check_addresses(source, auth)
 
 
 def _check_ldap(source: str, ldap: LdapConfig) -> None:
@@ -697,11 +773,11 @@ def _check_groups(source: str, table: Any) -> GroupTable:
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth", "groups", "push", "state", "log"}
+    unknown = set(data) - {"server", "mounts", "auth", "groups", "push", "state", "log", "smtp"}
     if unknown:
         raise ConfigError(
             f"{source}: {sorted(unknown)[0]}: unknown table "
-            "(use server, auth, groups, push, state, log, mounts)"
+            "(use server, auth, groups, push, state, log, smtp, mounts)"
         )
     log = LogConfig(**_check_table(source, "log", data.get("log", {}), LogConfig, base))
     if log.format not in LOG_FORMATS:
@@ -716,6 +792,8 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     groups = _check_groups(source, data.get("groups", {}))
     state = StateConfig(**_check_table(source, "state", data.get("state", {}), StateConfig, base))
     _check_state(source, state)
+    smtp = SmtpConfig(**_check_table(source, "smtp", data.get("smtp", {}), SmtpConfig, base))
+    _check_smtp(source, smtp)
     server = ServerConfig(
         **_check_table(source, "server", data.get("server", {}), ServerConfig, base)
     )
@@ -749,6 +827,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         groups=groups,
         state=state,
         log=log,
+        smtp=smtp,
     )
 
 

@@ -140,9 +140,9 @@ class CalDav(Feature):
 
     def user_properties(self, principal: str | None) -> Mapping[str, LiveRenderer]:
         """The live properties for requests of ``principal``."""
-        return live_table(
-            self.prefix, principal or self.settings.default_user, self.settings.max_resource_size
-        )
+        user = principal or self.settings.default_user
+        settings = self.settings
+        return live_table(self.prefix, user, settings.max_resource_size, settings.addresses)
 
     def well_known(self) -> Mapping[str, str]:
         """RFC 6764: ``/.well-known/caldav`` leads to the tree's root."""
@@ -166,9 +166,16 @@ class CalDav(Feature):
             if known is not None:
                 return known
             principal = self.layout.principal(user) or self.settings.default_user
-            table = live_table(self.prefix, principal, self.settings.max_resource_size)
+            settings = self.settings
+            table = live_table(
+                self.prefix, principal, settings.max_resource_size, settings.addresses
+            )
             # Of the requester, whatever resource of the other tree is asked about.
-            table.update(principal_table(self.prefix, principal, by_resource=False))
+            table.update(
+                principal_table(
+                    self.prefix, principal, by_resource=False, addresses=settings.addresses
+                )
+            )
             props = {name: table[name] for name in DISCOVERY}
             link = href(self.prefix, f"{PRINCIPALS}/{principal}", True)
             owner = f"<D:owner><D:href>{link}</D:href></D:owner>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import tzinfo
 
 from aiohttp import web
 from lxml import etree
@@ -21,7 +22,7 @@ from davserver.runtime.threads import offload
 from .names import c
 from .services import calendars
 from .store.items import Item
-from .store.layout import place
+from .store.layout import CalendarStore, place
 from .timerange import parse_range
 from .timezones import calendar_zone
 
@@ -53,16 +54,31 @@ async def free_busy_query(ctx: Context, root: etree._Element) -> web.StreamRespo
         raise DAVError(403, "free-busy-query works on calendars", condition="supported-report")
     rng = parse_free_busy(root)
     store = calendars(ctx)
-    items = await store.refresh(where.calendar)
     zone = await calendar_zone(store, ctx.path, rng.lo, rng.hi)
+    busy = await busy_in(store, where.calendar, rng, zone=zone)
+    text = vfreebusy(busy, rng, time.time())
+    return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
+
+
+async def busy_in(
+    store: CalendarStore,
+    calendar: str,
+    rng: TimeRange,
+    attendee: frozenset[str] = frozenset(),
+    zone: tzinfo | None = None,
+) -> list[tuple[str, float, float]]:
+    """(FBTYPE, start, end) of the busy time of the events of ``calendar`` (inner path)
+    in the range; events where one of the ``attendee`` addresses declined leave it free,
+    and those they have not answered make it BUSY-TENTATIVE; floating times and dates
+    count in ``zone`` (the calendar's, None: UTC)."""
+    items = await store.refresh(calendar)
     certain, unsure = items.overlapping(rng.lo, rng.hi, zone)
     names = sorted(n for n in certain | unsure if items[n].component == "VEVENT")
     busy: list[tuple[str, float, float]] = []
     for i in range(0, len(names), BATCH):
         batch = names[i : i + BATCH]
-        found = await asyncio.gather(*(store.item_body(where.calendar, n) for n in batch))
+        found = await asyncio.gather(*(store.item_body(calendar, n) for n in batch))
         bodies = [f[1] if f is not None else None for f in found]
         hints = [_hint(items.get(n), f, n in certain) for n, f in zip(batch, found, strict=True)]
-        busy += await offload(all_busy, bodies, hints, rng, zone)
-    text = vfreebusy(busy, rng, time.time())
-    return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
+        busy += await offload(all_busy, bodies, hints, rng, attendee, zone)
+    return busy

@@ -85,9 +85,11 @@ class IndexedRenderer:
         self.data = self.parse_data(element) if element is not None else None
         asked = self.props.request
         live = self.props.live
-        # Dead properties are read only when a name is neither live nor the data.
+        # Dead properties are read only when a name is neither live nor the data, or is
+        # a live one the server keeps among them.
+        stored = ctx.features.stored
         self._dead = asked.mode != "prop" or any(
-            n not in live and n != data_name for n in asked.names
+            (n not in live or n in stored) and n != data_name for n in asked.names
         )
         self._fresh: dict[str, CalendarItems] = {}
         # The usual request (sync, query): ETags and maybe calendar-data, rendered here

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Sequence
 
 from davserver.backends.base import Resource
 from davserver.caldav.store.layout import CALENDARS, PRINCIPALS, place
@@ -13,6 +14,7 @@ from davserver.dav.props import LIVE, LiveRenderer, PropRenderer
 from davserver.dav.xml import escape
 
 from .names import COMPONENTS, C, c, cs, dav
+from .services import local_addresses
 
 SUPPORTED_COMPONENTS = c("supported-calendar-component-set")
 REPORTS = ("C:calendar-multiget", "C:calendar-query", "D:sync-collection")
@@ -49,38 +51,50 @@ def _href_el(tag: str, url: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def principal_values(prefix: str, user: str) -> dict[str, str]:
+def principal_values(
+    prefix: str, user: str, addresses: Callable[[str], Sequence[str]] = local_addresses
+) -> dict[str, str]:
     """The properties of ``user``'s principal that name the user: its URL, calendar home,
-    calendar user addresses and e-mail addresses."""
+    calendar user addresses (``addresses``: the user's besides the principal URL) and
+    e-mail addresses (the ``mailto:`` ones)."""
     principal = href(prefix, f"{PRINCIPALS}/{user}", True)
     home = href(prefix, f"{CALENDARS}/{user}", True)
-    email = f"{escape(user)}@localhost"
+    mine = addresses(user)
+    links = "".join(f"<D:href>{escape(a)}</D:href>" for a in mine)
+    mails = "".join(
+        f"<CS:email-address>{escape(a[7:])}</CS:email-address>"
+        for a in mine
+        if a.lower().startswith("mailto:")
+    )
     return {
         dav("principal-URL"): _href_el("D:principal-URL", principal),
         c("calendar-home-set"): _href_el("C:calendar-home-set", home),
         c("calendar-user-address-set"): (
-            f"<C:calendar-user-address-set><D:href>mailto:{email}</D:href>"
-            f"<D:href>{principal}</D:href></C:calendar-user-address-set>"
+            f"<C:calendar-user-address-set>{links}<D:href>{principal}</D:href>"
+            "</C:calendar-user-address-set>"
         ),
-        EMAIL_ADDRESS_SET: (
-            f"<CS:email-address-set><CS:email-address>{email}</CS:email-address>"
-            "</CS:email-address-set>"
-        ),
+        EMAIL_ADDRESS_SET: f"<CS:email-address-set>{mails}</CS:email-address-set>",
     }
 
 
-def principal_table(prefix: str, user: str, *, by_resource: bool) -> dict[str, LiveRenderer]:
+def principal_table(
+    prefix: str,
+    user: str,
+    *,
+    by_resource: bool,
+    addresses: Callable[[str], Sequence[str]] = local_addresses,
+) -> dict[str, LiveRenderer]:
     """Renderers of :func:`principal_values`: of the principal a resource is when
     ``by_resource`` (``principals/<who>`` in this tree) and of ``user`` elsewhere (the
     requester: what discovery asks of any resource); the e-mail addresses of principals
     only."""
-    own = principal_values(prefix, user)
+    own = principal_values(prefix, user, addresses)
 
     def renderer(name: str) -> LiveRenderer:
         def render(r: PropRenderer, res: Resource) -> str | None:
             where = place(res.path) if by_resource else None
             if where is not None and where.kind == "principal" and where.user:
-                return principal_values(prefix, where.user)[name]
+                return principal_values(prefix, where.user, addresses)[name]
             return None if name == EMAIL_ADDRESS_SET else own[name]
 
         return render
@@ -88,8 +102,14 @@ def principal_table(prefix: str, user: str, *, by_resource: bool) -> dict[str, L
     return {name: renderer(name) for name in own}
 
 
-def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, LiveRenderer]:
-    """The live properties of a CalDAV mount at ``prefix``, for requests of ``user``."""
+def live_table(
+    prefix: str,
+    user: str,
+    max_resource_size: int,
+    addresses: Callable[[str], Sequence[str]] = local_addresses,
+) -> dict[str, LiveRenderer]:
+    """The live properties of a CalDAV mount at ``prefix``, for requests of ``user``
+    (``addresses``: each user's calendar user addresses besides the principal URL)."""
     principal = href(prefix, f"{PRINCIPALS}/{user}", True)
 
     def resourcetype(r: PropRenderer, res: Resource) -> str | None:
@@ -154,7 +174,7 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
             ),
         }
     )
-    table.update(principal_table(prefix, user, by_resource=True))
+    table.update(principal_table(prefix, user, by_resource=True, addresses=addresses))
     return table
 
 

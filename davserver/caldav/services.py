@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from davserver.dav.context import Context, ServiceKey
 
 from .store.layout import CalendarStore
+
+
+def local_addresses(user: str) -> tuple[str, ...]:
+    """A user's mail address when the configuration gives none: ``user@localhost``."""
+    return (f"mailto:{user}@localhost",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +21,9 @@ class CalDavSettings:
 
     default_user: str = "user"
     max_resource_size: int = 10 << 20
+    addresses: Callable[[str], Sequence[str]] = local_addresses
+    """A user's calendar user addresses (``mailto:`` URIs, the preferred one first);
+    their principal URL is one too (RFC 6638 §2.4.1)."""
     principal_search: str = "authenticated"
     """Who finds other users' principals by principal-property-search: ``everyone``,
     ``authenticated`` (anonymous requests find their own only) or ``self`` (nobody finds

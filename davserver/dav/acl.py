@@ -28,6 +28,9 @@ READ = ("read", "read-acl", "read-current-user-privilege-set")
 WRITE = ("write", "write-properties", "write-content")
 MEMBERS = ("bind", "unbind")
 """Of collections only: adding and removing members."""
+Adjust = Callable[[str, tuple[str, ...]], tuple[str, ...]]
+"""What the tree's features make of the privileges granted on a path (a privilege of
+another namespace than DAV: is named with its prefix, ``C:schedule-send``)."""
 
 
 def _supported(locking: bool) -> str:
@@ -70,13 +73,18 @@ def privileges(level: str, writable: bool, collection: bool, locking: bool) -> t
     return READ + WRITE + (MEMBERS if collection else ()) + (("unlock",) if locking else ())
 
 
+def _privilege(name: str) -> str:
+    element = name if ":" in name else f"D:{name}"
+    return f"<D:privilege><{element}/></D:privilege>"
+
+
 def _privilege_set(tag: str, granted: tuple[str, ...]) -> str:
-    inner = "".join(f"<D:privilege><D:{p}/></D:privilege>" for p in granted)
+    inner = "".join(_privilege(p) for p in granted)
     return f"<{tag}>{inner}</{tag}>"
 
 
 def _ace(principal: str, granted: tuple[str, ...]) -> str:
-    grant = "".join(f"<D:privilege><D:{p}/></D:privilege>" for p in granted)
+    grant = "".join(_privilege(p) for p in granted)
     return (
         f"<D:ace><D:principal>{principal}</D:principal><D:grant>{grant}</D:grant>"
         "<D:protected/></D:ace>"
@@ -96,6 +104,7 @@ class Rules:
         principal_path: Callable[[str], str | None],
         anonymous: str | None,
         locking: bool,
+        adjust: Adjust | None = None,
     ) -> None:
         self.settings = settings
         self.owner = owner
@@ -104,6 +113,7 @@ class Rules:
         self.anonymous = anonymous
         """Whose tree anonymous requests may enter (a CalDAV tree's default user)."""
         self.locking = locking
+        self.adjust = adjust or (lambda path, granted: granted)
 
     def writable(self, path: str) -> bool:
         """Whether any request may change the resource at ``path`` (shared places of an
@@ -131,7 +141,8 @@ class Rules:
                 return ()
         if level is None:
             level = settings.authenticated if user is not None else settings.anonymous
-        return privileges(level, self.writable(path), collection, self.locking)
+        granted = privileges(level, self.writable(path), collection, self.locking)
+        return self.adjust(path, granted) if granted else granted
 
     def acl(self, prefix: str, path: str, collection: bool) -> str:
         """The ACEs that grant what the rules grant on ``path``: to its owner (an
@@ -152,7 +163,7 @@ class Rules:
                                  ("<D:unauthenticated/>", anonymous)):  # fmt: skip
             granted = privileges(level, writable, collection, self.locking)
             if granted:
-                aces.append(_ace(principal, granted))
+                aces.append(_ace(principal, self.adjust(path, granted)))
         return f"<D:acl>{''.join(aces)}</D:acl>"
 
     def properties(

@@ -10,11 +10,12 @@ visitor's credentials. So a request that changes something:
 - is refused (403) when the browser says it comes from another site: a
   ``Sec-Fetch-Site`` other than ``same-origin`` or ``none`` (typed by the user), or an
   ``Origin`` that is not this server's own (scheme, host and port of the request);
-- and a POST must carry the header ``X-Davserver-UI: 1`` (the file manager's own
-  operations: restoring a version) or an XML body (``Content-Type`` ``application/xml``
-  or ``text/xml``: a WebDAV-Push registration). A form can set neither (it sends only
-  ``application/x-www-form-urlencoded``, ``multipart/form-data`` or ``text/plain``), and
-  another origin cannot send either without a preflight.
+- and a POST (the file manager's own operations: restoring a version) must carry the
+  header ``X-Davserver-UI: 1``, which a form cannot set and another origin cannot send
+  without a preflight, unless its ``Content-Type`` is one that a form cannot send
+  either, nor another origin without a preflight (a calendar client's POST of
+  ``text/calendar`` to its outbox, RFC 6638, or an XML body: a WebDAV-Push registration
+  or a sharing request, carry no such header).
 
 WebDAV clients (drives, rclone, cadaver) send neither ``Origin`` nor ``Sec-Fetch-Site``
 and are not affected.
@@ -27,7 +28,9 @@ from aiohttp import web
 from .errors import DAVError
 
 UI_HEADER = "X-Davserver-UI"
-XML_TYPES = frozenset({"application/xml", "text/xml"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+"""The types a form can send, and a page of another origin without a preflight (the
+CORS-safelisted values of ``Content-Type``)."""
 
 
 def _own_origin(request: web.Request) -> str:
@@ -44,9 +47,12 @@ def check(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is not None and origin.strip().lower() != _own_origin(request):
         raise DAVError(403, f"a {request.method} from the origin {origin!r} is refused")
-    if (
-        request.method == "POST"
-        and request.headers.get(UI_HEADER) != "1"
-        and request.content_type not in XML_TYPES
-    ):
-        raise DAVError(403, f"a POST needs the {UI_HEADER} header or an XML body")
+    if request.method == "POST" and request.headers.get(UI_HEADER) != "1" and _form(request):
+        raise DAVError(403, f"a POST needs the {UI_HEADER} header")
+
+
+def _form(request: web.Request) -> bool:
+    """Whether another origin's page could send this POST without a preflight: no
+    ``Content-Type``, or one a form sends."""
+    value = request.headers.get("Content-Type")
+    return value is None or value.split(";")[0].strip().lower() in FORM_TYPES

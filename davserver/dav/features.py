@@ -51,6 +51,9 @@ class LiveProperty:
 
     render: LiveRenderer
     protected: bool = True
+    stored: bool = False
+    """Rendered from the resource's dead properties (kept there by the server, as the
+    schedule tag is): whoever renders it must have read them."""
 
 
 class Feature:
@@ -90,6 +93,12 @@ class Feature:
         """Live properties whose renderers depend on the requesting user (built once
         per user and kept)."""
         return {}
+
+    def privileges(self, path: str, granted: tuple[str, ...]) -> tuple[str, ...]:
+        """The privileges a request has on ``path``, given those the access rules grant
+        it (none: never called); a feature whose places allow other operations says so
+        (dav/acl.py)."""
+        return granted
 
     def subscribe(self, bus: EventBus, tree: Tree) -> None:
         """Subscribe to the tree's change events."""
@@ -172,10 +181,12 @@ class FeatureSet:
         self.protected = frozenset(
             n for n, ps in props.items() if any(p.protected for p in ps)
         ).union(acl.NAMES)
+        self.stored = frozenset(n for n, ps in props.items() if any(p.stored for p in ps))
         self.locking = any(f.grants_locks for f in self.features)
         self.rules = acl.Rules(
             settings or DavSettings(), self.layout.owner, self.layout.read_only,
             self.layout.principal_path, self.layout.principal(None), self.locking,
+            self._privileges,
         )  # fmt: skip
         tokens: list[str] = []
         for feature in self.features:
@@ -188,6 +199,11 @@ class FeatureSet:
         self.discovery: list[Discovery] = []
         """What other trees offer (set by the server once every tree is built)."""
         self._tables: dict[tuple[str | None, str | None], dict[str, LiveRenderer]] = {}
+
+    def _privileges(self, path: str, granted: tuple[str, ...]) -> tuple[str, ...]:
+        for feature in self.features:
+            granted = feature.privileges(path, granted)
+        return granted
 
     def well_known(self) -> dict[str, str]:
         """The ``/.well-known/`` entries of every feature."""

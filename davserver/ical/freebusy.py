@@ -9,6 +9,7 @@ from datetime import UTC, datetime, tzinfo
 
 import icalendar
 
+from .meeting import address, params, values
 from .spans import Span, absolute, main_components, overlaps, spans_between
 from .timerange import TimeRange
 from .zones import parse
@@ -17,21 +18,42 @@ PRODID = "-//davserver//free-busy//EN"
 Period = tuple[float, float]
 
 
-def _kind(component: icalendar.cal.Component) -> str | None:
-    """The FBTYPE an event's time counts as (None: free)."""
+def _kind(component: icalendar.cal.Component, attendee: frozenset[str]) -> str | None:
+    """The FBTYPE an event's time counts as (None: free), for a calendar user with the
+    addresses ``attendee`` (none: as the event says for everyone)."""
     if str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
         return None
     status = str(component.get("STATUS", "")).upper()
     if status == "CANCELLED":
         return None
-    return "BUSY-TENTATIVE" if status == "TENTATIVE" else "BUSY"
+    answer = _answer(component, attendee) if attendee else None
+    if answer == "DECLINED":
+        return None
+    tentative = status == "TENTATIVE" or answer in ("NEEDS-ACTION", "TENTATIVE")
+    return "BUSY-TENTATIVE" if tentative else "BUSY"
+
+
+def _answer(component: icalendar.cal.Component, attendee: frozenset[str]) -> str | None:
+    """The PARTSTAT of the user (one of the addresses ``attendee``) in an event they
+    attend (None: they do not attend it, or organize it)."""
+    if address(component.get("ORGANIZER", "")) in attendee:
+        return None
+    for value in values(component, "ATTENDEE"):
+        if address(value) in attendee:
+            return str(params(value).get("PARTSTAT", "NEEDS-ACTION")).upper()
+    return None
 
 
 def busy_periods(
-    data: bytes, spans: Sequence[Span] | None, rng: TimeRange, zone: tzinfo | None = None
+    data: bytes,
+    spans: Sequence[Span] | None,
+    rng: TimeRange,
+    attendee: frozenset[str] = frozenset(),
+    zone: tzinfo | None = None,
 ) -> list[tuple[str, float, float]]:
-    """(FBTYPE, start, end) of the busy time of one object within the range (floating
-    times and dates in ``zone``, None: UTC)."""
+    """(FBTYPE, start, end) of the busy time of one object within the range, for a
+    calendar user with the addresses ``attendee`` (none: as the events say); floating
+    times and dates in ``zone`` (None: UTC)."""
     try:
         calendar = parse(data)
     except (ValueError, IndexError, KeyError, TypeError):
@@ -47,7 +69,7 @@ def busy_periods(
             continue
         if not overlaps(span, rng.lo, rng.hi):
             continue
-        kind = _kind(component)
+        kind = _kind(component, attendee)
         if kind is not None:
             out.append((kind, max(span.start, rng.lo), min(span.end, rng.hi)))
     return out
@@ -87,11 +109,12 @@ def all_busy(
     bodies: list[bytes | None],
     hints: list[Sequence[Span] | None],
     rng: TimeRange,
+    attendee: frozenset[str] = frozenset(),
     zone: tzinfo | None = None,
 ) -> list[tuple[str, float, float]]:
     """The busy periods of several objects (CPU work: off the event loop)."""
     out = []
     for data, spans in zip(bodies, hints, strict=True):
         if data is not None:
-            out.extend(busy_periods(data, spans, rng, zone))
+            out.extend(busy_periods(data, spans, rng, attendee, zone))
     return out

@@ -147,8 +147,12 @@ async def test_the_home_is_a_container_of_the_two_default_calendars(cal: Cal) ->
     calendar beside the events one (CLIENTS 18)."""
     ms = await cal.propfind(HOME, *CALENDAR_PROPS, depth="1")
     by = ms.by_href()
-    assert set(by) == {HOME, EVENTS, TASKS}
+    # The scheduling inbox and outbox are there too, and are no calendars (RFC 6638 §2).
+    assert set(by) == {HOME, EVENTS, TASKS, f"{HOME}inbox/", f"{HOME}outbox/"}
     assert by[HOME].ok(f"{D}resourcetype").find(f"{C}calendar") is None
+    for box in ("inbox", "outbox"):
+        types = {el.tag for el in by[f"{HOME}{box}/"].ok(f"{D}resourcetype")}
+        assert types == {f"{D}collection", f"{C}schedule-{box}"}
     for path, name, comps in (
         (EVENTS, "Calendar", {"VEVENT", "VFREEBUSY"}),
         (TASKS, "Tasks", {"VTODO"}),
@@ -216,6 +220,8 @@ async def test_the_home_and_calendars_exist_from_the_first_request(cal: Cal) -> 
         "/caldav/calendars/user/",
         "/caldav/calendars/user/calendar/",
         "/caldav/calendars/user/tasks/",
+        "/caldav/calendars/user/inbox/",
+        "/caldav/calendars/user/outbox/",
     }
     assert not home.exists()
     await cal.put_ok("/caldav/calendars/user/tasks/t.ics", todo("t"))
@@ -234,6 +240,8 @@ async def test_default_user_names_the_principal_and_home(make_cal: MakeCal) -> N
         "/caldav/calendars/alice/",
         "/caldav/calendars/alice/calendar/",
         "/caldav/calendars/alice/tasks/",
+        "/caldav/calendars/alice/inbox/",
+        "/caldav/calendars/alice/outbox/",
     }
     assert not cal.folder("calendar", user="alice").exists()  # until something is written
 
@@ -284,14 +292,14 @@ async def test_ios_principal_propfind_with_brief_answers_without_404s(
     r = parse_multistatus(data).responses[0]
     assert {p.status for p in r.props.values()} == {200}
     assert r.ok(f"{C}calendar-home-set").findtext(f"{D}href") == HOME
-    assert f"{C}schedule-inbox-URL" not in r.props
+    assert r.ok(f"{C}schedule-inbox-URL").findtext(f"{D}href") == f"{HOME}inbox/"
+    assert f"{CS}dropbox-home-URL" not in r.props
 
 
 async def test_ios_principal_propfind_without_brief_lists_the_unknown_as_404(cal: Cal) -> None:
     status, _, data = await cal.request("PROPFIND", PRINCIPAL, IOS_PROPFIND, Depth="0")
     assert status == 207
     r = parse_multistatus(data).responses[0]
-    assert r.props[f"{C}schedule-inbox-URL"].status == 404
     assert r.props[f"{CS}dropbox-home-URL"].status == 404
     assert r.ok(f"{CS}email-address-set").findtext(f"{CS}email-address") == "user@localhost"
     assert r.props[f"{D}principal-collection-set"].hrefs == ["/caldav/principals/"]

@@ -166,10 +166,20 @@ async def test_writes_from_another_site_are_refused(drive: Drive, headers: dict[
     assert ok.status == 204
 
 
-async def test_a_post_needs_the_ui_header(drive: Drive) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+async def test_a_post_needs_the_ui_header(drive: Drive, content_type: str | None) -> None:
+    """A POST that a form, or another origin without a preflight, could send."""
     await drive.client.put("/f.txt", data=b"one")
     before = drive.stored()
-    resp = await drive.client.post("/f.txt?restore=" + "0" * 40)
+    resp = await drive.client.post(
+        "/f.txt?restore=" + "0" * 40,
+        data=b"x=1",
+        headers={"Content-Type": content_type} if content_type else {},
+        skip_auto_headers=() if content_type else ("Content-Type",),
+    )
     assert resp.status == 403
     assert drive.stored() == before
 

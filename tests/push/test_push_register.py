@@ -94,7 +94,17 @@ async def test_depth_1_listings_carry_the_push_properties(http: TestClient) -> N
     resp = await http.put(cal + "d1.ics", data=event, headers={"Content-Type": "text/calendar"})
     assert resp.status == 201
     for path, with_push in (
-        ("/cal/calendars/user/", {cal, "/cal/calendars/user/tasks/"}),
+        # The scheduling boxes are calendar collections too (an invitation arriving in
+        # the inbox is news to a client).
+        (
+            "/cal/calendars/user/",
+            {
+                cal,
+                "/cal/calendars/user/tasks/",
+                "/cal/calendars/user/inbox/",
+                "/cal/calendars/user/outbox/",
+            },
+        ),
         (cal, {cal}),
     ):
         body = propfind(*PROPS, f"{D}getetag", f"{D}resourcetype")

@@ -114,3 +114,57 @@ def test_the_state_is_sqlite_unless_a_database_is_named(tmp_path: Path) -> None:
     url = "postgresql://davserver@db.example.org/davserver?sslmode=verify-full"
     config = load(write(tmp_path, f"[state]\nurl = '{url}'\npool_size = 8\n{mounts}"))
     assert (config.state.url, config.state.pool_size) == (url, 8)
+
+
+CAL = "[[mounts]]\npath='/caldav'\ntype='caldav'\nroot='c'\n"
+
+
+def test_addresses_domain_and_smtp_are_read(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("secret\n")
+    text = (
+        "[auth]\ndomain = 'example.org'\naddresses = { ann = ['ann@example.org', 'a@x.org'] }\n"
+        "[smtp]\nhost = 'smtp.example.org'\nport = 465\ntls = 'tls'\nusername = 'cal'\n"
+        "password_file = 'pw'\nsender = 'cal@example.org'\ntimeout = 3\n" + CAL
+    )
+    config = load(write(tmp_path, text))
+    assert config.auth.domain == "example.org"
+    assert config.auth.addresses == {"ann": ("ann@example.org", "a@x.org")}
+    assert config.smtp.password_file == tmp_path / "pw"
+    assert (config.smtp.host, config.smtp.port, config.smtp.tls) == ("smtp.example.org", 465, "tls")
+    assert config.mounts[0].scheduling is True
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("[auth]\naddresses = { ann = 'ann@x.org' }\n", "auth.addresses", "lists of strings"),
+        ("[auth]\naddresses = { ann = ['mailto:ann@x.org'] }\n", "auth.addresses.ann", "not a mail address"),
+        ("[auth]\naddresses = { ann = ['ann'] }\n", "auth.addresses.ann", "not a mail address"),
+        ("[auth]\naddresses = { '.x' = ['x@x.org'] }\n", "auth.addresses..x", "user name"),
+        ("[auth]\naddresses = { ann = ['a@x.org'], bob = ['A@x.org'] }\n", "auth.addresses.bob",
+         "ann's address already"),
+        ("[auth]\ndomain = 'not a domain'\n", "auth.domain", "not a domain"),
+        ("[smtp]\ntls = 'ssl'\n", "smtp.tls", "'ssl'"),
+        ("[smtp]\nport = 0\n", "smtp.port", "not a TCP port"),
+        ("[smtp]\nhost = 'smtp.x.org'\n", "smtp.sender", "must be the mail address"),
+        ("[smtp]\npassword_file = 'pw'\n", "smtp.password_file", "needs a username"),
+        ("[smtp]\nusername = 'u'\npassword_file = 'nope'\n", "smtp.password_file", "not a file"),
+        ("[smtp]\ntimeout = 0\n", "smtp.timeout", "more than 0"),
+        ("[smpt]\n", "smpt", "unknown table"),
+    ],
+)  # fmt: skip
+def test_bad_scheduling_config_names_file_key_and_problem(
+    tmp_path: Path, text: str, key: str, problem: str
+) -> None:
+    path = write(tmp_path, text + CAL)
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {key}"), message
+    assert problem in message
+
+
+def test_scheduling_is_a_key_of_caldav_mounts_only(tmp_path: Path) -> None:
+    path = write(tmp_path, "[[mounts]]\npath='/'\ntype='webdav'\nroot='d'\nscheduling=false\n")
+    with pytest.raises(ConfigError, match=r"mounts\[0\]\.scheduling: not an option of webdav"):
+        load(path)

@@ -15,6 +15,7 @@ from davserver.config import (
     MountConfig,
     PushConfig,
     ServerConfig,
+    SmtpConfig,
     StateConfig,
     load,
 )
@@ -38,6 +39,7 @@ def test_example_config_loads() -> None:
             LogConfig,
             PushConfig,
             StateConfig,
+            SmtpConfig,
             MountConfig,
         )
         for f in dataclasses.fields(cls)
@@ -59,6 +61,7 @@ def test_every_option_is_in_the_example(name: str) -> None:
             LogConfig,
             PushConfig,
             StateConfig,
+            SmtpConfig,
             MountConfig,
         )
         for f in dataclasses.fields(cls)

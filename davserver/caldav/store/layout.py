@@ -208,11 +208,16 @@ class CalendarStore:
         homes: Homes,
         accounts: Callable[[], Iterable[str]] = list,
         mutexes: Mutexes | None = None,
+        fixed: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.inner = inner
         self.index = index
         self._mutexes = mutexes or FileMutexes(None)
         self.homes = {space: dict(defaults) for space, defaults in homes.items()}
+        self.fixed = {space: frozenset(names) for space, names in (fixed or {}).items()}
+        """The collections every home of a space has whatever else it holds (the
+        scheduling inbox and outbox): virtual until something is written into them, and
+        made by that write."""
         self._accounts = accounts
         self.reserved_names = inner.reserved_names
         self.reserved_prefixes = inner.reserved_prefixes
@@ -225,6 +230,7 @@ class CalendarStore:
         collection's lock: some members, or (None) the whole listing."""
         self._listener: ChangeListener | None = None
         self.bodies = BodyCache()
+        self._underway: dict[int, bytes] = {}
         inner.listen(self._relay)
 
     # -- the virtual part -------------------------------------------------------------
@@ -313,10 +319,17 @@ class CalendarStore:
             return None
         return self.homes[where.space or ""].get(where.collection.rpartition("/")[2])
 
+    def is_fixed(self, where: Place) -> bool:
+        """Whether ``where`` is (or lies in) a collection every home has."""
+        names = self.fixed.get(where.space or "", frozenset())
+        return where.collection is not None and where.collection.rpartition("/")[2] in names
+
     async def _virtual_in_home(self, path: str, where: Place, dead_props: bool) -> Resource | None:
         """The homes of a space not made yet, a home not created yet, or one of its
         default collections; None for the rest."""
         if where.kind == "homes":
+            return self._virtual(path, {} if dead_props else None)
+        if where.kind == COLLECTION_KINDS.get(where.space or "") and self.is_fixed(where):
             return self._virtual(path, {} if dead_props else None)
         props = self._default(where)
         if where.kind != "home" and props is None:
@@ -350,20 +363,26 @@ class CalendarStore:
         if inner is None or not self.served(where):
             return
         space = where.space or ""
+        fixed = sorted(self.fixed.get(space, ())) if where.kind == "home" else []
         if where.kind == "home" and where.user and not await self._home_exists(space, where.user):
             yield [
                 self._virtual(f"{path}/{name}", props if dead_props else None)
                 for name, props in self.homes[space].items()
-            ]
+            ] + [self._virtual(f"{path}/{name}", {} if dead_props else None) for name in fixed]
             return
         if where.kind == COLLECTION_KINDS.get(space) and where.collection and not dead_props:
             async for batch in self._members(where.collection):
                 yield batch
             return
+        seen: set[str] = set()
         with contextlib.suppress(NotFound):
             async for batch in self.inner.children(inner, dead_props=dead_props):
                 # The inner root holds the calendar homes and the address books' folder.
+                seen.update(r.name for r in batch)
                 yield [self._outer(r) for r in batch if inner or r.name != BOOKS_DIR]
+        missing = [name for name in fixed if name not in seen]
+        if missing:
+            yield [self._virtual(f"{path}/{n}", {} if dead_props else None) for n in missing]
 
     async def _members(self, collection: str) -> AsyncIterator[list[Resource]]:
         """A collection's members from its index (brought up to date first): no disk
@@ -593,6 +612,11 @@ class CalendarStore:
             body.file = None
         return body
 
+    def underway(self, note: object) -> bytes | None:
+        """The bytes of the write under way that carries ``note`` (its listeners hear of
+        it before it returns, and before the bytes reach the cache), or None."""
+        return self._underway.get(id(note)) if note is not None else None
+
     # -- items from the index -------------------------------------------------------------
 
     def item_resource(self, calendar: str, name: str, item: Item) -> Resource:
@@ -630,6 +654,7 @@ class CalendarChange:
         self._store = store
         self._inner = inner
         self._homes: set[tuple[str, str]] = set()
+        self._made: set[str] = set()
 
     async def _target(self, path: str, *, making: bool = False) -> Place:
         """Where ``path`` lies; a virtual home it is in is created first, unless the
@@ -645,7 +670,18 @@ class CalendarChange:
                 else:
                     await self._ensure_home(where.space, where.user)
                 self._homes.add(home)
+            if where.collection is not None and self._store.is_fixed(where):
+                await self._ensure_fixed(where.collection, making=making and where.kind != "item")
         return where
+
+    async def _ensure_fixed(self, collection: str, *, making: bool) -> None:
+        """Make a collection every home has (still virtual) before a write into it."""
+        if collection in self._made or making:
+            return
+        if await self._store.inner.stat(collection) is None:
+            with contextlib.suppress(AlreadyExists):  # made meanwhile by another request
+                await self._inner.mkcol(collection)
+        self._made.add(collection)
 
     async def _ensure_homes(self, space: str) -> None:
         """Create the folder of the address-book homes unless it exists (the calendar
@@ -683,9 +719,16 @@ class CalendarChange:
         and the bytes go to the cache."""
         where = await self._target(path)
         assert where.inner is not None
-        res, created = await self._inner.write(
-            where.inner, body, expected_size, expect=expect, note=note
-        )
+        known = note is not None and isinstance(body, bytes)
+        if note is not None and isinstance(body, bytes):
+            self._store._underway[id(note)] = body
+        try:
+            res, created = await self._inner.write(
+                where.inner, body, expected_size, expect=expect, note=note
+            )
+        finally:
+            if known:
+                self._store._underway.pop(id(note), None)
         if where.kind == "item" and isinstance(body, bytes):
             self._store.bodies.put(where.inner, res.etag, body)
         return self._store._outer(res), created
