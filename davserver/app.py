@@ -31,7 +31,7 @@ from .dav.context import DavSettings
 from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
-from .dav.identity import AUTH_SOURCE, USER
+from .dav.identity import AUTH_SOURCE, GRANTS, USER
 from .dav.quota import QuotaLimits
 from .events import EventBus, LocalBus
 from .locks.manager import LockManager
@@ -48,6 +48,7 @@ from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import Generations
 from .state.mutex import Mutexes
 from .state.quota import QuotaCounters, SQLiteQuota
+from .state.shares import TO_GROUP, TO_USER, Share, Shares, ShareStore
 from .state.uploads import UploadStore
 
 log = logging.getLogger("davserver")
@@ -59,6 +60,7 @@ CHANGES_FILE = "changes.sqlite3"
 CHECKSUMS_FILE = "checksums.sqlite3"
 QUOTA_FILE = "quota.sqlite3"
 GENERATIONS_FILE = "generations"
+SHARES_FILE = "shares.sqlite3"
 WELL_KNOWN = "/.well-known/"
 
 
@@ -70,10 +72,11 @@ def build_mount(
     accounts: Callable[[], list[str]] = list,
     checksums: ChecksumStore | None = None,
     quotas: QuotaCounters | None = None,
+    shares: Shares | None = None,
 ) -> Mount:
     """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users;
     ``checksums`` keeps the checksums of WebDAV trees' files, ``quotas`` the bytes their
-    quota'd trees use."""
+    quota'd trees use; ``shares`` the collections users share."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -96,7 +99,9 @@ def build_mount(
         if m.contacts:
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
         store = CalendarStore(build_storage(m, config), index, homes, users, mutexes)
-        caldav = CalDav(m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size))
+        caldav = CalDav(
+            m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size), shares
+        )
         features.append(caldav)
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
@@ -166,6 +171,16 @@ def path_lock_file(state_dir: Path, root: Path) -> str:
     return str(state_dir / "pathlocks" / f"{name}.lock")
 
 
+def fixed_shares(config: Config) -> list[Share]:
+    """The shares the ``[[shares]]`` tables make, one per sharee."""
+    return [
+        Share(s.mount.rstrip("/"), s.path, kind, name, s.access)
+        for s in config.shares
+        for kind, names in ((TO_USER, s.users), (TO_GROUP, s.groups))
+        for name in names
+    ]
+
+
 class Router:
     """Finds the mount for a request, longest prefix first, and lets it in or not."""
 
@@ -177,8 +192,10 @@ class Router:
         logins: Logins | None = None,
         max_xml: int = 1 << 20,
         max_props: int = 1000,
+        shares: Shares | None = None,
     ) -> None:
         self.logins = logins
+        self.shares = shares
         # For a PROPFIND of the root that no mount holds:
         self.max_xml = max_xml
         self.max_props = max_props
@@ -237,6 +254,12 @@ class Router:
             groups = frozenset[str]()
             if rules.groups and user is not None and logins is not None:
                 groups = await logins.groups.of(user)
+            refusal = access.admit(
+                request, rules, user, logins is not None, self.reads[mount.prefix], groups
+            )
+            if refusal is None and user is not None and rules.owner_only:
+                await self._grant(request, mount.prefix, user, groups if rules.groups else None)
+            return refusal
         except LoginFailed:
             return challenge()
         except DirectoryUnavailable as exc:
@@ -245,9 +268,24 @@ class Router:
             return web.Response(
                 status=503, text="503 Service Unavailable\n", headers={"Retry-After": "10"}
             )
-        return access.admit(
-            request, rules, user, logins is not None, self.reads[mount.prefix], groups
-        )
+
+    async def _grant(
+        self, request: web.Request, prefix: str, user: str, groups: frozenset[str] | None
+    ) -> None:
+        """Put what ``user`` may reach of other users' trees (the shares) in the request:
+        the owner-only rule of the mount (``Context.check_owner``) asks it of every path."""
+        if self.shares is None:
+            return
+        logins = self.logins
+
+        async def groups_of() -> frozenset[str]:
+            if groups is not None:
+                return groups
+            return await logins.groups.of(user) if logins is not None else frozenset()
+
+        grants = await self.shares.grants(prefix, user, groups_of)
+        if grants.roots:
+            request[GRANTS] = grants
 
     def _well_known(self, request: web.Request) -> web.Response | None:
         """RFC 6764's redirect (a 301: TbSync had trouble with 302, Radicale found)."""
@@ -327,13 +365,17 @@ def create_app(config: Config) -> web.Application:
     accounts = logins.names if logins is not None else list
     checksums = SQLiteChecksums(state_dir / CHECKSUMS_FILE)
     quotas = SQLiteQuota(state_dir / QUOTA_FILE)
+    shares = Shares(fixed_shares(config), ShareStore(state_dir / SHARES_FILE), generations)
     mounts = [
-        build_mount(m, config, locks, bus, accounts, checksums, quotas) for m in config.mounts
+        build_mount(m, config, locks, bus, accounts, checksums, quotas, shares)
+        for m in config.mounts
     ]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
     server = config.server
-    router = Router(mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props)
+    router = Router(
+        mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props, shares
+    )
     app[ROUTER_KEY] = router
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
@@ -358,6 +400,7 @@ def create_app(config: Config) -> web.Application:
         await changelog.close()
         await checksums.close()
         await quotas.close()
+        await shares.close()
         generations.close()
         if logins is not None:
             await offload(logins.close)

@@ -29,6 +29,7 @@ from davserver.dav.paths import href
 from davserver.dav.props import LiveRenderer, PropRenderer
 from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
+from davserver.state.shares import Shares
 
 from . import copymove, mkcalendar, put, report
 from .export import CalendarExport
@@ -97,9 +98,16 @@ class CalDav(Feature):
 
     compliance = ("3", "calendar-access", "extended-mkcol")
 
-    def __init__(self, prefix: str, store: CalendarStore, settings: CalDavSettings) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        store: CalendarStore,
+        settings: CalDavSettings,
+        shares: Shares | None = None,
+    ) -> None:
         self.prefix = prefix
         self.store = store
+        self.shares = shares
         self.settings = settings
         self.layout = CalDavLayout(settings.default_user)
         sample = live_table(prefix, settings.default_user, settings.max_resource_size)

@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 
 SIZE = 4096
-TOPICS = ("locks", "changes")
+TOPICS = ("locks", "changes", "shares")
 _WORD = struct.Struct("<Q")
 
 
