@@ -31,7 +31,7 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 from davserver.state.shares import Shares
 
-from . import copymove, mkcalendar, put, report
+from . import copymove, mkcalendar, put, report, sharing
 from .export import CalendarExport
 from .members import indexed_members
 from .names import c, dav
@@ -43,7 +43,7 @@ from .props import (
     live_table,
     supported_reports,
 )
-from .services import CALENDARS, SETTINGS, CalDavSettings
+from .services import CALENDARS, SETTINGS, SHARES, CalDavSettings
 from .store.follow import follow, uncache
 from .store.layout import CALENDARS as CALENDAR_SPACE
 from .store.layout import PRINCIPALS, CalendarStore, owner, place
@@ -92,6 +92,11 @@ class CalDavLayout(Layout):
         """The authenticated user, else the default one."""
         return user or self.default_user
 
+    def home(self, shared: str, user: str) -> str:
+        """A shared calendar is listed in the user's calendar home, a shared address
+        book in their address-book home."""
+        return f"{shared.partition('/')[0]}/{user}"
+
 
 class CalDav(Feature):
     """Calendars over the tree's :class:`CalendarStore` (its storage)."""
@@ -116,6 +121,10 @@ class CalDav(Feature):
             for name, render in sample.items()
         }
         self._properties.update({name: LiveProperty(_worked_out) for name in INDEXED})
+        if shares is not None:
+            self._properties.update(
+                {name: LiveProperty(sharing.render_nothing) for name in sharing.WORKED_OUT}
+            )
         self._offer = self._discovery()
 
     def methods(self) -> Mapping[str, Handler]:
@@ -126,6 +135,7 @@ class CalDav(Feature):
             "MOVE": copymove.copy_or_move,
             "MKCOL": mkcalendar.mkcol,
             "MKCALENDAR": mkcalendar.mkcalendar,
+            "POST": sharing.post,
         }
 
     def reports(self) -> Mapping[str, Report]:
@@ -148,7 +158,12 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CalendarExport()}
+        return {
+            CALENDARS: self.store,
+            SETTINGS: self.settings,
+            EXPORTS: CalendarExport(),
+            SHARES: self.shares,
+        }
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for
@@ -177,8 +192,11 @@ class CalDav(Feature):
         return offer
 
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
-        """Fill in ctag and sync-token of the calendars in ``batch`` from the index."""
+        """Fill in ctag and sync-token of the calendars in ``batch`` from the index, and
+        the sharing properties."""
         wanted = renderer.request.names
+        if self.shares is not None and not sharing.NAMES.isdisjoint(wanted):
+            renderer.values.update(await sharing.values(ctx, self.shares, batch))
         if not any(name in INDEXED for name in wanted):
             return
         for res in batch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from davserver.dav.context import Context, ServiceKey
+from davserver.state.shares import Shares
 
 from .store.layout import CalendarStore
 
@@ -21,6 +22,8 @@ CALENDARS = ServiceKey[CalendarStore]("caldav.calendars")
 """The calendar store of the tree."""
 SETTINGS = ServiceKey[CalDavSettings]("caldav.settings")
 """The CalDAV settings of the tree."""
+SHARES = ServiceKey[Shares | None]("caldav.shares")
+"""The shares of the server (None: the tree keeps none), for the sharing POST."""
 
 
 def calendars(ctx: Context) -> CalendarStore:

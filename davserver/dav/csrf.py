@@ -12,7 +12,8 @@ visitor's credentials. So a request that changes something:
   ``Origin`` that is not this server's own (scheme, host and port of the request);
 - and a POST (the file manager's own operations: restoring a version) must carry the
   header ``X-Davserver-UI: 1``, which a form cannot set and another origin cannot send
-  without a preflight.
+  without a preflight, or an XML body (the sharing requests of CalDAV clients), which a
+  form cannot send either.
 
 WebDAV clients (drives, rclone, cadaver) send neither ``Origin`` nor ``Sec-Fetch-Site``
 and are not affected.
@@ -25,6 +26,9 @@ from aiohttp import web
 from .errors import DAVError
 
 UI_HEADER = "X-Davserver-UI"
+XML_TYPES = ("application/xml", "text/xml")
+"""A POST with an XML body (CalDAV sharing) needs no UI header: a form cannot send one,
+and another origin cannot without a preflight."""
 
 
 def _own_origin(request: web.Request) -> str:
@@ -41,5 +45,9 @@ def check(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is not None and origin.strip().lower() != _own_origin(request):
         raise DAVError(403, f"a {request.method} from the origin {origin!r} is refused")
-    if request.method == "POST" and request.headers.get(UI_HEADER) != "1":
+    if (
+        request.method == "POST"
+        and request.headers.get(UI_HEADER) != "1"
+        and request.content_type not in XML_TYPES
+    ):
         raise DAVError(403, f"a POST needs the {UI_HEADER} header")

@@ -129,6 +129,11 @@ class Layout:
         """Whose tree a request of ``user`` (None: anonymous) may enter."""
         return user
 
+    def home(self, shared: str, user: str) -> str:
+        """Where in ``user``'s tree a collection shared with them (at ``shared``) is
+        listed: the top of their tree."""
+        return user
+
 
 class FeatureSet:
     """The features of one tree, composed once: method, property and report tables, the
@@ -184,6 +189,10 @@ class FeatureSet:
     def principal(self, user: str | None) -> str | None:
         """Whose tree a request of ``user`` may enter (see :class:`Layout`)."""
         return self.layout.principal(user)
+
+    def home(self, shared: str, user: str) -> str:
+        """Where a collection shared with ``user`` is listed (see :class:`Layout`)."""
+        return self.layout.home(shared, user)
 
     async def dispatch(self, ctx: Context) -> web.StreamResponse | None:
         """The answer of the first handler of the request's method that takes it (None:
