@@ -98,7 +98,7 @@ async def test_the_shared_root_shows_only_the_requesters_history(
             for commit, _, _ in commits:
                 if commit not in [c[0] for c in own]:
                     assert commit[:12] not in body
-        assert text.count("<tr>") == len(own) + 1  # a heading row, then one per version
+        assert text.count("<tr") == len(own) + 1  # a heading row, then one per version
     # Another user's tree, and its history, stay out of reach.
     assert (await send(client, "GET", "/home/ann/?history", "bob")).status == 403
     ann_commit = next(c[0] for c in commits if c[2] == "ann")
