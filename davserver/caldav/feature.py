@@ -236,6 +236,12 @@ class CalDav(Feature):
 
     async def _on_changes(self, events: Sequence[ChangeEvent]) -> None:
         await follow(self.store, CALENDAR_SPACE, events)
+        if self.shares is not None:
+            # A share is of one collection: one deleted or moved away ends it (a new one
+            # made at its place later is not shared).
+            for event in events:
+                if event.kind in ("deleted", "moved") and event.is_collection:
+                    await self.shares.drop_below(self.prefix, event.path)
 
 
 def _worked_out(r: PropRenderer, res: Resource) -> str | None:

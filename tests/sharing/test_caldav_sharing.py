@@ -199,6 +199,22 @@ async def test_only_the_owner_shares_and_bad_requests_change_nothing(
     assert resp.status == 403
 
 
+async def test_a_deleted_calendar_takes_its_shares_along(client: TestClient) -> None:
+    alice = basic("alice")
+    assert (
+        await client.request("MKCALENDAR", "/dav/calendars/alice/trip", headers=alice)
+    ).status == 201
+    trip = "/dav/calendars/alice/trip/"
+    assert await post(client, "alice", cs_share("bob"), trip) == 200
+    assert (
+        await client.request("PROPFIND", trip, headers={"Depth": "0", **basic("bob")})
+    ).status == 207
+    assert (await client.delete(trip, headers=alice)).status == 204
+    assert (await client.request("MKCALENDAR", trip, headers=alice)).status == 201
+    resp = await client.request("PROPFIND", trip, headers={"Depth": "0", **basic("bob")})
+    assert resp.status == 403
+
+
 def _status(url: str, user: str, method: str = "GET", body: bytes | None = None) -> int:
     req = urllib.request.Request(url, data=body, method=method, headers=basic(user))
     if body is not None:

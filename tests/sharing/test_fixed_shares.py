@@ -230,6 +230,46 @@ async def test_a_sharees_write_is_authored_by_the_sharee(
     assert authors.split() == ["bob", "alice"]
 
 
+async def test_shared_collections_are_listed_in_the_sharees_home(client: TestClient) -> None:
+    bob = {"Depth": "1", **basic("bob")}
+    resp = await client.request("PROPFIND", "/dav/calendars/bob/", headers=bob)
+    assert resp.status == 207
+    text = await resp.text()
+    assert f"<D:href>{SHARED}/</D:href>" in text
+    assert "/dav/calendars/bob/calendar/" in text
+    assert OTHER not in text
+    resp = await client.request("PROPFIND", "/dav/addressbooks/bob/", headers=bob)
+    assert "<D:href>/dav/addressbooks/alice/contacts/</D:href>" in await resp.text()
+    # dora has no share: her home lists her own collections only.
+    resp = await client.request(
+        "PROPFIND", "/dav/calendars/dora/", headers={"Depth": "1", **basic("dora")}
+    )
+    assert "alice" not in await resp.text()
+
+
+async def test_history_of_a_shared_folder_and_nothing_else(
+    aiohttp_client: Any, tmp_path: Path, accounts: Path
+) -> None:
+    data = config_data(tmp_path, accounts)
+    files = data["mounts"][1]
+    del files["root"]
+    files.update(backend="git", repo=str(tmp_path / "files.git"))
+    client = await start(aiohttp_client, tmp_path, data)
+    alice, bob = basic("alice"), basic("bob")
+    for folder in ("/files/alice", "/files/alice/projects"):
+        assert (await client.request("MKCOL", folder, headers=alice)).status == 201
+    assert (await client.put("/files/alice/private.txt", data=b"p", headers=alice)).status == 201
+    assert (await client.put("/files/alice/projects/a.txt", data=b"a", headers=bob)).status == 201
+    resp = await client.get("/files/alice/projects/a.txt?history=json", headers=bob)
+    assert resp.status == 200
+    assert [v["author"].split()[0] for v in (await resp.json())["versions"]] == ["bob"]
+    assert (await client.request("MKCOL", "/files/bob", headers=bob)).status == 201
+    resp = await client.request("PROPFIND", "/files/bob/", headers={"Depth": "1", **bob})
+    assert "/files/alice/projects/" in await resp.text()
+    for path in ("/files/alice/private.txt?history=json", "/files/alice/?history"):
+        assert (await client.get(path, headers=bob)).status == 403, path
+
+
 @pytest.mark.parametrize(
     ("share", "message"),
     [
