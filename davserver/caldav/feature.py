@@ -122,6 +122,8 @@ class CalDav(Feature):
         }
         self._properties.update({name: LiveProperty(_worked_out) for name in INDEXED})
         if shares is not None:
+            # Apple's clients offer sharing only on servers that announce it.
+            self.compliance = (*self.compliance, "calendarserver-sharing")
             self._properties.update(
                 {name: LiveProperty(sharing.render_nothing) for name in sharing.WORKED_OUT}
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from davserver.config import AuthConfig, LdapConfig, MountConfig, ServerConfig, load
+from davserver.config import AuthConfig, LdapConfig, MountConfig, ServerConfig, ShareConfig, load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -22,7 +22,7 @@ def test_example_config_loads() -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LdapConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, MountConfig, ShareConfig)
         for f in dataclasses.fields(cls)
     ],
 )
@@ -35,7 +35,7 @@ def test_every_option_is_in_the_example(name: str) -> None:
     "name",
     [
         f.name
-        for cls in (ServerConfig, AuthConfig, LdapConfig, MountConfig)
+        for cls in (ServerConfig, AuthConfig, LdapConfig, MountConfig, ShareConfig)
         for f in dataclasses.fields(cls)
     ],
 )

@@ -127,6 +127,8 @@ async def test_owner_shares_sharee_reads_and_writes_owner_revokes(
     text = await resp.text()
     assert "/dav/principals/bob/" in text and "<CS:read-write/>" in text
     assert "<D:shared-owner/>" in text and "<CS:can-be-shared/>" in text
+    resp = await client.options(CALENDAR, headers=basic("alice"))
+    assert "calendarserver-sharing" in resp.headers["DAV"]
     resp = await client.request(
         "PROPFIND", "/dav/calendars/bob/", data=body, headers={"Depth": "1", **basic("bob")}
     )
