@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,8 +100,12 @@ def build_mount(
         if m.contacts:
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
         store = CalendarStore(build_storage(m, config), index, homes, users, mutexes)
+        # Sharing is offered where trees have owners (elsewhere everyone reaches all).
         caldav = CalDav(
-            m.prefix, store, CalDavSettings(m.default_user, m.max_resource_size), shares
+            m.prefix,
+            store,
+            CalDavSettings(m.default_user, m.max_resource_size),
+            shares if rules.owner_only else None,
         )
         features.append(caldav)
         if m.contacts:
@@ -268,6 +273,10 @@ class Router:
             return web.Response(
                 status=503, text="503 Service Unavailable\n", headers={"Retry-After": "10"}
             )
+        except sqlite3.Error as exc:
+            log.warning("%s %s: 503, the shares cannot be read: %s",
+                        request.method, request.raw_path, exc)  # fmt: skip
+            return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
 
     async def _grant(
         self, request: web.Request, prefix: str, user: str, groups: frozenset[str] | None

@@ -101,7 +101,7 @@ class CalDavLayout(Layout):
 class CalDav(Feature):
     """Calendars over the tree's :class:`CalendarStore` (its storage)."""
 
-    compliance = ("3", "calendar-access", "extended-mkcol")
+    compliance: tuple[str, ...] = ("3", "calendar-access", "extended-mkcol")
 
     def __init__(
         self,

@@ -252,3 +252,18 @@ def test_revocation_holds_in_every_worker(tmp_path: Path) -> None:
         assert statuses == {200} and time.monotonic() < deadline
     finally:
         assert server.stop() == 0
+
+
+async def test_unreadable_shares_answer_503_until_they_can_be_read(
+    aiohttp_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = await asyncio.to_thread(lambda: load(write_config(tmp_path)))
+    blocker = tmp_path / "state" / "shares.sqlite3"
+    await asyncio.to_thread(lambda: (blocker / "x").mkdir(parents=True))
+    client = await aiohttp_client(create_app(config))
+    resp = await client.get(CALENDAR, headers=basic("alice"))
+    assert resp.status == 503
+    assert "the shares cannot be read" in caplog.text
+    await asyncio.to_thread(lambda: ((blocker / "x").rmdir(), blocker.rmdir()))
+    resp = await client.request("PROPFIND", CALENDAR, headers={"Depth": "0", **basic("alice")})
+    assert resp.status == 207
