@@ -1,9 +1,11 @@
 """CalDAV query benchmark: davserver vs Radicale 3.9 vs Xandikos 0.4.10 on the same calendar.
 
-Usage: .venv/bin/python bench/caldav.py [--n 10000] [--iterations 20] [--peer-iterations 5]
+Usage: .venv/bin/python bench/caldav.py [--n 10000] [--floating 1000] [--iterations 20]
+                                        [--peer-iterations 5]
                                         [--servers davserver,radicale,xandikos]
 
-It loads 10,000 generated events over three years (bench/caldav_gen.py) into each server by
+It loads 10,000 generated events over three years and 1,000 at floating times
+(bench/caldav_gen.py; the calendar is made with a calendar-timezone) into each server by
 PUT (4 concurrent clients; a peer's upload is cut after --peer-upload-s and the rest copied
 into its storage folder, as the team's reference does), checks every query's answer against
 recurring-ical-events (bench/caldav_expected.py: 28 windows, and the number of instances of
@@ -333,6 +335,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--n", type=int, default=10000, help="events to load")
+    ap.add_argument("--floating", type=int, default=1000, help="floating events to load too")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--iterations", type=int, default=20, help="per workload, davserver")
     ap.add_argument("--peer-iterations", type=int, default=5, help="per workload, peers")
@@ -346,9 +349,10 @@ def main() -> None:
     names = [s.strip() for s in args.servers.split(",") if s.strip()]
     if any(n != "davserver" for n in names):
         ensure_peers()
-    items = generate(args.n, args.seed)
+    items = generate(args.n, args.seed, args.floating)
     print(f"{len(items)} events generated; computing the expected answers", flush=True)
-    want = expected(items, BENCH / ".cache-caldav" / f"expected-{args.n}-{args.seed}.json")
+    cache = f"expected-{args.n}-{args.floating}-{args.seed}.json"
+    want = expected(items, BENCH / ".cache-caldav" / cache)
     results: dict[str, dict] = {}
     for name in names:
         srv = Server(name, Path(tempfile.mkdtemp(prefix=f"caldavbench-{name}-")))

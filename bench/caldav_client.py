@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urljoin, urlsplit
 
-from caldav_gen import ical_utc
+from caldav_gen import FLOATING_ZONE, VTZ, ical_utc
 
 NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
 CALENDAR_DATA = "{urn:ietf:params:xml:ns:caldav}calendar-data"
@@ -31,8 +31,12 @@ PROPFIND_ETAG = HEAD + '<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop>
 MKCALENDAR = (
     HEAD + '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>'
     "<D:displayname>perf 10k</D:displayname><C:supported-calendar-component-set>"
-    '<C:comp name="VEVENT"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>'
+    '<C:comp name="VEVENT"/></C:supported-calendar-component-set>'
+    "<C:calendar-timezone>BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//anchors//EN\r\n"
+    + VTZ[FLOATING_ZONE].replace("\n", "\r\n")
+    + "\r\nEND:VCALENDAR\r\n</C:calendar-timezone></D:prop></D:set></C:mkcalendar>"
 )
+"""The benchmark's calendar: events only, its floating times in FLOATING_ZONE."""
 
 
 def calendar_query(start: datetime, end: datetime, *, expand: bool = False) -> str:

@@ -6,7 +6,9 @@ the repository is needed at run time.
 Default: 10,000 events over 2024-01-01 .. 2026-12-31; about 10 % recurring (WEEKLY, some
 BYDAY=MO,WE,FR, or DAILY, ended by COUNT or UNTIL, some with an EXDATE or an overridden
 instance); 30 % Europe/Berlin and 20 % America/New_York (with VTIMEZONE), 40 % UTC, 10 %
-all-day; 10 % of the timed events with DURATION instead of DTEND. No floating times.
+all-day; 10 % of the timed events with DURATION instead of DTEND. Then 1,000 events with
+floating times (no TZID, no Z; 10 % recurring), which happen in the calendar's
+calendar-timezone (FLOATING_ZONE, set when the calendar is made).
 """
 
 import random
@@ -276,12 +278,39 @@ def make_event(i: int, rnd: random.Random) -> tuple[str, str, dict]:
     return uid, "\r\n".join(fold(x) for x in lines) + "\r\n", meta
 
 
-def generate(n: int, seed: int) -> list[tuple[str, bytes]]:
-    """(file name, bytes) of ``n`` events, the same for the same seed."""
+FLOATING_ZONE = "Europe/Berlin"
+"""The calendar-timezone of the benchmark's calendar: where its floating events happen."""
+
+
+def make_floating(i: int, rnd: random.Random) -> tuple[str, str]:
+    """One event at a floating time (a wall-clock time in the calendar's zone)."""
+    uid = f"float-{i:05d}-{rnd.getrandbits(48):012x}@anchors.example"
+    day = START_DAY + timedelta(days=rnd.randint(0, N_DAYS))
+    start = datetime(day.year, day.month, day.day, rnd.randint(7, 19), rnd.choice([0, 15, 30, 45]))
+    end = start + timedelta(minutes=rnd.choice([30, 60, 60, 90]))
+    summary = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(1, 4))).capitalize()
+    props = [
+        f"UID:{uid}", f"DTSTAMP:{DTSTAMP}", f"DTSTART:{fmt_local(start)}",
+        f"DTEND:{fmt_local(end)}", f"SUMMARY:{esc(summary)}",
+    ]  # fmt: skip
+    if rnd.random() < 0.10:
+        props.append(f"RRULE:FREQ={rnd.choice(['DAILY', 'WEEKLY'])};COUNT={rnd.randint(3, 20)}")
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//anchors//caldav-perf-gen//EN",
+             "BEGIN:VEVENT", *props, "END:VEVENT", "END:VCALENDAR"]  # fmt: skip
+    return uid, "\r\n".join(fold(x) for x in lines) + "\r\n"
+
+
+def generate(n: int, seed: int, floating: int = 0) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of ``n`` events, then ``floating`` floating ones, the same for
+    the same seed (the first ``n`` do not depend on ``floating``)."""
     rnd = random.Random(seed)
     out = []
     for i in range(n):
         uid, text, _meta = make_event(i, rnd)
+        out.append((f"{uid.split('@')[0]}.ics", text.encode()))
+    rnd = random.Random(seed + 1)
+    for i in range(floating):
+        uid, text = make_floating(i, rnd)
         out.append((f"{uid.split('@')[0]}.ics", text.encode()))
     return out
 

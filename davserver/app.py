@@ -88,6 +88,8 @@ def build_mount(
         lock_timeout=server.lock_timeout,
         lock_timeout_max=server.lock_timeout_max,
         owner_only=bool(rules.owner_only),
+        anonymous=rules.anonymous,
+        authenticated=rules.authenticated,
         max_props=server.max_propfind_props,
         default_charset=server.default_charset,
     )
@@ -104,7 +106,7 @@ def build_mount(
         caldav = CalDav(
             m.prefix,
             store,
-            CalDavSettings(m.default_user, m.max_resource_size),
+            CalDavSettings(m.default_user, m.max_resource_size, m.principal_search),
             shares if rules.owner_only else None,
         )
         features.append(caldav)
@@ -223,6 +225,13 @@ class Router:
         for tree in trees:
             own = tree.features.own_discovery()
             tree.features.discovery = [d for d in self.discovery if d not in own]
+        at_root = self.find("/")
+        self.root_reports: DavMount | None = None
+        """Where a REPORT of ``/`` goes when the tree there answers none (a WebDAV tree, or
+        no mount): the root of the first tree that answers reports. Clients search for
+        principals at the server's address (the caldav library does)."""
+        if not (isinstance(at_root, DavMount) and at_root.features.report_handlers):
+            self.root_reports = next((t for t in trees if t.features.report_handlers), None)
         self.in_flight = 0
         self.closing = False
         """Set when the server stops: every answer from then on closes its connection."""
@@ -310,6 +319,13 @@ class Router:
         """Answer one request; a handler that raises is logged and answered 500."""
         self._well_known(request)
         mount = self.find(request.raw_path)
+        if (
+            self.root_reports is not None
+            and request.method == "REPORT"
+            and request.raw_path.partition("?")[0] == "/"
+        ):
+            mount = self.root_reports
+            request = request.clone(rel_url=mount.prefix + "/")
         if mount is not None:
             request[MOUNT_PREFIX] = mount.prefix
         refusal = await self._admit(request, mount)

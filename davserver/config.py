@@ -41,6 +41,7 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "default_user": ("caldav",),
     "max_resource_size": ("caldav",),
     "contacts": ("caldav",),
+    "principal_search": ("caldav",),
     **dict.fromkeys(
         ("index", "listing", "mime_types", "cache_control", "precompressed", "gzip",
          "gzip_min_size", "gzip_types", "cache_ttl"),
@@ -109,6 +110,8 @@ class ServerConfig:
 
 
 ACCESS_LEVELS = ("off", "read-only", "read-write")
+PRINCIPAL_SEARCH = ("everyone", "authenticated", "self")
+"""Who may find other users' principals (a caldav mount's ``principal_search``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,7 @@ class MountConfig:
     default_user: str = "user"
     max_resource_size: int = 10 << 20
     contacts: bool = True
+    principal_search: str = "authenticated"
     error_pages: Path | None = None
     index: tuple[str, ...] = ("index.html",)
     listing: bool = False
@@ -374,6 +378,11 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         raise ConfigError(
             f"{source}: {where}.default_user: {m.default_user!r} is not a usable user name "
             "(no colon, slash, space or control character, no dot first)"
+        )
+    if m.principal_search not in PRINCIPAL_SEARCH:
+        raise ConfigError(
+            f"{source}: {where}.principal_search: {m.principal_search!r} is not one of "
+            f"{', '.join(PRINCIPAL_SEARCH)}"
         )
     sizes = {"quota": m.quota, "user_quota": m.user_quota}
     sizes.update({f"user_quotas.{k}": v for k, v in m.user_quotas.items()})

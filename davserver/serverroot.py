@@ -15,7 +15,7 @@ from aiohttp import web
 
 from davserver.backends.base import virtual_collection
 
-from .dav import multistatus
+from .dav import acl, multistatus
 from .dav.errors import DAVError
 from .dav.features import Discovery
 from .dav.identity import USER
@@ -44,6 +44,8 @@ async def propfind(
     live: dict[str, LiveRenderer] = dict(LIVE)
     for offer in discovery:
         live.update(offer(request.get(USER)))
+    # Whoever gets here may read it: anyone, or (with accounts) those who logged in.
+    live.update(acl.read_only_properties(request.get(USER) is not None))
     renderer = PropRenderer("", prop_request, live=live, minimal=wants_minimal(request))
     members = top_segments(prefixes) if depth == "1" else []
     collections = (virtual_collection(p, _STARTED) for p in ["", *members])

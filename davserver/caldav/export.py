@@ -1,5 +1,6 @@
-"""A calendar as one ``.ics`` file (``GET <calendar>/?export``): what a browser downloads
-from the calendar's page, and what read-only calendar apps subscribe to."""
+"""A calendar as one ``.ics`` file and an address book as one ``.vcf`` file
+(``GET <collection>/?export``): what a browser downloads from the collection's page, and
+(for calendars) what read-only calendar apps subscribe to."""
 
 from __future__ import annotations
 
@@ -18,33 +19,48 @@ if TYPE_CHECKING:
 READ_LIMIT = 16 << 20
 
 
-class CalendarExport:
-    """The :class:`davserver.dav.exports.Export` of a CalDAV tree."""
+class CollectionExport:
+    """The :class:`davserver.dav.exports.Export` of a CalDAV tree (its address books
+    too, when it serves contacts)."""
 
     def describe(self, path: str) -> tuple[str, str, str] | None:
-        """Calendars are exported; nothing else is."""
+        """Calendars and address books are exported; nothing else is."""
         where = place(path)
-        if where.kind != "calendar" or where.calendar is None:
+        if where.collection is None:
             return None
-        name = where.calendar.rpartition("/")[2]
-        return "calendar", f"{name}.ics", "text/calendar; charset=utf-8"
+        name = where.collection.rpartition("/")[2]
+        if where.kind == "calendar":
+            return "calendar", f"{name}.ics", "text/calendar; charset=utf-8"
+        if where.kind == "addressbook":
+            return "address book", f"{name}.vcf", "text/vcard; charset=utf-8"
+        return None
 
     async def chunks(self, ctx: Context, path: str) -> AsyncIterator[bytes]:
-        """The calendar's objects merged, one object at a time."""
+        """A calendar's objects merged into one (each time zone once), or an address
+        book's cards one after the other; one item at a time."""
+        if place(path).kind == "addressbook":
+            async for data in _items(ctx, path, ".vcf"):
+                yield data if data.endswith(b"\n") else data + b"\r\n"
+            return
         yield header(path.rpartition("/")[2]).encode()
         zones: set[str] = set()
-        async for batch in ctx.storage.children(path):
-            for res in batch:
-                if res.is_collection or not res.name.endswith(".ics"):
-                    continue
-                try:
-                    body = await ctx.storage.read(res.path, inline_limit=READ_LIMIT)
-                except NotFound:
-                    continue
-                data = body.data
-                if data is None and body.file is not None:
-                    data = await offload(body.file.read)
-                    await offload(body.file.close)
-                text = (data or b"").decode("utf-8", "replace")
-                yield components(text, zones).encode()
+        async for data in _items(ctx, path, ".ics"):
+            yield components(data.decode("utf-8", "replace"), zones).encode()
         yield FOOTER.encode()
+
+
+async def _items(ctx: Context, path: str, suffix: str) -> AsyncIterator[bytes]:
+    """The bytes of each item named ``*suffix`` in the collection ``path``."""
+    async for batch in ctx.storage.children(path):
+        for res in batch:
+            if res.is_collection or not res.name.endswith(suffix):
+                continue
+            try:
+                body = await ctx.storage.read(res.path, inline_limit=READ_LIMIT)
+            except NotFound:
+                continue
+            data = body.data
+            if data is None and body.file is not None:
+                data = await offload(body.file.read)
+                await offload(body.file.close)
+            yield data or b""

@@ -31,8 +31,8 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 from davserver.state.shares import Shares
 
-from . import copymove, mkcalendar, put, report, sharing
-from .export import CalendarExport
+from . import copymove, mkcalendar, principals, put, report, sharing
+from .export import CollectionExport
 from .members import indexed_members
 from .names import c, dav
 from .props import (
@@ -41,6 +41,7 @@ from .props import (
     components_xml,
     indexed_values,
     live_table,
+    principal_table,
     supported_reports,
 )
 from .services import CALENDARS, SETTINGS, SHARES, CalDavSettings
@@ -97,6 +98,14 @@ class CalDavLayout(Layout):
         book in their address-book home."""
         return f"{shared.partition('/')[0]}/{user}"
 
+    def read_only(self, path: str) -> bool:
+        """The mount root and the principals are made up, not stored: nothing changes them."""
+        return place(path).kind in ("root", "principals", "principal", "none")
+
+    def principal_path(self, user: str) -> str | None:
+        """``principals/<user>``."""
+        return f"{PRINCIPALS}/{user}"
+
 
 class CalDav(Feature):
     """Calendars over the tree's :class:`CalendarStore` (its storage)."""
@@ -125,7 +134,7 @@ class CalDav(Feature):
             # Apple's clients offer sharing only on servers that announce it.
             self.compliance = (*self.compliance, "calendarserver-sharing")
             self._properties.update(
-                {name: LiveProperty(sharing.render_nothing) for name in sharing.WORKED_OUT}
+                {name: LiveProperty(sharing.render_nothing) for name in sharing.NAMES}
             )
         self._offer = self._discovery()
 
@@ -141,8 +150,9 @@ class CalDav(Feature):
         }
 
     def reports(self) -> Mapping[str, Report]:
-        """calendar-multiget, calendar-query, free-busy-query, sync-collection."""
-        return report.REPORTS
+        """calendar-multiget, calendar-query, free-busy-query, sync-collection, and the
+        principal reports."""
+        return {**report.REPORTS, **principals.REPORTS}
 
     def properties(self) -> Mapping[str, LiveProperty]:
         """The CalDAV live properties (their renderers are per user: user_properties)."""
@@ -163,7 +173,7 @@ class CalDav(Feature):
         return {
             CALENDARS: self.store,
             SETTINGS: self.settings,
-            EXPORTS: CalendarExport(),
+            EXPORTS: CollectionExport(),
             SHARES: self.shares,
         }
 
@@ -182,6 +192,8 @@ class CalDav(Feature):
                 return known
             principal = self.layout.principal(user) or self.settings.default_user
             table = live_table(self.prefix, principal, self.settings.max_resource_size)
+            # Of the requester, whatever resource of the other tree is asked about.
+            table.update(principal_table(self.prefix, principal, by_resource=False))
             props = {name: table[name] for name in DISCOVERY}
             link = href(self.prefix, f"{PRINCIPALS}/{principal}", True)
             owner = f"<D:owner><D:href>{link}</D:href></D:owner>"

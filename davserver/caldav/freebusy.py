@@ -23,6 +23,7 @@ from .services import calendars
 from .store.items import Item
 from .store.layout import place
 from .timerange import parse_range
+from .timezones import calendar_zone
 
 BATCH = 64
 
@@ -45,14 +46,16 @@ def parse_free_busy(root: etree._Element) -> TimeRange:
 
 
 async def free_busy_query(ctx: Context, root: etree._Element) -> web.StreamResponse:
-    """The busy time of a calendar's events in the range asked for."""
+    """The busy time of a calendar's events in the range asked for (floating times in
+    the calendar's ``calendar-timezone``, else UTC)."""
     where = place(ctx.path)
     if where.kind != "calendar" or not where.calendar:
         raise DAVError(403, "free-busy-query works on calendars", condition="supported-report")
     rng = parse_free_busy(root)
     store = calendars(ctx)
     items = await store.refresh(where.calendar)
-    certain, unsure = items.overlapping(rng.lo, rng.hi)
+    zone = await calendar_zone(store, ctx.path, rng.lo, rng.hi)
+    certain, unsure = items.overlapping(rng.lo, rng.hi, zone)
     names = sorted(n for n in certain | unsure if items[n].component == "VEVENT")
     busy: list[tuple[str, float, float]] = []
     for i in range(0, len(names), BATCH):
@@ -60,6 +63,6 @@ async def free_busy_query(ctx: Context, root: etree._Element) -> web.StreamRespo
         found = await asyncio.gather(*(store.item_body(where.calendar, n) for n in batch))
         bodies = [f[1] if f is not None else None for f in found]
         hints = [_hint(items.get(n), f, n in certain) for n, f in zip(batch, found, strict=True)]
-        busy += await offload(all_busy, bodies, hints, rng)
+        busy += await offload(all_busy, bodies, hints, rng, zone)
     text = vfreebusy(busy, rng, time.time())
     return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")

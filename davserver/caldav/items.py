@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
 from icalendar import Calendar
@@ -27,14 +28,15 @@ from davserver.dav.props import (
     propstat,
 )
 from davserver.dav.xml import status_line
-from davserver.ical.spans import Span
+from davserver.ical.spans import DAY, EARLIEST, LATEST, Span
 from davserver.runtime.threads import offload
 
 from . import calendar_data
 from .names import c, dav
 from .services import calendars, settings
 from .store.items import CalendarItems
-from .store.layout import CalendarStore, Place, place
+from .store.layout import CalendarStore, Place, collection_path, place
+from .timezones import calendar_zone
 
 Parsed = Mapping[str, Calendar]
 """Calendar objects parsed already in this request, by item name."""
@@ -264,14 +266,43 @@ class IndexedRenderer:
 
 
 class ItemRenderer(IndexedRenderer):
-    """Renders the responses of calendar objects, with calendar-data when asked for."""
+    """Renders the responses of calendar objects, with calendar-data when asked for;
+    expanded or limited data takes floating times in the zone the request set
+    (:meth:`in_zone`), else in each calendar's ``calendar-timezone``, else UTC."""
 
     def __init__(self, ctx: Context, root: etree._Element) -> None:
         super().__init__(ctx, root, calendars(ctx), settings(ctx).max_resource_size)
+        self._zones: dict[str, tzinfo | None] = {}
+        self._zone_set = False
 
     def parse_data(self, element: etree._Element) -> calendar_data.CalendarData:
         """A ``C:calendar-data`` element."""
         return calendar_data.parse(element)
+
+    def in_zone(self, zone: tzinfo | None) -> None:
+        """Take floating times in ``zone`` (a calendar-query's), whatever the calendar."""
+        self._zone_set = True
+        if self.data is not None:
+            self.data = dataclasses.replace(self.data, zone=zone)
+
+    async def _specs(self, targets: list[Target]) -> list[calendar_data.CalendarData | None]:
+        """What is asked of each item's data, with the zone of the item's calendar when
+        the answer depends on one."""
+        spec = self.data
+        if spec is None or self._zone_set or (spec.expand is None and spec.limit is None):
+            return [spec] * len(targets)
+        rng = spec.expand or spec.limit
+        assert rng is not None
+        out: list[calendar_data.CalendarData | None] = []
+        for _, calendar, _ in targets:
+            if calendar is None:
+                out.append(spec)
+                continue
+            if calendar not in self._zones:
+                path = collection_path(calendar)
+                self._zones[calendar] = await calendar_zone(self.store, path, rng.lo, rng.hi)
+            out.append(dataclasses.replace(spec, zone=self._zones[calendar]))
+        return out
 
     def indexed(self, where: Place) -> bool:
         """Calendar objects."""
@@ -285,7 +316,9 @@ class ItemRenderer(IndexedRenderer):
         parsed: list[Any],
     ) -> Sequence[str | None]:
         """calendar-data, partial or expanded as asked."""
-        return await self._calendar_data(bodies, self._known_spans(targets, resources), parsed)
+        specs = await self._specs(targets)
+        known = self._known_spans(targets, resources)
+        return await self._calendar_data(bodies, known, parsed, specs)
 
     def _known_spans(self, targets: list[Target], resources: list[Resource | None]) -> list[Spans]:
         """For each item, the index's spans when they can stand for its instances in the
@@ -298,35 +331,41 @@ class ItemRenderer(IndexedRenderer):
         for (_, calendar, name), res in zip(targets, resources, strict=True):
             items = index.cached(calendar) if calendar is not None else None
             item = items.get(name) if items is not None else None
+            # A day's margin: a floating instance's wall time may be that far from UTC.
             usable = (
                 item is not None and res is not None and item.etag == res.etag
-                and item.covers(rng.lo, rng.hi)
+                and item.covers(max(rng.lo - DAY, EARLIEST.timestamp()),
+                                min(rng.hi + DAY, LATEST.timestamp()))
             )  # fmt: skip
             out.append(item.spans if usable and item is not None else None)
         return out
 
     async def _calendar_data(
-        self, bodies: list[bytes | None], known: list[Spans], parsed: list[Calendar | None]
+        self,
+        bodies: list[bytes | None],
+        known: list[Spans],
+        parsed: list[Calendar | None],
+        specs: list[calendar_data.CalendarData | None],
     ) -> list[str | None]:
         spec = self.data
         if spec is None:
             return [None] * len(bodies)
         if spec.verbatim:
             return [calendar_data.render(b, spec) if b is not None else None for b in bodies]
-        return await offload(_render_all, bodies, known, parsed, spec)
+        return await offload(_render_all, bodies, known, parsed, specs)
 
 
 def _render_all(
     bodies: list[bytes | None],
     known: list[Spans],
     parsed: list[Calendar | None],
-    spec: calendar_data.CalendarData,
+    specs: list[calendar_data.CalendarData | None],
 ) -> list[str | None]:
     """calendar-data of several objects (off the event loop); one that fails to parse
     is sent as stored."""
     out: list[str | None] = []
-    for body, spans, calendar in zip(bodies, known, parsed, strict=True):
-        if body is None:
+    for body, spans, calendar, spec in zip(bodies, known, parsed, specs, strict=True):
+        if body is None or spec is None:
             out.append(None)
             continue
         try:

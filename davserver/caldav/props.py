@@ -3,6 +3,7 @@ calendar homes and calendar collections (RFC 4791 §5.2, §6.2), ctag and sync-t
 
 from __future__ import annotations
 
+import functools
 import re
 
 from davserver.backends.base import Resource
@@ -15,10 +16,12 @@ from .names import COMPONENTS, C, c, cs, dav
 
 SUPPORTED_COMPONENTS = c("supported-calendar-component-set")
 REPORTS = ("C:calendar-multiget", "C:calendar-query", "D:sync-collection")
-PRIVILEGES = (
-    "read", "write", "write-properties", "write-content", "bind", "unbind",
-    "read-current-user-privilege-set",
+PRINCIPAL_REPORTS = (
+    "D:principal-property-search", "D:principal-search-property-set", "D:principal-match",
 )  # fmt: skip
+"""The reports of the mount root, the principals and each principal (principals.py)."""
+PRINCIPAL_KINDS = ("root", "principals", "principal")
+EMAIL_ADDRESS_SET = cs("email-address-set")
 # Worked out per request before rendering (they need the calendar index).
 INDEXED = frozenset({cs("getctag"), dav("sync-token")})
 
@@ -45,10 +48,49 @@ def _href_el(tag: str, url: str) -> str:
     return f"<{tag}><D:href>{url}</D:href></{tag}>"
 
 
+@functools.lru_cache(maxsize=4096)
+def principal_values(prefix: str, user: str) -> dict[str, str]:
+    """The properties of ``user``'s principal that name the user: its URL, calendar home,
+    calendar user addresses and e-mail addresses."""
+    principal = href(prefix, f"{PRINCIPALS}/{user}", True)
+    home = href(prefix, f"{CALENDARS}/{user}", True)
+    email = f"{escape(user)}@localhost"
+    return {
+        dav("principal-URL"): _href_el("D:principal-URL", principal),
+        c("calendar-home-set"): _href_el("C:calendar-home-set", home),
+        c("calendar-user-address-set"): (
+            f"<C:calendar-user-address-set><D:href>mailto:{email}</D:href>"
+            f"<D:href>{principal}</D:href></C:calendar-user-address-set>"
+        ),
+        EMAIL_ADDRESS_SET: (
+            f"<CS:email-address-set><CS:email-address>{email}</CS:email-address>"
+            "</CS:email-address-set>"
+        ),
+    }
+
+
+def principal_table(prefix: str, user: str, *, by_resource: bool) -> dict[str, LiveRenderer]:
+    """Renderers of :func:`principal_values`: of the principal a resource is when
+    ``by_resource`` (``principals/<who>`` in this tree) and of ``user`` elsewhere (the
+    requester: what discovery asks of any resource); the e-mail addresses of principals
+    only."""
+    own = principal_values(prefix, user)
+
+    def renderer(name: str) -> LiveRenderer:
+        def render(r: PropRenderer, res: Resource) -> str | None:
+            where = place(res.path) if by_resource else None
+            if where is not None and where.kind == "principal" and where.user:
+                return principal_values(prefix, where.user)[name]
+            return None if name == EMAIL_ADDRESS_SET else own[name]
+
+        return render
+
+    return {name: renderer(name) for name in own}
+
+
 def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, LiveRenderer]:
     """The live properties of a CalDAV mount at ``prefix``, for requests of ``user``."""
     principal = href(prefix, f"{PRINCIPALS}/{user}", True)
-    home = href(prefix, f"{CALENDARS}/{user}", True)
 
     def resourcetype(r: PropRenderer, res: Resource) -> str | None:
         kind = place(res.path).kind
@@ -84,10 +126,11 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
         if not res.is_collection:
             return None
         # sync-collection and calendar-query answer on calendars only (RFC 6578 §3).
-        on_calendar = place(res.path).kind == "calendar"
-        return supported_reports(REPORTS if on_calendar else REPORTS[:1])
+        kind = place(res.path).kind
+        if kind in PRINCIPAL_KINDS:
+            return supported_reports(REPORTS[:1] + PRINCIPAL_REPORTS)
+        return supported_reports(REPORTS if kind == "calendar" else REPORTS[:1])
 
-    privileges = "".join(f"<D:privilege><D:{p}/></D:privilege>" for p in PRIVILEGES)
     table = dict(LIVE)
     table.update(
         {
@@ -97,19 +140,10 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
             dav("current-user-principal"): lambda r, res: _href_el(
                 "D:current-user-principal", principal
             ),
-            dav("principal-URL"): lambda r, res: _href_el("D:principal-URL", principal),
             dav("principal-collection-set"): lambda r, res: _href_el(
                 "D:principal-collection-set", href(prefix, PRINCIPALS, True)
             ),
-            dav("current-user-privilege-set"): lambda r, res: (
-                f"<D:current-user-privilege-set>{privileges}</D:current-user-privilege-set>"
-            ),
             dav("supported-report-set"): reports,
-            c("calendar-home-set"): lambda r, res: _href_el("C:calendar-home-set", home),
-            c("calendar-user-address-set"): lambda r, res: (
-                f"<C:calendar-user-address-set><D:href>mailto:{escape(user)}@localhost</D:href>"
-                f"<D:href>{principal}</D:href></C:calendar-user-address-set>"
-            ),
             SUPPORTED_COMPONENTS: components,
             c("supported-calendar-data"): on_calendars(
                 '<C:supported-calendar-data><C:calendar-data content-type="text/calendar"'
@@ -120,6 +154,7 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
             ),
         }
     )
+    table.update(principal_table(prefix, user, by_resource=True))
     return table
 
 

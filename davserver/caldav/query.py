@@ -4,6 +4,8 @@ The common filter, a component type with a time range (``VCALENDAR > VEVENT >
 time-range``), is answered from the index's spans alone. Other filters narrow the items
 by component type and time range first, and only the items left are parsed and tested
 (with the index's spans standing for their instances when those cover the range).
+Floating times and dates are taken in the request's ``timezone``, else the calendar's
+``calendar-timezone``, else UTC (timezones.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 import icalendar
 from aiohttp import web
@@ -22,6 +25,7 @@ from davserver.dav.errors import DAVError
 from davserver.ical import filters
 from davserver.ical.spans import MAIN, Span
 from davserver.ical.timezone import timezone_problem
+from davserver.ical.zones import parse
 from davserver.runtime.threads import offload
 
 from .filters import parse_filter
@@ -30,6 +34,7 @@ from .names import c
 from .services import calendars
 from .store.items import CalendarItems
 from .store.layout import CalendarStore, place
+from .timezones import request_zone
 
 BATCH = 64
 """Items tested, or rendered, per batch."""
@@ -51,8 +56,9 @@ def _has_alarm_range(flt: filters.CompFilter) -> bool:
     )
 
 
-def select(items: CalendarItems, flt: filters.CompFilter) -> Selection:
-    """Which items pass the filter, and which must be tested, by the index alone."""
+def select(items: CalendarItems, flt: filters.CompFilter, zone: tzinfo | None = None) -> Selection:
+    """Which items pass the filter, and which must be tested, by the index alone
+    (floating times in ``zone``, None: UTC)."""
     wanted = flt.component_names()
     out = Selection()
     subs = [s for s in flt.comps if not s.is_not_defined]
@@ -75,7 +81,7 @@ def select(items: CalendarItems, flt: filters.CompFilter) -> Selection:
             out.test = dict.fromkeys(kind)
         return out
     # The range first: of thousands of items, it leaves a few to look at the type of.
-    certain, unsure = items.overlapping(rng.lo, rng.hi)
+    certain, unsure = items.overlapping(rng.lo, rng.hi, zone)
     certain = {n for n in certain if items[n].component == sub.name}
     unsure = {n for n in unsure if items[n].component == sub.name}
     if sub.only_time:
@@ -88,7 +94,10 @@ def select(items: CalendarItems, flt: filters.CompFilter) -> Selection:
 
 
 def _passing(
-    bodies: list[bytes | None], hints: list[Sequence[Span] | None], flt: filters.CompFilter
+    bodies: list[bytes | None],
+    hints: list[Sequence[Span] | None],
+    flt: filters.CompFilter,
+    zone: tzinfo | None,
 ) -> list[icalendar.Calendar | None]:
     """Each object parsed, when it passes the filter; None for those that do not (CPU
     work: off the event loop)."""
@@ -98,8 +107,8 @@ def _passing(
             out.append(None)
             continue
         try:
-            calendar = icalendar.Calendar.from_ical(data)
-            out.append(calendar if filters.matches(calendar, flt, spans) else None)
+            calendar = parse(data)
+            out.append(calendar if filters.matches(calendar, flt, spans, zone) else None)
         except (ValueError, IndexError, KeyError, TypeError):
             out.append(None)
     return out
@@ -107,7 +116,7 @@ def _passing(
 
 async def _tested(
     store: CalendarStore, calendar: str, items: CalendarItems, selection: Selection,
-    flt: filters.CompFilter, batch: list[str],
+    flt: filters.CompFilter, batch: list[str], zone: tzinfo | None,
 ) -> dict[str, icalendar.Calendar]:  # fmt: skip
     """The items of ``batch`` (of ``selection.test``) that pass, parsed: read, parsed and
     tested once, and their parse kept for the answer."""
@@ -118,7 +127,7 @@ async def _tested(
         item = items.get(name)
         same = f is not None and item is not None and f[0].etag == item.etag
         hints.append(selection.test[name] if same else None)
-    parsed = await offload(_passing, bodies, hints, flt)
+    parsed = await offload(_passing, bodies, hints, flt, zone)
     return {n: cal for n, cal in zip(batch, parsed, strict=True) if cal is not None}
 
 
@@ -146,11 +155,14 @@ async def query(ctx: Context, root: etree._Element) -> web.StreamResponse:
     base = path if where.kind == "calendar" else path.rpartition("/")[0]
     items = CalendarItems()
     selection = Selection()
+    zone = None
     if where.calendar and where.kind in ("calendar", "item"):
         items = await store.refresh(where.calendar)
         renderer.known(where.calendar, items)
+        zone = await request_zone(root, store, base)
+        renderer.in_zone(zone)
         if where.kind == "calendar":
-            selection = select(items, flt)
+            selection = select(items, flt, zone)
         elif where.name in items and where.name:
             selection = Selection(test={where.name: None})
 
@@ -161,7 +173,7 @@ async def query(ctx: Context, root: etree._Element) -> web.StreamResponse:
         tested = sorted(selection.test)
         for i in range(0, len(tested), BATCH):
             batch = tested[i : i + BATCH]
-            parsed = await _tested(store, calendar, items, selection, flt, batch)
+            parsed = await _tested(store, calendar, items, selection, flt, batch, zone)
             names = [n for n in batch if n in parsed]
             if names:
                 yield "".join(await renderer.render_members(base, calendar, names, parsed))

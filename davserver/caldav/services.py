@@ -16,6 +16,10 @@ class CalDavSettings:
 
     default_user: str = "user"
     max_resource_size: int = 10 << 20
+    principal_search: str = "authenticated"
+    """Who finds other users' principals by principal-property-search: ``everyone``,
+    ``authenticated`` (anonymous requests find their own only) or ``self`` (nobody finds
+    another's)."""
 
 
 CALENDARS = ServiceKey[CalendarStore]("caldav.calendars")

@@ -37,17 +37,9 @@ INVITE = cs("invite")
 SHARED_URL = cs("shared-url")
 ALLOWED_MODES = cs("allowed-sharing-modes")
 SHARE_ACCESS = dav("share-access")
-PRIVILEGES = dav("current-user-privilege-set")
-WORKED_OUT = frozenset({INVITE, SHARED_URL, ALLOWED_MODES, SHARE_ACCESS})
-"""The sharing properties (worked out in ``annotate``)."""
-NAMES = WORKED_OUT | {PRIVILEGES}
-"""The properties whose value depends on the shares (the privileges of a read-only
-sharee are fewer)."""
-READ_PRIVILEGES = (
-    "<D:current-user-privilege-set><D:privilege><D:read/></D:privilege>"
-    "<D:privilege><D:read-current-user-privilege-set/></D:privilege>"
-    "</D:current-user-privilege-set>"
-)
+NAMES = frozenset({INVITE, SHARED_URL, ALLOWED_MODES, SHARE_ACCESS})
+"""The sharing properties (worked out in ``annotate``; the privileges of a sharee come
+from dav/acl.py, which knows the request's grants)."""
 SHAREABLE = ("calendar", "addressbook")
 _CS_LEVEL = {READ_ONLY: "<CS:read/>", READ_WRITE: "<CS:read-write/>"}
 _DAV_LEVEL = {READ_ONLY: "<D:read/>", READ_WRITE: "<D:read-write/>"}
@@ -71,8 +63,6 @@ async def values(ctx: Context, shares: Shares, batch: list[Resource]) -> dict[tu
             access = _DAV_LEVEL[level]
             link = href(ctx.prefix, path, True)
             found[path, SHARED_URL] = f"<CS:shared-url><D:href>{link}</D:href></CS:shared-url>"
-            if level == READ_ONLY:
-                found[path, PRIVILEGES] = READ_PRIVILEGES
         else:
             access = "<D:shared-owner/>" if of else "<D:not-shared/>"
             found[path, ALLOWED_MODES] = (

@@ -32,14 +32,26 @@ def is_book(res: Resource) -> bool:
     return res.is_collection and place(res.path).kind == "addressbook"
 
 
-def home_set(prefix: str, user: str) -> LiveRenderer:
-    """``CR:addressbook-home-set`` of ``user``'s principal (answered everywhere, as
-    CalDAV's calendar-home-set is, so that discovery works from any URL)."""
-    element = (
+def _home_set(prefix: str, user: str) -> str:
+    return (
         f"<CR:addressbook-home-set><D:href>{href(prefix, f'{ADDRESSBOOKS}/{user}', True)}"
         "</D:href></CR:addressbook-home-set>"
     )
-    return lambda r, res: element
+
+
+def home_set(prefix: str, user: str, *, by_resource: bool = False) -> LiveRenderer:
+    """``CR:addressbook-home-set`` of ``user``'s principal (answered everywhere, as
+    CalDAV's calendar-home-set is, so that discovery works from any URL); with
+    ``by_resource``, a principal of this tree answers its own."""
+    element = _home_set(prefix, user)
+
+    def render(r: PropRenderer, res: Resource) -> str:
+        where = place(res.path) if by_resource else None
+        if where is not None and where.kind == "principal" and where.user:
+            return _home_set(prefix, where.user)
+        return element
+
+    return render
 
 
 def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, LiveRenderer]:
@@ -64,7 +76,7 @@ def live_table(prefix: str, user: str, max_resource_size: int) -> dict[str, Live
         return supported_reports(REPORTS if where.kind == "addressbook" else REPORTS[:1])
 
     return {
-        ADDRESSBOOK_HOME_SET: home_set(prefix, user),
+        ADDRESSBOOK_HOME_SET: home_set(prefix, user, by_resource=True),
         "{DAV:}resourcetype": resourcetype,
         "{DAV:}supported-report-set": reports,
         cr("supported-address-data"): on_books(SUPPORTED_ADDRESS_DATA),

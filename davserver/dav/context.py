@@ -39,6 +39,10 @@ class DavSettings:
     lock_timeout_max: int = 86400
     owner_only: bool = False
     """Each user's tree (``/<mount>/<user>/``) is theirs alone."""
+    anonymous: str = "read-write"
+    authenticated: str = "read-write"
+    """The access levels (davserver/access.py) of anonymous and authenticated requests,
+    enforced before the tree is reached; the tree reports them (dav/acl.py)."""
     max_props: int = 1000
     """The most properties one PROPFIND or report may name."""
     default_charset: str = "utf-8"

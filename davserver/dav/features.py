@@ -22,7 +22,9 @@ from lxml import etree
 
 from davserver.backends.base import Resource
 
-from .context import Context, ServiceKey, Tree
+from . import acl
+from .context import Context, DavSettings, ServiceKey, Tree
+from .identity import MAY_WRITE
 from .propfind import wants_minimal
 from .props import LIVE, LiveRenderer, PropRenderer, PropRequest
 from .report import report as report_method
@@ -134,12 +136,27 @@ class Layout:
         listed: the top of their tree."""
         return user
 
+    def read_only(self, path: str) -> bool:
+        """Whether ``path`` is a place no request changes, whoever asks (none here)."""
+        return False
+
+    def principal_path(self, user: str) -> str | None:
+        """The path of ``user``'s principal resource in the tree (None: the tree has no
+        principals)."""
+        return None
+
 
 class FeatureSet:
     """The features of one tree, composed once: method, property and report tables, the
-    ``DAV:`` and ``Allow`` headers, and the per-user property tables."""
+    ``DAV:`` and ``Allow`` headers, and the per-user property tables (with the privileges
+    ``settings`` give each user, dav/acl.py)."""
 
-    def __init__(self, features: Sequence[Feature], layout: Layout | None = None) -> None:
+    def __init__(
+        self,
+        features: Sequence[Feature],
+        layout: Layout | None = None,
+        settings: DavSettings | None = None,
+    ) -> None:
         self.features = list(features)
         self.layout = layout or Layout()
         newest_first = list(reversed(self.features))
@@ -157,8 +174,14 @@ class FeatureSet:
             for name, prop in feature.properties().items():
                 props.setdefault(name, []).append(prop)
         self.live = {n: _chain([p.render for p in ps]) for n, ps in props.items()}
-        self.protected = frozenset(n for n, ps in props.items() if any(p.protected for p in ps))
+        self.protected = frozenset(
+            n for n, ps in props.items() if any(p.protected for p in ps)
+        ).union(acl.NAMES)
         self.locking = any(f.grants_locks for f in self.features)
+        self.rules = acl.Rules(
+            settings or DavSettings(), self.layout.owner, self.layout.read_only,
+            self.layout.principal_path, self.layout.principal(None), self.locking,
+        )  # fmt: skip
         tokens: list[str] = []
         for feature in self.features:
             tokens.extend(t for t in feature.compliance if t not in tokens)
@@ -169,7 +192,7 @@ class FeatureSet:
             self.services.update(feature.services())
         self.discovery: list[Discovery] = []
         """What other trees offer (set by the server once every tree is built)."""
-        self._tables: dict[str | None, dict[str, LiveRenderer]] = {}
+        self._tables: dict[tuple[str | None, str | None], dict[str, LiveRenderer]] = {}
 
     def well_known(self) -> dict[str, str]:
         """The ``/.well-known/`` entries of every feature."""
@@ -211,11 +234,14 @@ class FeatureSet:
                 return response
         return None
 
-    def table(self, user: str | None) -> dict[str, LiveRenderer]:
+    def table(self, user: str | None, level: str | None) -> dict[str, LiveRenderer]:
         """The live properties a request of ``user`` (None: anonymous) sees: the
         features' own, those other trees offer for discovery (where the features have
-        none of the name), and those that depend on the user. Built once per user."""
-        table = self._tables.get(user)
+        none of the name), those that depend on the user, and the user's privileges
+        (``level``: the access level the rules gave the request, groups included; None:
+        the tree's level for anonymous or authenticated requests). Built once per user
+        and level."""
+        table = self._tables.get((user, level))
         if table is None:
             table = {}
             for offer in self.discovery:
@@ -227,8 +253,9 @@ class FeatureSet:
                 for name, render in feature.user_properties(principal).items():
                     own.setdefault(name, []).append(render)
             table.update({name: _chain(renders) for name, renders in own.items()})
+            table.update(self.rules.properties(user, principal, level))
             if len(self._tables) < MAX_TABLES:
-                self._tables[user] = table
+                self._tables[(user, level)] = table
         return table
 
     def renderer(self, ctx: Context, prop_request: PropRequest) -> PropRenderer:
@@ -238,9 +265,10 @@ class FeatureSet:
         return PropRenderer(
             prefix,
             prop_request,
-            live=self.table(ctx.user),
+            live=self.table(ctx.user, _level(ctx.request)),
             minimal=wants_minimal(ctx.request),
             locks=(lambda path: locks.covering(prefix, path)) if self.locking else None,
+            grants=ctx.grants,
         )
 
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
@@ -290,3 +318,12 @@ BASE_PROPERTIES = {
     for name, render in LIVE.items()
 }
 """WebDAV's own live properties (RFC 4918 §15, RFC 4331), as the core feature declares them."""
+
+
+def _level(request: web.Request) -> str | None:
+    """The access level the mount's rules gave ``request`` (they admit only read-only
+    and read-write ones), None where no rules were asked."""
+    may_write = request.get(MAY_WRITE)
+    if may_write is None:
+        return None
+    return "read-write" if may_write else "read-only"

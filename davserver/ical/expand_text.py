@@ -4,19 +4,20 @@ its override) with DTSTART and DTEND set from the span in UTC, a RECURRENCE-ID a
 the master's instances of a recurring event, the recurrence properties and the
 VTIMEZONEs dropped. That spares parsing the object, running the recurrence library and
 writing the components out again, which is the whole cost of an expanded query; the
-tests check it against :mod:`.expand`. Anything it does not handle (to-dos, a
-THISANDFUTURE override, a TZID that is no IANA name, odd syntax) goes there instead."""
+tests check it against :mod:`.expand`. Floating times are placed in the query's zone
+(dates stay dates). Anything it does not handle (to-dos, a THISANDFUTURE override, a
+TZID that is no IANA name or whose VTIMEZONE in the object differs from it, odd syntax)
+goes there instead."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 
-from .spans import Span, overlaps
+from .spans import Span, absolute, overlaps
 from .timerange import TimeRange
+from .zones import BROKEN, iana, zone_of_text
 
 _LINES = re.compile(r"\r?\n(?![ \t])")
 _FOLD = re.compile(r"\r?\n[ \t]")
@@ -24,14 +25,6 @@ _DATETIME = re.compile(r"\d{8}T\d{6}Z?")
 _DATE = re.compile(r"\d{8}")
 _RECURRENCE = {"RRULE", "RDATE", "EXDATE", "EXRULE"}
 _OTHER_MAIN = {"VTODO", "VJOURNAL", "VFREEBUSY"}
-
-
-@lru_cache(maxsize=256)
-def _zone(tzid: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(tzid)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
 
 
 def _unfold(raw: str) -> str:
@@ -47,8 +40,10 @@ def _is_date(line: str) -> bool:
     return bool(_DATE.fullmatch(line.rpartition(":")[2]))
 
 
-def _utc(line: str) -> str | None:
-    """A date-time property line with its value in UTC (a DATE stays; None: not here)."""
+def _utc(line: str, floating: tzinfo | None, own: Mapping[str, str]) -> str | None:
+    """A date-time property line with its value in UTC (a DATE stays; a floating value
+    is taken in ``floating``; None: not here, as for a TZID whose VTIMEZONE in the
+    object, ``own``, differs from the database's)."""
     head, _, value = line.partition(":")
     if '"' in head:
         return None
@@ -57,12 +52,12 @@ def _utc(line: str) -> str | None:
         return line
     if not _DATETIME.fullmatch(value):
         return None
-    zone: ZoneInfo | None = None
+    zone: tzinfo | None = floating
     for param in params:
         key, _, val = param.partition("=")
         if key.upper() == "TZID":
-            zone = _zone(val)
-            if zone is None:
+            zone = iana(val)
+            if zone is None or (val in own and not _governs(own[val], zone, value)):
                 return None
         elif key.upper() != "VALUE":
             return None
@@ -72,6 +67,16 @@ def _utc(line: str) -> str | None:
     return f"{name}:{local.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
+def _governs(definition: str, zone: tzinfo, value: str) -> bool:
+    """Whether the database's ``zone`` is what the object's own VTIMEZONE (its text)
+    says around the date-time ``value``."""
+    moment = datetime.strptime(value[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).timestamp()
+    try:
+        return zone_of_text(definition, moment, moment) is zone
+    except BROKEN:
+        return False
+
+
 def _stamp(name: str, moment: float, is_date: bool) -> str:
     when = datetime.fromtimestamp(moment, UTC)
     if is_date:
@@ -79,8 +84,12 @@ def _stamp(name: str, moment: float, is_date: bool) -> str:
     return f"{name}:{when:%Y%m%dT%H%M%SZ}"
 
 
-def _instance(block: list[str], span: Span, recurring: bool) -> list[str] | None:
-    """One instance of a VEVENT given as its raw lines (first BEGIN, last END)."""
+def _instance(
+    block: list[str], span: Span, recurring: bool, zone: tzinfo | None, own: Mapping[str, str]
+) -> list[str] | None:
+    """One instance of a VEVENT given as its raw lines (first BEGIN, last END); a
+    floating ``span`` is placed in ``zone``, but for dates."""
+    placed = absolute(span, zone)
     out: list[str] = []
     depth = 0
     is_date = False
@@ -97,15 +106,17 @@ def _instance(block: list[str], span: Span, recurring: bool) -> list[str] | None
             continue
         if key == "DTSTART":
             is_date = _is_date(line)
-            out.append(_stamp("DTSTART", span.start, is_date))
+            start = span.start if is_date else placed.start
+            out.append(_stamp("DTSTART", start, is_date))
             if recurring and not override:
-                out.append(_stamp("RECURRENCE-ID", span.start, is_date))
+                out.append(_stamp("RECURRENCE-ID", start, is_date))
         elif key == "DTEND":
-            out.append(_stamp("DTEND", span.end, _is_date(line)))
+            ends_on_date = _is_date(line)
+            out.append(_stamp("DTEND", span.end if ends_on_date else placed.end, ends_on_date))
         elif key == "RECURRENCE-ID":
             if "THISANDFUTURE" in line.upper():
                 return None
-            converted = _utc(line)
+            converted = _utc(line, zone, own)
             if converted is None:
                 return None
             out.append(converted)
@@ -114,9 +125,21 @@ def _instance(block: list[str], span: Span, recurring: bool) -> list[str] | None
     return out
 
 
-def expand_known(data: bytes, spans: Sequence[Span], rng: TimeRange) -> str | None:
-    """The expanded text of an object whose spans (from the index) cover the range;
-    None when this path cannot do it."""
+def _keep_zone(lines: list[str], own: dict[str, str]) -> None:
+    """Note a VTIMEZONE's text (its raw lines) under its TZID."""
+    for raw in lines:
+        line = _unfold(raw)
+        if _key(line) == "TZID":
+            tzid = line.partition(":")[2]
+            own[tzid] = "BEGIN:VCALENDAR\r\n" + "\r\n".join(lines) + "\r\nEND:VCALENDAR\r\n"
+            return
+
+
+def expand_known(
+    data: bytes, spans: Sequence[Span], rng: TimeRange, zone: tzinfo | None = None
+) -> str | None:
+    """The expanded text of an object whose spans (from the index) cover the range, its
+    floating times in ``zone`` (None: UTC); None when this path cannot do it."""
     try:
         text = data.decode()
     except UnicodeDecodeError:
@@ -124,6 +147,9 @@ def expand_known(data: bytes, spans: Sequence[Span], rng: TimeRange) -> str | No
     head: list[str] = []
     blocks: list[list[str]] = []
     current: list[str] | None = None
+    zone_lines: list[str] = []
+    own: dict[str, str] = {}
+    """The object's VTIMEZONEs by TZID, each as a VCALENDAR of its own."""
     depth = 0
     skip = False
     for raw in _LINES.split(text.strip("\r\n")):
@@ -139,7 +165,9 @@ def expand_known(data: bytes, spans: Sequence[Span], rng: TimeRange) -> str | No
         if depth >= 2:
             if current is not None:
                 current.append(raw)
-            elif not skip:
+            elif skip:
+                zone_lines.append(raw)
+            else:
                 head.append(raw)
         elif key != "END" or depth != 1:
             head.append(raw)
@@ -148,6 +176,9 @@ def expand_known(data: bytes, spans: Sequence[Span], rng: TimeRange) -> str | No
             if depth == 1 and current is not None:
                 blocks.append(current)
                 current = None
+            elif depth == 1 and skip:
+                _keep_zone(zone_lines, own)
+                zone_lines = []
     if depth != 0 or not head or _key(head[0]) != "BEGIN":
         return None
     recurring = len(blocks) > 1 or any(
@@ -155,10 +186,10 @@ def expand_known(data: bytes, spans: Sequence[Span], rng: TimeRange) -> str | No
     )
     out = head
     lo, hi = rng.lo, rng.hi
-    for span in [s for s in spans if overlaps(s, lo, hi)]:
+    for span in [s for s in spans if overlaps(absolute(s, zone), lo, hi)]:
         if span.source >= len(blocks):
             return None
-        instance = _instance(blocks[span.source], span, recurring)
+        instance = _instance(blocks[span.source], span, recurring, zone, own)
         if instance is None:
             return None
         out += instance

@@ -2,16 +2,17 @@
 is-not-defined, text-match and time-range, evaluated against a parsed calendar object.
 
 Every time-range test goes through :func:`~davserver.ical.spans.overlaps`, the one
-function the index uses too. The instances of the main components come from the index's
-spans when the caller passes them (they cover the range), else from the recurrence
-library for the range.
+function the index uses too, with floating times and dates placed in the zone the query
+is evaluated in (:func:`~davserver.ical.spans.absolute`). The instances of the main
+components come from the index's spans when the caller passes them (they cover the
+range), else from the recurrence library for the range.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 
 import icalendar
 
@@ -19,12 +20,13 @@ from .spans import (
     END_CLOSED,
     MAIN,
     Span,
+    absolute,
+    instant,
     kind_of,
     main_components,
     overlaps,
     row_span,
     spans_between,
-    timestamp,
 )
 from .timerange import TimeRange
 
@@ -103,28 +105,36 @@ class CompFilter:
 
 @dataclass(slots=True)
 class _Object:
-    """A calendar object under evaluation: its main components and the index's spans."""
+    """A calendar object under evaluation: its main components, the index's spans, and
+    the zone its floating times are in."""
 
     calendar: icalendar.Calendar
     main: list[icalendar.cal.Component]
     spans: Sequence[Span] | None
+    zone: tzinfo | None
 
     def instances(self, kind: str, lo: float, hi: float) -> list[Span]:
-        """The spans of the ``kind`` instances that may meet [lo, hi)."""
+        """The spans (in UTC) of the ``kind`` instances that may meet [lo, hi)."""
         if self.spans is not None:
-            return [s for s in self.spans if self.main[s.source].name == kind]
-        return spans_between(self.calendar, kind, lo, hi)
+            found = [s for s in self.spans if self.main[s.source].name == kind]
+        else:
+            found = spans_between(self.calendar, kind, lo, hi)
+        return [absolute(s, self.zone) for s in found]
 
 
 def matches(
-    calendar: icalendar.Calendar, flt: CompFilter, spans: Sequence[Span] | None = None
+    calendar: icalendar.Calendar,
+    flt: CompFilter,
+    spans: Sequence[Span] | None = None,
+    zone: tzinfo | None = None,
 ) -> bool:
     """Whether a calendar object resource passes the top filter. ``spans`` are the
-    index's spans of its main components, when they answer every range of the filter."""
+    index's spans of its main components, when they answer every range of the filter;
+    floating times and dates are taken in ``zone`` (None: UTC)."""
     if calendar.name != "VCALENDAR" or flt.is_not_defined:
         return False
-    obj = _Object(calendar, main_components(calendar), spans)
-    if not all(_prop_passes(calendar, p) for p in flt.props):
+    obj = _Object(calendar, main_components(calendar), spans, zone)
+    if not all(_prop_passes(obj, calendar, p) for p in flt.props):
         return False
     for sub in flt.comps:
         if sub.name in MAIN:
@@ -167,9 +177,11 @@ def _passes(
     when it is a main component)."""
     if position is None and flt.time_range is not None:
         span = row_span(component, None, None, 0)
-        if span is None or not overlaps(span, flt.time_range.lo, flt.time_range.hi):
+        if span is None or not overlaps(
+            absolute(span, obj.zone), flt.time_range.lo, flt.time_range.hi
+        ):
             return False
-    if not all(_prop_passes(component, p) for p in flt.props):
+    if not all(_prop_passes(obj, component, p) for p in flt.props):
         return False
     for sub in flt.comps:
         named = [s for s in component.subcomponents if s.name == sub.name]
@@ -215,7 +227,7 @@ def _alarm_rings(
             related = str(trigger.params.get("RELATED", "START")).upper()
             first = (span.end if related == "END" else span.start) + value.total_seconds()
         elif isinstance(value, date):
-            first = timestamp(value)
+            first = instant(value, obj.zone)
         else:
             return False
         times = [first]
@@ -226,7 +238,7 @@ def _alarm_rings(
     return False
 
 
-def _prop_passes(component: icalendar.cal.Component, flt: PropFilter) -> bool:
+def _prop_passes(obj: _Object, component: icalendar.cal.Component, flt: PropFilter) -> bool:
     values = component.get(flt.name)
     if values is None:
         return flt.is_not_defined
@@ -237,7 +249,7 @@ def _prop_passes(component: icalendar.cal.Component, flt: PropFilter) -> bool:
             dt = getattr(value, "dt", None)
             if not isinstance(dt, date):
                 continue
-            moment = timestamp(dt)
+            moment = instant(dt, obj.zone)
             if not overlaps(
                 Span(moment, moment, END_CLOSED, 0), flt.time_range.lo, flt.time_range.hi
             ):

@@ -5,12 +5,13 @@ time free; tentative ones make it BUSY-TENTATIVE."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import icalendar
 
-from .spans import Span, main_components, overlaps, spans_between
+from .spans import Span, absolute, main_components, overlaps, spans_between
 from .timerange import TimeRange
+from .zones import parse
 
 PRODID = "-//davserver//free-busy//EN"
 Period = tuple[float, float]
@@ -27,18 +28,20 @@ def _kind(component: icalendar.cal.Component) -> str | None:
 
 
 def busy_periods(
-    data: bytes, spans: Sequence[Span] | None, rng: TimeRange
+    data: bytes, spans: Sequence[Span] | None, rng: TimeRange, zone: tzinfo | None = None
 ) -> list[tuple[str, float, float]]:
-    """(FBTYPE, start, end) of the busy time of one object within the range."""
+    """(FBTYPE, start, end) of the busy time of one object within the range (floating
+    times and dates in ``zone``, None: UTC)."""
     try:
-        calendar = icalendar.Calendar.from_ical(data)
+        calendar = parse(data)
     except (ValueError, IndexError, KeyError, TypeError):
         return []
     main = main_components(calendar)
     if spans is None:
         spans = spans_between(calendar, "VEVENT", rng.lo, rng.hi)
     out = []
-    for span in spans:
+    for found in spans:
+        span = absolute(found, zone)
         component = main[span.source]
         if component.name != "VEVENT" or span.end <= span.start:
             continue
@@ -81,11 +84,14 @@ def vfreebusy(busy: list[tuple[str, float, float]], rng: TimeRange, now: float) 
 
 
 def all_busy(
-    bodies: list[bytes | None], hints: list[Sequence[Span] | None], rng: TimeRange
+    bodies: list[bytes | None],
+    hints: list[Sequence[Span] | None],
+    rng: TimeRange,
+    zone: tzinfo | None = None,
 ) -> list[tuple[str, float, float]]:
     """The busy periods of several objects (CPU work: off the event loop)."""
     out = []
     for data, spans in zip(bodies, hints, strict=True):
         if data is not None:
-            out.extend(busy_periods(data, spans, rng))
+            out.extend(busy_periods(data, spans, rng, zone))
     return out

@@ -11,6 +11,7 @@ import icalendar
 from .spans import kind_of
 from .strict import text_problem, value_problem
 from .summary import Summary, summarize_calendar
+from .zones import govern
 
 # Components that may stand beside the main ones in an object resource.
 _AUXILIARY = {"VTIMEZONE"}
@@ -64,5 +65,6 @@ def check(data: bytes) -> CalendarObject:
     uids = {str(sub.get("UID", "")) for sub in main}
     if len(uids) != 1 or "" in uids:
         raise InvalidObject("valid-calendar-object-resource", "components need one shared UID")
+    govern(calendar, data)
     summary = summarize_calendar(calendar, time.time())
     return CalendarObject(uid=uids.pop(), component=kinds.pop(), summary=summary)

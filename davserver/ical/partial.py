@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import TypeVar
 
 import icalendar
 
 from .expand import expanded
 from .expand_text import expand_known
-from .spans import Span, overlaps, row_span, timestamp
+from .spans import END_CLOSED, Span, absolute, instant, overlaps, row_span
 from .timerange import TimeRange
+from .zones import parse
 
 _C = TypeVar("_C", bound=icalendar.cal.Component)
 
@@ -36,6 +38,9 @@ class CalendarData:
     comp: CompSpec | None = None
     expand: TimeRange | None = None
     limit: TimeRange | None = None
+    zone: tzinfo | None = None
+    """The zone floating times and dates are taken in for ``expand`` and ``limit``
+    (None: UTC); the request's ``timezone``, else the calendar's."""
 
     @property
     def verbatim(self) -> bool:
@@ -58,7 +63,9 @@ def _keep(component: _C, spec: CompSpec) -> _C:
     return kept
 
 
-def _limited(calendar: icalendar.Calendar, rng: TimeRange) -> icalendar.Calendar:
+def _limited(
+    calendar: icalendar.Calendar, rng: TimeRange, zone: tzinfo | None
+) -> icalendar.Calendar:
     """The object with only the overridden instances that matter in the range: those
     that happen in it, were moved out of it, or (THISANDFUTURE) change it."""
     out = icalendar.Calendar()
@@ -66,19 +73,23 @@ def _limited(calendar: icalendar.Calendar, rng: TimeRange) -> icalendar.Calendar
         if name not in ("BEGIN", "END"):
             out.add(name, value, encode=False)
     for sub in calendar.subcomponents:
-        if "RECURRENCE-ID" not in sub or _override_matters(sub, rng):
+        if "RECURRENCE-ID" not in sub or _override_matters(sub, rng, zone):
             out.add_component(sub)
     return out
 
 
-def _override_matters(component: icalendar.cal.Component, rng: TimeRange) -> bool:
+def _override_matters(
+    component: icalendar.cal.Component, rng: TimeRange, zone: tzinfo | None
+) -> bool:
     rid = component.get("RECURRENCE-ID")
-    moment = timestamp(rid.dt)
+    moment = instant(rid.dt, zone)
     if str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE" and moment < rng.hi:
         return True
     span = row_span(component, None, None, 0)
-    was = Span(moment, moment, 1, 0)
-    return overlaps(was, rng.lo, rng.hi) or (span is not None and overlaps(span, rng.lo, rng.hi))
+    was = Span(moment, moment, END_CLOSED, 0)
+    if overlaps(was, rng.lo, rng.hi):
+        return True
+    return span is not None and overlaps(absolute(span, zone), rng.lo, rng.hi)
 
 
 def text(
@@ -95,13 +106,13 @@ def text(
     if request.verbatim:
         found = data.decode("utf-8", "replace")
     elif request.expand is not None and request.comp is None and spans is not None:
-        found = expand_known(data, spans, request.expand)
+        found = expand_known(data, spans, request.expand, request.zone)
     if found is None:
-        calendar = parsed if parsed is not None else icalendar.Calendar.from_ical(data)
+        calendar = parsed if parsed is not None else parse(data)
         if request.expand is not None:
-            calendar = expanded(calendar, request.expand)
+            calendar = expanded(calendar, request.expand, request.zone)
         elif request.limit is not None:
-            calendar = _limited(calendar, request.limit)
+            calendar = _limited(calendar, request.limit, request.zone)
         if request.comp is not None:
             calendar = _keep(calendar, request.comp)
         found = calendar.to_ical().decode("utf-8", "replace")

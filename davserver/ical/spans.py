@@ -8,14 +8,19 @@ the instance comes from (the master, or the override that replaced it). The row 
 CREATED), the times from the occurrence that recurring-ical-events computed, because the
 library normalizes what it returns (DURATION becomes DTEND, VTODOs get made-up dates).
 
-Floating times and dates are taken as UTC (calendar-timezone is not consulted).
+A span of floating times or dates (no TZID, no Z) is kept in local wall time, written as
+if it were UTC, and flagged :data:`FLOATING`: when it happens depends on the time zone a
+query is evaluated in (RFC 4791 §9.9: the query's ``timezone``, else the calendar's
+``calendar-timezone``, else UTC). :func:`absolute` places it in a zone; every time-range
+test is ``overlaps(absolute(span, zone), lo, hi)``. A span whose start and end differ in
+kind (a floating start, a zoned end) is not flagged: its floating side counts as UTC.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import NamedTuple
 
 import icalendar
@@ -26,6 +31,8 @@ END_CLOSED = 1
 """The range's start may equal the span's end (``start <= end`` rather than ``<``)."""
 START_CLOSED = 2
 """The range's end may equal the span's start (``end >= start`` rather than ``>``)."""
+FLOATING = 4
+"""The span's times are local wall times (floating date-times, dates), not UTC."""
 MAIN = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
 RECURRENCE = ("RRULE", "RDATE", "RECURRENCE-ID")
 DAY = 86400.0
@@ -55,12 +62,43 @@ def overlaps(span: Span | tuple[float, float, int, int], lo: float, hi: float) -
 
 
 def timestamp(value: date | datetime) -> float:
-    """A DATE or DATE-TIME as POSIX seconds, floating values and dates taken as UTC."""
+    """A DATE or DATE-TIME as POSIX seconds, floating values and dates taken as UTC (their
+    wall time, as spans keep it)."""
     if not isinstance(value, datetime):
         return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC).timestamp()
     return value.timestamp()
+
+
+def floating(value: object) -> bool:
+    """Whether a DATE or DATE-TIME is local wall time: a date, or a date-time without a
+    zone."""
+    if isinstance(value, datetime):
+        return value.tzinfo is None
+    return isinstance(value, date)
+
+
+def in_zone(wall: float, zone: tzinfo | None) -> float:
+    """The POSIX seconds of a wall time (written as if UTC) in ``zone`` (None: UTC). A wall
+    time that a zone skips or repeats is taken with the offset before the change (RFC 5545
+    §3.3.5, which zoneinfo's ``fold=0`` gives)."""
+    if zone is None or math.isinf(wall):
+        return wall
+    return datetime.fromtimestamp(wall, UTC).replace(tzinfo=zone).timestamp()
+
+
+def instant(value: date | datetime, zone: tzinfo | None) -> float:
+    """A DATE or DATE-TIME as POSIX seconds, floating values and dates in ``zone``."""
+    seconds = timestamp(value)
+    return in_zone(seconds, zone) if floating(value) else seconds
+
+
+def absolute(span: Span, zone: tzinfo | None) -> Span:
+    """The span in UTC: a floating one placed in ``zone`` (None: UTC, where it is already)."""
+    if zone is None or not span.flags & FLOATING:
+        return span
+    return Span(in_zone(span.start, zone), in_zone(span.end, zone), span.flags, span.source)
 
 
 def _value(component: icalendar.cal.Component, name: str) -> float | None:
@@ -84,7 +122,38 @@ def row_span(
 ) -> Span | None:
     """The span of one instance of ``component`` starting at ``start`` and (as the
     recurrence library computed it) ending at ``end``; None when §9.9 says it never
-    overlaps. Without ``start`` the component's own properties give the times."""
+    overlaps. Without ``start`` the component's own properties give the times. Flagged
+    :data:`FLOATING` when the times it comes from are all floating."""
+    span = _row_span(component, start, end, source)
+    if span is None or not _floats(component, start, end):
+        return span
+    return span._replace(flags=span.flags | FLOATING)
+
+
+def _dt(component: icalendar.cal.Component, name: str) -> object:
+    return getattr(component.get(name), "dt", None)
+
+
+def _floats(
+    component: icalendar.cal.Component, start: date | datetime | None, end: date | datetime | None
+) -> bool:
+    """Whether the times an instance's span comes from are all floating (DTSTART, and
+    DTEND or DUE; COMPLETED and CREATED are UTC)."""
+    first: object = start if start is not None else _dt(component, "DTSTART")
+    if first is None:
+        return component.name == "VTODO" and floating(_dt(component, "DUE"))
+    last: object = end if end is not None and start is not None else None
+    if last is None:
+        last = _dt(component, "DTEND") if "DTEND" in component else _dt(component, "DUE")
+    return floating(first) and (last is None or floating(last))
+
+
+def _row_span(
+    component: icalendar.cal.Component,
+    start: date | datetime | None,
+    end: date | datetime | None,
+    source: int,
+) -> Span | None:
     kind = component.name
     dtstart = component.get("DTSTART")
     if dtstart is None:

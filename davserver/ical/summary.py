@@ -32,6 +32,7 @@ from .spans import (
     recurs,
     timestamp,
 )
+from .zones import parse
 
 MAX_SPANS = 500
 YEAR = 365 * 86400.0
@@ -59,7 +60,7 @@ def summarize(data: bytes, now: float | None = None) -> Summary:
     """The summary of a stored object (CPU work: run it in the thread pool). A file
     that is not iCalendar keeps the UID and component a plain scan finds, and no spans."""
     try:
-        calendar = icalendar.Calendar.from_ical(data)
+        calendar = parse(data)
     except (ValueError, IndexError, KeyError, TypeError):
         uid, component = scan_item(data)
         return Summary(uid, component)
@@ -67,7 +68,9 @@ def summarize(data: bytes, now: float | None = None) -> Summary:
 
 
 def summarize_calendar(calendar: icalendar.Calendar, now: float) -> Summary:
-    """The summary of a parsed object."""
+    """The summary of a parsed object (parsed by :func:`~.zones.parse`, or governed by
+    :func:`~.zones.govern`: its own time zone definitions where they differ from the
+    database's)."""
     components = main_components(calendar)
     if not components:
         return Summary(None, None)

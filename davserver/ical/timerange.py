@@ -4,7 +4,7 @@ Open ends stop at the years instances are computed in (1900 to 2200)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from .spans import EARLIEST, LATEST
 
@@ -27,10 +27,11 @@ class TimeRange:
         return (self.end or LATEST).timestamp()
 
 
-def as_utc(value: date | datetime) -> datetime:
-    """A DATE or DATE-TIME as a UTC instant (floating and all-day values taken as UTC)."""
+def as_utc(value: date | datetime, zone: tzinfo | None = None) -> datetime:
+    """A DATE or DATE-TIME as a UTC instant (floating and all-day values in ``zone``,
+    None: UTC)."""
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+        return value.replace(tzinfo=zone or UTC).astimezone(UTC)
     return value.astimezone(UTC)

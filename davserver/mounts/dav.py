@@ -57,7 +57,7 @@ class DavMount:
         self.storage = storage
         self.settings = settings
         self.locks = locks
-        self.features = FeatureSet(features, layout)
+        self.features = FeatureSet(features, layout, settings)
         self.services: Mapping[ServiceKey[Any], Any] = self.features.services
         self._bus = bus
         storage.listen(functools.partial(bus.publish, prefix))

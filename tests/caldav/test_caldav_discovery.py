@@ -292,6 +292,7 @@ async def test_ios_principal_propfind_without_brief_lists_the_unknown_as_404(cal
     assert status == 207
     r = parse_multistatus(data).responses[0]
     assert r.props[f"{C}schedule-inbox-URL"].status == 404
-    assert r.props[f"{CS}email-address-set"].status == 404
+    assert r.props[f"{CS}dropbox-home-URL"].status == 404
+    assert r.ok(f"{CS}email-address-set").findtext(f"{CS}email-address") == "user@localhost"
     assert r.props[f"{D}principal-collection-set"].hrefs == ["/caldav/principals/"]
     assert r.props[f"{D}current-user-principal"].hrefs == [PRINCIPAL]

@@ -135,6 +135,10 @@ async def test_owner_shares_sharee_reads_and_writes_owner_revokes(
     text = await resp.text()
     assert f"<CS:shared-url><D:href>{CALENDAR}</D:href></CS:shared-url>" in text
     assert "<D:share-access><D:read-write/></D:share-access>" in text
+    # A read-write sharee may add and remove events, not change the calendar itself.
+    privileges = text.split(CALENDAR)[1].split("</D:current-user-privilege-set>")[0]
+    assert "<D:bind/>" in privileges and "<D:unbind/>" in privileges
+    assert "<D:write/>" not in privileges
 
     # Revoked: the next request of bob is refused, and nothing changes.
     assert await post(client, "alice", cs_share("bob", remove=True)) == 200
@@ -168,7 +172,16 @@ async def test_a_read_only_sharee_is_refused_writes(client: TestClient, tmp_path
         headers={"Depth": "0", **basic("bob")},
     )
     text = await resp.text()
-    assert "<D:read/>" in text and "<D:write" not in text and "<D:all/>" not in text
+    assert "<D:read/>" in text and "<D:write" not in text and "<D:bind/>" not in text
+    resp = await client.request(
+        "PROPFIND",
+        CALENDAR,
+        data='<D:propfind xmlns:D="DAV:"><D:prop><D:current-user-privilege-set/></D:prop>'
+        "</D:propfind>",
+        headers={"Depth": "1", **basic("bob")},
+    )
+    text = await resp.text()
+    assert text.count("<D:read/>") == 2 and "<D:write" not in text  # the calendar, its event
     assert snapshot(tmp_path / "cal") == before
     # D:no-access removes the sharee.
     assert await post(client, "alice", share_resource("/dav/principals/bob/", "no-access")) == 200

@@ -59,12 +59,17 @@ _ADDED = (
     ("since", "REAL"),
     ("until", "REAL"),
     ("card", "TEXT"),
+    ("format", "INTEGER"),
 )
 _COLUMNS = "name, etag, uid, component, " + ", ".join(name for name, _ in _ADDED)
 _ROWS_PER_QUERY = 500
 """Names per ``IN`` list (SQLite allows 32,766 parameters; smaller lists plan better)."""
 STALE = Summary(None, None, (), float("inf"), float("-inf"))
 """The summary of a row that an older version wrote: to be worked out again."""
+FORMAT = 2
+"""The version of what a calendar object's row holds: 2 keeps floating spans in wall
+time, flagged (``ical.spans.FLOATING``), and puts an object's own VTIMEZONEs first; a
+row of another version is summarized again (a vCard's summary is its own JSON)."""
 
 
 def _encode(spans: tuple[Span, ...]) -> bytes:
@@ -85,13 +90,13 @@ def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
         card = None
     return (
         calendar, name, item.etag, s.uid, s.component, item.size, item.mtime, item.ctime,
-        item.content_type, _encode(s.spans), s.since, s.until, card,
+        item.content_type, _encode(s.spans), s.since, s.until, card, FORMAT,
     )  # fmt: skip
 
 
 def _item(row: tuple[Any, ...]) -> tuple[str, Item]:
-    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until, card = row
-    if spans is None:
+    name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until, card, fmt = row
+    if spans is None or (fmt != FORMAT and card is None):
         return name, Item(etag, STALE)
     summary: Summary | vcard.Summary = Summary(uid, comp, _decode(spans), since, until)
     if card is not None:

@@ -1,15 +1,18 @@
 """The items of one calendar or address book in memory: by name, by UID, and (calendar
 objects) their instance spans sorted by start, so that a time-range query finds its answer
-without looking at every item."""
+without looking at every item. Floating spans (in local wall time) are sorted apart: a
+query finds them by its range widened by a day (no zone is further from UTC), then places
+each candidate in the query's zone for the exact test."""
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import tzinfo
 
 from davserver import vcard
-from davserver.ical.spans import INF, Span, overlaps
+from davserver.ical.spans import DAY, EARLIEST, FLOATING, INF, LATEST, Span, absolute, overlaps
 from davserver.ical.summary import Summary, summarize
 
 BOOKS_DIR = ".addressbooks"
@@ -24,6 +27,8 @@ vCard's."""
 LONG = 7 * 86400.0
 """Spans longer than this (and open ones) are kept apart and tested one by one, so that a
 lookup by start only has to go back this far before the range."""
+Row = tuple[float, str, float, int, int]
+"""A span in a sorted list: (start, item name, end, flags, source)."""
 
 
 def summarize_item(inner_path: str, data: bytes) -> ItemSummary:
@@ -81,8 +86,11 @@ class CalendarItems:
     def __init__(self) -> None:
         self._items: dict[str, Item] = {}
         self._uids: dict[str, set[str]] = {}
-        self._sorted: list[tuple[float, str, float, int, int]] = []
+        self._sorted: list[Row] = []
         self._long: dict[str, list[Span]] = {}
+        self._floating: list[Row] = []
+        self._floating_long: dict[str, list[Span]] = {}
+        """Floating spans, kept apart the same way (their times are wall times)."""
         self._partial: set[str] = set()
         self.folders: set[str] = set()
         """Members that are collections (not items; a collection should have none)."""
@@ -130,10 +138,12 @@ class CalendarItems:
         if summary.since > -INF or summary.until < INF:
             self._partial.add(name)
         for span in summary.spans:
+            floats = span.flags & FLOATING
             if span.end - span.start > LONG:
-                self._long.setdefault(name, []).append(span)
+                (self._floating_long if floats else self._long).setdefault(name, []).append(span)
             else:
-                bisect.insort(self._sorted, (span.start, name, span.end, span.flags, span.source))
+                row = (span.start, name, span.end, span.flags, span.source)
+                bisect.insort(self._floating if floats else self._sorted, row)
 
     def remove(self, name: str) -> None:
         """Forget an item (nothing happens when it is unknown)."""
@@ -152,21 +162,22 @@ class CalendarItems:
             return
         self._partial.discard(name)
         self._long.pop(name, None)
+        self._floating_long.pop(name, None)
         for span in summary.spans:
             if span.end - span.start <= LONG:
-                i = bisect.bisect_left(self._sorted, (span.start, name))
-                while i < len(self._sorted) and self._sorted[i][:2] == (span.start, name):
-                    if self._sorted[i][2:4] == (span.end, span.flags):
-                        del self._sorted[i]
-                        break
-                    i += 1
+                _drop(self._floating if span.flags & FLOATING else self._sorted, span, name)
 
     # -- time ranges ---------------------------------------------------------------------
 
-    def overlapping(self, lo: float, hi: float) -> tuple[set[str], set[str]]:
-        """The names of the items with an instance in [lo, hi) by their spans, and those
-        whose spans cannot tell (a range beyond what was enumerated of them)."""
-        unsure = {n for n in self._partial if not self._items[n].covers(lo, hi)}
+    def overlapping(
+        self, lo: float, hi: float, zone: tzinfo | None = None
+    ) -> tuple[set[str], set[str]]:
+        """The names of the items with an instance in [lo, hi) by their spans (floating
+        ones in ``zone``, None: UTC), and those whose spans cannot tell (a range beyond
+        what was enumerated of them, with a day's margin: a floating instance's wall
+        time may be that far from UTC)."""
+        wide_lo, wide_hi = max(lo - DAY, EARLIEST.timestamp()), min(hi + DAY, LATEST.timestamp())
+        unsure = {n for n in self._partial if not self._items[n].covers(wide_lo, wide_hi)}
         found: set[str] = set()
         rows = self._sorted
         i = bisect.bisect_left(rows, (lo - LONG,))
@@ -181,7 +192,31 @@ class CalendarItems:
         for name, spans in self._long.items():
             if name not in found and any(overlaps(s, lo, hi) for s in spans):
                 found.add(name)
+        if self._floating or self._floating_long:
+            self._floating_overlapping(lo, hi, zone, found)
         return found - unsure, unsure
+
+    def _floating_overlapping(
+        self, lo: float, hi: float, zone: tzinfo | None, found: set[str]
+    ) -> None:
+        """Add to ``found`` the items with a floating instance in [lo, hi), placed in
+        ``zone``: the rows whose wall times lie within a day of the range are the
+        candidates."""
+        rows = self._floating
+        i = bisect.bisect_left(rows, (lo - DAY - LONG,))
+        end = len(rows)
+        while i < end:
+            row = rows[i]
+            if row[0] > hi + DAY:
+                break
+            if row[1] not in found:
+                span = absolute(Span(row[0], row[2], row[3], row[4]), zone)
+                if overlaps(span, lo, hi):
+                    found.add(row[1])
+            i += 1
+        for name, spans in self._floating_long.items():
+            if name not in found and any(overlaps(absolute(s, zone), lo, hi) for s in spans):
+                found.add(name)
 
     def spans_in(self, name: str, lo: float, hi: float) -> list[Span]:
         """The spans of one item that meet [lo, hi)."""
@@ -189,3 +224,13 @@ class CalendarItems:
         if item is None:
             return []
         return [s for s in item.spans if overlaps(s, lo, hi)]
+
+
+def _drop(rows: list[Row], span: Span, name: str) -> None:
+    """Remove one span of the item ``name`` from a sorted list."""
+    i = bisect.bisect_left(rows, (span.start, name))
+    while i < len(rows) and rows[i][:2] == (span.start, name):
+        if rows[i][2:4] == (span.end, span.flags):
+            del rows[i]
+            return
+        i += 1

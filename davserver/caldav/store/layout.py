@@ -240,7 +240,7 @@ class CalendarStore:
         served only when the mount has contacts)."""
         return where.space is None or where.space in self.homes
 
-    async def _users(self) -> list[str]:
+    async def users(self) -> list[str]:
         """Every user with a principal: those with a home, and every account."""
         found = set(self._accounts())
         for space in self.homes:
@@ -341,7 +341,7 @@ class CalendarStore:
             yield [self._virtual(PRINCIPALS)] + [h for h in homes if h is not None]
             return
         if where.kind == "principals":
-            yield [self._virtual(f"{PRINCIPALS}/{u}") for u in await self._users()]
+            yield [self._virtual(f"{PRINCIPALS}/{u}") for u in await self.users()]
             return
         inner = where.inner
         if inner is None or not self.served(where):

@@ -1,0 +1,229 @@
+"""Which time zone definition governs a TZID: the VTIMEZONE an object (or a query, or a
+calendar's ``calendar-timezone``) carries, as RFC 5545 says, wherever it differs from the
+IANA zone of the same name.
+
+icalendar resolves every IANA name through the zone database and ignores the object's own
+VTIMEZONE; most clients copy the database, so both agree and the database's zone (fast,
+exact at gaps and folds) is kept. Where they differ in the years the object is about (a
+deliberately different definition, or a zone whose rules changed), the object's VTIMEZONE
+is turned into a tzinfo by icalendar (``Timezone.to_tz``) and put on the object's values,
+so that the recurrence library and everything else compute with it.
+
+Agreement is decided on the VTIMEZONE's own transitions (three hours before and after
+each) and on two days of each month in the years asked about, comparing the offsets it
+gives with the database's: a different offset, or a change on another day, differs; a
+change placed an hour or two apart does not (icalendar's own ``Timezone.from_tzid``
+writes each change at the local time after it rather than before, RFC 5545 §3.6.5), and
+only times in that hour would tell. The verdicts, and the zones made from VTIMEZONEs, are
+kept per definition text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+
+TIMES = ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID", "EXDATE", "RDATE")
+"""The properties of a component whose values may carry a TZID."""
+SPAN_YEARS = 20
+"""How many years past its first value a recurring object is compared over."""
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+NEAR = timedelta(hours=3)
+"""How far from each of its changes a VTIMEZONE is compared with the database."""
+BROKEN = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+"""What icalendar raises for a VTIMEZONE it cannot make a zone of."""
+
+
+@functools.lru_cache(maxsize=512)
+def iana(tzid: str) -> ZoneInfo | None:
+    """The database's zone of this name, if there is one."""
+    try:
+        return ZoneInfo(tzid)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+class Definition:
+    """One VTIMEZONE: its transitions, and the tzinfo icalendar makes of it (once)."""
+
+    def __init__(self, vtimezone: icalendar.cal.Component) -> None:
+        if not isinstance(vtimezone, icalendar.Timezone):
+            raise ValueError(f"{vtimezone.name} is not a VTIMEZONE")
+        self.vtimezone = vtimezone
+        self.tzid = str(vtimezone.get("TZID", ""))
+        times, infos = vtimezone.get_transitions()
+        self.times = times
+        self.offsets = [info[0] for info in infos]
+        recurs = any("RRULE" in sub for sub in vtimezone.subcomponents)
+        # Rules are expanded up to some year only: past it, nothing is known to differ.
+        self.until = times[-1] if recurs and times else datetime(LAST_YEAR + 1, 1, 1)
+        self._verdicts: dict[tuple[int, int], bool] = {}
+        self._tz: tzinfo | None = None
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone the VTIMEZONE defines."""
+        if self._tz is None:
+            self._tz = self.vtimezone.to_tz(lookup_tzid=False)
+        return self._tz
+
+    def _offset(self, moment: datetime) -> timedelta | None:
+        """The VTIMEZONE's offset at a naive UTC moment (None before it starts)."""
+        i = bisect.bisect_right(self.times, moment) - 1
+        return self.offsets[i] if i >= 0 else None
+
+    def _samples(self, first: int, last: int) -> Iterator[datetime]:
+        lo, hi = datetime(first, 1, 1), min(datetime(last + 1, 1, 1), self.until)
+        for moment in self.times[bisect.bisect_left(self.times, lo) :]:
+            if moment >= hi:
+                break
+            yield moment - NEAR
+            yield moment + NEAR
+        for year in range(first, last + 1):
+            for month in range(1, 13):
+                for day in (1, 15):
+                    moment = datetime(year, month, day, 12)
+                    if moment < hi:
+                        yield moment
+
+    def agrees(self, zone: ZoneInfo, first: int, last: int) -> bool:
+        """Whether the database's ``zone`` gives the offsets the VTIMEZONE gives in the
+        years ``first`` to ``last``."""
+        key = (first, last)
+        known = self._verdicts.get(key)
+        if known is None:
+            known = True
+            for moment in self._samples(first, last):
+                own = self._offset(moment)
+                if (
+                    own is not None
+                    and moment.replace(tzinfo=UTC).astimezone(zone).utcoffset() != own
+                ):
+                    known = False
+                    break
+            if len(self._verdicts) < 64:
+                self._verdicts[key] = known
+        return known
+
+    def governing(self, first: int, last: int) -> tzinfo:
+        """The zone to compute with in those years: the database's when it agrees."""
+        zone = iana(self.tzid)
+        if zone is not None and self.agrees(zone, first, last):
+            return zone
+        return self.tz
+
+
+_BLOCK = re.compile(rb"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?$", re.DOTALL | re.MULTILINE | re.I)
+
+
+@functools.lru_cache(maxsize=256)
+def _definition(text: bytes) -> Definition:
+    """The definition in a VTIMEZONE's text (its BEGIN and END lines included)."""
+    calendar = icalendar.Calendar.from_ical(
+        b"BEGIN:VCALENDAR\r\n" + text.strip() + b"\r\nEND:VCALENDAR\r\n"
+    )
+    return Definition(calendar.subcomponents[0])
+
+
+def _texts(calendar: icalendar.Calendar, data: bytes | str) -> list[bytes]:
+    """The text of each VTIMEZONE of a calendar, from the bytes it was parsed from (in
+    the same order; written out again when the two do not line up)."""
+    raw = data.encode() if isinstance(data, str) else data
+    zones = [z for z in calendar.subcomponents if z.name == "VTIMEZONE"]
+    found = _BLOCK.findall(raw)
+    if len(found) == len(zones):
+        return found
+    return [z.to_ical() for z in zones]
+
+
+def _years(value: date, first: int, last: int) -> tuple[int, int]:
+    return min(first, value.year), max(last, value.year)
+
+
+def _values(prop: object) -> list[object]:
+    dts = getattr(prop, "dts", None)
+    return list(dts) if dts is not None else [prop]
+
+
+def govern(calendar: icalendar.Calendar, data: bytes | str) -> None:
+    """Put the object's own VTIMEZONEs on its values wherever they differ from the
+    database's zones of the same names (``data``: the text it was parsed from; CPU work,
+    off the event loop)."""
+    zones = [z for z in calendar.subcomponents if z.name == "VTIMEZONE"]
+    if not zones:
+        return
+    texts = dict(zip((str(z.get("TZID", "")) for z in zones), _texts(calendar, data), strict=True))
+    own = {tzid: text for tzid, text in texts.items() if iana(tzid) is not None}
+    if not own:
+        return
+    found: dict[str, list[object]] = {}
+    span: dict[str, tuple[int, int]] = {}
+    recurring = False
+    for component in calendar.subcomponents:
+        if component.name == "VTIMEZONE":
+            continue
+        recurring = recurring or "RRULE" in component
+        for name in TIMES:
+            props = component.get(name)
+            for prop in props if isinstance(props, list) else [props] if props is not None else []:
+                tzid = str(getattr(prop, "params", {}).get("TZID", ""))
+                if tzid not in own:
+                    continue
+                for value in _values(prop):
+                    dt = getattr(value, "dt", None)
+                    if isinstance(dt, datetime):
+                        found.setdefault(tzid, []).append(value)
+                        span[tzid] = _years(dt, *span.get(tzid, (LAST_YEAR, FIRST_YEAR)))
+    for tzid, values in found.items():
+        first, last = span[tzid]
+        if recurring:
+            last = max(last, first + SPAN_YEARS)
+        first, last = max(first, FIRST_YEAR), min(last, LAST_YEAR)
+        try:
+            zone = _definition(own[tzid]).governing(first, last)
+        except BROKEN:  # a definition icalendar cannot work with: the database's zone
+            continue
+        if zone is iana(tzid):
+            continue
+        for value in values:
+            dt = value.dt  # type: ignore[attr-defined]
+            value.dt = dt.replace(tzinfo=zone)  # type: ignore[attr-defined]
+
+
+def parse(data: bytes | str) -> icalendar.Calendar:
+    """A calendar object parsed, its own time zone definitions governing its values
+    (raises what icalendar raises for text that is not iCalendar)."""
+    calendar = icalendar.Calendar.from_ical(data)
+    govern(calendar, data)
+    return calendar
+
+
+@functools.lru_cache(maxsize=256)
+def _zone_of_text(text: str, first: int, last: int) -> tzinfo | None:
+    try:
+        calendar = icalendar.Calendar.from_ical(text)
+    except (ValueError, IndexError, KeyError, TypeError):
+        return None
+    zones = _texts(calendar, text)
+    if len(zones) != 1:
+        return None
+    try:
+        return _definition(zones[0]).governing(first, last)
+    except BROKEN:
+        tzid = [str(z.get("TZID", "")) for z in calendar.subcomponents if z.name == "VTIMEZONE"]
+        return iana(tzid[0])
+
+
+def zone_of_text(text: str, lo: float, hi: float) -> tzinfo | None:
+    """The zone a VCALENDAR holding one VTIMEZONE defines (a query's ``timezone``, a
+    calendar's ``calendar-timezone``), to compute with for times between ``lo`` and
+    ``hi`` (POSIX seconds); None for text that is no such thing."""
+    first = datetime.fromtimestamp(max(lo, -2208988800.0), UTC).year - 1
+    last = datetime.fromtimestamp(min(hi, 7258118400.0), UTC).year + 1
+    return _zone_of_text(text, max(first, FIRST_YEAR), min(last, LAST_YEAR))
