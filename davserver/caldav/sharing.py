@@ -22,6 +22,7 @@ from davserver.backends.base import Resource
 from davserver.dav.body import read_xml
 from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
+from davserver.dav.identity import valid_user_name
 from davserver.dav.paths import destination_raw_path, href
 from davserver.dav.props import PropRenderer
 from davserver.dav.xml import escape
@@ -169,11 +170,6 @@ def _sharee(ctx: Context, el: etree._Element) -> str:
         user = where.user if where.kind == "principal" else None
     elif link:
         user = link
-    if not user or not valid_user(user):
+    if not user or not valid_user_name(user):
         raise DAVError(400, f"{link!r} names no user of this server")
     return user
-
-
-def valid_user(name: str) -> bool:
-    """Whether ``name`` can be a user (what a principal URL segment may be)."""
-    return not any(ch in name for ch in "/:\\ ") and not name.startswith(".") and name.isprintable()
