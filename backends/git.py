@@ -4,9 +4,12 @@ Reads come from the branch head. A ``change()`` block edits an in-memory copy of
 tree (see :mod:`.git_tree`, :mod:`.git_layout`), streaming bodies into blobs as it goes,
 without holding any lock. At its end, under the repository's commit lock, the edits
 become one commit whose ref update is compare-and-swap: when the branch moved meanwhile
-(another request, or a ``git push``), the block's operations are replayed on the new
-head and the swap retried, so history stays linear and nothing is lost. Every dulwich
-and disk call runs in the default thread pool.
+(a ``git push``), the block's operations are replayed on the new head and the swap
+retried, so history stays linear and nothing is lost. The commit lock is an ``flock``
+on the repository's ``davserver-commit.lock``, so the worker processes of one host take
+turns instead of losing the swap to each other (under load two workers retrying against
+each other could lose it 20 times in a row: 503). Every dulwich and disk call runs in
+the storage's worker threads.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -88,6 +92,7 @@ LISTING_BATCH = 512
 USAGE_TREES = 1 << 16  # trees whose byte counts are kept
 HISTORY_PATHS = 1024  # paths whose versions are kept
 COMMIT_ATTEMPTS = 20
+COMMIT_LOCK = "davserver-commit.lock"
 ANONYMOUS = "anonymous"
 STALE_LOCK_AGE = 60.0
 GC_INTERVAL = 3600.0
@@ -676,6 +681,24 @@ class GitStorage:
         """Turn the block's edits into a commit on the branch (compare-and-swap, replaying
         the edits, and checking their preconditions again, on a head that moved); the
         changes it made, with their new ETags ([] when it changed nothing)."""
+        assert self._repo is not None and self._reader is not None
+        with self._committing():
+            return self._commit_locked(change, identity, message)
+
+    @contextlib.contextmanager
+    def _committing(self) -> Iterator[None]:
+        """Hold the repository's commit lock (shared by every process that opens it
+        through davserver; a blocking wait, on a worker thread)."""
+        assert self._repo is not None
+        path = os.path.join(self._repo.commondir(), COMMIT_LOCK)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _commit_locked(self, change: GitChange, identity: bytes, message: str) -> list[Changed]:
         assert self._repo is not None and self._reader is not None
         store = self._repo.object_store
         refs = self._repo.refs

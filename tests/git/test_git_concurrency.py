@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -235,4 +237,36 @@ async def test_a_stale_ref_lock_is_removed_once_it_is_old_enough(
     removed = [r for r in caplog.records if "removed the stale lock file" in r.getMessage()]
     assert len(removed) == 1
     assert "refs/heads/main.lock (40 s old" in removed[0].getMessage()
+    assert_linear_and_clean(repo)
+
+
+async def test_a_commit_waits_for_the_commit_lock_another_process_holds(
+    client: TestClient, repo: Path
+) -> None:
+    """Worker processes take turns through an flock on the repository's commit lock:
+    while another process holds it, a write waits (it is not refused after its
+    compare-and-swap attempts) and is committed once the lock is released."""
+    assert (await client.put("/first.txt", data=b"1")).status == 201
+    lock = repo / "davserver-commit.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys, time\n"
+         f"f = open({str(lock)!r}, 'a')\n"
+         "fcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(3)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.to_thread(holder.stdout.readline) == "held\n"
+        started = time.monotonic()
+        put = asyncio.ensure_future(client.put("/second.txt", data=b"2"))
+        await asyncio.sleep(1.0)
+        assert not put.done()  # waiting for the lock, not retrying or refused
+        assert len(commits(repo)) == 1
+        resp = await put
+        assert resp.status == 201
+        assert time.monotonic() - started >= 1.5
+    finally:
+        await asyncio.to_thread(holder.wait)
+    assert files(repo) == {"first.txt": b"1", "second.txt": b"2"}
     assert_linear_and_clean(repo)

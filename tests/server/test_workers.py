@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from gitrepo import commits
+from gitrepo import assert_linear_and_clean, commits, files
 from helpers import ServerProcess, free_port, start_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -141,6 +141,25 @@ def test_racing_conditional_puts_spread_over_workers_give_one_success(
     assert fresh("GET", url).content == f"writer {winner}".encode()
     if backend == "git":
         assert len(commits(tmp_path / "store.git")) == before + 1
+
+
+def test_git_writes_spread_over_workers_are_all_committed(
+    cluster: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """The workers' commits take turns (the repository's commit lock) rather than
+    losing the branch's compare-and-swap to each other: no 503, one commit each."""
+    server = cluster("git")
+    repo = tmp_path / "store.git"
+
+    def put(n: int) -> int:
+        return fresh("PUT", f"{server.url}/dav/w{n:03d}.txt", data=b"x" * n).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(put, range(160)))
+    assert statuses == [201] * 160
+    assert len(commits(repo)) == 160
+    assert files(repo) == {f"w{n:03d}.txt": b"x" * n for n in range(160)}
+    assert_linear_and_clean(repo)
 
 
 def test_calendar_changes_through_one_worker_are_seen_through_the_other(
