@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from .dav.context import DavSettings
 from .dav.core import Checksums, FileManager, Locking, PartialUpdate, Quota, WebDav
 from .dav.deadprops import PROPS_CODEC
 from .dav.features import Discovery, Feature
-from .dav.identity import AUTH_SOURCE, USER
+from .dav.identity import AUTH_SOURCE, GRANTS, USER
 from .dav.quota import QuotaLimits
 from .events import LocalBus
 from .locks.manager import LockManager, LockStore
@@ -73,6 +74,7 @@ from .state.postgres.mutex import PgMutexes
 from .state.postgres.quota import PgQuota
 from .state.quota import QuotaCounters, SQLiteQuota
 from .state.scoreboard import Scoreboard
+from .state.shares import TO_GROUP, TO_USER, Share, Shares, ShareStore
 from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 from .state.uploads import UploadStore
 
@@ -91,6 +93,7 @@ SHARED_PATH_LOCKS = ".davtmp-locks"
 ``.davtmp-`` name; it is no temporary file: it stays)."""
 STATUS_DIR = "status"
 METRICS_DIR = "metrics"
+SHARES_FILE = "shares.sqlite3"
 WELL_KNOWN = "/.well-known/"
 
 
@@ -231,9 +234,10 @@ def build_mount(
     state: SharedState,
     accounts: Callable[[], list[str]] = list,
     push: PushState | None = None,
+    shares: Shares | None = None,
 ) -> Mount:
     """The mount that a ``[[mounts]]`` table describes; ``accounts`` names the users; with
-    ``push``, its collections offer WebDAV-Push."""
+    ``push``, its collections offer WebDAV-Push; ``shares``: the collections users share."""
     if m.type not in ("webdav", "caldav"):
         return build_site_mount(m, config)
     server = config.server
@@ -267,7 +271,8 @@ def build_mount(
             addresses=directory.mail,
             principal_search=m.principal_search,
         )
-        caldav = CalDav(m.prefix, store, calendar_settings)
+        # Sharing is offered where trees have owners (elsewhere everyone reaches all).
+        caldav = CalDav(m.prefix, store, calendar_settings, shares if rules.owner_only else None)
         features.append(caldav)
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
@@ -367,6 +372,16 @@ def build_site_mount(m: MountConfig, config: Config) -> Mount:
     )  # fmt: skip
 
 
+def fixed_shares(config: Config) -> list[Share]:
+    """The shares the ``[[shares]]`` tables make, one per sharee."""
+    return [
+        Share(s.mount.rstrip("/"), s.path, kind, name, s.access)
+        for s in config.shares
+        for kind, names in ((TO_USER, s.users), (TO_GROUP, s.groups))
+        for name in names
+    ]
+
+
 class Router:
     """Finds the mount for a request, longest prefix first, and lets it in or not."""
 
@@ -378,8 +393,10 @@ class Router:
         logins: Logins | None = None,
         max_xml: int = 1 << 20,
         max_props: int = 1000,
+        shares: Shares | None = None,
     ) -> None:
         self.logins = logins
+        self.shares = shares
         # For a PROPFIND of the root that no mount holds:
         self.max_xml = max_xml
         self.max_props = max_props
@@ -447,6 +464,12 @@ class Router:
             groups = frozenset[str]()
             if rules.groups and user is not None and logins is not None:
                 groups = await logins.groups.of(user)
+            refusal = access.admit(
+                request, rules, user, logins is not None, self.reads[mount.prefix], groups
+            )
+            if refusal is None and user is not None and rules.owner_only:
+                await self._grant(request, mount.prefix, user, groups if rules.groups else None)
+            return refusal
         except LoginFailed:
             return challenge()
         except DirectoryUnavailable as exc:
@@ -455,9 +478,28 @@ class Router:
             return web.Response(
                 status=503, text="503 Service Unavailable\n", headers={"Retry-After": "10"}
             )
-        return access.admit(
-            request, rules, user, logins is not None, self.reads[mount.prefix], groups
-        )
+        except sqlite3.Error as exc:
+            log.warning("%s %s: 503, the shares cannot be read: %s",
+                        request.method, request.raw_path, exc)  # fmt: skip
+            return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
+
+    async def _grant(
+        self, request: web.Request, prefix: str, user: str, groups: frozenset[str] | None
+    ) -> None:
+        """Put what ``user`` may reach of other users' trees (the shares) in the request:
+        the owner-only rule of the mount (``Context.check_owner``) asks it of every path."""
+        if self.shares is None:
+            return
+        logins = self.logins
+
+        async def groups_of() -> frozenset[str]:
+            if groups is not None:
+                return groups
+            return await logins.groups.of(user) if logins is not None else frozenset()
+
+        grants = await self.shares.grants(prefix, user, groups_of)
+        if grants.roots:
+            request[GRANTS] = grants
 
     def _well_known(self, request: web.Request) -> web.Response | None:
         """RFC 6764's redirect (a 301: TbSync had trouble with 302, Radicale found)."""
@@ -564,11 +606,14 @@ def create_app(config: Config) -> web.Application:
             SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), state.changelog, settings,
             logins,
         )  # fmt: skip
-    mounts = [build_mount(m, config, state, accounts, push) for m in config.mounts]
+    shares = Shares(fixed_shares(config), ShareStore(state_dir / SHARES_FILE), state.generations)
+    mounts = [build_mount(m, config, state, accounts, push, shares) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
     server = config.server
-    router = Router(mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props)
+    router = Router(
+        mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props, shares
+    )
     app[ROUTER_KEY] = router
     board = observe(mounts, router, state, server.max_connections)
     app[DISPATCH] = router.handle
@@ -592,6 +637,7 @@ def create_app(config: Config) -> web.Application:
             await mount.close()
         if push is not None:
             await push.store.close()
+        await shares.close()
         await state.close()
         if board is not None:
             board.close()

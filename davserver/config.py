@@ -292,6 +292,24 @@ class AuthConfig:
         return self.htpasswd is not None or self.ldap is not None or bool(self.proxy_header)
 
 
+SHARE_LEVELS = ("read-only", "read-write")
+
+
+@dataclass(frozen=True, slots=True)
+class ShareConfig:
+    """One ``[[shares]]`` table: a collection of one user's tree shared with users and
+    groups (see docs/sharing.md)."""
+
+    mount: str
+    """The ``path`` of the (owner-only, webdav or caldav) mount."""
+    path: str
+    """The collection, relative to the mount: ``calendars/<user>/<calendar>``,
+    ``addressbooks/<user>/<book>`` or ``<user>/<folder>``."""
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    access: str = "read-only"
+
+
 @dataclass(frozen=True, slots=True)
 class PushConfig:
     """The ``[push]`` table: WebDAV-Push on every webdav and caldav mount (docs/push.md)."""
@@ -352,6 +370,8 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     groups: GroupTable = field(default_factory=dict)
     """The ``[groups]`` table: group name → user names."""
+    shares: tuple[ShareConfig, ...] = ()
+    """The ``[[shares]]`` tables: fixed shares."""
 
     @property
     def app_passwords(self) -> Path:
@@ -773,11 +793,21 @@ def _check_groups(source: str, table: Any) -> GroupTable:
 
 def parse(data: dict[str, Any], source: str, base: Path) -> Config:
     """Check a parsed TOML document and build the configuration."""
-    unknown = set(data) - {"server", "mounts", "auth", "groups", "push", "state", "log", "smtp"}
+    unknown = set(data) - {
+        "server",
+        "mounts",
+        "auth",
+        "groups",
+        "push",
+        "state",
+        "log",
+        "smtp",
+        "shares",
+    }
     if unknown:
         raise ConfigError(
             f"{source}: {sorted(unknown)[0]}: unknown table "
-            "(use server, auth, groups, push, state, log, smtp, mounts)"
+            "(use server, auth, groups, push, state, log, smtp, mounts, shares)"
         )
     log = LogConfig(**_check_table(source, "log", data.get("log", {}), LogConfig, base))
     if log.format not in LOG_FORMATS:
@@ -818,6 +848,7 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         if any(m.prefix == mount.prefix for m in mounts):
             raise ConfigError(f"{source}: {where}.path: {mount.path!r} is mounted twice")
         mounts.append(mount)
+    shares = _check_shares(source, data.get("shares", []), mounts, auth, groups)
     return Config(
         server=server,
         mounts=tuple(mounts),
@@ -828,7 +859,68 @@ def parse(data: dict[str, Any], source: str, base: Path) -> Config:
         state=state,
         log=log,
         smtp=smtp,
+        shares=shares,
     )
+
+
+def _check_shares(
+    source: str, raw: Any, mounts: list[MountConfig], auth: AuthConfig, groups: GroupTable
+) -> tuple[ShareConfig, ...]:
+    """The ``[[shares]]`` tables: each names a collection of a user's tree in an
+    owner-only DAV mount, sharees there can be, and a level."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: shares: must be an array of tables ([[shares]])")
+    found: list[ShareConfig] = []
+    for i, table in enumerate(raw):
+        where = f"shares[{i}]"
+        share = ShareConfig(
+            **_check_table(source, where, table, ShareConfig, Path(), ("mount", "path"))
+        )
+        prefix = share.mount.rstrip("/")
+        mount = next((m for m in mounts if m.prefix == prefix), None)
+        if mount is None:
+            raise ConfigError(f"{source}: {where}.mount: no mount has the path {share.mount!r}")
+        if not mount.access.resolved(mount.type, auth.accounts).owner_only:
+            raise ConfigError(
+                f"{source}: {where}.mount: {share.mount!r} is not an owner-only webdav or "
+                "caldav tree (everyone there reaches everything already)"
+            )
+        _check_share_path(source, where, share.path, mount.type)
+        if share.access not in SHARE_LEVELS:
+            levels = ", ".join(SHARE_LEVELS)
+            raise ConfigError(f"{source}: {where}.access: {share.access!r} is not one of {levels}")
+        if not share.users and not share.groups:
+            raise ConfigError(f"{source}: {where}: name users or groups to share with")
+        for user in share.users:
+            if not valid_user_name(user):
+                raise ConfigError(f"{source}: {where}.users: {user!r} is not a usable user name")
+        for group in share.groups:
+            if group not in groups and auth.ldap is None:
+                raise ConfigError(
+                    f"{source}: {where}.groups: {group!r}: no such group (define it in "
+                    "[groups], or configure [auth] ldap for directory groups)"
+                )
+        found.append(dataclasses.replace(share, path=share.path.strip("/")))
+    return tuple(found)
+
+
+def _check_share_path(source: str, where: str, path: str, mount_type: str) -> None:
+    """A shared collection lies in a user's tree: ``calendars/<user>/<name>`` or
+    ``addressbooks/<user>/<name>`` in a caldav mount, ``<user>/<folder>...`` in a webdav
+    one."""
+    parts = path.strip("/").split("/")
+    if any(p in ("", ".", "..") or not _GROUP.match(p) for p in parts):
+        raise ConfigError(f"{source}: {where}.path: {path!r} is not a plain path")
+    if mount_type == "caldav":
+        if len(parts) != 3 or parts[0] not in ("calendars", "addressbooks"):
+            raise ConfigError(
+                f"{source}: {where}.path: {path!r} must be calendars/<user>/<calendar> or "
+                "addressbooks/<user>/<book>"
+            )
+    elif len(parts) < 2:
+        raise ConfigError(
+            f"{source}: {where}.path: {path!r} must be a folder in a user's tree (<user>/<folder>)"
+        )
 
 
 def load(path: Path) -> Config:

@@ -9,7 +9,6 @@ SHA-1, plain text) are refused: they are too weak to keep serving.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -17,19 +16,15 @@ import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# No leading dot: such names are the stores' own folders (the address books' .addressbooks).
-_USER = re.compile(r"^(?!\.)[^:\s/\\\x00-\x1f]{1,64}$")
+# Re-exported: what a user name may be is decided below the auth layer, where the
+# sharing requests (caldav/sharing.py) check the sharees they name too.
+from davserver.dav.identity import valid_user_name as valid_user_name
+
 _ARGON2 = PasswordHasher()
 
 
 class HtpasswdError(ValueError):
     """The file or an entry in it is not usable; the message says why."""
-
-
-def valid_user_name(name: str) -> bool:
-    """Whether ``name`` can be an account (no colon, slash, space or control character,
-    and no dot first)."""
-    return bool(_USER.match(name))
 
 
 def hash_password(password: str) -> str:

@@ -29,8 +29,9 @@ from davserver.dav.paths import href
 from davserver.dav.props import LiveRenderer, PropRenderer
 from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
+from davserver.state.shares import Shares
 
-from . import copymove, mkcalendar, principals, put, report
+from . import copymove, mkcalendar, principals, put, report, sharing
 from .export import CollectionExport
 from .members import indexed_members
 from .names import c, dav
@@ -43,7 +44,7 @@ from .props import (
     principal_table,
     supported_reports,
 )
-from .services import CALENDARS, SETTINGS, CalDavSettings
+from .services import CALENDARS, SETTINGS, SHARES, CalDavSettings
 from .store.follow import follow, uncache
 from .store.layout import CALENDARS as CALENDAR_SPACE
 from .store.layout import PRINCIPALS, CalendarStore, owner, place
@@ -92,6 +93,11 @@ class CalDavLayout(Layout):
         """The authenticated user, else the default one."""
         return user or self.default_user
 
+    def home(self, shared: str, user: str) -> str:
+        """A shared calendar is listed in the user's calendar home, a shared address
+        book in their address-book home."""
+        return f"{shared.partition('/')[0]}/{user}"
+
     def read_only(self, path: str) -> bool:
         """The mount root and the principals are made up, not stored: nothing changes them."""
         return place(path).kind in ("root", "principals", "principal", "none")
@@ -104,11 +110,18 @@ class CalDavLayout(Layout):
 class CalDav(Feature):
     """Calendars over the tree's :class:`CalendarStore` (its storage)."""
 
-    compliance = ("3", "calendar-access", "extended-mkcol")
+    compliance: tuple[str, ...] = ("3", "calendar-access", "extended-mkcol")
 
-    def __init__(self, prefix: str, store: CalendarStore, settings: CalDavSettings) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        store: CalendarStore,
+        settings: CalDavSettings,
+        shares: Shares | None = None,
+    ) -> None:
         self.prefix = prefix
         self.store = store
+        self.shares = shares
         self.settings = settings
         self.layout = CalDavLayout(settings.default_user)
         sample = live_table(prefix, settings.default_user, settings.max_resource_size)
@@ -117,6 +130,12 @@ class CalDav(Feature):
             for name, render in sample.items()
         }
         self._properties.update({name: LiveProperty(_worked_out) for name in INDEXED})
+        if shares is not None:
+            # Apple's clients offer sharing only on servers that announce it.
+            self.compliance = (*self.compliance, "calendarserver-sharing")
+            self._properties.update(
+                {name: LiveProperty(sharing.render_nothing) for name in sharing.NAMES}
+            )
         self._offer = self._discovery()
 
     def methods(self) -> Mapping[str, Handler]:
@@ -127,6 +146,7 @@ class CalDav(Feature):
             "MOVE": copymove.copy_or_move,
             "MKCOL": mkcalendar.mkcol,
             "MKCALENDAR": mkcalendar.mkcalendar,
+            "POST": sharing.post,
         }
 
     def reports(self) -> Mapping[str, Report]:
@@ -150,7 +170,12 @@ class CalDav(Feature):
 
     def services(self) -> Mapping[ServiceKey[Any], Any]:
         """The calendar store and the settings, for the handlers."""
-        return {CALENDARS: self.store, SETTINGS: self.settings, EXPORTS: CollectionExport()}
+        return {
+            CALENDARS: self.store,
+            SETTINGS: self.settings,
+            EXPORTS: CollectionExport(),
+            SHARES: self.shares,
+        }
 
     def discovery(self) -> Discovery:
         """current-user-principal, principal-URL and calendar-home-set of this tree, for
@@ -188,8 +213,11 @@ class CalDav(Feature):
         return offer
 
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:
-        """Fill in ctag and sync-token of the calendars in ``batch`` from the index."""
+        """Fill in ctag and sync-token of the calendars in ``batch`` from the index, and
+        the sharing properties."""
         wanted = renderer.request.names
+        if self.shares is not None and not sharing.NAMES.isdisjoint(wanted):
+            renderer.values.update(await sharing.values(ctx, self.shares, batch))
         if not any(name in INDEXED for name in wanted):
             return
         for res in batch:
@@ -229,6 +257,12 @@ class CalDav(Feature):
 
     async def _on_changes(self, events: Sequence[ChangeEvent]) -> None:
         await follow(self.store, CALENDAR_SPACE, events)
+        if self.shares is not None:
+            # A share is of one collection: one deleted or moved away ends it (a new one
+            # made at its place later is not shared).
+            for event in events:
+                if event.kind in ("deleted", "moved") and event.is_collection:
+                    await self.shares.drop_below(self.prefix, event.path)
 
 
 def _worked_out(r: PropRenderer, res: Resource) -> str | None:

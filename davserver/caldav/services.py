@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from davserver.dav.context import Context, ServiceKey
+from davserver.state.shares import Shares
 
 from .store.layout import CalendarStore
 
@@ -34,6 +35,8 @@ CALENDARS = ServiceKey[CalendarStore]("caldav.calendars")
 """The calendar store of the tree."""
 SETTINGS = ServiceKey[CalDavSettings]("caldav.settings")
 """The CalDAV settings of the tree."""
+SHARES = ServiceKey[Shares | None]("caldav.shares")
+"""The shares of the server (None: the tree keeps none), for the sharing POST."""
 
 
 def calendars(ctx: Context) -> CalendarStore:

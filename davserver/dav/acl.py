@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from davserver.backends.base import Resource
+from davserver.state.shares import NO_GRANTS, READ_WRITE, Grants
 
 from .context import DavSettings
 from .paths import href
@@ -129,16 +130,24 @@ class Rules:
         user: str | None,
         principal: str | None,
         level: str | None,
+        grants: Grants = NO_GRANTS,
     ) -> tuple[str, ...]:
         """The privileges of a request of ``user`` (None: anonymous) acting as
         ``principal`` on the resource at ``path``, at the access ``level`` the rules gave
         it (its groups' included; None: the tree's level for anonymous or authenticated
-        requests)."""
+        requests); in another user's tree, those of the share ``grants`` hold there (the
+        shared collection itself: reading, and adding and removing members)."""
         settings = self.settings
         if settings.owner_only:
             owner = self.owner(path)
             if owner is not None and owner != principal:
-                return ()
+                root = grants.root(path)
+                if root is None:
+                    return ()
+                shared = grants.roots[root]
+                if root == path:
+                    return READ + (MEMBERS if shared == READ_WRITE else ())
+                return privileges(shared, self.writable(path), collection, self.locking)
         if level is None:
             level = settings.authenticated if user is not None else settings.anonymous
         granted = privileges(level, self.writable(path), collection, self.locking)
@@ -174,7 +183,7 @@ class Rules:
         supported = _supported(self.locking)
 
         def current(r: PropRenderer, res: Resource) -> str:
-            granted = self.granted(res.path, res.is_collection, user, principal, level)
+            granted = self.granted(res.path, res.is_collection, user, principal, level, r.grants)
             return _privilege_set("D:current-user-privilege-set", granted)
 
         return {

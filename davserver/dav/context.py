@@ -17,6 +17,7 @@ from aiohttp import web
 
 from davserver.backends.base import Resource, Storage
 from davserver.locks.manager import LockManager
+from davserver.state.shares import NO_GRANTS, READ_WRITE, Grants
 
 from .errors import DAVError
 from .identity import ANONYMOUS
@@ -81,10 +82,16 @@ class Tree(Protocol):
 class Context:
     """One request to a DAV tree: what every handler is called with."""
 
-    __slots__ = ("path", "principal", "request", "tree", "user")
+    __slots__ = ("grants", "path", "principal", "request", "tree", "user")
 
     def __init__(
-        self, request: web.Request, path: str, tree: Tree, user: str | None, principal: str | None
+        self,
+        request: web.Request,
+        path: str,
+        tree: Tree,
+        user: str | None,
+        principal: str | None,
+        grants: Grants = NO_GRANTS,
     ) -> None:
         self.request = request
         self.path = path
@@ -95,6 +102,8 @@ class Context:
         self.principal = principal
         """Whose tree the request may enter and whose principal it sees (the
         authenticated user; a CalDAV tree's default user for anonymous requests)."""
+        self.grants = grants
+        """The collections of other users' trees shared with the user (owner-only trees)."""
 
     # -- the tree's parts -----------------------------------------------------------------
 
@@ -148,19 +157,34 @@ class Context:
 
     def may_enter(self, path: str) -> bool:
         """Whether the request may see ``path`` (for members listed and hrefs named by a
-        request whose own path was allowed)."""
+        request whose own path was allowed): its own tree, a shared place, or a
+        collection shared with the user."""
         owner = self.owner(path)
-        return owner is None or owner == self.principal
+        return owner is None or owner == self.principal or self.grants.root(path) is not None
 
-    def check_owner(self, path: str, *, write: bool) -> None:
-        """Refuse (403) a path in another user's tree, and a change to a shared place, in
-        an owner-only tree."""
+    def check_owner(self, path: str, *, write: bool, changes: bool | None = None) -> None:
+        """Refuse (403) a path in another user's tree (but what is shared with the user,
+        at the level of the share), and a change to a shared place, in an owner-only tree.
+        ``write``: the request may create or change something at ``path``; ``changes``
+        (default: ``write``): it does change something there (MKCOL may create; COPY
+        only reads its source)."""
         if not self.settings.owner_only:
             return
-        if write and self.owner(path) is None:
-            raise DAVError(403, "the shared part of an owner-only tree cannot be changed")
-        if not self.may_enter(path):
+        owner = self.owner(path)
+        if owner is None:
+            if write:
+                raise DAVError(403, "the shared part of an owner-only tree cannot be changed")
+            return
+        if owner == self.principal:
+            return
+        root = self.grants.root(path)
+        if root is None:
             raise DAVError(403, f"{path!r} belongs to another user")
+        if changes if changes is not None else write:
+            if self.grants.roots[root] != READ_WRITE:
+                raise DAVError(403, f"{root!r} is shared read-only")
+            if path == root:
+                raise DAVError(403, f"{root!r} itself is its owner's: its members may change")
 
     # -- properties -------------------------------------------------------------------------
 

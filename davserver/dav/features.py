@@ -140,6 +140,11 @@ class Layout:
         """Whose tree a request of ``user`` (None: anonymous) may enter."""
         return user
 
+    def home(self, shared: str, user: str) -> str:
+        """Where in ``user``'s tree a collection shared with them (at ``shared``) is
+        listed: the top of their tree."""
+        return user
+
     def read_only(self, path: str) -> bool:
         """Whether ``path`` is a place no request changes, whoever asks (none here)."""
         return False
@@ -224,6 +229,10 @@ class FeatureSet:
         """Whose tree a request of ``user`` may enter (see :class:`Layout`)."""
         return self.layout.principal(user)
 
+    def home(self, shared: str, user: str) -> str:
+        """Where a collection shared with ``user`` is listed (see :class:`Layout`)."""
+        return self.layout.home(shared, user)
+
     async def dispatch(self, ctx: Context) -> web.StreamResponse | None:
         """The answer of the first handler of the request's method that takes it (None:
         no feature handles the method)."""
@@ -275,6 +284,7 @@ class FeatureSet:
             live=self.table(ctx.user, _level(ctx.request)),
             minimal=wants_minimal(ctx.request),
             locks=(lambda path: locks.covering(prefix, path)) if self.locking else None,
+            grants=ctx.grants,
         )
 
     async def annotate(self, ctx: Context, renderer: PropRenderer, batch: list[Resource]) -> None:

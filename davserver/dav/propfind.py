@@ -19,6 +19,7 @@ from .xml import XMLError, parse
 
 if TYPE_CHECKING:
     from .context import Context
+    from .props import PropRenderer
 
 
 def parse_depth(request: web.Request, default: str = "infinity") -> str:
@@ -101,6 +102,25 @@ async def walk(
                 pending.extend(r.path for r in reversed(batch) if r.is_collection)
 
 
+async def shared_with_me(ctx: Context, renderer: PropRenderer, path: str, dead: bool) -> list[str]:
+    """The responses of the collections shared with the requester that are listed in
+    ``path`` (their home: ``Layout.home``), under their owner's URLs: what a client that
+    lists the home finds them by."""
+    principal = ctx.principal
+    if not ctx.grants.roots or principal is None or ctx.owner(path) != principal:
+        return []
+    found = []
+    for root in sorted(ctx.grants.roots):
+        if ctx.features.home(root, principal) == path:
+            res = await ctx.storage.stat(root, dead_props=dead)
+            if res is not None and res.is_collection:
+                found.append(res)
+    if not found:
+        return []
+    await ctx.annotate(renderer, found)
+    return [renderer.render(res) for res in found]
+
+
 async def propfind(ctx: Context) -> web.StreamResponse:
     """Report the requested properties of a resource and, by Depth, its members."""
     request, path, settings, storage = ctx.request, ctx.path, ctx.settings, ctx.storage
@@ -128,10 +148,14 @@ async def propfind(ctx: Context) -> web.StreamResponse:
         if indexed is not None:
             async for part in indexed:
                 yield part
-            return
-        async for batch in walk(storage, path, infinite=infinite, dead_props=dead, visible=visible):
-            await ctx.annotate(renderer, batch)
-            async for part in multistatus.render_in_slices(renderer.render, batch):
+        else:
+            walked = walk(storage, path, infinite=infinite, dead_props=dead, visible=visible)
+            async for batch in walked:
+                await ctx.annotate(renderer, batch)
+                async for part in multistatus.render_in_slices(renderer.render, batch):
+                    yield part
+        if not infinite:
+            for part in await shared_with_me(ctx, renderer, path, dead):
                 yield part
 
     return await multistatus.stream(request, responses())

@@ -13,6 +13,7 @@ from lxml import etree
 
 from davserver.backends.base import DeadProps, Resource
 from davserver.locks.manager import Lock
+from davserver.state.shares import NO_GRANTS, Grants
 
 from .errors import DAVError
 from .lockinfo import SUPPORTEDLOCK, lockdiscovery
@@ -234,6 +235,9 @@ class PropRenderer:
     """The locks covering a path, when the mount supports locking."""
     values: dict[tuple[str, str], str] = field(default_factory=dict)
     """Property elements worked out ahead (by path and name), taking precedence."""
+    grants: Grants = NO_GRANTS
+    """The collections of other users' trees shared with the requester (the privileges
+    there are the share's)."""
     _checked_live: object = field(default=None, init=False, repr=False, compare=False)
     _standard_allprop: bool = field(default=False, init=False, repr=False, compare=False)
     """Whether ``live`` (as of _checked_live) renders the allprop properties as LIVE."""

@@ -22,13 +22,14 @@ from davserver.dav import csrf
 from davserver.dav.context import CURRENT, Context, DavSettings, ServiceKey
 from davserver.dav.errors import DAVError
 from davserver.dav.features import Feature, FeatureSet, Layout
-from davserver.dav.identity import USER
+from davserver.dav.identity import GRANTS, USER
 from davserver.dav.paths import normalize, strip_query
 from davserver.dav.preconditions import check_if_header
 from davserver.events import EventBus
 from davserver.locks.manager import LockManager
 from davserver.runtime import metrics
 from davserver.state.errors import StateUnavailable
+from davserver.state.shares import NO_GRANTS
 
 log = logging.getLogger("davserver.dav")
 
@@ -36,6 +37,9 @@ LOOKS_ONLY = READ_METHODS | {"MKCOL", "MKCALENDAR"}
 """Methods that change nothing already at their path: allowed to reach the handler on the
 shared places of an owner-only tree (where creating is refused with the protocol's own
 precondition)."""
+READS_SOURCE = READ_METHODS | {"COPY"}
+"""Methods that change nothing at their own path (COPY's destination is checked apart):
+what a read-only share allows."""
 
 
 class DavMount:
@@ -107,12 +111,17 @@ class DavMount:
                 csrf.check(request)
             path = self.storage_path(request.raw_path)
             user = request.get(USER)
-            ctx = Context(request, path, self, user, self.features.principal(user))
+            principal = self.features.principal(user)
+            ctx = Context(request, path, self, user, principal, request.get(GRANTS, NO_GRANTS))
             CURRENT.set(ctx)
             if self.settings.owner_only and request.method != "OPTIONS":
                 if ctx.principal is None:
                     return challenge()  # owner-only trees have accounts (config.py)
-                ctx.check_owner(path, write=request.method not in LOOKS_ONLY)
+                ctx.check_owner(
+                    path,
+                    write=request.method not in LOOKS_ONLY,
+                    changes=request.method not in READS_SOURCE,
+                )
             if "If" in request.headers:
                 await check_if_header(ctx)
             response = await self.features.dispatch(ctx)

@@ -28,7 +28,7 @@ from typing import Protocol
 from davserver.runtime.threads import offload
 
 SIZE = 4096
-TOPICS = ("locks", "changes")
+TOPICS = ("locks", "changes", "shares")
 _WORD = struct.Struct("<Q")
 
 

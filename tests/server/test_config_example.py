@@ -15,6 +15,7 @@ from davserver.config import (
     MountConfig,
     PushConfig,
     ServerConfig,
+    ShareConfig,
     SmtpConfig,
     StateConfig,
     load,
@@ -41,6 +42,7 @@ def test_example_config_loads() -> None:
             StateConfig,
             SmtpConfig,
             MountConfig,
+            ShareConfig,
         )
         for f in dataclasses.fields(cls)
     ],
@@ -63,6 +65,7 @@ def test_every_option_is_in_the_example(name: str) -> None:
             StateConfig,
             SmtpConfig,
             MountConfig,
+            ShareConfig,
         )
         for f in dataclasses.fields(cls)
     ],
