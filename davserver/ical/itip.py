@@ -18,7 +18,7 @@ import recurring_ical_events
 
 from .meeting import InvalidMessage, Meeting, Rid, address, params, rid_of, scheduled, values
 from .spans import moment
-from .strict import text_problem
+from .strict import NotOneCalendar, one_calendar
 
 PRODID = "-//davserver//scheduling//EN"
 # Parameters that steer the server's scheduling: kept in the stored copies, never sent.
@@ -390,16 +390,10 @@ def posted(data: bytes) -> Posted:
     fails: ``valid-calendar-data`` (not iCalendar), ``valid-scheduling-message`` (no
     METHOD, one it cannot take, components of several types or none, no ORGANIZER, a
     VFREEBUSY without its range). CPU work: off the event loop."""
-    problem = text_problem(data)
-    if problem is not None:
-        raise InvalidMessage("valid-calendar-data", f"not valid iCalendar: {problem}")
     try:
-        found = icalendar.Calendar.from_ical(data, multiple=True)
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        raise InvalidMessage("valid-calendar-data", f"not iCalendar: {exc}") from exc
-    if len(found) != 1 or found[0].name != "VCALENDAR":
-        raise InvalidMessage("valid-calendar-data", "expected exactly one VCALENDAR")
-    calendar = found[0]
+        calendar = one_calendar(data)
+    except NotOneCalendar as exc:
+        raise InvalidMessage("valid-calendar-data", str(exc)) from exc
     method = method_of(calendar)
     if not method:
         raise InvalidMessage("valid-scheduling-message", "an iTIP message needs a METHOD")

@@ -6,10 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import icalendar
-
 from .spans import kind_of
-from .strict import text_problem, value_problem
+from .strict import NotOneCalendar, one_calendar, value_problem
 from .summary import Summary, summarize_calendar
 from .zones import govern
 
@@ -41,16 +39,10 @@ def check(data: bytes) -> CalendarObject:
     """The UID, component type and summary of ``data``; :class:`InvalidObject` naming
     the precondition that fails. Parsing and expanding are CPU work: call it off the
     event loop."""
-    problem = text_problem(data)
-    if problem is not None:
-        raise InvalidObject("valid-calendar-data", f"not valid iCalendar: {problem}")
     try:
-        calendars = icalendar.Calendar.from_ical(data, multiple=True)
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        raise InvalidObject("valid-calendar-data", f"not iCalendar: {exc}") from exc
-    if len(calendars) != 1 or calendars[0].name != "VCALENDAR":
-        raise InvalidObject("valid-calendar-data", "expected exactly one VCALENDAR")
-    calendar = calendars[0]
+        calendar = one_calendar(data)
+    except NotOneCalendar as exc:
+        raise InvalidObject("valid-calendar-data", str(exc)) from exc
     problem = value_problem(calendar)
     if problem is not None:
         raise InvalidObject("valid-calendar-data", f"not valid iCalendar: {problem}")

@@ -41,6 +41,27 @@ def text_problem(data: bytes) -> str | None:
     return None
 
 
+class NotOneCalendar(ValueError):
+    """Bytes that are not one iCalendar object (the message says why)."""
+
+
+def one_calendar(data: bytes) -> icalendar.Calendar:
+    """The one VCALENDAR ``data`` holds, its text rules checked first;
+    :class:`NotOneCalendar` when it breaks them, does not parse, or holds another number
+    of objects. CPU work: off the event loop."""
+    problem = text_problem(data)
+    if problem is not None:
+        raise NotOneCalendar(f"not valid iCalendar: {problem}")
+    try:
+        found = icalendar.Calendar.from_ical(data, multiple=True)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise NotOneCalendar(f"not iCalendar: {exc}") from exc
+    if len(found) != 1 or found[0].name != "VCALENDAR":
+        raise NotOneCalendar("expected exactly one VCALENDAR")
+    calendar: icalendar.Calendar = found[0]
+    return calendar
+
+
 def _split(line: bytes) -> tuple[bytes, bytes, bytes]:
     """(name, parameters, value) of a content line; quoted parameter values may hold ":"."""
     head_end = 0

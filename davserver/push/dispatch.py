@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from davserver.events import ChangeEvent
+from davserver.runtime import metrics
 from davserver.state.subscriptions import SubscriptionStore
 
 from .keys import PushKeys
@@ -142,6 +143,7 @@ class Dispatcher:
                     message = message.merged(newer)
                 async with self._limit:
                     result = await self._sender.send(message)
+                metrics.push_attempted(result.outcome.value)
                 if result.outcome is Outcome.GONE:
                     await self._store.delete(sub_id)
                     self._waiting.pop(sub_id, None)

@@ -98,6 +98,11 @@ class Metrics:
             "and kind",
             ("mount", "kind"), registry=registry,
         )  # fmt: skip
+        self.push_attempts = Counter(
+            "davserver_push_attempts",
+            "WebDAV-Push delivery attempts, by outcome (delivered, gone, retry, failed)",
+            ("outcome",), registry=registry,
+        )  # fmt: skip
         self.upstream_failures = Counter(
             "davserver_upstream_failures",
             "FastCGI and ASGI applications that failed a request (502, 504, 500), by mount "
@@ -139,6 +144,12 @@ def upstream_failed(mount: str, kind: str) -> None:
     """Count a request a FastCGI or ASGI application failed (when metrics are on)."""
     if active is not None:
         active.upstream_failures.labels(mount or "/", kind).inc()
+
+
+def push_attempted(outcome: str) -> None:
+    """Count a WebDAV-Push delivery attempt and its outcome (when metrics are on)."""
+    if active is not None:
+        active.push_attempts.labels(outcome).inc()
 
 
 def prepare(folder: Path) -> None:

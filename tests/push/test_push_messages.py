@@ -13,6 +13,8 @@ from lxml import etree
 from pushservice import PushService
 from pushtools import D, MakeServer, P, seq, stored, subscribe
 
+from davserver.runtime import metrics
+
 PROPPATCH = (
     b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop>'
     b"<Z:color>red</Z:color></D:prop></D:set></D:propertyupdate>"
@@ -185,8 +187,11 @@ async def test_push_dont_notify(http: TestClient, service: PushService) -> None:
 
 
 async def test_a_gone_endpoint_is_dropped(
-    http: TestClient, service: PushService, tmp_path: Path
+    http: TestClient, service: PushService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # In-process, the counters keep their values in memory (no multiprocess folder).
+    counted = metrics.Metrics(tmp_path / "metrics")
+    monkeypatch.setattr(metrics, "active", counted)
     await subscribe(http, "/dav/", service.client("gone"))
     keep = await subscribe(http, "/dav/", service.client("keep"))
     service.answers["gone"] = 410
@@ -201,6 +206,17 @@ async def test_a_gone_endpoint_is_dropped(
     await http.put("/dav/b.txt", data=b"b")
     await service.await_messages("keep", 2)
     assert service.hits == hits + 1  # the gone one is not tried again
+
+    def attempts() -> dict[str, float]:
+        (family,) = counted.push_attempts.collect()
+        return {s.labels["outcome"]: s.value for s in family.samples if s.name.endswith("_total")}
+
+    # The service has the message before the sender has its answer and counts it.
+    for _ in range(50):
+        if attempts() == {"delivered": 2, "gone": 1}:
+            break
+        await asyncio.sleep(0.05)
+    assert attempts() == {"delivered": 2, "gone": 1}
 
 
 async def test_a_failing_endpoint_is_tried_again(http: TestClient, service: PushService) -> None:
