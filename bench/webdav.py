@@ -804,6 +804,11 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     ap.add_argument(
+        "--workers", type=int, action=DavserverKey,
+        help="[server] workers of both davservers (default 1: one process, what the floors "
+        "are about; the pinned one's workers all share its CPU)",
+    )  # fmt: skip
+    ap.add_argument(
         "--pin",
         choices=("on", "off"),
         default=os.environ.get("BENCH_PIN", "off"),
