@@ -72,6 +72,7 @@ from .state.postgres.database import PgDatabase
 from .state.postgres.generations import PgGenerations
 from .state.postgres.mutex import PgMutexes
 from .state.postgres.quota import PgQuota
+from .state.postgres.subscriptions import PgSubscriptionStore
 from .state.quota import QuotaCounters, SQLiteQuota
 from .state.scoreboard import Scoreboard
 from .state.shares import TO_GROUP, TO_USER, Share, Shares, ShareStore
@@ -145,8 +146,8 @@ class SharedState:
     of ``[state] url`` (several hosts). The locks, the change sequences and their event
     bus, the calendar indexes, the named locks of calendar writes, how processes tell
     each other of changes (``generations``), the checksums of files and the bytes of
-    quota'd trees, where resumable uploads wait, and where writes to one path of a folder
-    are serialized."""
+    quota'd trees, the WebDAV-Push subscriptions, where resumable uploads wait, and where
+    writes to one path of a folder are serialized."""
 
     def __init__(self, config: Config) -> None:
         self.state_dir = config.server.state_dir
@@ -199,6 +200,12 @@ class SharedState:
             return PgMutexes(self.db, space, self.catch_up)
         path = self.state_dir / f"{kind}{m.prefix.replace('/', '_')}.locks"
         return FileMutexes(path, self.catch_up)
+
+    def subscriptions(self) -> SubscriptionStore:
+        """A store of the WebDAV-Push subscriptions (its user closes it)."""
+        if self.db is not None:
+            return PgSubscriptionStore(self.db)
+        return SQLiteSubscriptionStore(self.state_dir / SUBSCRIPTIONS_FILE)
 
     def path_lock_file(self, root: Path) -> str:
         """Where the processes serving the folder ``root`` serialize their writes to one
@@ -602,10 +609,7 @@ def create_app(config: Config) -> web.Application:
     push = None
     if config.push.enabled:
         settings = push_settings(config.push, state_dir)
-        push = PushState(
-            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), state.changelog, settings,
-            logins,
-        )  # fmt: skip
+        push = PushState(state.subscriptions(), state.changelog, settings, logins)
     shares = Shares(fixed_shares(config), ShareStore(state_dir / SHARES_FILE), state.generations)
     mounts = [build_mount(m, config, state, accounts, push, shares) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
