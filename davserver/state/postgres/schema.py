@@ -17,7 +17,8 @@ mount:
   (davserver/caldav/store/pg_index.py);
 - ``checksums`` and ``quota``: the checksums of files and the bytes of quota'd trees of
   WebDAV mounts (checksums.py, quota.py);
-- ``subscriptions``: the WebDAV-Push subscriptions (subscriptions.py).
+- ``subscriptions``: the WebDAV-Push subscriptions (subscriptions.py);
+- ``shares``: the shares made through the protocol (shares.py).
 """
 
 from __future__ import annotations
@@ -155,6 +156,15 @@ CREATE TABLE subscriptions (
 );
 CREATE UNIQUE INDEX subscriptions_by_endpoint ON subscriptions (mount, path, endpoint);
 CREATE INDEX subscriptions_by_owner ON subscriptions (owner, expires);
+
+CREATE TABLE shares (
+    mount TEXT NOT NULL,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sharee TEXT NOT NULL,
+    level TEXT NOT NULL,
+    PRIMARY KEY (mount, path, kind, sharee)
+);
 """
 
 MIGRATIONS: tuple[str, ...] = (V1,)
