@@ -1,7 +1,7 @@
 """Several hosts: server processes on their own ports, each with its own state folder,
 sharing one PostgreSQL database (``[state] url``) and one data folder (or one git
-repository). Locks, changes, calendar indexes and conditional writes hold across them,
-and a database restart under load loses nothing. Every test runs real server processes
+repository). Locks, changes, calendar indexes, conditional writes, quotas, shares and push
+subscriptions hold across them, and a database restart under load loses nothing. Every test runs real server processes
 against the test cluster (tests/pgcluster.py)."""
 
 from __future__ import annotations
@@ -395,3 +395,30 @@ def test_a_share_made_through_one_host_holds_on_the_other(
     revoke = share.replace("<CS:set>", "<CS:remove>").replace("<CS:read/></CS:set>", "</CS:remove>")
     assert fresh("POST", b.url + calendar, data=revoke, headers=xml, auth=alice).status_code == 200
     assert fresh("GET", a.url + calendar + "e.ics", auth=bob).status_code == 403
+
+
+def test_a_push_subscription_made_through_one_host_is_known_to_the_other(
+    hosts: Hosts, pg_url: str
+) -> None:
+    push = '\n[push]\nenabled = true\nallow_hosts = ["127.0.0.1"]\n'
+    a, b = hosts(pg_url, extra=push)
+    register = (
+        '<?xml version="1.0" encoding="utf-8"?><P:push-register xmlns:P="https://bitfire.at/'
+        'webdav-push" xmlns:D="DAV:"><P:subscription><P:web-push-subscription><P:push-resource>'
+        'http://127.0.0.1:9/one</P:push-resource><P:subscription-public-key type="p256dh">'
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+        "</P:subscription-public-key><P:auth-secret>BTBZMqHH6r4Tts7J_aSIgg</P:auth-secret>"
+        "</P:web-push-subscription></P:subscription><P:trigger><P:content-update>"
+        "<D:sync-level>1</D:sync-level></P:content-update></P:trigger></P:push-register>"
+    )
+    xml = {"Content-Type": "application/xml"}
+    r = fresh("POST", a.url + "/dav/", data=register, headers=xml)
+    assert r.status_code == 201, r.text
+    location = r.headers["Location"]
+    # The same push resource registered again through b: an update of the one a made.
+    r = fresh("POST", b.url + "/dav/", data=register, headers=xml)
+    assert r.status_code == 204, r.text
+    assert r.headers["Location"] == location
+    assert location.startswith("/dav/?")  # the registration's URL, on every host
+    assert fresh("DELETE", b.url + location).status_code == 204
+    assert fresh("DELETE", a.url + location).status_code == 404
