@@ -1,8 +1,8 @@
 """Several hosts: server processes on their own ports, each with its own state folder,
 sharing one PostgreSQL database (``[state] url``) and one data folder (or one git
 repository). Locks, changes, calendar indexes, conditional writes, quotas, shares and push
-subscriptions hold across them, and a database restart under load loses nothing. Every test runs real server processes
-against the test cluster (tests/pgcluster.py)."""
+subscriptions hold across them, and a database restart under load loses nothing. Every
+test runs real server processes against the test cluster (tests/pgcluster.py)."""
 
 from __future__ import annotations
 
