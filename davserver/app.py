@@ -72,9 +72,11 @@ from .state.postgres.database import PgDatabase
 from .state.postgres.generations import PgGenerations
 from .state.postgres.mutex import PgMutexes
 from .state.postgres.quota import PgQuota
+from .state.postgres.shares import PgShareStore
+from .state.postgres.subscriptions import PgSubscriptionStore
 from .state.quota import QuotaCounters, SQLiteQuota
 from .state.scoreboard import Scoreboard
-from .state.shares import TO_GROUP, TO_USER, Share, Shares, ShareStore
+from .state.shares import TO_GROUP, TO_USER, Share, Shares, ShareStore, SQLiteShareStore
 from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 from .state.uploads import UploadStore
 
@@ -145,8 +147,8 @@ class SharedState:
     of ``[state] url`` (several hosts). The locks, the change sequences and their event
     bus, the calendar indexes, the named locks of calendar writes, how processes tell
     each other of changes (``generations``), the checksums of files and the bytes of
-    quota'd trees, where resumable uploads wait, and where writes to one path of a folder
-    are serialized."""
+    quota'd trees, the WebDAV-Push subscriptions and the shares, where resumable uploads
+    wait, and where writes to one path of a folder are serialized."""
 
     def __init__(self, config: Config) -> None:
         self.state_dir = config.server.state_dir
@@ -199,6 +201,18 @@ class SharedState:
             return PgMutexes(self.db, space, self.catch_up)
         path = self.state_dir / f"{kind}{m.prefix.replace('/', '_')}.locks"
         return FileMutexes(path, self.catch_up)
+
+    def subscriptions(self) -> SubscriptionStore:
+        """A store of the WebDAV-Push subscriptions (its user closes it)."""
+        if self.db is not None:
+            return PgSubscriptionStore(self.db)
+        return SQLiteSubscriptionStore(self.state_dir / SUBSCRIPTIONS_FILE)
+
+    def share_store(self) -> ShareStore:
+        """A store of the shares made through the protocol (its user closes it)."""
+        if self.db is not None:
+            return PgShareStore(self.db)
+        return SQLiteShareStore(self.state_dir / SHARES_FILE)
 
     def path_lock_file(self, root: Path) -> str:
         """Where the processes serving the folder ``root`` serialize their writes to one
@@ -602,11 +616,8 @@ def create_app(config: Config) -> web.Application:
     push = None
     if config.push.enabled:
         settings = push_settings(config.push, state_dir)
-        push = PushState(
-            SQLiteSubscriptionStore(state_dir / SUBSCRIPTIONS_FILE), state.changelog, settings,
-            logins,
-        )  # fmt: skip
-    shares = Shares(fixed_shares(config), ShareStore(state_dir / SHARES_FILE), state.generations)
+        push = PushState(state.subscriptions(), state.changelog, settings, logins)
+    shares = Shares(fixed_shares(config), state.share_store(), state.generations)
     mounts = [build_mount(m, config, state, accounts, push, shares) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}

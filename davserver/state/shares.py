@@ -3,10 +3,13 @@
 A share names a mount, the mount-relative path of a collection in an owner-only tree,
 one sharee (a user or a group) and a level (``read-only`` or ``read-write``). Fixed
 shares come from the configuration (``[[shares]]``); shares made by their owners through
-the protocol (CalendarServer sharing, caldav/sharing.py) are kept in a SQLite file of the
-state folder. Every process keeps the whole table in memory and reads it again when
-another process says (the ``shares`` word of :class:`~.generations.Generations`) that
-it changed, so a revocation holds from the next request in every worker.
+the protocol (CalendarServer sharing, caldav/sharing.py) are kept in a
+:class:`ShareStore`: a SQLite file of the state folder, or the PostgreSQL database of
+``[state] url`` (davserver/state/postgres/shares.py) for several hosts;
+``tests/contracts/test_shares.py`` is what a store must pass. Every process keeps the
+whole table in memory and reads it again when another process says (the ``shares`` word
+of :class:`~.generations.Generations`) that it changed, so a revocation holds from the
+next request in every worker (of every host).
 
 :class:`Grants` is what one request of one user may reach beyond its own tree: the
 access check (app.py) works it out before any mount code runs, and the DAV context
@@ -19,6 +22,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from davserver.runtime.sqlite import SQLiteThread
 
@@ -86,7 +90,26 @@ class Grants:
 NO_GRANTS = Grants()
 
 
-class ShareStore:
+class ShareStore(Protocol):
+    """Where the shares made through the protocol are kept."""
+
+    async def all(self) -> list[Share]:
+        """Every stored share."""
+
+    async def put(self, share: Share) -> None:
+        """Add a share, or change its level."""
+
+    async def remove(self, mount: str, path: str, kind: str, sharee: str) -> None:
+        """Drop a share (nothing when there is none)."""
+
+    async def drop_below(self, mount: str, path: str) -> None:
+        """Drop the shares of ``path`` and of what lies below it (it was deleted)."""
+
+    async def close(self) -> None:
+        """Release the store."""
+
+
+class SQLiteShareStore:
     """The shares made through the protocol, in a SQLite file of the state folder."""
 
     def __init__(self, path: Path) -> None:

@@ -1,10 +1,10 @@
 """The SubscriptionStore interface (davserver/state/subscriptions.py), as every store of
 WebDAV-Push subscriptions keeps it.
 
-Each test runs once per store in ``STORES``: a new store (one shared by several hosts,
-say) is one more line there, a function that opens it at a place (a folder here) so that
-opening the same place again finds what was registered, and two stores open at one place
-act as two processes sharing it.
+Each test runs once per store in ``STORES``: a new store is one more line there, a
+function that opens it at a place (a folder, or a database: opening.py) so that opening
+the same place again finds what was registered, and two stores open at one place act as
+two processes (or hosts) sharing it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from opening import Opened
+from opening import Opened, Place, in_database, place_for
 
+from davserver.state.postgres.database import PgDatabase
+from davserver.state.postgres.subscriptions import PgSubscriptionStore
 from davserver.state.subscriptions import (
     INFINITE,
     NONE,
@@ -28,13 +30,20 @@ from davserver.state.subscriptions import (
 )
 
 
-def sqlite(folder: Path) -> SubscriptionStore:
+def sqlite(place: Place) -> SubscriptionStore:
     """The SQLite store in the state folder."""
-    return SQLiteSubscriptionStore(folder / "push.sqlite3")
+    return SQLiteSubscriptionStore(place.folder / "push.sqlite3")
+
+
+@in_database
+def postgres(place: Place) -> SubscriptionStore:
+    """The store several hosts share."""
+    return PgSubscriptionStore(PgDatabase(place.url))
 
 
 STORES = [
     pytest.param(sqlite, id="sqlite"),
+    pytest.param(postgres, id="postgres"),
 ]
 
 Open = Opened[SubscriptionStore]
@@ -61,7 +70,8 @@ def sub(sub_id: str, path: str = "docs", **fields: object) -> Subscription:
 @pytest.fixture(params=STORES)
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
     """Opens the store at one place."""
-    opened = Opened(lambda: request.param(tmp_path))
+    place = place_for(request, tmp_path)
+    opened = Opened(lambda: request.param(place))
     yield opened
     await opened.close_all()
 

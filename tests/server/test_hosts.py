@@ -1,8 +1,8 @@
 """Several hosts: server processes on their own ports, each with its own state folder,
 sharing one PostgreSQL database (``[state] url``) and one data folder (or one git
-repository). Locks, changes, calendar indexes and conditional writes hold across them,
-and a database restart under load loses nothing. Every test runs real server processes
-against the test cluster (tests/pgcluster.py)."""
+repository). Locks, changes, calendar indexes, conditional writes, quotas, shares and push
+subscriptions hold across them, and a database restart under load loses nothing. Every
+test runs real server processes against the test cluster (tests/pgcluster.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import requests
 from gitrepo import assert_linear_and_clean, commits
 from helpers import ServerProcess, snapshot, start_server
 from pgcluster import Cluster
+
+from davserver.auth import htpasswd
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -51,10 +53,16 @@ VISIBLE_WITHIN = 1.0
 
 
 def write_config(
-    folder: Path, shared: Path, url: str, backend: str, workers: int = 1, quota: str = ""
+    folder: Path,
+    shared: Path,
+    url: str,
+    backend: str,
+    workers: int = 1,
+    quota: str = "",
+    extra: str = "",
 ) -> Path:
     """A host's configuration: its own state folder, the shared store, database and
-    uploads folder (and the WebDAV mount's ``quota``, when given)."""
+    uploads folder (and the WebDAV mount's ``quota``, and ``extra`` tables, when given)."""
     store = (
         f'repo = "{shared / "store.git"}"' if backend == "git" else f'root = "{shared / "store"}"'
     )
@@ -66,6 +74,7 @@ def write_config(
         f'[state]\nurl = "{url}"\nuploads_dir = "{shared / "uploads"}"\n\n'
         f'[[mounts]]\npath = "/dav"\ntype = "webdav"\nbackend = "{backend}"\n{store}\n\n'
         f'[[mounts]]\npath = "/caldav"\ntype = "caldav"\nroot = "{shared / "calendars"}"\n'
+        f"{extra}"
     )
     return config
 
@@ -79,13 +88,13 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
     started: list[ServerProcess] = []
 
     def start(
-        url: str, backend: str = "filesystem", workers: int = 1, quota: str = ""
+        url: str, backend: str = "filesystem", workers: int = 1, quota: str = "", extra: str = ""
     ) -> tuple[ServerProcess, ServerProcess]:
         """Hosts a (with ``workers`` workers) and b (one process)."""
         shared = tmp_path / "shared"
         for name, count in (("a", workers), ("b", 1)):
             (tmp_path / name).mkdir()
-            config = write_config(tmp_path / name, shared, url, backend, count, quota)
+            config = write_config(tmp_path / name, shared, url, backend, count, quota, extra)
             started.append(start_server(tmp_path / name, "--config", str(config)))
         return started[-2], started[-1]
 
@@ -362,3 +371,54 @@ def test_the_pieces_of_a_resumable_upload_may_go_to_any_host(
             assert r.status_code == 201, r.text
     assert fresh("GET", b.url + "/dav/big.bin").content == body
     assert (store / "big.bin").read_bytes() == body
+
+
+def test_a_share_made_through_one_host_holds_on_the_other(
+    hosts: Hosts, pg_url: str, tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    htpasswd.write(users, {u: htpasswd.hash_password(f"{u}-pw") for u in ("alice", "bob")})
+    a, b = hosts(pg_url, extra=f'\n[auth]\nhtpasswd = "{users}"\n')
+    calendar = "/caldav/calendars/alice/calendar/"
+    alice, bob = ("alice", "alice-pw"), ("bob", "bob-pw")
+    r = fresh("PUT", a.url + calendar + "e.ics", data=EVENT.format(uid="e").encode(),
+              headers={"Content-Type": "text/calendar"}, auth=alice)  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert fresh("GET", b.url + calendar + "e.ics", auth=bob).status_code == 403
+    share = (
+        '<CS:share xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><CS:set>'
+        "<D:href>mailto:bob@localhost</D:href><CS:read/></CS:set></CS:share>"
+    )
+    xml = {"Content-Type": "application/xml; charset=utf-8"}
+    assert fresh("POST", a.url + calendar, data=share, headers=xml, auth=alice).status_code == 200
+    assert fresh("GET", b.url + calendar + "e.ics", auth=bob).status_code == 200
+    revoke = share.replace("<CS:set>", "<CS:remove>").replace("<CS:read/></CS:set>", "</CS:remove>")
+    assert fresh("POST", b.url + calendar, data=revoke, headers=xml, auth=alice).status_code == 200
+    assert fresh("GET", a.url + calendar + "e.ics", auth=bob).status_code == 403
+
+
+def test_a_push_subscription_made_through_one_host_is_known_to_the_other(
+    hosts: Hosts, pg_url: str
+) -> None:
+    push = '\n[push]\nenabled = true\nallow_hosts = ["127.0.0.1"]\n'
+    a, b = hosts(pg_url, extra=push)
+    register = (
+        '<?xml version="1.0" encoding="utf-8"?><P:push-register xmlns:P="https://bitfire.at/'
+        'webdav-push" xmlns:D="DAV:"><P:subscription><P:web-push-subscription><P:push-resource>'
+        'http://127.0.0.1:9/one</P:push-resource><P:subscription-public-key type="p256dh">'
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+        "</P:subscription-public-key><P:auth-secret>BTBZMqHH6r4Tts7J_aSIgg</P:auth-secret>"
+        "</P:web-push-subscription></P:subscription><P:trigger><P:content-update>"
+        "<D:sync-level>1</D:sync-level></P:content-update></P:trigger></P:push-register>"
+    )
+    xml = {"Content-Type": "application/xml"}
+    r = fresh("POST", a.url + "/dav/", data=register, headers=xml)
+    assert r.status_code == 201, r.text
+    location = r.headers["Location"]
+    # The same push resource registered again through b: an update of the one a made.
+    r = fresh("POST", b.url + "/dav/", data=register, headers=xml)
+    assert r.status_code == 204, r.text
+    assert r.headers["Location"] == location
+    assert location.startswith("/dav/?")  # the registration's URL, on every host
+    assert fresh("DELETE", b.url + location).status_code == 204
+    assert fresh("DELETE", a.url + location).status_code == 404

@@ -16,7 +16,9 @@ mount:
 - ``calendar_items`` and ``calendar_changes``: the calendar index of every CalDAV mount
   (davserver/caldav/store/pg_index.py);
 - ``checksums`` and ``quota``: the checksums of files and the bytes of quota'd trees of
-  WebDAV mounts (checksums.py, quota.py).
+  WebDAV mounts (checksums.py, quota.py);
+- ``subscriptions``: the WebDAV-Push subscriptions (subscriptions.py);
+- ``shares``: the shares made through the protocol (shares.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ INDEX_LOCK = _SPACE + 4
 """Held by each write to the calendar index of one home until it commits."""
 LOCKS_LOCK = _SPACE + 5
 """Held while a new WebDAV lock is checked against the others of its mount and inserted."""
+SUBSCRIPTIONS_LOCK = _SPACE + 6
+"""Held while a WebDAV-Push subscription is checked (its endpoint's, its owner's count)
+and written."""
 
 V1 = f"""
 CREATE TABLE locks (
@@ -133,6 +138,32 @@ CREATE TABLE quota (
     used BIGINT NOT NULL,
     counted DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (mount, tree)
+);
+
+-- Paths and owners compare in code point order, as in SQLite (a range of paths is what
+-- lies below a collection).
+CREATE TABLE subscriptions (
+    id TEXT PRIMARY KEY,
+    mount TEXT NOT NULL,
+    path TEXT COLLATE "C" NOT NULL,
+    owner TEXT COLLATE "C" NOT NULL,
+    endpoint TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    content INTEGER NOT NULL,
+    properties INTEGER NOT NULL,
+    expires DOUBLE PRECISION NOT NULL
+);
+CREATE UNIQUE INDEX subscriptions_by_endpoint ON subscriptions (mount, path, endpoint);
+CREATE INDEX subscriptions_by_owner ON subscriptions (owner, expires);
+
+CREATE TABLE shares (
+    mount TEXT NOT NULL,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sharee TEXT NOT NULL,
+    level TEXT NOT NULL,
+    PRIMARY KEY (mount, path, kind, sharee)
 );
 """
 
