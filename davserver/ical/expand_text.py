@@ -94,6 +94,11 @@ def _instance(
     depth = 0
     is_date = False
     override = any(_key(_unfold(raw)) == "RECURRENCE-ID" for raw in block)
+    # A DURATION of a timed instance becomes its DTEND in UTC, the end its span has: the
+    # same instant the expansion by recurring-ical-events gives when the duration spans
+    # a change of offset (added in wall time), where a DURATION after a start in UTC
+    # would count exact hours.
+    timed = not any(_key(line := _unfold(raw)) == "DTSTART" and _is_date(line) for raw in block)
     for raw in block:
         line = _unfold(raw)
         key = _key(line)
@@ -113,6 +118,8 @@ def _instance(
         elif key == "DTEND":
             ends_on_date = _is_date(line)
             out.append(_stamp("DTEND", span.end if ends_on_date else placed.end, ends_on_date))
+        elif key == "DURATION" and timed and placed.end > placed.start:
+            out.append(_stamp("DTEND", placed.end, False))
         elif key == "RECURRENCE-ID":
             if "THISANDFUTURE" in line.upper():
                 return None

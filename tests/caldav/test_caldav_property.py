@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import icalendar
 import recurring_ical_events
 from caldav_data import EVENTS, HEAD, NSDECL, Cal
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from davserver.caldav.store.items import CalendarItems, Item
@@ -312,6 +312,23 @@ def _norm(value: date | datetime) -> datetime:
     events("x@test"),
     ranges(),
     st.sampled_from([None, "Asia/Tokyo", "Europe/Berlin", "America/New_York"]),
+)
+# Found by this test: a DURATION across the end of daylight saving time (2025-11-02 in
+# New York) ends where recurring-ical-events ends it, in wall time.
+@example(
+    data=(
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//davserver tests//EN\r\n"
+        b"BEGIN:VTIMEZONE\r\nTZID:America/New_York\r\nBEGIN:DAYLIGHT\r\n"
+        b"TZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nTZNAME:EDT\r\nDTSTART:19700308T020000\r\n"
+        b"RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\nEND:DAYLIGHT\r\nBEGIN:STANDARD\r\n"
+        b"TZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nTZNAME:EST\r\nDTSTART:19701101T020000\r\n"
+        b"RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        b"BEGIN:VEVENT\r\nUID:x@test\r\nDTSTAMP:20250101T000000Z\r\n"
+        b"DTSTART;TZID=America/New_York:20250102T000000\r\nDURATION:PT120M\r\n"
+        b"RRULE:FREQ=DAILY;INTERVAL=2\r\nSUMMARY:generated\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ),
+    rng=TimeRange(datetime(2024, 12, 1, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC)),
+    name=None,
 )
 def test_text_expansion_gives_the_instances_of_the_component_expansion(
     data: bytes, rng: TimeRange, name: str | None
