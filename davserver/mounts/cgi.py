@@ -14,7 +14,6 @@ import contextvars
 import logging
 import os
 import signal
-import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,25 +112,15 @@ class CgiMount:
 
     def _find_sync(self, parts: list[str], trailing_slash: bool) -> Script:
         """The first regular file along ``parts``; the rest of them is PATH_INFO."""
-        full = self.root
-        for i, seg in enumerate(parts):
-            full = full + os.sep + seg
-            try:
-                st = os.lstat(full)
-                if stat.S_ISLNK(st.st_mode):
-                    if not files.within(self.root, os.path.realpath(full)):
-                        raise DAVError(403, "the path leads outside the CGI root")
-                    st = os.stat(full)
-            except (FileNotFoundError, NotADirectoryError) as exc:
-                raise DAVError(404, "404 Not Found") from exc
-            if stat.S_ISDIR(st.st_mode):
-                continue
-            if not stat.S_ISREG(st.st_mode) or not os.access(full, os.X_OK):
-                raise DAVError(403, "not an executable file")
-            rest = parts[i + 1 :]
-            path_info = "/" + "/".join(rest) + ("/" if trailing_slash else "") if rest else ""
-            return Script(full, "/".join([self.prefix, *parts[: i + 1]]), path_info)
-        raise DAVError(403, "a folder is not a script")
+        found = files.first_file(self.root, parts, "CGI")
+        if found is None:
+            raise DAVError(403, "a folder is not a script")
+        i, full = found
+        if not os.access(full, os.X_OK):
+            raise DAVError(403, "not an executable file")
+        rest = parts[i + 1 :]
+        path_info = "/" + "/".join(rest) + ("/" if trailing_slash else "") if rest else ""
+        return Script(full, "/".join([self.prefix, *parts[: i + 1]]), path_info)
 
 
 class _Watchdog:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,24 +161,13 @@ class FastCgiMount:
         if not self.root:
             path_info = "/" + "/".join(parts) + ("/" if trailing_slash and parts else "")
             return self.prefix, path_info if parts or trailing_slash else "", ""
-        full = self.root
-        for i, seg in enumerate(parts):
-            full = full + os.sep + seg
-            try:
-                st = os.lstat(full)
-                if stat.S_ISLNK(st.st_mode):
-                    if not files.within(self.root, os.path.realpath(full)):
-                        raise DAVError(403, "the path leads outside the FastCGI root")
-                    st = os.stat(full)
-            except (FileNotFoundError, NotADirectoryError) as exc:
-                raise DAVError(404, "404 Not Found") from exc
-            if stat.S_ISDIR(st.st_mode):
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                raise DAVError(403, "not a regular file")
+        found = files.first_file(self.root, parts, "FastCGI")
+        if found is not None:
+            i, full = found
             rest = parts[i + 1 :]
             path_info = "/" + "/".join(rest) + ("/" if trailing_slash else "") if rest else ""
             return "/".join([self.prefix, *parts[: i + 1]]), path_info, full
+        full = os.sep.join([self.root, *parts])
         for name in self.settings.index:
             candidate = full + os.sep + name
             if os.path.isfile(candidate):

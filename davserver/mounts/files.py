@@ -53,6 +53,30 @@ def within(root: str, real: str) -> bool:
     return real == root or real.startswith(root + os.sep)
 
 
+def first_file(root: str, parts: Sequence[str], kind: str) -> tuple[int, str] | None:
+    """Walk ``parts`` below ``root`` (a script mount's folder): the index and disk path of
+    the first regular file (the parts after it are PATH_INFO), or None when every part is
+    a folder; 404 for a missing part, 403 for a link out of the ``kind`` root or another
+    kind of file. Blocking: call it off the event loop."""
+    full = root
+    for i, seg in enumerate(parts):
+        full = full + os.sep + seg
+        try:
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                if not within(root, os.path.realpath(full)):
+                    raise DAVError(403, f"the path leads outside the {kind} root")
+                st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise DAVError(404, "404 Not Found") from exc
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise DAVError(403, "not a regular file")
+        return i, full
+    return None
+
+
 def resolve_sync(root: str, parts: Sequence[str]) -> str:
     """The disk path of ``parts`` below the resolved ``root``.
 
