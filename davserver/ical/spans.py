@@ -19,7 +19,8 @@ kind (a floating start, a zoned end) is not flagged: its floating side counts as
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import NamedTuple
 
@@ -51,6 +52,17 @@ class Span(NamedTuple):
     end: float
     flags: int
     source: int
+
+
+def pack(spans: Iterable[Span]) -> bytes:
+    """Spans as bytes: four doubles each (what the index stores, and keeps in memory)."""
+    return array("d", [x for span in spans for x in span]).tobytes()
+
+
+def unpack(packed: bytes) -> tuple[Span, ...]:
+    """The spans :func:`pack` made."""
+    v = array("d", packed)
+    return tuple(Span(v[i], v[i + 1], int(v[i + 2]), int(v[i + 3])) for i in range(0, len(v), 4))
 
 
 def overlaps(span: Span | tuple[float, float, int, int], lo: float, hi: float) -> bool:

@@ -10,9 +10,9 @@ back to evaluating the object itself.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 
 import icalendar
 import recurring_ical_events
@@ -28,9 +28,11 @@ from .spans import (
     main_components,
     moment,
     occurrence_spans,
+    pack,
     query,
     recurs,
     timestamp,
+    unpack,
 )
 from .zones import parse
 
@@ -40,20 +42,59 @@ HORIZON = 20 * YEAR
 """How far past now an unbounded recurrence is enumerated (at most)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Summary:
-    """The index's view of one object."""
+    """The index's view of one object. Its spans are kept packed (:func:`~.spans.pack`,
+    32 bytes each, the form the index stores): a calendar of 100,000 objects holds one
+    summary each in every worker."""
+
+    __slots__ = ("component", "packed", "since", "uid", "until")
 
     uid: str | None
     component: str | None
-    spans: tuple[Span, ...] = ()
-    since: float = -INF
-    until: float = INF
+    packed: bytes
+    """The spans, packed."""
+    since: float
+    until: float
     """The spans hold every instance that meets a range within [since, until)."""
+
+    def __init__(
+        self,
+        uid: str | None,
+        component: str | None,
+        spans: Sequence[Span] | bytes = (),
+        since: float = -INF,
+        until: float = INF,
+    ) -> None:
+        self.uid = uid
+        self.component = sys.intern(component) if component is not None else None
+        self.packed = spans if isinstance(spans, bytes) else pack(spans)
+        # The open ends most objects have, shared rather than a float each.
+        self.since = -INF if since == -INF else since
+        self.until = INF if until == INF else until
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """The spans of the object's instances."""
+        return unpack(self.packed) if self.packed else ()
 
     def covers(self, lo: float, hi: float) -> bool:
         """Whether the spans alone answer a time-range test of [lo, hi)."""
         return self.since <= lo and hi <= self.until
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.uid, self.component, self.packed, self.since, self.until)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Summary) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Summary(uid={self.uid!r}, component={self.component!r}, spans={self.spans!r}, "
+            f"since={self.since!r}, until={self.until!r})"
+        )
 
 
 def summarize(data: bytes, now: float | None = None) -> Summary:

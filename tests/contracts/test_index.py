@@ -11,6 +11,7 @@ processes (or hosts) sharing it.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from opening import Opened, Place, in_database, place_for
 from davserver.caldav.store.index import CalendarIndex, ItemIndex
 from davserver.caldav.store.items import CalendarItems, Item
 from davserver.caldav.store.pg_index import PgCalendarIndex
-from davserver.ical.spans import Span
+from davserver.ical.spans import Span, overlaps
 from davserver.ical.summary import Summary
 from davserver.state.postgres.database import PgDatabase
 
@@ -240,3 +241,47 @@ async def test_an_index_reads_again_only_the_items_another_changed(opener: Open)
     assert after.with_uid("uid-2") == set() and after.with_uid("uid-4") == {"c.ics"}
     other.uncache("al/never-read", ["x.ics"])  # nothing in memory: nothing to do
     assert other.cached("al/never-read") is None
+
+
+def overlap_by_hand(items: dict[str, Item], lo: float, hi: float) -> set[str]:
+    """The items with a span meeting [lo, hi), looked at one by one."""
+    return {n for n, i in items.items() if any(overlaps(s, lo, hi) for s in i.spans)}
+
+
+async def test_a_calendar_loaded_whole_answers_by_time_like_one_built_item_by_item(
+    opener: Open,
+) -> None:
+    # Enough spans that a load sorts them all at once; some items share a UID, some
+    # have several spans, some a long one, some share a start.
+    rng = random.Random(21)
+    written: dict[str, Item] = {}
+    for n in range(300):
+        starts = sorted(rng.uniform(0, 1e7) for _ in range(rng.choice((1, 1, 3))))
+        if n % 50 == 0:
+            starts = [1e6]
+        spans = tuple(Span(s, s + rng.choice((3600, 30 * 86400)), n % 3, 0) for s in starts)
+        summary = Summary(f"uid-{n // 2}", "VEVENT", spans, -1e9, 2e9)
+        written[f"{n}.ics"] = Item(f'"{n}"', summary, 100, 1.0, 1.0, "text/calendar")
+    one = opener()
+    await one.update(CAL, written, [])
+    loaded = await opener().items(CAL)  # another process: from the rows
+    assert as_dict(loaded) == written
+    built = CalendarItems()
+    for name, it in written.items():
+        built.put(name, it)
+    for items in (loaded, built):
+        for lo in (0.0, 1e6, 2.5e6, 9e6):
+            hi = lo + rng.choice((86400.0, 7 * 86400.0))
+            assert items.overlapping(lo, hi) == (overlap_by_hand(written, lo, hi), set())
+        assert items.with_uid("uid-3") == {"6.ics", "7.ics"}
+        items.remove("6.ics")
+        assert items.with_uid("uid-3") == {"7.ics"}
+        assert items.with_uid("uid-0") == {"0.ics", "1.ics"}
+    del written["6.ics"]
+    for items in (loaded, built):
+        for name in list(written)[::7]:
+            items.remove(name)
+        left = {n: i for n, i in written.items() if n in items}
+        assert as_dict(items) == left
+        assert items.overlapping(0.0, 1e7) == (overlap_by_hand(left, 0.0, 1e7), set())
+        assert items.overlapping(1e6, 1e6 + 1) == (overlap_by_hand(left, 1e6, 1e6 + 1), set())

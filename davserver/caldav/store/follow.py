@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from davserver import vcard
 from davserver.ical.summary import Summary
 
+from .items import Item
 from .layout import COLLECTION_KINDS, MADE_WITH_HOME, CalendarStore, Place, item_of, place
 
 if TYPE_CHECKING:
@@ -22,13 +23,38 @@ if TYPE_CHECKING:
 
 
 async def follow(store: CalendarStore, space: str, events: Sequence[ChangeEvent]) -> None:
-    """Bring the index of ``store`` in line with the events of paths in ``space``."""
+    """Bring the index of ``store`` in line with the events of paths in ``space``. Items
+    written one after another into one collection (a scan's finds come thousands at a
+    time) reach the index as one update."""
     index = store.index
     collection_kind = COLLECTION_KINDS[space]
+    written: dict[str, Item] = {}
+    into = ""
+
+    async def flush() -> None:
+        if written:
+            await index.update(into, dict(written), [])
+            written.clear()
+
     for event in events:
         where = place(event.path)
         if where.space != space:
             continue
+        if (
+            where.kind == "item"
+            and where.collection
+            and where.name
+            and event.kind not in ("moved", "props", "deleted")
+            and isinstance(event.note, Summary | vcard.Summary)
+            and event.resource is not None
+        ):
+            if where.collection != into:
+                await flush()
+                into = where.collection
+            written.pop(where.name, None)  # its latest write counts, in its place
+            written[where.name] = item_of(event.resource, event.note)
+            continue
+        await flush()
         if event.kind == "moved":
             await _forget(store, where)
             if event.to is not None:
@@ -39,9 +65,6 @@ async def follow(store: CalendarStore, space: str, events: Sequence[ChangeEvent]
             if event.kind == "deleted":
                 store.bodies.drop(f"{where.collection}/{where.name}")
                 await index.update(where.collection, {}, [where.name])
-            elif isinstance(event.note, Summary | vcard.Summary) and event.resource is not None:
-                item = item_of(event.resource, event.note)
-                await index.update(where.collection, {where.name: item}, [])
             else:
                 store.mark_stale(where.collection)
         elif event.kind == "deleted":
@@ -51,6 +74,7 @@ async def follow(store: CalendarStore, space: str, events: Sequence[ChangeEvent]
                 await index.update(where.collection, {}, [], touched=True)
         else:
             _touch(store, where)
+    await flush()
 
 
 async def _forget(store: CalendarStore, where: Place) -> None:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from abc import ABC, abstractmethod
-from array import array
 from collections.abc import Collection
 from pathlib import Path
+from sys import intern
 from typing import Any, Protocol
 
 from davserver import vcard
-from davserver.ical.spans import Span
 from davserver.ical.summary import Summary
 from davserver.runtime.sqlite import SQLiteThread
 
@@ -74,15 +73,6 @@ time, flagged (``ical.spans.FLOATING``), and puts an object's own VTIMEZONEs fir
 row of another version is summarized again (a vCard's summary is its own JSON)."""
 
 
-def _encode(spans: tuple[Span, ...]) -> bytes:
-    return array("d", [x for span in spans for x in span]).tobytes()
-
-
-def _decode(blob: bytes) -> tuple[Span, ...]:
-    v = array("d", blob)
-    return tuple(Span(v[i], v[i + 1], int(v[i + 2]), int(v[i + 3])) for i in range(0, len(v), 4))
-
-
 def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
     s = item.summary
     if isinstance(s, vcard.Summary):
@@ -92,7 +82,7 @@ def _row(calendar: str, name: str, item: Item) -> tuple[object, ...]:
         card = None
     return (
         calendar, name, item.etag, s.uid, s.component, item.size, item.mtime, item.ctime,
-        item.content_type, _encode(s.spans), s.since, s.until, card, FORMAT,
+        item.content_type, s.packed, s.since, s.until, card, FORMAT,
     )  # fmt: skip
 
 
@@ -100,13 +90,13 @@ def _item(row: tuple[Any, ...]) -> tuple[str, Item]:
     name, etag, uid, comp, size, mtime, ctime, ctype, spans, since, until, card, fmt = row
     if spans is None or (fmt != FORMAT and card is None):
         return name, Item(etag, STALE)
-    summary: Summary | vcard.Summary = Summary(uid, comp, _decode(spans), since, until)
+    summary: Summary | vcard.Summary = Summary(uid, comp, bytes(spans), since, until)
     if card is not None:
         try:
             summary = vcard.Summary.from_json(card)
         except ValueError:  # written by another version: summarized again
             return name, Item(etag, STALE)
-    return name, Item(etag, summary, size, mtime, ctime, ctype)
+    return name, Item(etag, summary, size, mtime, ctime, intern(ctype) if ctype else ctype)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -159,8 +149,7 @@ class MirroredIndex(ABC):
             cached = self._items.get(calendar)  # loaded meanwhile by another request
             if cached is None:
                 cached = CalendarItems()
-                for name, item in rows:
-                    cached.put(name, item)
+                cached.put_many(rows)
                 self._items[calendar] = cached
         if calendar in self._reread:
             await self._read_again(calendar, cached)
@@ -180,8 +169,7 @@ class MirroredIndex(ABC):
     @staticmethod
     def _remember(items: CalendarItems, changed: dict[str, Item], removed: list[str]) -> None:
         """Mirror a write that committed."""
-        for name, item in changed.items():
-            items.put(name, item)
+        items.put_many(changed.items())
         for name in removed:
             items.remove(name)
 

@@ -7,7 +7,8 @@ each candidate in the query's zone for the exact test."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -27,8 +28,6 @@ vCard's."""
 LONG = 7 * 86400.0
 """Spans longer than this (and open ones) are kept apart and tested one by one, so that a
 lookup by start only has to go back this far before the range."""
-Row = tuple[float, str, float, int, int]
-"""A span in a sorted list: (start, item name, end, flags, source)."""
 
 
 def summarize_item(inner_path: str, data: bytes) -> ItemSummary:
@@ -78,17 +77,124 @@ class Item:
         return self.summary if isinstance(self.summary, vcard.Summary) else None
 
 
+class SortedSpans:
+    """Spans sorted by start, each with its item's name, in parallel arrays (about 30
+    bytes a span rather than a tuple and its floats: 150)."""
+
+    __slots__ = ("ends", "flags", "names", "sources", "starts")
+
+    def __init__(self) -> None:
+        self.starts = array("d")
+        self.ends = array("d")
+        self.flags = array("B")
+        self.sources = array("I")
+        self.names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def add(self, name: str, span: Span) -> None:
+        """Insert one span of the item ``name``."""
+        i = bisect.bisect_right(self.starts, span.start)
+        self.starts.insert(i, span.start)
+        self.ends.insert(i, span.end)
+        self.flags.insert(i, span.flags)
+        self.sources.insert(i, span.source)
+        self.names.insert(i, name)
+
+    def append(self, name: str, span: Span) -> None:
+        """Add a span at the end, unsorted (for :meth:`merge`)."""
+        self.starts.append(span.start)
+        self.ends.append(span.end)
+        self.flags.append(span.flags)
+        self.sources.append(span.source)
+        self.names.append(name)
+
+    def _sort(self) -> None:
+        order = sorted(range(len(self.names)), key=self.starts.__getitem__)
+        # Each array rebuilt from a generator: no list of a float object per span.
+        starts, ends, flags, sources = self.starts, self.ends, self.flags, self.sources
+        self.starts = array("d", (starts[i] for i in order))
+        self.ends = array("d", (ends[i] for i in order))
+        self.flags = array("B", (flags[i] for i in order))
+        self.sources = array("I", (sources[i] for i in order))
+        self.names = [self.names[i] for i in order]
+
+    def _adopt(self, other: SortedSpans) -> None:
+        self.starts, self.ends, self.flags = other.starts, other.ends, other.flags
+        self.sources, self.names = other.sources, other.names
+
+    def merge(self, other: SortedSpans) -> None:
+        """Take in the spans of ``other`` (appended unsorted; emptied): many at once cost
+        one copy of the arrays rather than one each (an insertion moves the tail)."""
+        if len(other) <= 8:
+            for i in range(len(other)):
+                self.add(other.names[i], Span(*other._row(i)))
+            return
+        other._sort()
+        if not self.names:
+            self._adopt(other)
+            return
+        out = SortedSpans()
+        starts = self.starts
+        done = 0
+        for j in range(len(other)):
+            i = bisect.bisect_right(starts, other.starts[j], done)
+            if i > done:
+                self._copy(out, done, i)
+                done = i
+            out.append(other.names[j], Span(*other._row(j)))
+        self._copy(out, done, len(starts))
+        self._adopt(out)
+
+    def _copy(self, out: SortedSpans, lo: int, hi: int) -> None:
+        """Append the rows ``lo`` to ``hi`` to ``out``."""
+        out.starts.extend(self.starts[lo:hi])
+        out.ends.extend(self.ends[lo:hi])
+        out.flags.extend(self.flags[lo:hi])
+        out.sources.extend(self.sources[lo:hi])
+        out.names.extend(self.names[lo:hi])
+
+    def _row(self, i: int) -> tuple[float, float, int, int]:
+        return self.starts[i], self.ends[i], self.flags[i], self.sources[i]
+
+    def drop(self, name: str, span: Span) -> None:
+        """Remove one span of the item ``name``."""
+        starts = self.starts
+        i = bisect.bisect_left(starts, span.start)
+        while i < len(starts) and starts[i] == span.start:
+            if (
+                self.names[i] == name
+                and self.ends[i] == span.end
+                and self.flags[i] == span.flags
+                and self.sources[i] == span.source
+            ):
+                del starts[i], self.ends[i], self.flags[i], self.sources[i], self.names[i]
+                return
+            i += 1
+
+    def starting(self, lo: float, hi: float) -> Iterator[tuple[str, Span]]:
+        """The spans that start within [lo, hi], by start."""
+        starts = self.starts
+        i = bisect.bisect_left(starts, lo)
+        end = bisect.bisect_right(starts, hi, i)
+        ends, flags, sources, names = self.ends, self.flags, self.sources, self.names
+        for j in range(i, end):
+            yield names[j], Span(starts[j], ends[j], flags[j], sources[j])
+
+
 class CalendarItems:
     """A collection's items (a read-only mapping from name to :class:`Item`) with lookups
-    by UID and, in a calendar, by time; change it only through :meth:`put` and
-    :meth:`remove`."""
+    by UID and, in a calendar, by time; change it only through :meth:`put`,
+    :meth:`put_many` and :meth:`remove`."""
 
     def __init__(self) -> None:
         self._items: dict[str, Item] = {}
-        self._uids: dict[str, set[str]] = {}
-        self._sorted: list[Row] = []
+        self._uids: dict[str, str | set[str]] = {}
+        """UID → the name of its item, or the names when several items share it."""
+        self._sorted = SortedSpans()
         self._long: dict[str, list[Span]] = {}
-        self._floating: list[Row] = []
+        self._floating = SortedSpans()
         self._floating_long: dict[str, list[Span]] = {}
         """Floating spans, kept apart the same way (their times are wall times)."""
         self._partial: set[str] = set()
@@ -121,29 +227,54 @@ class CalendarItems:
 
     def with_uid(self, uid: str) -> set[str]:
         """The names of the items with this UID."""
-        return self._uids.get(uid, set())
+        names = self._uids.get(uid)
+        if names is None:
+            return set()
+        return {names} if isinstance(names, str) else set(names)
 
     # -- changes -------------------------------------------------------------------------
 
     def put(self, name: str, item: Item) -> None:
         """Add or replace an item."""
+        for span, floats in self._take(name, item):
+            (self._floating if floats else self._sorted).add(name, span)
+
+    def put_many(self, items: Iterable[tuple[str, Item]]) -> None:
+        """Add or replace many items (a calendar loaded whole, or a scan's finds): their
+        spans are sorted in at once."""
+        rows, floating = SortedSpans(), SortedSpans()
+        for name, item in items:
+            for span, floats in self._take(name, item):
+                (floating if floats else rows).append(name, span)
+        self._sorted.merge(rows)
+        self._floating.merge(floating)
+
+    def _take(self, name: str, item: Item) -> Iterator[tuple[Span, bool]]:
+        """Record an item but for its short spans, which it yields (with whether each
+        floats) for the caller to sort in."""
         self.remove(name)
         self.version += 1
         self._items[name] = item
         summary = item.summary
-        if summary.uid is not None:
-            self._uids.setdefault(summary.uid, set()).add(name)
+        uid = summary.uid
+        if uid is not None:
+            known = self._uids.get(uid)
+            if known is None:
+                self._uids[uid] = name
+            elif isinstance(known, str):
+                self._uids[uid] = {known, name}
+            else:
+                known.add(name)
         if not isinstance(summary, Summary):
             return
         if summary.since > -INF or summary.until < INF:
             self._partial.add(name)
         for span in summary.spans:
-            floats = span.flags & FLOATING
+            floats = bool(span.flags & FLOATING)
             if span.end - span.start > LONG:
                 (self._floating_long if floats else self._long).setdefault(name, []).append(span)
             else:
-                row = (span.start, name, span.end, span.flags, span.source)
-                bisect.insort(self._floating if floats else self._sorted, row)
+                yield span, floats
 
     def remove(self, name: str) -> None:
         """Forget an item (nothing happens when it is unknown)."""
@@ -152,12 +283,15 @@ class CalendarItems:
             return
         self.version += 1
         summary = item.summary
-        if summary.uid is not None:
-            names = self._uids.get(summary.uid)
-            if names is not None:
-                names.discard(name)
-                if not names:
-                    del self._uids[summary.uid]
+        uid = summary.uid
+        if uid is not None:
+            known = self._uids.get(uid)
+            if known == name:
+                del self._uids[uid]
+            elif isinstance(known, set):
+                known.discard(name)
+                if len(known) == 1:
+                    self._uids[uid] = known.pop()
         if not isinstance(summary, Summary):
             return
         self._partial.discard(name)
@@ -165,7 +299,7 @@ class CalendarItems:
         self._floating_long.pop(name, None)
         for span in summary.spans:
             if span.end - span.start <= LONG:
-                _drop(self._floating if span.flags & FLOATING else self._sorted, span, name)
+                (self._floating if span.flags & FLOATING else self._sorted).drop(name, span)
 
     # -- time ranges ---------------------------------------------------------------------
 
@@ -179,20 +313,13 @@ class CalendarItems:
         wide_lo, wide_hi = max(lo - DAY, EARLIEST.timestamp()), min(hi + DAY, LATEST.timestamp())
         unsure = {n for n in self._partial if not self._items[n].covers(wide_lo, wide_hi)}
         found: set[str] = set()
-        rows = self._sorted
-        i = bisect.bisect_left(rows, (lo - LONG,))
-        end = len(rows)
-        while i < end:
-            row = rows[i]
-            if row[0] > hi:
-                break
-            if row[1] not in found and overlaps((row[0], row[2], row[3], row[4]), lo, hi):
-                found.add(row[1])
-            i += 1
+        for name, span in self._sorted.starting(lo - LONG, hi):
+            if name not in found and overlaps(span, lo, hi):
+                found.add(name)
         for name, spans in self._long.items():
             if name not in found and any(overlaps(s, lo, hi) for s in spans):
                 found.add(name)
-        if self._floating or self._floating_long:
+        if len(self._floating) or self._floating_long:
             self._floating_overlapping(lo, hi, zone, found)
         return found - unsure, unsure
 
@@ -202,18 +329,9 @@ class CalendarItems:
         """Add to ``found`` the items with a floating instance in [lo, hi), placed in
         ``zone``: the rows whose wall times lie within a day of the range are the
         candidates."""
-        rows = self._floating
-        i = bisect.bisect_left(rows, (lo - DAY - LONG,))
-        end = len(rows)
-        while i < end:
-            row = rows[i]
-            if row[0] > hi + DAY:
-                break
-            if row[1] not in found:
-                span = absolute(Span(row[0], row[2], row[3], row[4]), zone)
-                if overlaps(span, lo, hi):
-                    found.add(row[1])
-            i += 1
+        for name, span in self._floating.starting(lo - DAY - LONG, hi + DAY):
+            if name not in found and overlaps(absolute(span, zone), lo, hi):
+                found.add(name)
         for name, spans in self._floating_long.items():
             if name not in found and any(overlaps(absolute(s, zone), lo, hi) for s in spans):
                 found.add(name)
@@ -224,13 +342,3 @@ class CalendarItems:
         if item is None:
             return []
         return [s for s in item.spans if overlaps(s, lo, hi)]
-
-
-def _drop(rows: list[Row], span: Span, name: str) -> None:
-    """Remove one span of the item ``name`` from a sorted list."""
-    i = bisect.bisect_left(rows, (span.start, name))
-    while i < len(rows) and rows[i][:2] == (span.start, name):
-        if rows[i][2:4] == (span.end, span.flags):
-            del rows[i]
-            return
-        i += 1

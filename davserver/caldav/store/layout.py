@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -192,7 +193,8 @@ def outer_path(inner: str) -> str:
 
 def item_of(res: Resource, summary: ItemSummary) -> Item:
     """The index entry of a stored resource."""
-    return Item(res.etag, summary, res.size, res.mtime, res.ctime, res.content_type)
+    ctype = res.content_type
+    return Item(res.etag, summary, res.size, res.mtime, res.ctime, ctype and sys.intern(ctype))
 
 
 class CalendarStore:
@@ -497,16 +499,16 @@ class CalendarStore:
     async def _rescan(self, calendar: str) -> CalendarItems:
         """Compare the whole listing of a calendar with its index (the rows of the items
         that differ from memory read again first)."""
-        current: dict[str, Resource] = {}
+        current: dict[str, str] = {}  # name → ETag: a whole listing of resources weighs
         folders: set[str] = set()
         with contextlib.suppress(NotFound):
             async for batch in self.inner.children(calendar):
-                current.update((r.name, r) for r in batch if not r.is_collection)
+                current.update((r.name, r.etag) for r in batch if not r.is_collection)
                 folders.update(r.name for r in batch if r.is_collection)
         items = await self.index.items(calendar)
         differing = {n for n in items if n not in current}
         differing.update(
-            n for n, r in current.items() if (known := items.get(n)) is None or known.etag != r.etag
+            n for n, tag in current.items() if (known := items.get(n)) is None or known.etag != tag
         )
         if differing:
             self.index.uncache(calendar, differing)
@@ -519,7 +521,8 @@ class CalendarStore:
     async def _recheck(self, calendar: str, items: CalendarItems, names: set[str]) -> None:
         """Look again at the members the change feed named."""
         found = await asyncio.gather(*(self.inner.stat(f"{calendar}/{n}") for n in names))
-        current = {n: r for n, r in zip(names, found, strict=True) if r and not r.is_collection}
+        pairs = zip(names, found, strict=True)
+        current = {n: r.etag for n, r in pairs if r is not None and not r.is_collection}
         for name, res in zip(names, found, strict=True):
             if res is not None and res.is_collection:
                 items.folders.add(name)
@@ -532,22 +535,18 @@ class CalendarStore:
         self,
         calendar: str,
         items: CalendarItems,
-        current: dict[str, Resource],
+        current: dict[str, str],
         removed: list[str],
     ) -> None:
         """Summarize the members whose ETag differs from the index and report them, and
         the removed ones, as changes made outside; items an older index left unsummarized
         are summarized again without counting as changed."""
         stale = {
-            name: res
-            for name, res in current.items()
-            if (known := items.get(name)) is None
-            or known.etag != res.etag
-            or known.summary is STALE
+            name: etag
+            for name, etag in current.items()
+            if (known := items.get(name)) is None or known.etag != etag or known.summary is STALE
         }
-        quiet = {
-            n for n, r in stale.items() if (k := items.get(n)) is not None and k.etag == r.etag
-        }
+        quiet = {n for n, tag in stale.items() if (k := items.get(n)) is not None and k.etag == tag}
         # Reported a few thousand at a time: a calendar found full of new items (100,000
         # copied in) never has them all in memory twice at once.
         names = list(stale)
