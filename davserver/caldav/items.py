@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -101,6 +102,10 @@ class IndexedRenderer:
             and set(asked.names) <= {GETETAG, data_name}
             and len(set(asked.names)) == len(asked.names)
         )
+        self.plain: Callable[[bytes], str] | None = None
+        """A subclass's rendering of an item's data as stored (when that is what is asked
+        for): with it, the usual request is answered from the index and the cached bytes
+        alone (:meth:`_render_plain`)."""
 
     def parse_data(self, element: etree._Element) -> Any:
         """What the request's data element asks for."""
@@ -191,6 +196,12 @@ class IndexedRenderer:
         self, targets: list[Target], parsed: list[Any] | None = None
     ) -> list[str]:
         """The responses of these targets, in order."""
+        if (
+            self._simple
+            and (self.data is None or self.plain is not None)
+            and all(calendar is not None for _, calendar, _ in targets)
+        ):
+            return await self._render_plain(targets)
         resources = await self._resources(targets)
         bodies: list[bytes | None] = [None] * len(targets)
         if self.data is not None:
@@ -229,6 +240,51 @@ class IndexedRenderer:
             out.append(self.props.render(res))
             if text is not None:
                 del values[(res.path, self.data_name)]
+        return out
+
+    async def _render_plain(self, targets: list[Target]) -> list[str]:
+        """What render_targets gives for indexed items when the request asks for their
+        ETags and their data as stored: from the index and the body cache, without a
+        resource per item (the bytes not cached are read)."""
+        store = self.store
+        cache = store.bodies
+        wanted = self.data is not None
+        found: list[tuple[str, str, bytes | None] | None] = []
+        misses: list[int] = []
+        for path, calendar, name in targets:
+            assert calendar is not None
+            items = self._fresh.get(calendar)
+            if items is None:
+                items = self._fresh[calendar] = await store.refresh(calendar)
+            item = items.get(name)
+            if item is None:
+                found.append(None)
+                continue
+            body = cache.get(f"{calendar}/{name}", item.etag) if wanted else None
+            if wanted and body is None:
+                misses.append(len(found))
+            found.append((path, item.etag, body))
+        fetched = await asyncio.gather(*(self._body(targets[i], None) for i in misses))
+        for i, got in zip(misses, fetched, strict=True):
+            found[i] = (targets[i][0], got[0].etag, got[1]) if got is not None else None
+        names = self.props.request.names
+        plain = self.plain
+        prefix = self.prefix
+        out: list[str] = []
+        slices = multistatus.Slices()
+        for (path, _, _), entry in zip(targets, found, strict=True):
+            if len(out) % 64 == 0:
+                await slices.tick()
+            if entry is None:
+                out.append(missing(href(prefix, path, False)))
+                continue
+            _, etag, body = entry
+            data = plain(body) if plain is not None and body is not None else ""
+            props = "".join(etag_element(etag) if n == GETETAG else data for n in names)
+            out.append(
+                f"<D:response><D:href>{href(prefix, path, False)}</D:href>"
+                f"{propstat(props, 200)}</D:response>"
+            )
         return out
 
     def _refused_response(self, res: Resource, refused: Refused) -> str:
@@ -274,6 +330,9 @@ class ItemRenderer(IndexedRenderer):
 
     def __init__(self, ctx: Context, root: etree._Element) -> None:
         super().__init__(ctx, root, calendars(ctx), settings(ctx).max_resource_size)
+        spec = self.data
+        if spec is not None and spec.verbatim:
+            self.plain = functools.partial(calendar_data.render, request=spec)
         self._zones: dict[str, tzinfo | None] = {}
         self._zone_set = False
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -28,12 +29,58 @@ BATCH = 256
 whole rather than streamed)."""
 
 
+_NAME = re.compile(r"[A-Za-z0-9._~-]+\Z").match
+"""A last segment that needs no decoding (what clients send: the names the server gave)."""
+
+
 def _path_of(ctx: Context, link: str) -> str | None:
     try:
-        raw = destination_raw_path(link.strip(), ctx.request.host)
+        raw = destination_raw_path(link, ctx.request.host)
         return ctx.storage_path(raw) if ctx.contains(raw) else None
     except DAVError:
         return None
+
+
+def _targets(ctx: Context, links: list[str]) -> list[tuple[str, str | None, bool]]:
+    """(href, storage path or None, whether the request may see it) of each href. The
+    hrefs of a multiget name the items of one or a few collections: each folder is
+    decoded, and its access decided, once; of each href only its last segment is checked
+    (the rest take the whole way)."""
+    storage = ctx.storage
+    refused, prefixes = {".", "..", *storage.reserved_names}, storage.reserved_prefixes
+    folders: dict[str, tuple[str | None, bool]] = {}
+    out: list[tuple[str, str | None, bool]] = []
+    for raw_link in links:
+        link = raw_link.strip()
+        folder, _, name = link.rpartition("/")
+        path: str | None = None
+        if (
+            _NAME(name)
+            and name not in refused
+            and not name.startswith(prefixes)
+            and "?" not in folder
+            and "#" not in folder
+        ):
+            found = folders.get(folder)
+            if found is None:
+                base = _path_of(ctx, folder + "/")
+                found = folders[folder] = (base, base is not None and _enters(ctx, base))
+            base, entered = found
+            if base is not None:
+                path = f"{base}/{name}" if base else name
+                out.append((link, path, entered or ctx.may_enter(path)))
+                continue
+        path = _path_of(ctx, link)
+        out.append((link, path, path is not None and ctx.may_enter(path)))
+    return out
+
+
+def _enters(ctx: Context, folder: str) -> bool:
+    """Whether the request may see every member of ``folder``: it lies in a user's tree
+    the request may see, or in a collection shared with it (False: ask of each)."""
+    if ctx.owner(folder) is None:  # a shared place: its members may be someone's
+        return False
+    return ctx.may_enter(folder)
 
 
 async def multiget(ctx: Context, root: etree._Element) -> web.StreamResponse:
@@ -49,19 +96,17 @@ async def answer_multiget(
     links = [el.text or "" for el in root.iterfind(dav("href"))]
     if not links:
         raise DAVError(400, f"{etree.QName(root).localname} names no href")
-    targets = [(link, _path_of(ctx, link)) for link in links]
     # An href into another user's tree is answered 403, not looked at.
-    allowed = [p is not None and ctx.may_enter(p) for _, p in targets]
+    targets = _targets(ctx, links)
 
     async def responses() -> AsyncIterator[str]:
         for i in range(0, len(targets), BATCH):
             batch = targets[i : i + BATCH]
-            ok = allowed[i : i + BATCH]
-            paths = [p for (_, p), good in zip(batch, ok, strict=True) if good and p is not None]
+            paths = [p for _, p, good in batch if good and p is not None]
             rendered = iter(await items.render(paths) if paths else [])
             yield "".join(
-                next(rendered) if good else missing(link.strip(), 404 if p is None else 403)
-                for (link, p), good in zip(batch, ok, strict=True)
+                next(rendered) if good else missing(link, 404 if p is None else 403)
+                for link, p, good in batch
             )
 
     if len(targets) > BATCH:

@@ -75,6 +75,37 @@ async def test_multiget_of_missing_and_foreign_hrefs_answers_404_for_each(cal: C
     assert {r.href for r in ms.responses[1:]} >= {f"{EVENTS}missing.ics", "/data/file.ics"}
 
 
+async def test_multiget_checks_each_href_whole_though_its_folder_is_decoded_once(
+    cal: Cal,
+) -> None:
+    # Hrefs in one folder: the folder is decoded (and its access decided) once, and only
+    # the last segment of each is looked at; every other spelling takes the whole way.
+    await cal.put_ok(f"{EVENTS}here.ics", event("h1"))
+    await cal.put_ok(f"{TASKS}t.ics", todo("t1"))
+    ok = {
+        f"{EVENTS}here.ics": f"{EVENTS}here.ics",
+        f"{EVENTS}h%65re.ics": f"{EVENTS}here.ics",  # an escape in the name
+        f"{EVENTS[:-1].replace('calendar', 'c%61lendar')}/here.ics": f"{EVENTS}here.ics",
+        f"  {EVENTS}here.ics\n": f"{EVENTS}here.ics",  # white space around
+        f"{TASKS}t.ics": f"{TASKS}t.ics",  # another folder
+    }
+    refused = {
+        f"{EVENTS}.davprops": 404,  # a reserved name
+        f"{EVENTS}..": 404,
+        f"{EVENTS}?x=/here.ics": 404,  # a query: the path is the calendar itself
+        f"{EVENTS}#/here.ics": 404,
+        "/caldav/calendars/other/calendar/here.ics": 403,  # another user's tree
+        "/caldav/calendars/here.ics": 403,  # the home of a user called so
+        "here.ics": 404,  # no absolute path
+    }
+    ms = await cal.multiget(EVENTS, [*ok, *refused])
+    assert len(ms.responses) == len(ok) + len(refused)
+    for r, want in zip(ms.responses, ok.values(), strict=False):
+        assert r.href == want and r.value(f"{D}getetag"), r.href
+    for r, status in zip(ms.responses[len(ok) :], refused.values(), strict=True):
+        assert r.status == status, r.href
+
+
 async def test_multiget_with_full_urls_as_thunderbird_may_send(cal: Cal) -> None:
     await cal.put_ok(f"{EVENTS}a.ics", event("a1"))
     full = str(cal.client.make_url(f"{EVENTS}a.ics"))
