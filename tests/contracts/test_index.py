@@ -266,10 +266,13 @@ async def test_a_calendar_loaded_whole_answers_by_time_like_one_built_item_by_it
     await one.update(CAL, written, [])
     loaded = await opener().items(CAL)  # another process: from the rows
     assert as_dict(loaded) == written
-    built = CalendarItems()
+    built = CalendarItems()  # item by item
     for name, it in written.items():
         built.put(name, it)
-    for items in (loaded, built):
+    merged = CalendarItems()  # some, then the rest merged in
+    merged.put_many(list(written.items())[:100])
+    merged.put_many(list(written.items())[100:])
+    for items in (loaded, built, merged):
         for lo in (0.0, 1e6, 2.5e6, 9e6):
             hi = lo + rng.choice((86400.0, 7 * 86400.0))
             assert items.overlapping(lo, hi) == (overlap_by_hand(written, lo, hi), set())
@@ -278,7 +281,7 @@ async def test_a_calendar_loaded_whole_answers_by_time_like_one_built_item_by_it
         assert items.with_uid("uid-3") == {"7.ics"}
         assert items.with_uid("uid-0") == {"0.ics", "1.ics"}
     del written["6.ics"]
-    for items in (loaded, built):
+    for items in (loaded, built, merged):
         for name in list(written)[::7]:
             items.remove(name)
         left = {n: i for n, i in written.items() if n in items}
