@@ -14,7 +14,6 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from py_vapid import VapidException
-from pywebpush import WebPusher, WebPushException
 
 from davserver.dav.xml import XML_DECL, escape
 from davserver.runtime.threads import offload
@@ -128,11 +127,18 @@ class Sender:
             self._session = None
 
     def _encrypt(self, sub: Subscription, body: bytes) -> bytes:
-        """The body encrypted for the subscription (aes128gcm, RFC 8291)."""
-        pusher = WebPusher(
-            {"endpoint": sub.endpoint, "keys": {"p256dh": sub.public_key, "auth": sub.auth}}
-        )
-        return bytes(pusher.encode(body, "aes128gcm")["body"])
+        """The body encrypted for the subscription (aes128gcm, RFC 8291); ValueError when
+        it cannot be. pywebpush is imported at the first push: with the HTTP client it
+        brings, it weighs 8 MiB in every worker, most of which never push."""
+        from pywebpush import WebPusher, WebPushException
+
+        try:
+            pusher = WebPusher(
+                {"endpoint": sub.endpoint, "keys": {"p256dh": sub.public_key, "auth": sub.auth}}
+            )
+            return bytes(pusher.encode(body, "aes128gcm")["body"])
+        except WebPushException as exc:
+            raise ValueError(str(exc)) from exc
 
     def _authorization(self, url: str) -> str:
         """The VAPID ``Authorization`` header for a request to ``url``."""
@@ -152,7 +158,7 @@ class Sender:
         sub = message.sub
         try:
             payload = await offload(self._encrypt, sub, message.body())
-        except (WebPushException, ValueError) as exc:
+        except ValueError as exc:
             log.warning("push to %s: cannot encrypt: %s", sub.endpoint, exc)
             return Result(Outcome.FAILED)
         url = sub.endpoint
