@@ -511,7 +511,10 @@ class CalendarStore:
             n for n, tag in current.items() if (known := items.get(n)) is None or known.etag != tag
         )
         if differing:
-            self.index.uncache(calendar, differing)
+            # Many (a first scan): all rows read again, rather than a list of names kept.
+            many = len(differing) > REPORT_BATCH
+            self.index.uncache(calendar, None if many else differing)
+            del differing
             items = await self.index.items(calendar)
         items.folders = folders
         removed = [name for name in items if name not in current]
@@ -541,15 +544,14 @@ class CalendarStore:
         """Summarize the members whose ETag differs from the index and report them, and
         the removed ones, as changes made outside; items an older index left unsummarized
         are summarized again without counting as changed."""
-        stale = {
-            name: etag
+        names = [
+            name
             for name, etag in current.items()
             if (known := items.get(name)) is None or known.etag != etag or known.summary is STALE
-        }
-        quiet = {n for n, tag in stale.items() if (k := items.get(n)) is not None and k.etag == tag}
+        ]
+        quiet = {n for n in names if (k := items.get(n)) is not None and k.etag == current[n]}
         # Reported a few thousand at a time: a calendar found full of new items (100,000
         # copied in) never has them all in memory twice at once.
-        names = list(stale)
         for i in range(0, len(names), REPORT_BATCH):
             changed: dict[str, Item] = {}
             for j in range(i, min(i + REPORT_BATCH, len(names)), SCAN_BATCH):
