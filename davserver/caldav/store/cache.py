@@ -1,16 +1,16 @@
 """The bytes of recently used calendar objects, kept in memory by path and ETag so that
 reports answer without reading the disk (an ETag that moved is a miss).
 
-Each worker has its own cache, so its budget counts once per worker: 16 MiB holds every
-object of a calendar of 10,000 typical events (about 600 bytes each, and
-:data:`ENTRY` of bookkeeping), and bounds what a calendar of 100,000 adds to a worker's
-index (about 90 MiB there)."""
+Each worker has its own cache, so its budget counts once per worker: 12 MiB holds every
+object of a calendar of 12,000 typical events (about 620 bytes each, and :data:`ENTRY`
+of bookkeeping) and bounds what the cache adds to a worker serving a larger one (whose
+index takes about 800 bytes an event besides: 90 MiB at 110,000 events)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
-DEFAULT_LIMIT = 16 << 20
+DEFAULT_LIMIT = 12 << 20
 ENTRY = 256
 """What an entry costs besides its bytes (its path, the tuple with its ETag, the links of
 the LRU order: about 250 bytes measured), counted in the budget."""

@@ -320,8 +320,15 @@ class CalendarItems:
         wide_lo, wide_hi = max(lo - DAY, EARLIEST.timestamp()), min(hi + DAY, LATEST.timestamp())
         unsure = {n for n in self._partial if not self._items[n].covers(wide_lo, wide_hi)}
         found: set[str] = set()
-        for name, span in self._sorted.starting(lo - LONG, hi):
-            if name not in found and overlaps(span, lo, hi):
+        rows = self._sorted
+        starts, ends, flags, names = rows.starts, rows.ends, rows.flags, rows.names
+        i = bisect.bisect_left(starts, lo - LONG)
+        for j in range(i, bisect.bisect_right(starts, hi, i)):
+            end = ends[j]
+            if end < lo:  # ended before the range: no closed side can help
+                continue
+            name = names[j]
+            if name not in found and overlaps((starts[j], end, flags[j], 0), lo, hi):
                 found.add(name)
         for name, spans in self._long.items():
             if name not in found and any(overlaps(s, lo, hi) for s in spans):
