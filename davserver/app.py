@@ -60,7 +60,8 @@ from .scheduling.directory import Directory
 from .scheduling.feature import Scheduling
 from .scheduling.mail import Mailer, SmtpSettings
 from .scheduling.names import BOXES
-from .scheduling.records import SQLiteRecords
+from .scheduling.pg_records import PgRecords
+from .scheduling.records import Records, SQLiteRecords
 from .state import scoreboard
 from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
@@ -214,6 +215,13 @@ class SharedState:
             return PgShareStore(self.db)
         return SQLiteShareStore(self.state_dir / SHARES_FILE)
 
+    def records(self, m: MountConfig) -> Records:
+        """What implicit scheduling remembers of the meetings of a CalDAV mount (its user
+        closes it)."""
+        if self.db is not None:
+            return PgRecords(self.db, m.prefix)
+        return SQLiteRecords(self.state_dir / f"scheduling{m.prefix.replace('/', '_')}.sqlite3")
+
     def path_lock_file(self, root: Path) -> str:
         """Where the processes serving the folder ``root`` serialize their writes to one
         path (backends/pathlocks.py): the state folder for the processes of one host; in
@@ -292,8 +300,7 @@ def build_mount(
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
         if m.scheduling:
-            name = f"scheduling{m.prefix.replace('/', '_')}"
-            records = SQLiteRecords(server.state_dir / f"{name}.sqlite3")
+            records = state.records(m)
             mailer = Mailer(smtp_settings(config.smtp))
             copies = state.mutexes(m, "scheduling")
             features.append(Scheduling(m.prefix, store, directory, records, mailer, copies))

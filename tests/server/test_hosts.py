@@ -422,3 +422,64 @@ def test_a_push_subscription_made_through_one_host_is_known_to_the_other(
     assert location.startswith("/dav/?")  # the registration's URL, on every host
     assert fresh("DELETE", b.url + location).status_code == 204
     assert fresh("DELETE", a.url + location).status_code == 404
+
+
+def test_a_meeting_organized_through_one_host_is_cancelled_through_the_other(
+    hosts: Hosts, pg_url: str, tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    names = ("alice", "bob", "carol")
+    htpasswd.write(users, {u: htpasswd.hash_password(f"{u}-pw") for u in names})
+    a, b = hosts(pg_url, extra=f'\n[auth]\nhtpasswd = "{users}"\n')
+    alice = ("alice", "alice-pw")
+    ics = {"Content-Type": "text/calendar"}
+
+    def meeting(uid: str, *attendees: str) -> bytes:
+        lines = "".join(
+            f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{who}@localhost\r\n"
+            for who in attendees
+        )
+        return (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\n"
+            "DTEND:20260105T110000Z\r\nSUMMARY:planned\r\n"
+            "ORGANIZER:mailto:alice@localhost\r\n"
+            f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:alice@localhost\r\n{lines}"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        ).encode()
+
+    def inbox(user: str, uid: str) -> list[str]:
+        """The METHOD of each message of the meeting ``uid`` in ``user``'s inbox."""
+        path = f"/caldav/calendars/{user}/inbox/"
+        auth = (user, f"{user}-pw")
+        listing = fresh("PROPFIND", a.url + path, headers={"Depth": "1"}, auth=auth).text
+        methods = []
+        for name in sorted(set(re.findall(rf"{path}([^<]+\.ics)<", listing))):
+            body = fresh("GET", a.url + path + name, auth=auth).text
+            if f"UID:{uid}\r\n" in body:
+                methods += re.findall(r"^METHOD:(\w+)", body, re.MULTILINE)
+        return sorted(methods)
+
+    def put(host: ServerProcess, uid: str, *attendees: str) -> int:
+        path = f"/caldav/calendars/alice/calendar/{uid}.ics"
+        return fresh("PUT", host.url + path, data=meeting(uid, *attendees), headers=ics,
+                     auth=alice).status_code  # fmt: skip
+
+    def delete(host: ServerProcess, uid: str) -> int:
+        path = f"/caldav/calendars/alice/calendar/{uid}.ics"
+        return fresh("DELETE", host.url + path, auth=alice).status_code
+
+    # Organized through a, deleted through b: b knows whom to cancel it for.
+    assert put(a, "m1", "bob") == 201
+    assert inbox("bob", "m1") == ["REQUEST"]
+    assert delete(b, "m1") == 204
+    assert inbox("bob", "m1") == ["CANCEL", "REQUEST"]
+    # An attendee removed through b is cancelled for; the meeting deleted through a
+    # then (a knows what b recorded) is cancelled for the one left, and once only.
+    assert put(a, "m2", "bob", "carol") == 201
+    assert inbox("bob", "m2") == inbox("carol", "m2") == ["REQUEST"]
+    assert put(b, "m2", "bob") == 204
+    assert inbox("carol", "m2") == ["CANCEL", "REQUEST"]
+    assert delete(a, "m2") == 204
+    assert inbox("bob", "m2")[0] == "CANCEL"
+    assert inbox("carol", "m2") == ["CANCEL", "REQUEST"]
