@@ -66,17 +66,21 @@ from .state import scoreboard
 from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import FileGenerations, Generations
+from .state.leaders import FileLeaders, Leaders
 from .state.mutex import FileMutexes, Mutexes
 from .state.postgres.changelog import PgChangeLog
 from .state.postgres.checksums import PgChecksums
 from .state.postgres.database import PgDatabase
 from .state.postgres.generations import PgGenerations
+from .state.postgres.leaders import PgLeaders
 from .state.postgres.mutex import PgMutexes
 from .state.postgres.quota import PgQuota
+from .state.postgres.secrets import PgSecrets
 from .state.postgres.shares import PgShareStore
 from .state.postgres.subscriptions import PgSubscriptionStore
 from .state.quota import QuotaCounters, SQLiteQuota
 from .state.scoreboard import Scoreboard
+from .state.secrets import FileSecrets, Secrets
 from .state.shares import TO_GROUP, TO_USER, Share, Shares, ShareStore, SQLiteShareStore
 from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 from .state.uploads import UploadStore
@@ -97,19 +101,29 @@ SHARED_PATH_LOCKS = ".davtmp-locks"
 STATUS_DIR = "status"
 METRICS_DIR = "metrics"
 SHARES_FILE = "shares.sqlite3"
+PUSH_DIR = "push"
+"""Of the state folder: the WebDAV-Push keys and the lock files of the polling."""
 WELL_KNOWN = "/.well-known/"
 
 
 @dataclass(frozen=True, slots=True)
 class PushState:
     """What the push features of a server share: the subscriptions, the change log
-    (whose numbers are the sync tokens of plain collections), and the logins (who may
-    still have subscriptions)."""
+    (whose numbers are the sync tokens of plain collections), where the keys are kept,
+    who polls for outside changes, and the logins (who may still have subscriptions)."""
 
     store: SubscriptionStore
     changelog: ChangeLog
     settings: PushSettings
+    kept: Secrets
+    leaders: Leaders
     logins: Logins | None
+
+    async def close(self) -> None:
+        """Close the stores (after the push features closed)."""
+        await self.store.close()
+        await self.kept.close()
+        await self.leaders.close()
 
 
 def push_entitled(rules: AccessConfig, logins: Logins | None) -> Entitled:
@@ -134,10 +148,10 @@ def push_entitled(rules: AccessConfig, logins: Logins | None) -> Entitled:
     return entitled
 
 
-def push_settings(push: PushConfig, state_dir: Path) -> PushSettings:
+def push_settings(push: PushConfig) -> PushSettings:
     """The ``[push]`` table as the push feature takes it."""
     return PushSettings(
-        state_dir, push.allow_hosts, push.contact, push.max_expiry, push.ttl,
+        push.allow_hosts, push.contact, push.max_expiry, push.ttl,
         push.merge_window, push.poll_interval, push.max_subscriptions, push.timeout,
     )  # fmt: skip
 
@@ -208,6 +222,21 @@ class SharedState:
         if self.db is not None:
             return PgSubscriptionStore(self.db)
         return SQLiteSubscriptionStore(self.state_dir / SUBSCRIPTIONS_FILE)
+
+    def secrets(self) -> Secrets:
+        """Where the secrets made once are kept, the WebDAV-Push keys (its user closes
+        it): files of ``state_dir/push``, or rows of the database."""
+        if self.db is not None:
+            return PgSecrets(self.db)
+        return FileSecrets(self.state_dir / PUSH_DIR)
+
+    def leaders(self) -> Leaders:
+        """Who does the jobs only one process may do (its user closes it): lock files
+        of ``state_dir/push`` (the processes of the host), or advisory locks of the
+        database (every host's)."""
+        if self.db is not None:
+            return PgLeaders(self.db)
+        return FileLeaders(self.state_dir / PUSH_DIR)
 
     def share_store(self) -> ShareStore:
         """A store of the shares made through the protocol (its user closes it)."""
@@ -307,7 +336,10 @@ def build_mount(
         if push is not None:
             target = CalendarTarget(store)
             entitled = push_entitled(rules, push.logins)
-            features.append(Push(m.prefix, target, push.store, push.settings, entitled))
+            features.append(
+                Push(m.prefix, target, push.store, push.settings, push.kept, push.leaders,
+                     entitled)
+            )  # fmt: skip
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     storage = build_storage(m, config, state)
     features.append(PartialUpdate())
@@ -320,7 +352,9 @@ def build_mount(
         publish = functools.partial(bus.publish, m.prefix)
         folders = FolderTarget(storage, push.changelog, publish, settings.owner_only)
         entitled = push_entitled(rules, push.logins)
-        features.append(Push(m.prefix, folders, push.store, push.settings, entitled))
+        features.append(
+            Push(m.prefix, folders, push.store, push.settings, push.kept, push.leaders, entitled)
+        )
     return DavMount(m.prefix, storage, settings, locks, features, bus)
 
 
@@ -617,13 +651,15 @@ def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
     state = SharedState(config)
-    state_dir = config.server.state_dir
     logins = Logins(config) if config.auth.accounts else None
     accounts = logins.names if logins is not None else list
     push = None
     if config.push.enabled:
-        settings = push_settings(config.push, state_dir)
-        push = PushState(state.subscriptions(), state.changelog, settings, logins)
+        settings = push_settings(config.push)
+        push = PushState(
+            state.subscriptions(), state.changelog, settings, state.secrets(), state.leaders(),
+            logins,
+        )  # fmt: skip
     shares = Shares(fixed_shares(config), state.share_store(), state.generations)
     mounts = [build_mount(m, config, state, accounts, push, shares) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
@@ -654,7 +690,7 @@ def create_app(config: Config) -> web.Application:
         for mount in mounts:
             await mount.close()
         if push is not None:
-            await push.store.close()
+            await push.close()
         await shares.close()
         await state.close()
         if board is not None:

@@ -49,6 +49,9 @@ LOCKS_LOCK = _SPACE + 5
 SUBSCRIPTIONS_LOCK = _SPACE + 6
 """Held while a WebDAV-Push subscription is checked (its endpoint's, its owner's count)
 and written."""
+LEADER_LOCK = _SPACE + 7
+"""Held, for as long as its session lasts, by the one process of all the hosts that does
+a job named by the second key (leaders.py)."""
 
 V1 = f"""
 CREATE TABLE locks (
