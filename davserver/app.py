@@ -162,7 +162,8 @@ class SharedState:
     of ``[state] url`` (several hosts). The locks, the change sequences and their event
     bus, the calendar indexes, the named locks of calendar writes, how processes tell
     each other of changes (``generations``), the checksums of files and the bytes of
-    quota'd trees, the WebDAV-Push subscriptions and the shares, where resumable uploads
+    quota'd trees, the WebDAV-Push subscriptions, its keys (``secrets``) and which process
+    polls (``leaders``), the scheduling records, the shares, where resumable uploads
     wait, and where writes to one path of a folder are serialized."""
 
     def __init__(self, config: Config) -> None:
