@@ -283,11 +283,16 @@ class Push(Feature):
         what expired and what its owner may no longer have."""
         bus = self._bus
         purged = -math.inf
+        leading = False
         while True:
             await asyncio.sleep(self.settings.poll_interval)
             try:
                 if not await self._leaders.take(self._leading):
+                    if leading:  # another process polls now: what this one learnt ages
+                        leading = False
+                        self.target.restart()
                     continue
+                leading = True
                 if bus is not None:
                     await bus.catch_up()  # the other processes' changes are not outside ones
                 collections = await self.store.collections(self.prefix)
