@@ -117,8 +117,10 @@ class Push(Feature):
         self._poller: asyncio.Task[None] | None = None
         self._kept = kept
         self._leaders = leaders
-        self._leading = f"push poll\0{prefix}"
-        """The name of the mount's polling among the leaders' jobs."""
+        self._leading = prefix
+        """The name of the mount's polling among the leaders' jobs: its prefix (the
+        name of the lock file of one host's processes since before there were leaders,
+        so old and new workers of a reload never poll at once)."""
 
     # -- what the tree offers --------------------------------------------------------------
 
