@@ -212,7 +212,9 @@ class Feed(Protocol):
 
     async def changes(self, path: str) -> set[str] | None:
         """The names of members changed since the folder was last asked about or
-        started; None when the feed cannot tell (the caller then lists the folder)."""
+        started; None when the feed cannot tell (the caller then lists the folder). A
+        feed may leave out what the store's own writes in this process changed: they
+        reach the store's listener as changes anyway."""
 
     def close(self) -> None:
         """Stop watching."""
