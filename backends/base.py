@@ -61,6 +61,11 @@ def virtual_collection(path: str, since: float) -> Resource:
     )  # fmt: skip
 
 
+def is_virtual(res: Resource) -> bool:
+    """Whether ``res`` is a :func:`virtual_collection` (no storage holds it)."""
+    return res.etag.startswith('"v-')
+
+
 @dataclass(slots=True)
 class Body:
     """The bytes of a resource to send: in memory when small, else an open file."""

@@ -230,3 +230,26 @@ async def test_an_index_write_that_fails_makes_the_store_list_the_calendar(
     monkeypatch.setattr(store.index, "update", update)
     ms = await cal.report(EVENTS, week_query("20260101T000000Z", "20260201T000000Z", ""))
     assert {r.href.rpartition("/")[2] for r in ms.responses} == {"a.ics", "b.ics"}
+
+
+async def test_a_put_into_a_stored_calendar_does_not_look_for_the_home(
+    cal: Cal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user without a home gets one, with its default calendar, from a PUT into that
+    (virtual) calendar; once the calendar is stored, a PUT does not look for the home."""
+    store = store_of(cal)
+    looked: list[str] = []
+    inner_stat = store.inner.stat
+
+    async def stat(path: str, **kw: Any) -> Any:
+        looked.append(path)
+        return await inner_stat(path, **kw)
+
+    monkeypatch.setattr(store.inner, "stat", stat)
+    assert not cal.folder().exists()
+    await cal.put_ok(f"{EVENTS}a.ics", event("a"))
+    assert "user" in looked and (cal.folder() / "a.ics").exists()
+    looked.clear()
+    await cal.put_ok(f"{EVENTS}b.ics", event("b"))
+    assert "user" not in looked and "user/calendar" in looked
+    assert (cal.folder() / "b.ics").exists()
