@@ -36,7 +36,7 @@ from .disk import (
 from .filesystem_change import FilesystemChange
 from .inotify import InotifyFeed
 from .pathlocks import PathLocks
-from .temps import TEMP_PREFIX, Registry
+from .temps import TEMP_PREFIX, Registry, own_temp
 
 LISTING_BATCH = 512
 
@@ -112,9 +112,11 @@ class FilesystemStorage:
             await self._listener(changes)
 
     def feed(self) -> Feed | None:
-        """Linux inotify on the folders asked about (None where inotify is missing)."""
+        """Linux inotify on the folders asked about (None where inotify is missing). A
+        file this process's own write renamed into place is not reported: the write
+        reports it (see :class:`InotifyFeed`)."""
         try:
-            return InotifyFeed(self.root, self._hidden)
+            return InotifyFeed(self.root, self._hidden, own_temp)
         except (OSError, AttributeError):  # not Linux, or out of inotify instances
             return None
 

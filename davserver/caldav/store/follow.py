@@ -41,7 +41,13 @@ async def follow(store: CalendarStore, space: str, events: Sequence[ChangeEvent]
                 await index.update(where.collection, {}, [where.name])
             elif isinstance(event.note, Summary | vcard.Summary) and event.resource is not None:
                 item = item_of(event.resource, event.note)
-                await index.update(where.collection, {where.name: item}, [])
+                try:
+                    await index.update(where.collection, {where.name: item}, [])
+                except BaseException:
+                    # The change feed leaves out this process's own writes: the next
+                    # refresh lists the collection instead, and finds the item then.
+                    store.mark_stale(where.collection)
+                    raise
             else:
                 store.mark_stale(where.collection)
         elif event.kind == "deleted":

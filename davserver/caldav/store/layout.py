@@ -58,6 +58,7 @@ from davserver.backends.base import (
     PropsUpdate,
     Resource,
     Storage,
+    is_virtual,
     virtual_collection,
 )
 from davserver.runtime.threads import offload
@@ -655,6 +656,13 @@ class CalendarChange:
         self._inner = inner
         self._homes: set[tuple[str, str]] = set()
         self._made: set[str] = set()
+
+    def stored(self, collection: Resource) -> None:
+        """This request found ``collection`` (a mount path) stored, not virtual: its home
+        exists, and a write into it need not look for the home again."""
+        where = place(collection.path)
+        if where.user is not None and where.space is not None and not is_virtual(collection):
+            self._homes.add((where.space, where.user))
 
     async def _target(self, path: str, *, making: bool = False) -> Place:
         """Where ``path`` lies; a virtual home it is in is created first, unless the
