@@ -117,6 +117,12 @@ class DavMount:
             if self.settings.owner_only and request.method != "OPTIONS":
                 if ctx.principal is None:
                     return challenge()  # owner-only trees have accounts (config.py)
+                if request.method == "DELETE" and ctx.shared_root(path):
+                    # A sharee's DELETE of what is shared with them turns the share down;
+                    # nothing of the owner's changes (refused below where no feature can).
+                    declined = await self.features.decline(ctx)
+                    if declined is not None:
+                        return declined
                 ctx.check_owner(
                     path,
                     write=request.method not in LOOKS_ONLY,
