@@ -71,15 +71,18 @@ async def values(ctx: Context, shares: Shares, batch: list[Resource]) -> dict[tu
         path = res.path
         of = await shares.of(ctx.prefix, path)
         level = ctx.grants.roots.get(path)
-        if level is not None and ctx.owner(path) != ctx.principal:
+        mine = ctx.owner(path) == ctx.principal
+        if level is not None and not mine:
             access = _DAV_LEVEL[level]
             link = href(ctx.prefix, path, True)
             found[path, SHARED_URL] = f"<CS:shared-url><D:href>{link}</D:href></CS:shared-url>"
         else:
+            # The owner's view; a delegate sees it too, but shares nothing on.
             access = "<D:shared-owner/>" if of else "<D:not-shared/>"
-            found[path, ALLOWED_MODES] = (
-                "<CS:allowed-sharing-modes><CS:can-be-shared/></CS:allowed-sharing-modes>"
-            )
+            if mine:
+                found[path, ALLOWED_MODES] = (
+                    "<CS:allowed-sharing-modes><CS:can-be-shared/></CS:allowed-sharing-modes>"
+                )
         found[path, SHARE_ACCESS] = f"<D:share-access>{access}</D:share-access>"
         found[path, INVITE] = f"<CS:invite>{''.join(_invitee(ctx, s) for s in of)}</CS:invite>"
     return found
