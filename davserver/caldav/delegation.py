@@ -46,6 +46,9 @@ NAMES = frozenset({GROUP_MEMBER_SET, GROUP_MEMBERSHIP, READ_FOR, WRITE_FOR})
 LEVEL = dict(zip(PROXY_GROUPS, (READ_ONLY, READ_WRITE), strict=True))
 """The level each group of delegates gives its members."""
 GROUP_OF = {level: name for name, level in LEVEL.items()}
+MAX_MEMBERS = 100
+"""The most delegates one group names (each is a row of the shares, read by every
+worker): a longer set is refused (400); a group of users counts as one."""
 
 
 def home(user: str) -> str:
@@ -128,6 +131,8 @@ async def proppatch(ctx: Context) -> web.StreamResponse | None:
     wanted: set[tuple[str, str]] = set()
     for _, value in ops:  # the last instruction decides
         wanted = set() if value is None else _named(ctx, value)
+    if len(wanted) > MAX_MEMBERS:
+        raise DAVError(400, f"{len(wanted)} delegates named; at most {MAX_MEMBERS}")
     if (TO_USER, ctx.principal) in wanted:
         raise DAVError(409, "a user is not their own delegate")
     await check_groups(shares, wanted)

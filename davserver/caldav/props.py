@@ -98,9 +98,13 @@ def principal_table(
             if where is not None and where.kind == "principal" and where.user:
                 return principal_values(prefix, where.user, addresses)[name]
             if where is not None and where.kind in GROUP_KINDS:
-                if name != dav("principal-URL"):
-                    return None  # a group has no calendars or addresses of its own
-                return _href_el("D:principal-URL", href(prefix, res.path, True))
+                if name == dav("principal-URL"):
+                    return _href_el("D:principal-URL", href(prefix, res.path, True))
+                if name == c("calendar-home-set") and where.user:
+                    # A group of delegates leads to its owner's home: DAVx5 looks for
+                    # the homes of the groups a user is in.
+                    return principal_values(prefix, where.user, addresses)[name]
+                return None  # a group has no calendars or addresses of its own
             return None if name == EMAIL_ADDRESS_SET else own[name]
 
         return render

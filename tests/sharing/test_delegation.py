@@ -137,6 +137,19 @@ async def test_the_owner_names_delegates_who_find_and_reach_the_home(client: Tes
     text = await resp.text()
     assert resp.status == 207 and f"<D:href>{HOME}</D:href>" in text, text
 
+    # The group leads to alice's home (DAVx5 looks for the homes of a user's groups).
+    text = await propfind(client, WRITERS, "bob", "<C:calendar-home-set/><D:principal-URL/>")
+    assert f"<C:calendar-home-set><D:href>{HOME}</D:href>" in text
+    assert f"<D:principal-URL><D:href>{WRITERS}</D:href>" in text
+    # macOS expands the group's members.
+    report = (
+        '<D:expand-property xmlns:D="DAV:"><D:property name="group-member-set">'
+        '<D:property name="displayname"/></D:property></D:expand-property>'
+    )
+    resp = await client.request("REPORT", WRITERS, data=report, headers={**XML, **basic("alice")})
+    text = await resp.text()
+    assert resp.status == 207 and "<D:displayname>bob</D:displayname>" in text, text
+
     # bob reads and writes the whole home; what he writes is his, alice sees it.
     text = await propfind(client, HOME, "bob", "<D:resourcetype/>", depth="1")
     assert f"<D:href>{CALENDAR}</D:href>" in text and f"<D:href>{HOME}tasks/</D:href>" in text
@@ -240,6 +253,7 @@ async def test_a_group_of_delegates_and_bad_member_sets(client: TestClient, tmp_
         ("/dav/principals/.groups/nobody/",),  # no such group
         ("/elsewhere/principals/bob/",),
         ("a/b",),
+        tuple(f"/dav/principals/u{i}/" for i in range(101)),  # too many
     ):
         assert await delegate(client, WRITERS, *hrefs) == 400, hrefs
     assert await delegate(client, WRITERS, PRINCIPAL) == 409  # alice is not her own delegate
