@@ -296,6 +296,9 @@ async def test_the_caldav_library_as_a_delegate(client: TestClient, tmp_path: Pa
 
     def as_bob() -> list[str]:
         dav = caldav.DAVClient(url=url, username="bob", password="bob-pw")
+        # The owner's principal leads the library to her home and its calendars.
+        found = dav.principal(url=PRINCIPAL).calendars()
+        assert {str(c.url.path) for c in found} >= {CALENDAR, f"{HOME}tasks/"}
         calendar = dav.calendar(url=CALENDAR)
         calendar.save_event(event("from-bob", "By Bob"))
         return sorted(str(e.icalendar_component["SUMMARY"]) for e in calendar.events())
