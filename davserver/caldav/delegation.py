@@ -1,5 +1,5 @@
 """Delegation: CalendarServer's calendar user proxies (caldav-proxy), which Apple's
-clients, Thunderbird and DAVx5 read.
+clients set and read, and DAVx5 reads.
 
 Each user's principal has two group principals, ``calendar-proxy-read/`` and
 ``calendar-proxy-write/``, whose ``DAV:group-member-set`` the user sets by PROPPATCH:

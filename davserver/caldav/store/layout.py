@@ -6,8 +6,8 @@ Paths (mount-relative) and where they live in the inner store::
     ""                                   the mount root         (virtual)
     principals/                          the principals         (virtual)
     principals/<user>/                   a principal            (virtual)
-    principals/<user>/calendar-proxy-read/   its delegates' groups  (virtual, with
-    principals/<user>/calendar-proxy-write/  (CalendarServer)        delegation)
+    principals/<user>/calendar-proxy-read/    the user's read delegates   (virtual)
+    principals/<user>/calendar-proxy-write/   the user's write delegates  (virtual)
     principals/.groups/<group>/          a group's principal    (virtual)
     calendars/                           the calendar homes     ""
     calendars/<user>/                    a calendar home        "<user>"
