@@ -248,6 +248,10 @@ async def test_a_group_of_delegates_and_bad_member_sets(client: TestClient, tmp_
     assert f"<D:href>{PRINCIPAL}</D:href>" in text
     text = await propfind(client, "/dav/principals/.groups/team/", "bob", "<D:resourcetype/>")
     assert "<D:principal/>" in text
+    resp = await client.request(
+        "PROPFIND", "/dav/principals/.groups/nobody/", headers={"Depth": "0", **basic("bob")}
+    )
+    assert resp.status == 404
     before = snapshot(tmp_path / "state")
     for hrefs in (
         ("/dav/principals/.groups/nobody/",),  # no such group
