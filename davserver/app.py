@@ -314,7 +314,13 @@ def build_mount(
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
         fixed = {CALENDARS: BOXES} if m.scheduling else None
         storage = build_storage(m, config, state)
-        store = CalendarStore(storage, state.index(m), homes, users, state.mutexes(m), fixed)
+        # Sharing and delegation are offered where trees have owners (elsewhere everyone
+        # reaches all): the store lays out the group principals then.
+        shared = shares if rules.owner_only else None
+        groups = shared.group_exists if shared is not None else None
+        store = CalendarStore(
+            storage, state.index(m), homes, users, state.mutexes(m), fixed, groups
+        )
         auth = config.auth
         directory = Directory(m.prefix, auth.addresses, auth.domain, users)
         calendar_settings = CalDavSettings(
@@ -323,8 +329,7 @@ def build_mount(
             addresses=directory.mail,
             principal_search=m.principal_search,
         )
-        # Sharing is offered where trees have owners (elsewhere everyone reaches all).
-        caldav = CalDav(m.prefix, store, calendar_settings, shares if rules.owner_only else None)
+        caldav = CalDav(m.prefix, store, calendar_settings, shared)
         features.append(caldav)
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
@@ -661,7 +666,8 @@ def create_app(config: Config) -> web.Application:
             state.subscriptions(), state.changelog, settings, state.secrets(), state.leaders(),
             logins,
         )  # fmt: skip
-    shares = Shares(fixed_shares(config), state.share_store(), state.generations)
+    groups = logins.groups if logins is not None else None
+    shares = Shares(fixed_shares(config), state.share_store(), state.generations, groups)
     mounts = [build_mount(m, config, state, accounts, push, shares) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}

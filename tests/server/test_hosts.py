@@ -408,6 +408,37 @@ def test_a_share_made_through_one_host_holds_on_the_other(
     assert fresh("GET", a.url + calendar + "e.ics", auth=bob).status_code == 403
 
 
+def test_a_delegate_named_through_one_host_is_one_on_the_other(
+    hosts: Hosts, pg_url: str, tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    htpasswd.write(users, {u: htpasswd.hash_password(f"{u}-pw") for u in ("alice", "bob")})
+    a, b = hosts(pg_url, extra=f'\n[auth]\nhtpasswd = "{users}"\n')
+    event = "/caldav/calendars/alice/calendar/e.ics"
+    alice, bob = ("alice", "alice-pw"), ("bob", "bob-pw")
+    r = fresh("PUT", a.url + event, data=EVENT.format(uid="e").encode(),
+              headers={"Content-Type": "text/calendar"}, auth=alice)  # fmt: skip
+    assert r.status_code == 201, r.text
+    writers = "/caldav/principals/alice/calendar-proxy-write/"
+    xml = {"Content-Type": "application/xml; charset=utf-8"}
+
+    def members(*hrefs: str) -> str:
+        links = "".join(f"<D:href>{h}</D:href>" for h in hrefs)
+        return (
+            '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:group-member-set>'
+            f"{links}</D:group-member-set></D:prop></D:set></D:propertyupdate>"
+        )
+
+    add = members("/caldav/principals/bob/")
+    assert fresh("PROPPATCH", a.url + writers, data=add, headers=xml, auth=alice).status_code == 207
+    assert fresh("GET", b.url + event, auth=bob).status_code == 200
+    drop = members()
+    assert (
+        fresh("PROPPATCH", b.url + writers, data=drop, headers=xml, auth=alice).status_code == 207
+    )
+    assert fresh("GET", a.url + event, auth=bob).status_code == 403
+
+
 def test_a_push_subscription_made_through_one_host_is_known_to_the_other(
     hosts: Hosts, pg_url: str
 ) -> None:
