@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from davserver.backends.git_gc import estimate_loose, pack_loose
+from davserver.backends.git_gc import estimate_loose, pack_repository
 from gitrepo import assert_linear_and_clean, files
 
 
@@ -38,7 +38,7 @@ async def test_packing_keeps_every_object_readable(make_git_client: Any, repo: P
         from dulwich.repo import Repo
 
         with Repo(str(repo)) as r:
-            return pack_loose(r.object_store, batch_bytes=4096)
+            return pack_repository(r.object_store, batch_bytes=4096, pack_limit=1000)
 
     done = await asyncio.to_thread(pack)
     assert done is not None and done.objects >= before - 1 and done.packs > 1
