@@ -647,7 +647,9 @@ class GitStorage:
 
     def _read_version_sync(self, path: str, version: str, inline_limit: int) -> Body:
         sha = ObjectID(version.encode())
-        if self._reader is None or not _HEX.match(sha):
+        # The repository may have been created since this store opened (by another
+        # worker's first write): found here as by every other read.
+        if self._found_repo() is None or self._reader is None or not _HEX.match(sha):
             raise NotFound(version)
         try:
             commit = self._reader.commit(sha)
