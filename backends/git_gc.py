@@ -66,13 +66,20 @@ def _fanout(objects_dir: str) -> list[str]:
     return [n for n in names if len(n) == 2 and set(n) <= _HEX]
 
 
-def estimate_loose(objects_dir: str) -> int:
-    """About how many loose objects there are: those of ``objects/17`` times 256, as
-    ``git gc --auto`` counts (one listing, not 256)."""
+def estimate_loose(objects_dir: str, big: int = BIG_OBJECT) -> int:
+    """About how many loose objects there are to pack: those of ``objects/17`` times
+    256, as ``git gc --auto`` counts (one listing, not 256). Big ones, which stay loose,
+    do not count: else, once enough big files were uploaded, every count would start a
+    run that has nothing to pack."""
+    found = 0
     try:
-        return len(os.listdir(os.path.join(objects_dir, "17"))) * 256
+        with os.scandir(os.path.join(objects_dir, "17")) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):  # packed meanwhile
+                    found += entry.stat().st_size <= big
     except (FileNotFoundError, NotADirectoryError):
         return 0
+    return found * 256
 
 
 def pack_repository(

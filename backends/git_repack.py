@@ -30,7 +30,7 @@ from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack, UnpackedObject, write_pack_data
 
-PACK_LIMIT = 8
+PACK_LIMIT = 4
 """Packs (without ``.keep``) past which the smallest are combined."""
 FACTOR = 2
 """Ratio of the object counts of successive packs that the combining restores."""

@@ -189,7 +189,7 @@ class MountConfig:
     stale_lock_age: float = 60.0
     gc_interval: float = 3600.0
     gc_loose_objects: int = 6700
-    gc_pack_limit: int = 8
+    gc_pack_limit: int = 4
     depth_infinity: bool = False
     default_user: str = "user"
     max_resource_size: int = 10 << 20

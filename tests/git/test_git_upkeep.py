@@ -73,3 +73,16 @@ async def test_the_server_packs_by_count_while_it_serves(make_git_client: Any, r
     for j in range(i):
         assert await (await client.get(f"/n{j}.txt")).read() == b"%d" % j
     await asyncio.to_thread(assert_linear_and_clean, repo)
+
+
+def test_big_loose_objects_do_not_count_toward_packing(tmp_path: Path) -> None:
+    """They stay loose: counting them would start, once enough big files were uploaded,
+    a packing run at every count that has nothing to pack."""
+    folder = tmp_path / "objects" / "17"
+    folder.mkdir(parents=True)
+    (folder / ("a" * 38)).write_bytes(b"x" * 100)
+    for name in ("b", "c"):
+        (folder / (name * 38)).write_bytes(b"x" * 101)
+    assert estimate_loose(str(tmp_path / "objects"), big=100) == 256
+    assert estimate_loose(str(tmp_path / "objects"), big=1000) == 3 * 256
+    assert estimate_loose(str(tmp_path / "nothing")) == 0
