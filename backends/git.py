@@ -324,10 +324,13 @@ class GitStorage:
         self._snapshot()
 
     def _attach(self, repo: Repo) -> None:
-        self._repo = repo
+        # The repository last: _found_repo hands it out without the lock, and a reader
+        # that gets it must find the object reader and the ref file set (else its first
+        # read in a worker saw an empty tree).
         self._reader = ObjectReader(repo.object_store)
         self._ref_file = os.path.join(repo.commondir(), *self.ref.decode().split("/"))
         self._empty_tree = self._reader.empty_tree
+        self._repo = repo
 
     def _ensure_repo(self) -> ObjectReader:
         with self._repo_lock:
