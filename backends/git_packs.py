@@ -88,7 +88,9 @@ class PackSet:
             now = time.monotonic()
             added, removed = present - self._packs.keys(), self._packs.keys() - present
             for name in added:
-                self._packs[name] = self._open(name)
+                pack = self._open(name)
+                if pack is not None:
+                    self._packs[name] = pack
             for name in removed:
                 self._retired.append((now, self._packs.pop(name)))
             if added or removed:
@@ -98,9 +100,12 @@ class PackSet:
         for pack in due:
             _close(pack)
 
-    def _open(self, name: str) -> Pack:
+    def _open(self, name: str) -> Pack | None:
+        """The pack ``name`` with its index and data loaded (dulwich loads them on first
+        use, and two threads doing so at once would each map them); None if it is gone
+        already."""
         s = self._store
-        return Pack(
+        pack = Pack(
             os.path.join(self._dir, name),
             object_format=s.object_format,
             delta_window_size=s.pack_delta_window_size,
@@ -111,6 +116,13 @@ class PackSet:
             big_file_threshold=s.pack_big_file_threshold,
             delta_base_cache_limit=s.delta_base_cache_limit,
         )
+        try:
+            pack.index  # noqa: B018 - loads it
+            pack.data  # noqa: B018
+        except (FileNotFoundError, PackFileDisappeared):
+            _close(pack)
+            return None
+        return pack
 
     def count(self) -> tuple[int, int]:
         """Packs in use and packs removed from disk but not yet closed."""
