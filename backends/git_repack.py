@@ -12,7 +12,7 @@ and the number of packs stays about log2 of the objects' (in packs of the first 
 
 Nothing runs until there are more than ``pack_limit`` packs. Packs with a ``.keep``
 file (git's convention: a push being received, a pack kept on purpose) are left alone
-and not counted. The combined pack and its index are written (by dulwich) and synced
+and not counted. The combined pack and its index are written (dulwich's writers) and synced
 to disk before the packs it replaces are removed, index first: every object is in some
 pack at every moment, and readers that still use a removed pack look again
 (git_packs.py). Deltas of the old packs are kept as deltas, not expanded.
@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
 
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID
-from dulwich.pack import Pack, UnpackedObject, write_pack_data
+from dulwich.pack import Pack, UnpackedObject, write_pack_data, write_pack_index
 
 PACK_LIMIT = 4
 """Packs (without ``.keep``) past which the smallest are combined."""
@@ -114,28 +114,45 @@ def _write(store: DiskObjectStore, packs: list[Pack]) -> str:
             # id; written after the base, it becomes an offset in the new pack again.
             yield from pack.iter_unpacked_subset(shas, convert_ofs_delta=True)
 
-    f, commit, abort = store.add_pack()
+    # The pack is written and indexed here rather than through dulwich's add_pack, which
+    # reads the whole pack back (twice) to index it: the writer already knows where each
+    # object went. Named like git names packs, by the pack's checksum.
+    pack_dir = os.fspath(store.pack_dir)
+    fd, temp = tempfile.mkstemp(dir=pack_dir, prefix="tmp_pack_davserver_")
+    placed = ""  # the pack, once renamed into place (without its index yet)
     try:
-        write_pack_data(
-            f.write,
-            records(),
-            num_records=len(seen),
-            object_format=store.object_format,
-            compression_level=store.pack_compression_level,
-        )
-        # dulwich's type says None; it is the new pack (or an existing one with the same
-        # objects), None only for an empty pack.
-        new = cast("Pack | None", commit())
+        with os.fdopen(fd, "wb") as f:
+            entries, checksum = write_pack_data(
+                f.write,
+                records(),
+                num_records=len(seen),
+                object_format=store.object_format,
+                compression_level=store.pack_compression_level,
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        name = "pack-" + checksum.hex()
+        base = os.path.join(pack_dir, name)
+        os.chmod(temp, 0o444)
+        if not os.path.exists(base + ".idx"):  # else the very same pack is there already
+            placed = base + ".pack"
+        os.replace(temp, base + ".pack")
+        temp = base + ".idx.tmp"
+        with open(temp, "wb") as f:
+            index = sorted((sha, offset, crc) for sha, (offset, crc) in entries.items())
+            write_pack_index(f, index, checksum, version=store.pack_index_version)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temp, 0o444)
+        os.replace(temp, base + ".idx")  # last: with its index, readers take the pack in
     except BaseException:
-        abort()
+        for path in (temp, placed):
+            with contextlib.suppress(FileNotFoundError):
+                if path:
+                    os.unlink(path)
         raise
-    assert new is not None  # it holds at least two packs' objects
-    base = new._basename
-    new.close()
-    for path in (base + ".pack", base + ".idx"):
-        _sync(path)
-    _sync(os.fspath(store.pack_dir))  # the new names are on disk before the old packs go
-    return os.path.basename(base)
+    _sync(pack_dir)  # the new names are on disk before the old packs go
+    return name
 
 
 def _sync(path: str) -> None:
