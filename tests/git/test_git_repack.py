@@ -97,14 +97,15 @@ def test_many_runs_keep_the_packs_few_and_every_object(bare: Path) -> None:
     assert most <= 5  # the limit, and the one pack a run adds before combining
     ids = object_ids(bare)
     assert len(ids) > 40 * 10
-    reader = ObjectReader(Repo(str(bare)).object_store)
-    try:
-        for sha, data in written:
-            assert reader.raw(sha) == (3, data)
-        for sha in ids:
-            reader.raw(ObjectID(sha.encode()))
-    finally:
-        reader.packs.close()
+    with Repo(str(bare)) as served:
+        reader = ObjectReader(served.object_store)
+        try:
+            for sha, data in written:
+                assert reader.raw(sha) == (3, data)
+            for sha in ids:
+                reader.raw(ObjectID(sha.encode()))
+        finally:
+            reader.packs.close()
     git(bare, "fsck", "--full", "--strict", "--no-dangling")
     assert not [
         n for n in os.listdir(bare / "objects") if len(n) == 2 and os.listdir(bare / "objects" / n)
