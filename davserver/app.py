@@ -395,6 +395,7 @@ def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage
             stale_lock_age=m.stale_lock_age,
             gc_interval=m.gc_interval,
             gc_loose_objects=m.gc_loose_objects,
+            gc_pack_limit=m.gc_pack_limit,
         )
     assert m.root is not None
     return FilesystemStorage(m.root, PROPS_CODEC, state.path_lock_file(m.root))
