@@ -215,6 +215,7 @@ class FilesystemStorage:
         full = listing.full
         reserved = self.reserved_names
         dead_props = listing.dead_props
+        side_names = listing.side_names
         resource = resource_of
         try:
             for entry in listing.entries:
@@ -234,11 +235,13 @@ class FilesystemStorage:
                         props = self.read_props_file(
                             os.path.join(full, name, PROPS_DIR, SELF_PROPS)
                         )
+                    elif not side_names:  # no property files here: no name to work out
+                        props = {}
                     else:
                         side = member_props_name(name)
                         props = (
                             self.read_props_file(os.path.join(full, PROPS_DIR, side))
-                            if side in listing.side_names
+                            if side in side_names
                             else {}
                         )
                 out.append(resource(member, st, props))

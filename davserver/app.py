@@ -9,11 +9,12 @@ import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from davserver.backends.base import Storage
 from davserver.backends.filesystem import FilesystemStorage
@@ -652,6 +653,37 @@ class Router:
 
 
 ROUTER_KEY = web.AppKey("davserver.router", Router)
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+DIRECT_KEY: web.AppKey[Handler] = web.AppKey("davserver.direct")
+"""What the server hands every request to: :func:`direct_handler`."""
+
+
+def direct_handler(
+    app: web.Application,
+    route: web.AbstractRoute,
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Handler:
+    """``handle`` as aiohttp's ``Application._handle`` would reach it through ``route``,
+    the app's one route (every method, every path), without finding it again for each
+    request: no URL matching, no event loop lookup (a ``getpid`` system call on Python
+    3.11). What the handler and aiohttp see of the match (``request.app``, the response
+    signals) is the same, and an ``Expect`` header is answered first as aiohttp does."""
+    info = UrlMappingMatchInfo({"tail": ""}, route)
+    info.add_app(app)
+    info.freeze()
+    expect = info.expect_handler
+
+    async def direct(request: web.BaseRequest) -> web.StreamResponse:
+        assert isinstance(request, web.Request)
+        request._match_info = info
+        if request.headers.get("Expect"):
+            answer = await expect(request)
+            await request.writer.drain()
+            if answer is not None:
+                return answer
+        return await handle(request)
+
+    return direct
 
 
 def create_app(config: Config) -> web.Application:
@@ -681,7 +713,8 @@ def create_app(config: Config) -> web.Application:
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
     # would answer 404 itself, without a log line, where the mount refuses the name).
-    app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
+    route = app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
+    app[DIRECT_KEY] = direct_handler(app, route, router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
         await state.open()
