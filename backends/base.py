@@ -61,6 +61,11 @@ def virtual_collection(path: str, since: float) -> Resource:
     )  # fmt: skip
 
 
+def is_virtual(res: Resource) -> bool:
+    """Whether ``res`` is a :func:`virtual_collection` (no storage holds it)."""
+    return res.etag.startswith('"v-')
+
+
 @dataclass(slots=True)
 class Body:
     """The bytes of a resource to send: in memory when small, else an open file."""
@@ -212,7 +217,9 @@ class Feed(Protocol):
 
     async def changes(self, path: str) -> set[str] | None:
         """The names of members changed since the folder was last asked about or
-        started; None when the feed cannot tell (the caller then lists the folder)."""
+        started; None when the feed cannot tell (the caller then lists the folder). A
+        feed may leave out what the store's own writes in this process changed: they
+        reach the store's listener as changes anyway."""
 
     def close(self) -> None:
         """Stop watching."""

@@ -36,7 +36,7 @@ from .disk import (
 from .filesystem_change import FilesystemChange
 from .inotify import InotifyFeed
 from .pathlocks import PathLocks
-from .temps import TEMP_PREFIX, Registry
+from .temps import TEMP_PREFIX, Registry, own_temp
 
 LISTING_BATCH = 512
 
@@ -112,9 +112,11 @@ class FilesystemStorage:
             await self._listener(changes)
 
     def feed(self) -> Feed | None:
-        """Linux inotify on the folders asked about (None where inotify is missing)."""
+        """Linux inotify on the folders asked about (None where inotify is missing). A
+        file this process's own write renamed into place is not reported: the write
+        reports it (see :class:`InotifyFeed`)."""
         try:
-            return InotifyFeed(self.root, self._hidden)
+            return InotifyFeed(self.root, self._hidden, own_temp)
         except (OSError, AttributeError):  # not Linux, or out of inotify instances
             return None
 
@@ -213,6 +215,7 @@ class FilesystemStorage:
         full = listing.full
         reserved = self.reserved_names
         dead_props = listing.dead_props
+        side_names = listing.side_names
         resource = resource_of
         try:
             for entry in listing.entries:
@@ -232,11 +235,13 @@ class FilesystemStorage:
                         props = self.read_props_file(
                             os.path.join(full, name, PROPS_DIR, SELF_PROPS)
                         )
+                    elif not side_names:  # no property files here: no name to work out
+                        props = {}
                     else:
                         side = member_props_name(name)
                         props = (
                             self.read_props_file(os.path.join(full, PROPS_DIR, side))
-                            if side in listing.side_names
+                            if side in side_names
                             else {}
                         )
                 out.append(resource(member, st, props))

@@ -251,7 +251,14 @@ class FilesystemChange:
     def _write_small(
         self, path: str, data: bytes, expect: Precondition | None, mtime: float | None = None
     ) -> tuple[Resource, Resource | None]:
-        full, tmp, fd = self._begin(path)
+        """A body in memory, in one worker call. Unlike :meth:`_begin` it does not lstat
+        the target first to refuse a folder early: with the body already read there is
+        nothing to spare, and :meth:`_commit` refuses a folder under the lock anyway."""
+        if not path:
+            raise AlreadyExists("the root is a collection")
+        check_name(path)
+        full = self._s.full_path(path, check_last=False)
+        tmp, fd = self._open_temp(full)
         try:
             _write_all(fd, data)
         except BaseException as exc:

@@ -86,6 +86,7 @@ from .git_objects import (
     store_bytes,
     sweep_temps,
 )
+from .git_repack import PACK_LIMIT
 from .git_tree import Entry, Folder, TreeEditor, is_file, is_tree
 from .mime import content_type
 from .uploads import pieces
@@ -166,7 +167,8 @@ class GitStorage:
     path-times index between runs; a ref lock file older than ``stale_lock_age`` seconds
     that no writer of this process holds was left by a git that crashed, and is removed.
     Loose objects are packed (git_gc.py) every ``gc_interval`` seconds (0: never on a
-    schedule) and whenever there are more than ``gc_loose_objects`` of them.
+    schedule) and whenever there are more than ``gc_loose_objects`` of them; then packs
+    past ``gc_pack_limit`` are combined (git_repack.py).
     """
 
     reserved_names = RESERVED
@@ -183,6 +185,7 @@ class GitStorage:
         stale_lock_age: float = STALE_LOCK_AGE,
         gc_interval: float = GC_INTERVAL,
         gc_loose_objects: int = LOOSE_THRESHOLD,
+        gc_pack_limit: int = PACK_LIMIT,
     ) -> None:
         self.path = Path(repo)
         self.codec = codec
@@ -207,6 +210,7 @@ class GitStorage:
         self._history_lock = threading.Lock()
         self.gc_interval = gc_interval
         self.gc_loose_objects = gc_loose_objects
+        self.gc_pack_limit = gc_pack_limit
         self._gc_task: asyncio.Task[None] | None = None
         self._gc_now = asyncio.Event()
         self._commits = 0
@@ -236,6 +240,10 @@ class GitStorage:
                 await asyncio.wait_for(self._gc_now.wait(), GC_CHECK)
             self._gc_now.clear()
             try:
+                # Packs removed by a packing run of any process are closed here at the
+                # latest, even if no read misses: their descriptors and disk space.
+                if self._reader is not None:
+                    await self._run(self._reader.packs.refresh)
                 due = self.gc_interval > 0 and time.monotonic() - last >= self.gc_interval
                 if not due:
                     loose = await self._run(self._estimate_loose)
@@ -260,7 +268,7 @@ class GitStorage:
             return None
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "davserver.backends.git_gc", repo.path,
+            sys.executable, "-m", "davserver.backends.git_gc", repo.path, str(self.gc_pack_limit),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -275,13 +283,17 @@ class GitStorage:
             raise RuntimeError(f"packing failed: {err.decode(errors='replace').strip()}")
         found = json.loads(out or b"null")
         done = Packed(**found) if found is not None else None
+        if self._reader is not None:  # take in the new packs, retire the replaced ones
+            await self._run(self._reader.packs.refresh)
         if done is not None:
             if metrics.active is not None:
                 metrics.active.git_repacks.inc()
             self.packed = [*self.packed[-99:], done]
             log.info(
-                "%s: packed %d loose objects into %d packs in %.1f s (%d big ones left loose)",
+                "%s: packed %d loose objects into %d packs in %.1f s (%d big ones left loose),"
+                " combined %d packs into one, %d packs now",
                 self.path, done.objects, done.packs, time.monotonic() - started, done.left_loose,
+                done.combined, done.pack_count,
             )  # fmt: skip
         return done
 
@@ -312,10 +324,13 @@ class GitStorage:
         self._snapshot()
 
     def _attach(self, repo: Repo) -> None:
-        self._repo = repo
+        # The repository last: _found_repo hands it out without the lock, and a reader
+        # that gets it must find the object reader and the ref file set (else its first
+        # read in a worker saw an empty tree).
         self._reader = ObjectReader(repo.object_store)
         self._ref_file = os.path.join(repo.commondir(), *self.ref.decode().split("/"))
         self._empty_tree = self._reader.empty_tree
+        self._repo = repo
 
     def _ensure_repo(self) -> ObjectReader:
         with self._repo_lock:
@@ -354,6 +369,8 @@ class GitStorage:
                         self._times.save(self._index_file)
                     except OSError as exc:  # a cache: the next start works it out again
                         log.warning("%s: the times index was not saved: %s", self.path, exc)
+            if self._reader is not None:
+                self._reader.packs.close()
             if self._repo is not None:
                 self._repo.close()
 
@@ -633,7 +650,9 @@ class GitStorage:
 
     def _read_version_sync(self, path: str, version: str, inline_limit: int) -> Body:
         sha = ObjectID(version.encode())
-        if self._reader is None or not _HEX.match(sha):
+        # The repository may have been created since this store opened (by another
+        # worker's first write): found here as by every other read.
+        if self._found_repo() is None or self._reader is None or not _HEX.match(sha):
             raise NotFound(version)
         try:
             commit = self._reader.commit(sha)

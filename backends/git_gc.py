@@ -10,9 +10,11 @@ objects. The server runs it in a process of its own (``python -m
 davserver.backends.git_gc REPO``, at a lower CPU priority), so that the work, much of it
 Python, never holds the serving process's interpreter lock while commits wait. An
 object bigger than ``BIG_OBJECT`` (256 KiB compressed) stays loose (it is
-streamed from there; packing it would only cost CPU). Only one process of a host packs
-a repository at a time (an ``flock`` on ``objects/davserver-gc.lock``). Nothing is
-pruned: the history keeps every version, and unreachable objects are left for ``git gc``.
+streamed from there; packing it would only cost CPU). Then, once there are more than
+``pack_limit`` packs, the smallest are combined (git_repack.py), so that the packs that
+each run adds do not pile up. Only one process of a host packs a repository at a time
+(an ``flock`` on ``objects/davserver-gc.lock``). Nothing is pruned: the history keeps
+every version, and unreachable objects are left for ``git gc``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ShaFile
 
+from .git_repack import PACK_LIMIT, combine_packs
+
 LOOSE_THRESHOLD = 6700
 """Loose objects past which they are packed (git's ``gc.auto``)."""
 BIG_OBJECT = 256 << 10
@@ -44,11 +48,14 @@ LOCK_NAME = "davserver-gc.lock"
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """What one run did."""
+    """What one run did: loose objects packed into ``packs`` new packs (``left_loose``
+    big ones left), packs then combined into one (0: none), packs there after."""
 
     objects: int
     packs: int
     left_loose: int
+    combined: int = 0
+    pack_count: int = 0
 
 
 def _fanout(objects_dir: str) -> list[str]:
@@ -59,19 +66,31 @@ def _fanout(objects_dir: str) -> list[str]:
     return [n for n in names if len(n) == 2 and set(n) <= _HEX]
 
 
-def estimate_loose(objects_dir: str) -> int:
-    """About how many loose objects there are: those of ``objects/17`` times 256, as
-    ``git gc --auto`` counts (one listing, not 256)."""
+def estimate_loose(objects_dir: str, big: int = BIG_OBJECT) -> int:
+    """About how many loose objects there are to pack: those of ``objects/17`` times
+    256, as ``git gc --auto`` counts (one listing, not 256). Big ones, which stay loose,
+    do not count: else, once enough big files were uploaded, every count would start a
+    run that has nothing to pack."""
+    found = 0
     try:
-        return len(os.listdir(os.path.join(objects_dir, "17"))) * 256
+        with os.scandir(os.path.join(objects_dir, "17")) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):  # packed meanwhile
+                    found += entry.stat().st_size <= big
     except (FileNotFoundError, NotADirectoryError):
         return 0
+    return found * 256
 
 
-def pack_loose(store: DiskObjectStore, *, batch_bytes: int = BATCH_BYTES,
-               big: int = BIG_OBJECT) -> Packed | None:  # fmt: skip
-    """Pack the store's loose objects (see the module doc); None when another process
-    is packing it now."""
+def pack_repository(
+    store: DiskObjectStore,
+    *,
+    batch_bytes: int = BATCH_BYTES,
+    big: int = BIG_OBJECT,
+    pack_limit: int = PACK_LIMIT,
+) -> Packed | None:
+    """Pack the store's loose objects, then combine packs past ``pack_limit`` (see the
+    module doc); None when another process is packing it now."""
     objects_dir = os.fspath(store.path)
     lock = os.open(os.path.join(objects_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
     try:
@@ -79,7 +98,9 @@ def pack_loose(store: DiskObjectStore, *, batch_bytes: int = BATCH_BYTES,
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return None
-        return _pack(store, objects_dir, batch_bytes, big)
+        loose = _pack(store, objects_dir, batch_bytes, big)
+        combined = combine_packs(store, pack_limit)
+        return dataclasses.replace(loose, combined=combined.combined, pack_count=combined.packs)
     finally:
         os.close(lock)
 
@@ -130,17 +151,19 @@ def _pack(store: DiskObjectStore, objects_dir: str, batch_bytes: int, big: int) 
 
 
 def main(argv: list[str]) -> int:
-    """``python -m davserver.backends.git_gc REPO``: pack the repository's loose objects
-    at a lower priority; print what was done as JSON (``null``: another process packs)."""
+    """``python -m davserver.backends.git_gc REPO [PACK_LIMIT]``: pack the repository's
+    loose objects and combine its packs at a lower priority; print what was done as JSON
+    (``null``: another process packs)."""
     from dulwich.repo import Repo
 
-    if len(argv) != 1:
-        print("usage: python -m davserver.backends.git_gc REPO", file=sys.stderr)
+    if len(argv) not in (1, 2) or not (len(argv) == 1 or argv[1].isdigit()):
+        print("usage: python -m davserver.backends.git_gc REPO [PACK_LIMIT]", file=sys.stderr)
         return 2
+    limit = int(argv[1]) if len(argv) == 2 else PACK_LIMIT
     with contextlib.suppress(OSError):
         os.nice(10)
     with Repo(argv[0]) as repo:
-        done = pack_loose(repo.object_store)
+        done = pack_repository(repo.object_store, pack_limit=limit)
     print(json.dumps(dataclasses.asdict(done) if done is not None else None))
     return 0
 

@@ -23,7 +23,9 @@ from typing import Any
 
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import Commit, ObjectID, ShaFile, Tree, parse_tree
+from dulwich.pack import Pack
 
+from .git_packs import PackSet
 from .temps import hold, remove_if_abandoned
 
 CHUNK = 1 << 20
@@ -207,10 +209,16 @@ class _TreeCache:
 
 
 class ObjectReader:
-    """Reads objects of one store, caching what never changes: trees, commits, sizes."""
+    """Reads objects of one store, caching what never changes: trees, commits, sizes.
+
+    A loose object is looked for first, then the packs; packs replaced meanwhile (the
+    upkeep, a `git gc`) are rescanned, never a failed read (git_packs.py).
+    """
 
     def __init__(self, store: DiskObjectStore) -> None:
         self.store = store
+        self.packs = PackSet(store)
+        """The store's packs (git_packs.py): every packed object is read through them."""
         self._dir = os.fspath(store.path)
         self._sha_len = store.object_format.oid_length
         self.empty_tree = ObjectID(Tree().get_id(store.object_format))
@@ -234,18 +242,20 @@ class ObjectReader:
         try:
             return _Inflater(self.loose_path(sha), None)
         except FileNotFoundError:
-            pass  # packed (perhaps just now, by a `git gc`)
-        for pack in self.store.packs:
-            try:
-                offset = pack.index.object_offset(sha)
-            except KeyError:
-                continue
-            inflater = _Inflater(os.fspath(pack.data.path), offset)
-            if inflater.type in _DELTAS:
-                inflater.close()
-                return None
-            return inflater
-        raise KeyError(sha)
+            pass  # packed (perhaps just now, by the upkeep or a `git gc`)
+
+        def open_packed(pack: Pack, path: str) -> _Inflater:
+            return _Inflater(path, pack.index.object_offset(sha))
+
+        inflater = self.packs.lookup(sha, open_packed)
+        if inflater.type in _DELTAS:
+            inflater.close()
+            return None
+        return inflater
+
+    def _packed_raw(self, sha: ObjectID) -> tuple[int, bytes]:
+        """The type number and content of a packed object (a delta resolved)."""
+        return self.packs.lookup(sha, lambda pack, _path: pack.get_raw(sha))
 
     def raw(self, sha: ObjectID) -> tuple[int, bytes]:
         """The type number and content of an object (whole, for small objects)."""
@@ -253,7 +263,7 @@ class ObjectReader:
             with open(self.loose_path(sha), "rb") as f:
                 data = zlib.decompress(f.read())
         except FileNotFoundError:
-            return self.store.get_raw(sha)
+            return self._packed_raw(sha)
         head, _, content = data.partition(b"\0")
         return _TYPES[head.partition(b" ")[0]], content
 
@@ -278,7 +288,7 @@ class ObjectReader:
     def _load_size(self, sha: ObjectID) -> int:
         inflater = self._inflater(sha)
         if inflater is None:
-            return len(self.store.get_raw(sha)[1])
+            return len(self._packed_raw(sha)[1])
         inflater.close()
         return inflater.size
 
@@ -305,7 +315,7 @@ class ObjectReader:
             return len(small), small
         inflater = self._inflater(sha)
         if inflater is None:
-            data = self.store.get_raw(sha)[1]
+            data = self._packed_raw(sha)[1]
             return len(data), data
         size = inflater.size
         if size <= inline_limit:

@@ -38,6 +38,9 @@ _MASK = (
 )  # fmt: skip
 _GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
 _EVENT = struct.Struct("iIII")
+_RENAMES_KEPT = 1024
+"""Cookies of own renames waiting for their second half, at most (a rename to a folder
+that is not watched never brings it)."""
 _READ_SIZE = 1 << 16
 
 
@@ -67,9 +70,9 @@ class _Inotify:
         """Stop watching (a watch the kernel already dropped is fine)."""
         self._rm(self.fd, wd)
 
-    def events(self) -> list[tuple[int, int, str]]:
-        """(wd, mask, name) of every event queued now; never blocks."""
-        out: list[tuple[int, int, str]] = []
+    def events(self) -> list[tuple[int, int, int, str]]:
+        """(wd, mask, cookie, name) of every event queued now; never blocks."""
+        out: list[tuple[int, int, int, str]] = []
         while True:
             try:
                 data = os.read(self.fd, _READ_SIZE)
@@ -77,11 +80,11 @@ class _Inotify:
                 return out
             offset = 0
             while offset < len(data):
-                wd, mask, _cookie, size = _EVENT.unpack_from(data, offset)
+                wd, mask, cookie, size = _EVENT.unpack_from(data, offset)
                 offset += _EVENT.size
                 raw = data[offset : offset + size].rstrip(b"\0")
                 offset += size
-                out.append((wd, mask, os.fsdecode(raw)))
+                out.append((wd, mask, cookie, os.fsdecode(raw)))
 
     def close(self) -> None:
         """Release the descriptor."""
@@ -90,11 +93,22 @@ class _Inotify:
 
 class InotifyFeed:
     """Changes of folders below ``root`` (a resolved disk path), from inotify; names for
-    which ``hidden`` is true (the store's bookkeeping) are not changes."""
+    which ``hidden`` is true (the store's bookkeeping) are not changes.
 
-    def __init__(self, root: str, hidden: Callable[[str], bool]) -> None:
+    Nor is a file that a temporary file for which ``own`` is true (one this process
+    wrote) was renamed to: the write that renamed it reports the change itself, with the
+    new resource, so the caller need not look at the file again. The rename is known by
+    its cookie, which pairs the two halves of one rename(2): any other event for that
+    name (another process's write, an edit behind the server's back) still counts.
+    """
+
+    def __init__(
+        self, root: str, hidden: Callable[[str], bool], own: Callable[[str], bool] | None = None
+    ) -> None:
         self._root = root
         self._hidden = hidden
+        self._own = own
+        self._renames: set[int] = set()  # cookies of this process's renames under way
         self._inotify = _Inotify()
         self._folders: dict[int, str] = {}  # wd -> folder
         self._watches: dict[str, int] = {}  # folder -> wd
@@ -130,7 +144,8 @@ class InotifyFeed:
 
     def _collect(self) -> None:
         """Sort the queued events by folder."""
-        for wd, mask, name in self._inotify.events():
+        own = self._own
+        for wd, mask, cookie, name in self._inotify.events():
             if mask & _IN_Q_OVERFLOW:
                 self._lost.update(self._watches)
                 continue
@@ -139,6 +154,12 @@ class InotifyFeed:
                 continue
             if mask & _GONE:
                 self._drop(folder)
+            elif mask & _IN_MOVED_FROM and own is not None and own(name):
+                if len(self._renames) >= _RENAMES_KEPT:  # halves that never came
+                    self._renames.clear()
+                self._renames.add(cookie)
+            elif mask & _IN_MOVED_TO and cookie in self._renames:
+                self._renames.discard(cookie)
             elif name and not self._hidden(name):
                 self._pending.setdefault(folder, set()).add(name)
 

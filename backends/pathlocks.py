@@ -20,14 +20,12 @@ since stripes taken in order can never make a real circle.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import threading
 import time
 import zlib
-from collections.abc import Iterator
 
 STRIPES = 1024
 RETRY_S = 0.001
@@ -56,18 +54,49 @@ class PathLocks:
     def _stripe(self, path: str) -> int:
         return zlib.crc32(path.encode("utf-8", "surrogateescape")) % len(self._locks)
 
-    @contextlib.contextmanager
-    def hold(self, *paths: str) -> Iterator[None]:
-        """Hold the locks of ``paths`` (on a worker thread: it may wait)."""
-        stripes = sorted({self._stripe(p) for p in paths})
-        fd = self._fd
-        with contextlib.ExitStack() as stack:
-            for i in stripes:
-                stack.enter_context(self._locks[i])
+    def hold(self, *paths: str) -> _Held:
+        """Hold the locks of ``paths`` (on a worker thread: it may wait), as a context
+        manager (a class rather than a generator: every write takes one)."""
+        stripes = sorted({self._stripe(p) for p in paths}) if len(paths) > 1 else None
+        return _Held(self._locks, stripes or [self._stripe(paths[0])], self._fd)
+
+
+class _Held:
+    """The locks of some stripes, taken in order on entry and let go in reverse."""
+
+    __slots__ = ("_fd", "_locks", "_stripes", "_taken")
+
+    def __init__(self, locks: list[threading.Lock], stripes: list[int], fd: int | None) -> None:
+        self._locks = locks
+        self._stripes = stripes
+        self._fd = fd
+        self._taken: list[tuple[int, bool]] = []  # (stripe, its byte locked too)
+
+    def __enter__(self) -> None:
+        fd, taken = self._fd, self._taken
+        try:
+            for i in self._stripes:
+                self._locks[i].acquire()
+                taken.append((i, False))
                 if fd is not None:
                     _lock_byte(fd, i)
-                    stack.callback(fcntl.lockf, fd, fcntl.LOCK_UN, 1, i)
-            yield
+                    taken[-1] = (i, True)
+        except BaseException:
+            self._release()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        taken = self._taken
+        while taken:
+            i, byte = taken.pop()
+            try:
+                if byte:
+                    fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, i)  # type: ignore[arg-type]
+            finally:
+                self._locks[i].release()
 
 
 def _lock_byte(fd: int, offset: int) -> None:

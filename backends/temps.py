@@ -54,6 +54,11 @@ def temp_name() -> str:
     return f"{TEMP_PREFIX}{_process}-{next(_counter):x}"
 
 
+def own_temp(name: str) -> bool:
+    """Whether ``name`` is a temporary name this process made (:func:`temp_name`)."""
+    return name.startswith(f"{TEMP_PREFIX}{_process}-")
+
+
 def hold(fd: int) -> None:
     """Mark the temporary file (or folder) open as ``fd`` as being written by this
     process; BlockingIOError if a sweep holds it (it is about to be removed)."""

@@ -9,11 +9,12 @@ import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from davserver.backends.base import Storage
 from davserver.backends.filesystem import FilesystemStorage
@@ -60,22 +61,27 @@ from .scheduling.directory import Directory
 from .scheduling.feature import Scheduling
 from .scheduling.mail import Mailer, SmtpSettings
 from .scheduling.names import BOXES
-from .scheduling.records import SQLiteRecords
+from .scheduling.pg_records import PgRecords
+from .scheduling.records import Records, SQLiteRecords
 from .state import scoreboard
 from .state.changelog import ChangeLog, SQLiteChangeLog
 from .state.checksums import ChecksumStore, SQLiteChecksums
 from .state.generations import FileGenerations, Generations
+from .state.leaders import FileLeaders, Leaders
 from .state.mutex import FileMutexes, Mutexes
 from .state.postgres.changelog import PgChangeLog
 from .state.postgres.checksums import PgChecksums
 from .state.postgres.database import PgDatabase
 from .state.postgres.generations import PgGenerations
+from .state.postgres.leaders import PgLeaders
 from .state.postgres.mutex import PgMutexes
 from .state.postgres.quota import PgQuota
+from .state.postgres.secrets import PgSecrets
 from .state.postgres.shares import PgShareStore
 from .state.postgres.subscriptions import PgSubscriptionStore
 from .state.quota import QuotaCounters, SQLiteQuota
 from .state.scoreboard import Scoreboard
+from .state.secrets import FileSecrets, Secrets
 from .state.shares import TO_GROUP, TO_USER, Share, Shares, ShareStore, SQLiteShareStore
 from .state.subscriptions import SQLiteSubscriptionStore, SubscriptionStore
 from .state.uploads import UploadStore
@@ -96,19 +102,29 @@ SHARED_PATH_LOCKS = ".davtmp-locks"
 STATUS_DIR = "status"
 METRICS_DIR = "metrics"
 SHARES_FILE = "shares.sqlite3"
+PUSH_DIR = "push"
+"""Of the state folder: the WebDAV-Push keys and the lock files of the polling."""
 WELL_KNOWN = "/.well-known/"
 
 
 @dataclass(frozen=True, slots=True)
 class PushState:
     """What the push features of a server share: the subscriptions, the change log
-    (whose numbers are the sync tokens of plain collections), and the logins (who may
-    still have subscriptions)."""
+    (whose numbers are the sync tokens of plain collections), where the keys are kept,
+    who polls for outside changes, and the logins (who may still have subscriptions)."""
 
     store: SubscriptionStore
     changelog: ChangeLog
     settings: PushSettings
+    kept: Secrets
+    leaders: Leaders
     logins: Logins | None
+
+    async def close(self) -> None:
+        """Close the stores (after the push features closed)."""
+        await self.store.close()
+        await self.kept.close()
+        await self.leaders.close()
 
 
 def push_entitled(rules: AccessConfig, logins: Logins | None) -> Entitled:
@@ -133,10 +149,10 @@ def push_entitled(rules: AccessConfig, logins: Logins | None) -> Entitled:
     return entitled
 
 
-def push_settings(push: PushConfig, state_dir: Path) -> PushSettings:
+def push_settings(push: PushConfig) -> PushSettings:
     """The ``[push]`` table as the push feature takes it."""
     return PushSettings(
-        state_dir, push.allow_hosts, push.contact, push.max_expiry, push.ttl,
+        push.allow_hosts, push.contact, push.max_expiry, push.ttl,
         push.merge_window, push.poll_interval, push.max_subscriptions, push.timeout,
     )  # fmt: skip
 
@@ -147,7 +163,8 @@ class SharedState:
     of ``[state] url`` (several hosts). The locks, the change sequences and their event
     bus, the calendar indexes, the named locks of calendar writes, how processes tell
     each other of changes (``generations``), the checksums of files and the bytes of
-    quota'd trees, the WebDAV-Push subscriptions and the shares, where resumable uploads
+    quota'd trees, the WebDAV-Push subscriptions, its keys (``secrets``) and which process
+    polls (``leaders``), the scheduling records, the shares, where resumable uploads
     wait, and where writes to one path of a folder are serialized."""
 
     def __init__(self, config: Config) -> None:
@@ -208,11 +225,33 @@ class SharedState:
             return PgSubscriptionStore(self.db)
         return SQLiteSubscriptionStore(self.state_dir / SUBSCRIPTIONS_FILE)
 
+    def secrets(self) -> Secrets:
+        """Where the secrets made once are kept, the WebDAV-Push keys (its user closes
+        it): files of ``state_dir/push``, or rows of the database."""
+        if self.db is not None:
+            return PgSecrets(self.db)
+        return FileSecrets(self.state_dir / PUSH_DIR)
+
+    def leaders(self) -> Leaders:
+        """Who does the jobs only one process may do (its user closes it): lock files
+        of ``state_dir/push`` (the processes of the host), or advisory locks of the
+        database (every host's)."""
+        if self.db is not None:
+            return PgLeaders(self.db)
+        return FileLeaders(self.state_dir / PUSH_DIR)
+
     def share_store(self) -> ShareStore:
         """A store of the shares made through the protocol (its user closes it)."""
         if self.db is not None:
             return PgShareStore(self.db)
         return SQLiteShareStore(self.state_dir / SHARES_FILE)
+
+    def records(self, m: MountConfig) -> Records:
+        """What implicit scheduling remembers of the meetings of a CalDAV mount (its user
+        closes it)."""
+        if self.db is not None:
+            return PgRecords(self.db, m.prefix)
+        return SQLiteRecords(self.state_dir / f"scheduling{m.prefix.replace('/', '_')}.sqlite3")
 
     def path_lock_file(self, root: Path) -> str:
         """Where the processes serving the folder ``root`` serialize their writes to one
@@ -276,7 +315,13 @@ def build_mount(
             homes = {**homes, ADDRESSBOOKS: default_addressbooks()}
         fixed = {CALENDARS: BOXES} if m.scheduling else None
         storage = build_storage(m, config, state)
-        store = CalendarStore(storage, state.index(m), homes, users, state.mutexes(m), fixed)
+        # Sharing and delegation are offered where trees have owners (elsewhere everyone
+        # reaches all): the store lays out the group principals then.
+        shared = shares if rules.owner_only else None
+        groups = shared.group_exists if shared is not None else None
+        store = CalendarStore(
+            storage, state.index(m), homes, users, state.mutexes(m), fixed, groups
+        )
         auth = config.auth
         directory = Directory(m.prefix, auth.addresses, auth.domain, users)
         calendar_settings = CalDavSettings(
@@ -285,22 +330,23 @@ def build_mount(
             addresses=directory.mail,
             principal_search=m.principal_search,
         )
-        # Sharing is offered where trees have owners (elsewhere everyone reaches all).
-        caldav = CalDav(m.prefix, store, calendar_settings, shares if rules.owner_only else None)
+        caldav = CalDav(m.prefix, store, calendar_settings, shared)
         features.append(caldav)
         if m.contacts:
             contacts = CardDavSettings(m.default_user, m.max_resource_size)
             features.append(CardDav(m.prefix, store, contacts))
         if m.scheduling:
-            name = f"scheduling{m.prefix.replace('/', '_')}"
-            records = SQLiteRecords(server.state_dir / f"{name}.sqlite3")
+            records = state.records(m)
             mailer = Mailer(smtp_settings(config.smtp))
             copies = state.mutexes(m, "scheduling")
             features.append(Scheduling(m.prefix, store, directory, records, mailer, copies))
         if push is not None:
             target = CalendarTarget(store)
             entitled = push_entitled(rules, push.logins)
-            features.append(Push(m.prefix, target, push.store, push.settings, entitled))
+            features.append(
+                Push(m.prefix, target, push.store, push.settings, push.kept, push.leaders,
+                     entitled)
+            )  # fmt: skip
         return DavMount(m.prefix, store, settings, locks, features, bus, caldav.layout)
     storage = build_storage(m, config, state)
     features.append(PartialUpdate())
@@ -313,7 +359,9 @@ def build_mount(
         publish = functools.partial(bus.publish, m.prefix)
         folders = FolderTarget(storage, push.changelog, publish, settings.owner_only)
         entitled = push_entitled(rules, push.logins)
-        features.append(Push(m.prefix, folders, push.store, push.settings, entitled))
+        features.append(
+            Push(m.prefix, folders, push.store, push.settings, push.kept, push.leaders, entitled)
+        )
     return DavMount(m.prefix, storage, settings, locks, features, bus)
 
 
@@ -348,6 +396,7 @@ def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage
             stale_lock_age=m.stale_lock_age,
             gc_interval=m.gc_interval,
             gc_loose_objects=m.gc_loose_objects,
+            gc_pack_limit=m.gc_pack_limit,
         )
     assert m.root is not None
     return FilesystemStorage(m.root, PROPS_CODEC, state.path_lock_file(m.root))
@@ -604,20 +653,54 @@ class Router:
 
 
 ROUTER_KEY = web.AppKey("davserver.router", Router)
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+DIRECT_KEY: web.AppKey[Handler] = web.AppKey("davserver.direct")
+"""What the server hands every request to: :func:`direct_handler`."""
+
+
+def direct_handler(
+    app: web.Application,
+    route: web.AbstractRoute,
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Handler:
+    """``handle`` as aiohttp's ``Application._handle`` would reach it through ``route``,
+    the app's one route (every method, every path), without finding it again for each
+    request: no URL matching, no event loop lookup (a ``getpid`` system call on Python
+    3.11). What the handler and aiohttp see of the match (``request.app``, the response
+    signals) is the same, and an ``Expect`` header is answered first as aiohttp does."""
+    info = UrlMappingMatchInfo({"tail": ""}, route)
+    info.add_app(app)
+    info.freeze()
+    expect = info.expect_handler
+
+    async def direct(request: web.BaseRequest) -> web.StreamResponse:
+        assert isinstance(request, web.Request)
+        request._match_info = info
+        if request.headers.get("Expect"):
+            answer = await expect(request)
+            await request.writer.drain()
+            if answer is not None:
+                return answer
+        return await handle(request)
+
+    return direct
 
 
 def create_app(config: Config) -> web.Application:
     """The application serving every mount of ``config``."""
     app = web.Application(client_max_size=1 << 20)
     state = SharedState(config)
-    state_dir = config.server.state_dir
     logins = Logins(config) if config.auth.accounts else None
     accounts = logins.names if logins is not None else list
     push = None
     if config.push.enabled:
-        settings = push_settings(config.push, state_dir)
-        push = PushState(state.subscriptions(), state.changelog, settings, logins)
-    shares = Shares(fixed_shares(config), state.share_store(), state.generations)
+        settings = push_settings(config.push)
+        push = PushState(
+            state.subscriptions(), state.changelog, settings, state.secrets(), state.leaders(),
+            logins,
+        )  # fmt: skip
+    groups = logins.groups if logins is not None else None
+    shares = Shares(fixed_shares(config), state.share_store(), state.generations, groups)
     mounts = [build_mount(m, config, state, accounts, push, shares) for m in config.mounts]
     pages = {m.prefix: ErrorPages(m.error_pages) for m in config.mounts if m.error_pages}
     rules = {m.prefix: m.access.resolved(m.type, logins is not None) for m in config.mounts}
@@ -630,7 +713,8 @@ def create_app(config: Config) -> web.Application:
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp
     # would answer 404 itself, without a log line, where the mount refuses the name).
-    app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
+    route = app.router.add_route("*", "/{tail:[\\s\\S]*}", router.handle)
+    app[DIRECT_KEY] = direct_handler(app, route, router.handle)
 
     async def open_mounts(_app: web.Application) -> None:
         await state.open()
@@ -647,7 +731,7 @@ def create_app(config: Config) -> web.Application:
         for mount in mounts:
             await mount.close()
         if push is not None:
-            await push.store.close()
+            await push.close()
         await shares.close()
         await state.close()
         if board is not None:

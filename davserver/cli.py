@@ -22,7 +22,7 @@ from aiohttp import web
 
 from . import cpu, logs, malloc, sockets, tls
 from .accesslog import MountAccessLogger
-from .app import ROUTER_KEY, create_app, prepare_shared
+from .app import DIRECT_KEY, ROUTER_KEY, create_app, prepare_shared
 from .auth import apppasswords, htpasswd, users_cli
 from .config import Config, ConfigError, MountConfig, embedded_default, load, override
 from .limits import Connection, Limits, guard_body_size
@@ -117,7 +117,8 @@ async def _serve(
     limits = Limits.of(server)
     # A declared body over max_body_size is refused before the application (and its
     # "100 Continue") sees the request.
-    web_server.request_handler = guard_body_size(web_server.request_handler, limits.max_body_size)
+    # The app has one route: requests go straight to it (app.direct_handler).
+    web_server.request_handler = guard_body_size(runner.app[DIRECT_KEY], limits.max_body_size)
     loop = asyncio.get_running_loop()
 
     router = runner.app[ROUTER_KEY]

@@ -21,6 +21,11 @@ A declared ``Content-Length`` above ``max_body_size`` is refused by ``guard_body
 before the application sees the request: no ``100 Continue`` goes out, nothing is read
 (nor is a request whose chunked body passed the limit before its handler started).
 
+Bytes are received into one buffer per thread (``Connection`` is an asyncio
+``BufferedProtocol``) and copied out at their size: asyncio's default is a fresh 256 KiB
+``recv`` per read, which the allocator maps (over its mmap threshold, malloc.py), shrinks
+and unmaps again, three system calls and a page fault for every request head.
+
 The subclass uses a few of aiohttp 3.14's internals (``_request_count``, ``_messages``,
 ``_current_request``, ``_reading_paused``, ``_buffer_paused``, and ``_payload_parser``, set
 once a connection is a WebSocket); tests/security/test_limits.py covers each behaviour
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -54,6 +60,20 @@ LINGER = 5.0
 _LINE_KEPT = 64
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+RECEIVE_SIZE = 256 << 10
+"""Bytes one read of a connection may take (asyncio's own read size)."""
+
+
+class _Receiving(threading.local):
+    """The buffer reads land in, one per thread: a read fills it and hands a copy on
+    before anything else runs on that thread's event loop."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(RECEIVE_SIZE))
+
+
+_receiving = _Receiving()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +156,7 @@ def guard_body_size(handler: Handler, limit: int) -> Handler:
     return guarded
 
 
-class Connection(RequestHandler):
+class Connection(RequestHandler, asyncio.BufferedProtocol):
     """aiohttp's protocol object for one connection, with davserver's limits (see the
     module's docstring). ``on_close`` is called once the connection has ended."""
 
@@ -189,6 +209,14 @@ class Connection(RequestHandler):
         self._answered = 0
 
     # -- reading -----------------------------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the transport's next read goes (the thread's buffer)."""
+        return _receiving.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """A read put ``nbytes`` in the buffer: hand a copy to :meth:`data_received`."""
+        self.data_received(bytes(_receiving.view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         """Time the head and the body, then let aiohttp parse; refuse a body past the

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from lxml import etree
 
 from davserver.backends.base import Resource
@@ -31,7 +32,7 @@ from davserver.ical.timezone import timezone_problem
 from davserver.runtime.threads import offload
 from davserver.state.shares import Shares
 
-from . import copymove, mkcalendar, principals, put, report, sharing
+from . import copymove, delegation, mkcalendar, principals, put, report, sharing
 from .export import CollectionExport
 from .members import indexed_members
 from .names import c, dav
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from davserver.events import ChangeEvent, EventBus
 
 
+VIRTUAL = frozenset({"root", "principals", "principal", "proxy", "groups", "group", "none"})
+"""The kinds of place that are made up, not stored."""
 DISCOVERY = (
     dav("current-user-principal"),
     dav("principal-URL"),
@@ -93,14 +96,18 @@ class CalDavLayout(Layout):
         """The authenticated user, else the default one."""
         return user or self.default_user
 
-    def home(self, shared: str, user: str) -> str:
+    def home(self, shared: str, user: str) -> str | None:
         """A shared calendar is listed in the user's calendar home, a shared address
-        book in their address-book home."""
+        book in their address-book home; a delegated home, and the principal a delegate
+        reads, nowhere."""
+        if place(shared).kind not in sharing.SHAREABLE:
+            return None
         return f"{shared.partition('/')[0]}/{user}"
 
     def read_only(self, path: str) -> bool:
-        """The mount root and the principals are made up, not stored: nothing changes them."""
-        return place(path).kind in ("root", "principals", "principal", "none")
+        """The mount root and the principals are made up, not stored: nothing changes them
+        (the groups of delegates change by their own PROPPATCH: delegation.py)."""
+        return place(path).kind in VIRTUAL
 
     def principal_path(self, user: str) -> str | None:
         """``principals/<user>``."""
@@ -131,11 +138,15 @@ class CalDav(Feature):
         }
         self._properties.update({name: LiveProperty(_worked_out) for name in INDEXED})
         if shares is not None:
-            # Apple's clients offer sharing only on servers that announce it.
-            self.compliance = (*self.compliance, "calendarserver-sharing")
+            # Apple's clients offer sharing and delegation only on servers that announce it.
+            self.compliance = (*self.compliance, "calendarserver-sharing", "calendar-proxy")
             self._properties.update(
-                {name: LiveProperty(sharing.render_nothing) for name in sharing.NAMES}
+                {
+                    name: LiveProperty(sharing.render_nothing)
+                    for name in sharing.NAMES | delegation.NAMES
+                }
             )
+            shares.imply(prefix, delegation.implied)
         self._offer = self._discovery()
 
     def methods(self) -> Mapping[str, Handler]:
@@ -147,6 +158,7 @@ class CalDav(Feature):
             "MKCOL": mkcalendar.mkcol,
             "MKCALENDAR": mkcalendar.mkcalendar,
             "POST": sharing.post,
+            "PROPPATCH": delegation.proppatch,
         }
 
     def reports(self) -> Mapping[str, Report]:
@@ -218,6 +230,8 @@ class CalDav(Feature):
         wanted = renderer.request.names
         if self.shares is not None and not sharing.NAMES.isdisjoint(wanted):
             renderer.values.update(await sharing.values(ctx, self.shares, batch))
+        if self.shares is not None and not delegation.NAMES.isdisjoint(wanted):
+            renderer.values.update(await delegation.values(ctx, self.shares, batch))
         if not any(name in INDEXED for name in wanted):
             return
         for res in batch:
@@ -227,6 +241,10 @@ class CalDav(Feature):
                 seq = await self.store.index.token(where.calendar)
                 epoch = await self.store.index.epoch()
                 renderer.values.update(indexed_values(res.path, seq, epoch))
+
+    async def decline(self, ctx: Context) -> web.StreamResponse | None:
+        """A sharee's DELETE of a shared calendar or address book ends their share."""
+        return await sharing.decline(ctx)
 
     async def check_props(
         self, ctx: Context, res: Resource, props: Mapping[str, bytes]

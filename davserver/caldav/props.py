@@ -23,6 +23,8 @@ PRINCIPAL_REPORTS = (
 )  # fmt: skip
 """The reports of the mount root, the principals and each principal (principals.py)."""
 PRINCIPAL_KINDS = ("root", "principals", "principal")
+GROUP_KINDS = ("proxy", "group")
+"""Group principals: a user's groups of delegates (delegation.py), a group's principal."""
 EMAIL_ADDRESS_SET = cs("email-address-set")
 # Worked out per request before rendering (they need the calendar index).
 INDEXED = frozenset({cs("getctag"), dav("sync-token")})
@@ -95,6 +97,14 @@ def principal_table(
             where = place(res.path) if by_resource else None
             if where is not None and where.kind == "principal" and where.user:
                 return principal_values(prefix, where.user, addresses)[name]
+            if where is not None and where.kind in GROUP_KINDS:
+                if name == dav("principal-URL"):
+                    return _href_el("D:principal-URL", href(prefix, res.path, True))
+                if name == c("calendar-home-set") and where.user:
+                    # A group of delegates leads to its owner's home: DAVx5 looks for
+                    # the homes of the groups a user is in.
+                    return principal_values(prefix, where.user, addresses)[name]
+                return None  # a group has no calendars or addresses of its own
             return None if name == EMAIL_ADDRESS_SET else own[name]
 
         return render
@@ -113,9 +123,14 @@ def live_table(
     principal = href(prefix, f"{PRINCIPALS}/{user}", True)
 
     def resourcetype(r: PropRenderer, res: Resource) -> str | None:
-        kind = place(res.path).kind
+        where = place(res.path)
+        kind = where.kind
         if kind == "principal":
             return "<D:resourcetype><D:collection/><D:principal/></D:resourcetype>"
+        if kind == "proxy":
+            return f"<D:resourcetype><D:principal/><CS:{where.name}/></D:resourcetype>"
+        if kind == "group":
+            return "<D:resourcetype><D:principal/></D:resourcetype>"
         if kind == "calendar" and res.is_collection:
             return "<D:resourcetype><D:collection/><C:calendar/></D:resourcetype>"
         return LIVE[dav("resourcetype")](r, res)
@@ -124,6 +139,10 @@ def live_table(
         where = place(res.path)
         if where.kind == "principal" and where.user:
             return f"<D:displayname>{escape(where.user)}</D:displayname>"
+        if where.kind == "proxy" and where.user:
+            return f"<D:displayname>{escape(where.user)}: {where.name}</D:displayname>"
+        if where.kind == "group" and where.name:
+            return f"<D:displayname>{escape(where.name)}</D:displayname>"
         return LIVE[dav("displayname")](r, res)
 
     def owner(r: PropRenderer, res: Resource) -> str | None:
@@ -147,7 +166,7 @@ def live_table(
             return None
         # sync-collection and calendar-query answer on calendars only (RFC 6578 §3).
         kind = place(res.path).kind
-        if kind in PRINCIPAL_KINDS:
+        if kind in PRINCIPAL_KINDS or kind in GROUP_KINDS:
             return supported_reports(REPORTS[:1] + PRINCIPAL_REPORTS)
         return supported_reports(REPORTS if kind == "calendar" else REPORTS[:1])
 

@@ -89,6 +89,7 @@ async def put(ctx: Context) -> web.StreamResponse | None:
                 condition=f"{{{C}}}no-uid-conflict", inner=f"<D:href>{other}</D:href>",
             )  # fmt: skip
         async with store.change(author=ctx.author, message=f"PUT /{path}") as change:
+            change.stored(calendar)
             res, created = await change.write(
                 path, data, expect=expectation(ctx, path), note=obj.summary
             )

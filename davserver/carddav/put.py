@@ -100,6 +100,7 @@ async def put(ctx: Context) -> web.StreamResponse | None:
     async with books.writing(where.book):
         await check_uid(ctx, book_path, where.name or "", card.uid)
         async with books.change(author=ctx.author, message=f"PUT /{path}") as change:
+            change.stored(book)
             res, created = await change.write(
                 path, data, expect=expectation(ctx, path), note=summary
             )

@@ -13,6 +13,7 @@ from lxml import etree
 
 from davserver.caldav import sync
 from davserver.caldav.report import answer_multiget
+from davserver.caldav.services import settings as caldav_settings
 from davserver.caldav.store.layout import ADDRESSBOOKS, place
 from davserver.dav.context import Context
 from davserver.dav.expand import expand_property
@@ -41,10 +42,19 @@ async def sync_collection(ctx: Context, root: etree._Element) -> web.StreamRespo
 
 
 async def expand(ctx: Context, root: etree._Element) -> web.StreamResponse | None:
-    """expand-property of a principal (elsewhere CalDAV's empty answer stands)."""
-    if place(ctx.path).kind != "principal":
+    """expand-property of a principal, a group's, or a user's group of delegates (Apple's
+    clients expand its ``group-member-set``); elsewhere CalDAV's empty answer stands."""
+    if place(ctx.path).kind not in ("principal", "proxy", "group"):
         return None
-    return await expand_property(ctx, root)
+    rule = caldav_settings(ctx).principal_search
+    others = rule == "everyone" or (rule == "authenticated" and ctx.user is not None)
+
+    def may_see(path: str) -> bool:
+        # A principal the requester could find by principal-property-search is expanded
+        # as well (a group's members, a user's delegates): no more than the search shows.
+        return ctx.may_enter(path) or (others and place(path).kind == "principal")
+
+    return await expand_property(ctx, root, may_see)
 
 
 REPORTS: Mapping[str, Report] = {

@@ -162,6 +162,13 @@ class Context:
         owner = self.owner(path)
         return owner is None or owner == self.principal or self.grants.root(path) is not None
 
+    def shared_root(self, path: str) -> bool:
+        """Whether ``path`` is a collection of another user's tree shared with the user
+        (the root of a share: what a sharee may turn down, and what is listed in their
+        home)."""
+        owner = self.owner(path)
+        return owner is not None and owner != self.principal and path in self.grants.roots
+
     def check_owner(self, path: str, *, write: bool, changes: bool | None = None) -> None:
         """Refuse (403) a path in another user's tree (but what is shared with the user,
         at the level of the share), and a change to a shared place, in an owner-only tree.

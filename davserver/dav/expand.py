@@ -2,10 +2,12 @@
 where a property names other resources by ``D:href``, each replaced by a ``D:response``
 with the properties asked of it (Apple's clients ask a principal this way for the
 principals behind its properties). A named resource outside the tree, or in another
-user's, is answered with a status only, never looked at."""
+user's (but principals the requester could find by search, where the caller allows), is
+answered with a status only, never looked at."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -58,8 +60,9 @@ def _status(link: str, code: int) -> etree._Element:
 class _Expansion:
     """One request's expansion, bounded in the lookups it makes."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, may_see: Callable[[str], bool]) -> None:
         self.ctx = ctx
+        self.may_see = may_see
         self.left = MAX_LOOKUPS
 
     async def response(self, path: str, wanted: tuple[Wanted, ...]) -> etree._Element:
@@ -97,19 +100,22 @@ class _Expansion:
             path = None
         if path is None:
             return _status(link, 404)
-        if not ctx.may_enter(path):
+        if not self.may_see(path):
             return _status(link, 403)
         if self.left <= 0:
             return _status(link, 507)
         return await self.response(path, wanted)
 
 
-async def expand_property(ctx: Context, root: etree._Element) -> web.StreamResponse:
-    """The request's resource with the properties asked, expanded."""
+async def expand_property(
+    ctx: Context, root: etree._Element, may_see: Callable[[str], bool] | None = None
+) -> web.StreamResponse:
+    """The request's resource with the properties asked, expanded (``may_see``: which
+    named resources are looked at; by default those the requester may enter)."""
     wanted = parse_wanted(root)
     if not wanted:
         raise DAVError(400, "expand-property names no property")
     if len(wanted) > ctx.settings.max_props:
         raise DAVError(413, f"{len(wanted)} properties asked for")
-    response = await _Expansion(ctx).response(ctx.path, wanted)
+    response = await _Expansion(ctx, may_see or ctx.may_enter).response(ctx.path, wanted)
     return multistatus.complete(etree.tostring(response, encoding="unicode"))

@@ -121,6 +121,12 @@ class Feature:
         refuses: name → the precondition element that fails (answered 403)."""
         return {}
 
+    async def decline(self, ctx: Context) -> web.StreamResponse | None:
+        """The answer to a sharee's DELETE of a collection shared with them (the
+        owner-only rule lets nothing else of it through): the feature turns the share
+        down for them alone; None: not its business (the DELETE is refused, 403)."""
+        return None
+
     async def open(self, tree: Tree) -> None:
         """Prepare what the feature needs (after the storage opened)."""
 
@@ -140,9 +146,9 @@ class Layout:
         """Whose tree a request of ``user`` (None: anonymous) may enter."""
         return user
 
-    def home(self, shared: str, user: str) -> str:
+    def home(self, shared: str, user: str) -> str | None:
         """Where in ``user``'s tree a collection shared with them (at ``shared``) is
-        listed: the top of their tree."""
+        listed: the top of their tree (None: nowhere)."""
         return user
 
     def read_only(self, path: str) -> bool:
@@ -229,7 +235,7 @@ class FeatureSet:
         """Whose tree a request of ``user`` may enter (see :class:`Layout`)."""
         return self.layout.principal(user)
 
-    def home(self, shared: str, user: str) -> str:
+    def home(self, shared: str, user: str) -> str | None:
         """Where a collection shared with ``user`` is listed (see :class:`Layout`)."""
         return self.layout.home(shared, user)
 
@@ -238,6 +244,15 @@ class FeatureSet:
         no feature handles the method)."""
         for handler in self.handlers.get(ctx.request.method, ()):
             response = await handler(ctx)
+            if response is not None:
+                return response
+        return None
+
+    async def decline(self, ctx: Context) -> web.StreamResponse | None:
+        """The first feature's answer to a sharee's DELETE of a shared collection (see
+        :meth:`Feature.decline`), or None."""
+        for feature in self.features:
+            response = await feature.decline(ctx)
             if response is not None:
                 return response
         return None

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from davserver.access import READ_METHODS
 from davserver.auth.basic import challenge
+from davserver.auth.ldap import DirectoryUnavailable
 from davserver.backends.base import Storage, StorageError
 from davserver.dav import csrf
 from davserver.dav.context import CURRENT, Context, DavSettings, ServiceKey
@@ -117,6 +118,12 @@ class DavMount:
             if self.settings.owner_only and request.method != "OPTIONS":
                 if ctx.principal is None:
                     return challenge()  # owner-only trees have accounts (config.py)
+                if request.method == "DELETE" and ctx.shared_root(path):
+                    # A sharee's DELETE of what is shared with them turns the share down;
+                    # nothing of the owner's changes (refused below where no feature can).
+                    declined = await self.features.decline(ctx)
+                    if declined is not None:
+                        return declined
                 ctx.check_owner(
                     path,
                     write=request.method not in LOOKS_ONLY,
@@ -153,6 +160,13 @@ class DavMount:
         except StateUnavailable as exc:
             log.warning("%s %s: %s", request.method, request.raw_path, exc)
             return web.Response(status=503, text="503 Service Unavailable: state unavailable\n")
+        except DirectoryUnavailable as exc:
+            # Whom a group holds (a share or a delegation to a group, a group's principal).
+            log.warning("%s %s: 503, the directory cannot be asked: %s", request.method,
+                        request.raw_path, exc)  # fmt: skip
+            return web.Response(
+                status=503, text="503 Service Unavailable\n", headers={"Retry-After": "10"}
+            )
 
     async def _catch_up(self, request: web.Request) -> None:
         """What other processes changed (workers, hosts): locks reloaded, caches dropped.

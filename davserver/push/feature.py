@@ -5,9 +5,10 @@ a message to every subscription a change concerns.
 
 The feature hears of the tree's changes made in its own process (a change is heard once,
 by the process that made it, whichever worker that is), and hands them to its
-:class:`~.dispatch.Dispatcher` without waiting. One process of the host (the holder of the
-mount's poll lock) also looks for outside changes of the subscribed collections, and now
-and then drops the subscriptions whose owners the access rules no longer let subscribe.
+:class:`~.dispatch.Dispatcher` without waiting. One process of all those sharing the state
+(the leader of the mount's polling: the state folder's processes, or every host's) also
+looks for outside changes of the subscribed collections, and now and then drops the
+subscriptions whose owners the access rules no longer let subscribe.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from davserver.dav.errors import DAVError
 from davserver.dav.features import Feature, Handler, LiveProperty
 from davserver.dav.paths import href
 from davserver.dav.props import PropRenderer, http_date
-from davserver.runtime.threads import offload
+from davserver.state.leaders import Leaders
+from davserver.state.secrets import Secrets
 from davserver.state.subscriptions import LimitReached, Subscription, SubscriptionStore
 
 from .dispatch import Dispatcher
 from .endpoints import EndpointPolicy, EndpointRefused, GuardedResolver
 from .keys import PushKeys, load_keys
-from .leader import Leadership
 from .names import (
     COMPLIANCE,
     DONT_NOTIFY,
@@ -86,8 +87,9 @@ None when that cannot be told now (a directory that does not answer)."""
 
 class Push(Feature):
     """WebDAV-Push on the tree at ``prefix``: which collections, and how, ``target`` says;
-    subscriptions live in ``store`` (shared by every process of the state); ``entitled``
-    tells whose subscriptions are to be dropped since the rules or the accounts changed."""
+    subscriptions live in ``store`` and the keys in ``kept`` (shared by every process of
+    the state), ``leaders`` say which process polls; ``entitled`` tells whose
+    subscriptions are to be dropped since the rules or the accounts changed."""
 
     compliance = (COMPLIANCE,)
 
@@ -97,6 +99,8 @@ class Push(Feature):
         target: Target,
         store: SubscriptionStore,
         settings: PushSettings,
+        kept: Secrets,
+        leaders: Leaders,
         entitled: Entitled | None = None,
     ) -> None:
         self.prefix = prefix
@@ -111,7 +115,12 @@ class Push(Feature):
         self._resolver: GuardedResolver | None = None
         self._bus: EventBus | None = None
         self._poller: asyncio.Task[None] | None = None
-        self._leader = Leadership(settings.state_dir / "push", prefix)
+        self._kept = kept
+        self._leaders = leaders
+        self._leading = prefix
+        """The name of the mount's polling among the leaders' jobs: its prefix (the
+        name of the lock file of one host's processes since before there were leaders,
+        so old and new workers of a reload never poll at once)."""
 
     # -- what the tree offers --------------------------------------------------------------
 
@@ -258,7 +267,7 @@ class Push(Feature):
 
     async def open(self, tree: Tree) -> None:
         """Load (or make) the keys, start delivering and polling."""
-        keys = await offload(load_keys, self.settings.state_dir / "push")
+        keys = await load_keys(self._kept)
         self._keys = keys
         self._resolver = GuardedResolver(self.policy)
         self._sender = Sender(keys, self.policy, self.settings)
@@ -272,15 +281,20 @@ class Push(Feature):
 
     async def _poll(self) -> None:
         """Look for outside changes of the subscribed collections, every poll interval,
-        when this process holds the mount's poll lock; at the first and now and then drop
+        when this process leads the mount's polling; at the first and now and then drop
         what expired and what its owner may no longer have."""
         bus = self._bus
         purged = -math.inf
+        leading = False
         while True:
             await asyncio.sleep(self.settings.poll_interval)
             try:
-                if not await offload(self._leader.take):
+                if not await self._leaders.take(self._leading):
+                    if leading:  # another process polls now: what this one learnt ages
+                        leading = False
+                        self.target.restart()
                     continue
+                leading = True
                 if bus is not None:
                     await bus.catch_up()  # the other processes' changes are not outside ones
                 collections = await self.store.collections(self.prefix)
@@ -323,4 +337,4 @@ class Push(Feature):
             await self._resolver.close()
             self._resolver = None
         self.target.close()
-        await offload(self._leader.release)
+        await self._leaders.release(self._leading)

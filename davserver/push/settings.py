@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 DAY = 86400
 
@@ -12,8 +11,6 @@ DAY = 86400
 class PushSettings:
     """WebDAV-Push settings (docs/configuration.md, ``[push]``)."""
 
-    state_dir: Path
-    """Where the VAPID key, the topic key and the subscriptions are kept."""
     allow_hosts: tuple[str, ...] = ()
     """Hosts, addresses or networks push endpoints may be on although they are internal
     (loopback, private...); plain HTTP is allowed to them too."""

@@ -50,6 +50,10 @@ class Target(Protocol):
         """Look for outside changes of the subscribed collections (each with its deepest
         content trigger); they are published as change events."""
 
+    def restart(self) -> None:
+        """This process stopped polling (another polls): what the polls learnt is
+        stale."""
+
     def close(self) -> None:
         """Release what the target holds."""
 
@@ -101,6 +105,10 @@ class FolderTarget:
         """The watcher looks at the subscribed folders."""
         await self._watcher.poll([(path, level) for path, level in collections if level > 0])
 
+    def restart(self) -> None:
+        """The watcher starts again at its next poll."""
+        self._watcher.restart()
+
     def close(self) -> None:
         """Stop watching."""
         self._watcher.close()
@@ -142,6 +150,9 @@ class CalendarTarget:
             collection = place(path).collection
             if collection is not None:
                 await self._store.refresh(collection)
+
+    def restart(self) -> None:
+        """Nothing to forget: the index is shared, and a refresh compares with it."""
 
     def close(self) -> None:
         """Nothing to release."""

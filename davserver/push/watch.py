@@ -80,6 +80,17 @@ class FolderWatcher:
             self._feed.close()
             self._feed = None
 
+    def restart(self) -> None:
+        """Forget what the polls learnt: the next one takes in the folders as they are
+        then, quietly. For a process that stopped polling while another did (the other
+        reported what changed meanwhile; its reports are outside events, which
+        :meth:`heard` does not learn from)."""
+        self.close()
+        self._folders.clear()
+        self._known.clear()
+        self._suspect.clear()
+        self._relist.clear()
+
     def heard(self, events: Sequence[ChangeEvent]) -> None:
         """Take in the server's own changes, so they are not found as outside ones."""
         for event in events:

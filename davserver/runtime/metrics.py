@@ -89,7 +89,7 @@ class Metrics:
             "davserver_git_commits", "Commits made by git mounts", registry=registry
         )
         self.git_repacks = Counter(
-            "davserver_git_repacks", "Runs that packed a git mount's loose objects",
+            "davserver_git_repacks", "Runs that packed a git mount's loose objects and packs",
             registry=registry,
         )  # fmt: skip
         self.storage_faults = Counter(

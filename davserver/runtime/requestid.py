@@ -22,13 +22,23 @@ _prefix = ""
 _counter = itertools.count(1)
 
 
+def _forget_prefix() -> None:
+    global _prefix
+    _prefix = ""
+
+
+# A forked worker makes its own prefix (its pid); asking getpid() for every request
+# instead would cost a system call each time.
+os.register_at_fork(after_in_child=_forget_prefix)
+
+
 def new(given: str | None = None) -> str:
     """The id of a new request: ``given`` (the client's ``X-Request-Id``) when it is
     plain, else this process's prefix and a counter (unique without a system call)."""
     global _prefix
     if given and _ACCEPTED(given):
         return given
-    if not _prefix or not _prefix.startswith(f"{os.getpid():x}-"):  # new, or forked
+    if not _prefix:  # the first request of this process
         _prefix = f"{os.getpid():x}-{os.urandom(3).hex()}-"
     return f"{_prefix}{next(_counter)}"
 

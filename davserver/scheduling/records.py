@@ -5,7 +5,8 @@ A change event names a path and tells nothing of what was there before: the vers
 organizer's or attendee's change is compared with (who was added or removed, whose
 participation changed), and the attendees a deleted meeting must be cancelled for, come
 from here. Kept in SQLite in the state folder (one file per ``caldav`` mount), shared by
-the worker processes; a state folder made afresh only forgets what the next change
+the worker processes of a host, or in the PostgreSQL database of ``[state] url``, shared
+by several hosts (pg_records.py); a state made afresh only forgets what the next change
 would be compared with.
 """
 
@@ -44,8 +45,8 @@ class Record:
 
 
 class Records(Protocol):
-    """Where the records live (:class:`SQLiteRecords`; a store shared by several hosts
-    would be another)."""
+    """Where the records live: :class:`SQLiteRecords` in the state folder, or
+    :class:`~.pg_records.PgRecords` in the database several hosts share."""
 
     async def get(self, path: str) -> Record | None:
         """The record of the resource at ``path``."""

@@ -33,6 +33,9 @@ READ_WRITE = "read-write"
 LEVELS = (READ_ONLY, READ_WRITE)
 TO_USER = "user"
 TO_GROUP = "group"
+DECLINED = "declined"
+"""The kind of a row that says its ``sharee`` (a user) turned the share of its path down:
+a share through a group, or a fixed one, that the user removed from their side."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -55,7 +58,7 @@ class Share:
     path: str
     """The mount-relative storage path of the shared collection."""
     kind: str
-    """:data:`TO_USER` or :data:`TO_GROUP`."""
+    """:data:`TO_USER`, :data:`TO_GROUP` (or :data:`DECLINED`: no share, a user's no)."""
     sharee: str
     level: str
     """:data:`READ_ONLY` or :data:`READ_WRITE`."""
@@ -166,22 +169,46 @@ class SQLiteShareStore:
         await self._db.close()
 
 
+class Groups(Protocol):
+    """Group membership (auth/groups.py answers it)."""
+
+    async def of(self, user: str) -> frozenset[str]:
+        """The groups ``user`` is in."""
+
+    async def members(self, group: str) -> frozenset[str]:
+        """The members of ``group`` (none: no such group)."""
+
+
+Implied = Callable[[str], Iterable[str]]
+"""What else a grant of a path lets its sharee read (a mount's layout says: the principal
+of a delegated calendar home)."""
+
+
 class Shares:
     """The fixed shares and the stored ones, kept in memory and read again when another
-    process changed them."""
+    process changed them (``groups``: the groups of a user, for what a request asks of
+    another user than its own)."""
 
     def __init__(
         self,
         fixed: Iterable[Share],
         store: ShareStore | None = None,
         generations: Generations | None = None,
+        groups: Groups | None = None,
     ) -> None:
         self._fixed = [Share(s.mount, s.path, s.kind, s.sharee, s.level, True) for s in fixed]
         self._store = store
         self._generations = generations
+        self._groups = groups
+        self._implied: dict[str, Implied] = {}
         self._stored: list[Share] | None = None
         self._by_mount: dict[str, list[Share]] = {}
         self._index()
+
+    def imply(self, mount: str, implied: Implied) -> None:
+        """Have a grant of a path in ``mount`` let its sharee read what ``implied`` names
+        too (read-only)."""
+        self._implied[mount] = implied
 
     def _index(self) -> None:
         by_mount: dict[str, list[Share]] = {}
@@ -203,29 +230,80 @@ class Shares:
         self, mount: str, user: str, groups: Callable[[], Awaitable[frozenset[str]]]
     ) -> Grants:
         """What ``user`` may reach of other users' trees in ``mount`` (``groups``: asked
-        only when a share of the mount names a group)."""
+        only when a share of the mount names a group): each shared path with its level,
+        what those imply (read-only), and no path below one granted at least as high
+        (the deepest root decides a path's level)."""
+        roots = await self.reaching(mount, user, groups)
+        if not roots:
+            return NO_GRANTS
+        implied = self._implied.get(mount)
+        if implied is not None:
+            for path in list(roots):
+                for extra in implied(path):
+                    roots.setdefault(extra, READ_ONLY)
+        return Grants(_widest(roots))
+
+    async def reaching(
+        self,
+        mount: str,
+        user: str,
+        groups: Callable[[], Awaitable[frozenset[str]]] | None = None,
+    ) -> dict[str, str]:
+        """The paths shared with ``user`` in ``mount``, directly or through a group
+        (``groups``; default: the groups this object was given), and not declined, each
+        with the highest level given."""
         shares = await self._current(mount)
         if not shares:
-            return NO_GRANTS
+            return {}
         mine: frozenset[str] = frozenset()
         if any(s.kind == TO_GROUP for s in shares):
-            mine = await groups()
+            if groups is not None:
+                mine = await groups()
+            elif self._groups is not None:
+                mine = await self._groups.of(user)
+        declined = {s.path for s in shares if s.kind == DECLINED and s.sharee == user}
         roots: dict[str, str] = {}
         for s in shares:
-            mine_too = s.sharee == user if s.kind == TO_USER else s.sharee in mine
-            if mine_too and roots.get(s.path) != READ_WRITE:
+            if s.kind == TO_USER:
+                mine_too = s.sharee == user
+            else:
+                mine_too = s.kind == TO_GROUP and s.sharee in mine
+            if mine_too and s.path not in declined and roots.get(s.path) != READ_WRITE:
                 roots[s.path] = s.level
-        return Grants(roots) if roots else NO_GRANTS
+        return roots
+
+    async def group_exists(self, group: str) -> bool:
+        """Whether ``group`` has members (in ``[groups]`` or the directory)."""
+        return self._groups is not None and bool(await self._groups.members(group))
 
     async def of(self, mount: str, path: str) -> list[Share]:
         """The shares of the collection at ``path``."""
         return [s for s in await self._current(mount) if s.path == path]
 
     async def put(self, share: Share) -> None:
-        """Store a share made through the protocol and tell the other processes."""
+        """Store a share made through the protocol and tell the other processes (a user
+        invited again takes back their no)."""
         assert self._store is not None
         await self._store.put(share)
+        if share.kind == TO_USER:
+            await self._store.remove(share.mount, share.path, DECLINED, share.sharee)
         await self._reload()
+
+    async def decline(self, mount: str, path: str, user: str) -> bool:
+        """``user`` turns the share of ``path`` down, for themselves only: their own
+        share is dropped, and a share through a group or a fixed one is marked declined
+        for them. False: nothing there was shared with them."""
+        assert self._store is not None
+        reached = await self.reaching(mount, user)
+        if path not in reached:
+            return False
+        await self._store.remove(mount, path, TO_USER, user)
+        self._stored = await self._store.all()
+        self._index()
+        if path in await self.reaching(mount, user):
+            await self._store.put(Share(mount, path, DECLINED, user, READ_ONLY))
+        await self._reload()
+        return True
 
     async def remove(self, mount: str, path: str, kind: str, sharee: str) -> None:
         """Drop a stored share and tell the other processes."""
@@ -252,3 +330,19 @@ class Shares:
         """Release the store."""
         if self._store is not None:
             await self._store.close()
+
+
+def _widest(roots: dict[str, str]) -> dict[str, str]:
+    """``roots`` without the paths below another root of at least their level: a path's
+    level is its deepest root's (:meth:`Grants.root`), which must not be lower than one
+    above it."""
+
+    def covered(path: str, level: str) -> bool:
+        above = path
+        while "/" in above:
+            above = above.rpartition("/")[0]
+            if above in roots and (roots[above] == READ_WRITE or level == READ_ONLY):
+                return True
+        return False
+
+    return {path: level for path, level in roots.items() if not covered(path, level)}

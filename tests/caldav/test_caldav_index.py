@@ -167,3 +167,89 @@ async def test_git_calendars_follow_commits_made_elsewhere(make_cal: MakeCal) ->
     await cal.put_ok(f"{EVENTS}a.ics", event("a", start="20260107T100000Z", end="20260107T110000Z"))
     ms = await cal.report(EVENTS, week_query("20260105T000000Z", "20260106T000000Z", ""))
     assert ms.responses == []
+
+
+async def test_the_stores_own_writes_are_not_looked_at_again(
+    cal: Cal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PUT reports its item itself: the next request neither stats nor lists it, yet an
+    edit behind the server's back right after the PUT is found."""
+    await cal.put_ok(f"{EVENTS}a.ics", event("a", start="20260105T100000Z", end="20260105T110000Z"))
+    await cal.ctag()
+    store = store_of(cal)
+    looked: list[str] = []
+    inner_stat, inner_children = store.inner.stat, store.inner.children
+
+    async def stat(path: str, **kw: Any) -> Any:
+        if path.endswith(".ics"):  # an item (the calendar itself is stat'ed by each request)
+            looked.append(path)
+        return await inner_stat(path, **kw)
+
+    def children(path: str, **kw: Any) -> Any:
+        looked.append(f"list {path}")
+        return inner_children(path, **kw)
+
+    monkeypatch.setattr(store.inner, "stat", stat)
+    monkeypatch.setattr(store.inner, "children", children)
+    await cal.put_ok(f"{EVENTS}b.ics", event("b", start="20260106T100000Z", end="20260106T110000Z"))
+    await cal.put_ok(
+        f"{EVENTS}a.ics", event("a", "Moved", start="20260107T100000Z", end="20260107T110000Z")
+    )
+    looked.clear()
+    ms = await cal.report(EVENTS, week_query("20260101T000000Z", "20260201T000000Z", ""))
+    assert {r.href.rpartition("/")[2] for r in ms.responses} == {"a.ics", "b.ics"}
+    assert looked == []
+    await cal.put_ok(f"{EVENTS}c.ics", event("c", start="20260108T100000Z", end="20260108T110000Z"))
+    looked.clear()
+    (cal.folder() / "c.ics").write_bytes(
+        event("c", "Edited", start="20260301T100000Z", end="20260301T110000Z")
+    )
+    ms = await cal.report(EVENTS, week_query("20260301T000000Z", "20260302T000000Z", ""))
+    assert {r.href.rpartition("/")[2] for r in ms.responses} == {"c.ics"}
+    assert {p.rpartition("/")[2] for p in looked} == {"c.ics"}
+
+
+async def test_an_index_write_that_fails_makes_the_store_list_the_calendar(
+    cal: Cal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed leaves out the store's own writes: when the index could not take one in,
+    the next request lists the calendar and finds the item there."""
+    await cal.put_ok(f"{EVENTS}a.ics", event("a", start="20260105T100000Z", end="20260105T110000Z"))
+    store = store_of(cal)
+    update = store.index.update
+
+    async def failing(*args: Any, **kw: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store.index, "update", failing)
+    status, _, _ = await cal.put(
+        f"{EVENTS}b.ics", event("b", start="20260106T100000Z", end="20260106T110000Z")
+    )
+    assert status == 503  # stored, but what should follow did not
+    assert (cal.folder() / "b.ics").exists()
+    monkeypatch.setattr(store.index, "update", update)
+    ms = await cal.report(EVENTS, week_query("20260101T000000Z", "20260201T000000Z", ""))
+    assert {r.href.rpartition("/")[2] for r in ms.responses} == {"a.ics", "b.ics"}
+
+
+async def test_a_put_into_a_stored_calendar_does_not_look_for_the_home(
+    cal: Cal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user without a home gets one, with its default calendar, from a PUT into that
+    (virtual) calendar; once the calendar is stored, a PUT does not look for the home."""
+    store = store_of(cal)
+    looked: list[str] = []
+    inner_stat = store.inner.stat
+
+    async def stat(path: str, **kw: Any) -> Any:
+        looked.append(path)
+        return await inner_stat(path, **kw)
+
+    monkeypatch.setattr(store.inner, "stat", stat)
+    assert not cal.folder().exists()
+    await cal.put_ok(f"{EVENTS}a.ics", event("a"))
+    assert "user" in looked and (cal.folder() / "a.ics").exists()
+    looked.clear()
+    await cal.put_ok(f"{EVENTS}b.ics", event("b"))
+    assert "user" not in looked and "user/calendar" in looked
+    assert (cal.folder() / "b.ics").exists()

@@ -176,3 +176,25 @@ async def test_a_block_that_raises_releases_the_lock(opener: Open) -> None:
             raise RuntimeError("the write failed")
     async with holder(opener, "collection\0ann/calendar"):
         pass
+
+
+async def test_a_tasks_locks_in_two_spaces_take_one_connection(pg_url: str) -> None:
+    """PostgreSQL's own: a task holding a meeting's lock (scheduling's space) that takes
+    an attendee's calendar lock (the mount's space) needs no second connection, so
+    deliveries to several attendees at once cannot drain the pool."""
+    db = PgDatabase(pg_url, 2).attach()  # one connection may be held
+    meetings = PgMutexes(db.attach(), "scheduling\0/caldav")
+    calendars = PgMutexes(db.attach(), "/caldav")
+    try:
+        async with (
+            asyncio.timeout(10),
+            meetings.hold("meeting\0ann\0m1"),
+            calendars.hold("collection\0bob/calendar"),
+            calendars.hold("collection\0bob/calendar"),
+        ):
+            pass
+        async with asyncio.timeout(10), calendars.hold("collection\0bob/calendar"):
+            pass  # released with the rest
+    finally:
+        for _ in range(3):
+            await db.close()

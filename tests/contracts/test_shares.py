@@ -15,11 +15,13 @@ from opening import Opened, Place, in_database, place_for
 from davserver.state.postgres.database import PgDatabase
 from davserver.state.postgres.shares import PgShareStore
 from davserver.state.shares import (
+    DECLINED,
     READ_ONLY,
     READ_WRITE,
     TO_GROUP,
     TO_USER,
     Share,
+    Shares,
     ShareStore,
     SQLiteShareStore,
 )
@@ -108,3 +110,54 @@ async def test_shares_outlive_a_close(opener: Open) -> None:
     await first.put(share("cal"))
     await opener.close(first)
     assert await opener().all() == [share("cal")]
+
+
+async def test_a_users_no_is_kept_beside_the_shares(opener: Open) -> None:
+    store = opener()
+    given = [share("cal", sharee="team", kind=TO_GROUP), share("cal", kind=DECLINED)]
+    for s in given:
+        await store.put(s)
+    assert set(await opener().all()) == set(given)
+    await store.drop_below("/cal", "cal")
+    assert await store.all() == []
+
+
+class Team:
+    """Groups: "team" is bob and carl."""
+
+    async def of(self, user: str) -> frozenset[str]:
+        return frozenset({"team"}) if user in ("bob", "carl") else frozenset()
+
+    async def members(self, group: str) -> frozenset[str]:
+        return frozenset({"bob", "carl"}) if group == "team" else frozenset()
+
+
+async def test_what_shares_and_delegations_grant_over_the_store(opener: Open) -> None:
+    shares = Shares([], opener(), None, Team())
+    shares.imply("/cal", lambda p: ["principals/alice"] if p == "calendars/alice" else [])
+    await shares.put(share("calendars/alice", level=READ_WRITE))  # a delegation
+    await shares.put(share("calendars/alice/cal"))  # below it, no higher: the home decides
+    await shares.put(share("calendars/dora/cal", sharee="team", kind=TO_GROUP))
+
+    async def bobs() -> frozenset[str]:
+        return await Team().of("bob")
+
+    grants = await shares.grants("/cal", "bob", bobs)
+    assert grants.roots == {
+        "calendars/alice": READ_WRITE,
+        "principals/alice": READ_ONLY,
+        "calendars/dora/cal": READ_ONLY,
+    }
+    assert grants.level("calendars/alice/cal/x.ics") == READ_WRITE
+    assert await shares.group_exists("team") and not await shares.group_exists("nobody")
+    # bob turns the group's share down: carl keeps it; a second no finds nothing.
+    assert await shares.decline("/cal", "calendars/dora/cal", "bob")
+    assert "calendars/dora/cal" not in (await shares.grants("/cal", "bob", bobs)).roots
+    assert "calendars/dora/cal" in await shares.reaching("/cal", "carl")
+    assert not await shares.decline("/cal", "calendars/dora/cal", "bob")
+    # A share of his own is dropped when he turns it down, and comes back when made again.
+    await shares.put(share("calendars/dora/other"))
+    assert await shares.decline("/cal", "calendars/dora/other", "bob")
+    assert "calendars/dora/other" not in await shares.reaching("/cal", "bob")
+    await shares.put(share("calendars/dora/cal"))
+    assert "calendars/dora/cal" in await shares.reaching("/cal", "bob")

@@ -59,6 +59,19 @@ async def test_every_version_of_a_file_is_listed_and_readable(
     assert (await client.head(oldest)).headers["Content-Length"] == "3"
 
 
+async def test_a_version_is_read_by_a_server_that_started_before_the_repository(
+    make_git_client: Any, repo: Path
+) -> None:
+    """A second process serving the repository (a worker) opened it before the first
+    write created it: its first request reads a version (it answered 404 before)."""
+    writer = await make_git_client()
+    reader = await make_git_client()
+    await writer.put("/doc.txt", data=b"one")
+    (version,) = commits(repo)
+    resp = await reader.get("/doc.txt", params={"version": version})
+    assert (resp.status, await resp.read()) == (200, b"one")
+
+
 async def test_history_as_html_links_every_version(client: TestClient, repo: Path) -> None:
     await client.put("/a&b.txt", data=b"1")
     await client.put("/a&b.txt", data=b"2")

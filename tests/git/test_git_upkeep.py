@@ -4,11 +4,12 @@ writes go on meanwhile and nothing is lost."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
 
-from davserver.backends.git_gc import estimate_loose, pack_loose
+from davserver.backends.git_gc import LOCK_NAME, estimate_loose, pack_repository
 from gitrepo import assert_linear_and_clean, files
 
 
@@ -38,7 +39,7 @@ async def test_packing_keeps_every_object_readable(make_git_client: Any, repo: P
         from dulwich.repo import Repo
 
         with Repo(str(repo)) as r:
-            return pack_loose(r.object_store, batch_bytes=4096)
+            return pack_repository(r.object_store, batch_bytes=4096, pack_limit=1000)
 
     done = await asyncio.to_thread(pack)
     assert done is not None and done.objects >= before - 1 and done.packs > 1
@@ -72,4 +73,28 @@ async def test_the_server_packs_by_count_while_it_serves(make_git_client: Any, r
     assert await asyncio.to_thread(packs, repo) >= 1
     for j in range(i):
         assert await (await client.get(f"/n{j}.txt")).read() == b"%d" % j
-    await asyncio.to_thread(assert_linear_and_clean, repo)
+    # Checked with the packing lock held: `git fsck` run while a later packing run
+    # removes the packs it combined would find them gone.
+    await asyncio.to_thread(checked_while_no_packing, repo)
+
+
+def checked_while_no_packing(repo: Path) -> None:
+    lock = os.open(repo / "objects" / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert_linear_and_clean(repo)
+    finally:
+        os.close(lock)
+
+
+def test_big_loose_objects_do_not_count_toward_packing(tmp_path: Path) -> None:
+    """They stay loose: counting them would start, once enough big files were uploaded,
+    a packing run at every count that has nothing to pack."""
+    folder = tmp_path / "objects" / "17"
+    folder.mkdir(parents=True)
+    (folder / ("a" * 38)).write_bytes(b"x" * 100)
+    for name in ("b", "c"):
+        (folder / (name * 38)).write_bytes(b"x" * 101)
+    assert estimate_loose(str(tmp_path / "objects"), big=100) == 256
+    assert estimate_loose(str(tmp_path / "objects"), big=1000) == 3 * 256
+    assert estimate_loose(str(tmp_path / "nothing")) == 0

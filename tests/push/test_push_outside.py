@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient
 from gitrepo import git
 from pushservice import PushService
 from pushtools import MakeServer, seq, subscribe
+
+from davserver.app import SharedState
 
 EVENT = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:out1\r\n"
@@ -142,3 +145,41 @@ async def test_many_files_changed_at_once(
     puts = [http.put(f"/dav/many/own{i}.txt", data=b"x") for i in range(40)]
     assert {r.status for r in await asyncio.gather(*puts)} == {201}
     assert await reached(first + 80) == first + 80
+
+
+class Turns:
+    """Leaders whose answer the test decides: this process polls while ``leading``."""
+
+    def __init__(self) -> None:
+        self.leading = True
+
+    async def take(self, name: str) -> bool:
+        return self.leading
+
+    async def release(self, name: str) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_process_that_polls_again_takes_in_the_folders_anew(
+    make_server: MakeServer, service: PushService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    turns = Turns()
+    monkeypatch.setattr(SharedState, "leaders", lambda _state: turns)
+    http = await make_server()
+    folder = tmp_path / "dav"
+    await subscribe(http, "/dav/", service.client("a"))
+    await asyncio.sleep(0.3)
+    (folder / "one.txt").write_bytes(b"1")
+    await service.await_messages("a", 1, timeout=5)
+    turns.leading = False  # another process (or host) polls now
+    await asyncio.sleep(0.3)
+    (folder / "two.txt").write_bytes(b"2")  # the other one reports it
+    await asyncio.sleep(0.3)
+    turns.leading = True
+    await quiet(service, "a", 1)  # not again here
+    (folder / "three.txt").write_bytes(b"3")
+    await service.await_messages("a", 2, timeout=5)
+    await quiet(service, "a", 2)

@@ -277,3 +277,66 @@ async def test_a_directory_that_stops_answering_is_503_within_the_timeout(
         assert resp.status == 503
         assert time.monotonic() - start < 10
     assert "the directory cannot be asked" in caplog.text
+
+
+async def test_sharing_and_delegating_to_a_directory_group(client: TestClient) -> None:
+    """A calendar shared with a directory group, and a home delegated to one, through the
+    protocol: its members reach them, others do not."""
+    ann, bob, dora = basic("ann", "ann-pw"), basic("bob", "bob-pw"), basic("dora", "dora-pw")
+    xml = {"Content-Type": "application/xml"}
+    calendar = "/caldav/calendars/ann/calendar/"
+    family = "/caldav/principals/.groups/family/"  # bob (a posixGroup)
+    share = (
+        '<D:share-resource xmlns:D="DAV:"><D:sharee>'
+        f"<D:href>{family}</D:href><D:share-access><D:read/></D:share-access>"
+        "</D:sharee></D:share-resource>"
+    )
+    assert (await client.post(calendar, data=share, headers={**xml, **ann})).status == 200
+    for who, status in ((bob, 207), (dora, 403)):
+        resp = await client.request("PROPFIND", calendar, headers={"Depth": "0", **who})
+        assert resp.status == status
+    delegates = (
+        '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:group-member-set>'
+        f"<D:href>{family}</D:href></D:group-member-set></D:prop></D:set></D:propertyupdate>"
+    )
+    readers = "/caldav/principals/ann/calendar-proxy-read/"
+    resp = await client.request("PROPPATCH", readers, data=delegates, headers={**xml, **ann})
+    assert resp.status == 207
+    for who, status in ((bob, 207), (dora, 403)):
+        resp = await client.request(
+            "PROPFIND", "/caldav/calendars/ann/tasks/", headers={"Depth": "0", **who}
+        )
+        assert resp.status == status
+    # A group the directory does not know is refused.
+    unknown = share.replace(family, "/caldav/principals/.groups/nobody/")
+    assert (await client.post(calendar, data=unknown, headers={**xml, **ann})).status == 400
+
+
+async def test_a_group_principal_without_the_directory_is_503(
+    aiohttp_client: Any, tmp_path: Path, root: Path, own_slapd: Slapd,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    client = await aiohttp_client(create_app(ldap_config(tmp_path, root, directory(own_slapd))))
+    ann = basic("ann", "ann-pw")
+    family = "/caldav/principals/.groups/family/"  # not asked yet: not remembered
+    resp = await client.request(
+        "PROPFIND", "/caldav/principals/ann/", headers={"Depth": "0", **ann}
+    )
+    assert resp.status == 207
+    await asyncio.to_thread(own_slapd.stop)
+    before = snapshot(tmp_path / "state")
+    share = (
+        '<D:share-resource xmlns:D="DAV:"><D:sharee>'
+        f"<D:href>{family}</D:href><D:share-access><D:read/></D:share-access>"
+        "</D:sharee></D:share-resource>"
+    )
+    with caplog.at_level(logging.WARNING, "davserver"):
+        resp = await client.request("PROPFIND", family, headers={"Depth": "0", **ann})
+        assert resp.status == 503 and resp.headers["Retry-After"]
+        resp = await client.post(
+            "/caldav/calendars/ann/calendar/", data=share,
+            headers={"Content-Type": "application/xml", **ann},
+        )  # fmt: skip
+        assert resp.status == 503
+    assert "503, the directory cannot be asked" in caplog.text
+    assert snapshot(tmp_path / "state") == before

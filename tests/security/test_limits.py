@@ -281,6 +281,20 @@ def test_expect_100_continue_within_the_limit_is_continued(site: Site) -> None:
     )
 
 
+def test_expect_other_than_100_continue_gets_417_and_stores_nothing(site: Site) -> None:
+    """The server hands requests straight to the router (app.direct_handler): an Expect
+    it cannot meet is still refused before the handler runs, as aiohttp's dispatch does."""
+    before = snapshot(site.tree)
+    head = request(
+        "PUT",
+        "/dav/expected.txt",
+        {"Content-Length": "4", "Expect": "gold", "Connection": "close"},
+    )
+    reply = exchange(site.port, head + b"abcd")
+    assert status(reply) == 417
+    assert snapshot(site.tree) == before
+
+
 @pytest.mark.parametrize("kind", ["webdav", "cgi", "wsgi"])
 def test_upload_broken_off_by_the_client_stores_nothing(site: Site, kind: str) -> None:
     """A client that goes away in the middle of a chunked body: the handler (a CGI script

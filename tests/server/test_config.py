@@ -89,6 +89,10 @@ def test_overrides_replace_host_port_and_first_filesystem_root(tmp_path: Path) -
         ("[state]\nurl = 'mysql://x/y'\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.url", "PostgreSQL URL"),
         ("[state]\npool_size = 0\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.pool_size", "at least 2"),
         ("[state]\nurl = 5\n[[mounts]]\npath='/'\ntype='webdav'\nroot='d'", "state.url", "str"),
+        ("[[mounts]]\npath='/'\ntype='webdav'\nbackend='git'\nrepo='r'\ngc_pack_limit=0",
+         "mounts[0].gc_pack_limit", "at least 1"),
+        ("[[mounts]]\npath='/'\ntype='static'\nroot='d'\ngc_pack_limit=4",
+         "mounts[0].gc_pack_limit", "static"),
         ("[server\n", "", "not valid TOML"),
     ],
 )  # fmt: skip

@@ -19,8 +19,11 @@ import requests
 from gitrepo import assert_linear_and_clean, commits
 from helpers import ServerProcess, snapshot, start_server
 from pgcluster import Cluster
+from pushservice import Client, PushService
+from pushtools import register_body
 
 from davserver.auth import htpasswd
+from davserver.state.postgres.schema import LEADER_LOCK
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -88,13 +91,21 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
     started: list[ServerProcess] = []
 
     def start(
-        url: str, backend: str = "filesystem", workers: int = 1, quota: str = "", extra: str = ""
+        url: str,
+        backend: str = "filesystem",
+        workers: int = 1,
+        quota: str = "",
+        extra: str = "",
+        again: bool = False,
     ) -> tuple[ServerProcess, ServerProcess]:
-        """Hosts a (with ``workers`` workers) and b (one process)."""
+        """Hosts a (with ``workers`` workers) and b (one process); ``again``: in the
+        folders of the hosts started before."""
         shared = tmp_path / "shared"
         for name, count in (("a", workers), ("b", 1)):
-            (tmp_path / name).mkdir()
-            config = write_config(tmp_path / name, shared, url, backend, count, quota, extra)
+            (tmp_path / name).mkdir(exist_ok=again)
+            # Each host's sessions named after it (pg_stat_activity tells whose they are).
+            named = f"{url}{'&' if '?' in url else '?'}application_name=host-{name}"
+            config = write_config(tmp_path / name, shared, named, backend, count, quota, extra)
             started.append(start_server(tmp_path / name, "--config", str(config)))
         return started[-2], started[-1]
 
@@ -397,6 +408,37 @@ def test_a_share_made_through_one_host_holds_on_the_other(
     assert fresh("GET", a.url + calendar + "e.ics", auth=bob).status_code == 403
 
 
+def test_a_delegate_named_through_one_host_is_one_on_the_other(
+    hosts: Hosts, pg_url: str, tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    htpasswd.write(users, {u: htpasswd.hash_password(f"{u}-pw") for u in ("alice", "bob")})
+    a, b = hosts(pg_url, extra=f'\n[auth]\nhtpasswd = "{users}"\n')
+    event = "/caldav/calendars/alice/calendar/e.ics"
+    alice, bob = ("alice", "alice-pw"), ("bob", "bob-pw")
+    r = fresh("PUT", a.url + event, data=EVENT.format(uid="e").encode(),
+              headers={"Content-Type": "text/calendar"}, auth=alice)  # fmt: skip
+    assert r.status_code == 201, r.text
+    writers = "/caldav/principals/alice/calendar-proxy-write/"
+    xml = {"Content-Type": "application/xml; charset=utf-8"}
+
+    def members(*hrefs: str) -> str:
+        links = "".join(f"<D:href>{h}</D:href>" for h in hrefs)
+        return (
+            '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:group-member-set>'
+            f"{links}</D:group-member-set></D:prop></D:set></D:propertyupdate>"
+        )
+
+    add = members("/caldav/principals/bob/")
+    assert fresh("PROPPATCH", a.url + writers, data=add, headers=xml, auth=alice).status_code == 207
+    assert fresh("GET", b.url + event, auth=bob).status_code == 200
+    drop = members()
+    assert (
+        fresh("PROPPATCH", b.url + writers, data=drop, headers=xml, auth=alice).status_code == 207
+    )
+    assert fresh("GET", a.url + event, auth=bob).status_code == 403
+
+
 def test_a_push_subscription_made_through_one_host_is_known_to_the_other(
     hosts: Hosts, pg_url: str
 ) -> None:
@@ -422,3 +464,204 @@ def test_a_push_subscription_made_through_one_host_is_known_to_the_other(
     assert location.startswith("/dav/?")  # the registration's URL, on every host
     assert fresh("DELETE", b.url + location).status_code == 204
     assert fresh("DELETE", a.url + location).status_code == 404
+
+
+def test_a_meeting_organized_through_one_host_is_cancelled_through_the_other(
+    hosts: Hosts, pg_url: str, tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    names = ("alice", "bob", "carol")
+    htpasswd.write(users, {u: htpasswd.hash_password(f"{u}-pw") for u in names})
+    a, b = hosts(pg_url, extra=f'\n[auth]\nhtpasswd = "{users}"\n')
+    alice = ("alice", "alice-pw")
+    ics = {"Content-Type": "text/calendar"}
+
+    def meeting(uid: str, *attendees: str) -> bytes:
+        lines = "".join(
+            f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{who}@localhost\r\n"
+            for who in attendees
+        )
+        return (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\n"
+            "DTEND:20260105T110000Z\r\nSUMMARY:planned\r\n"
+            "ORGANIZER:mailto:alice@localhost\r\n"
+            f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:alice@localhost\r\n{lines}"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        ).encode()
+
+    def inbox(user: str, uid: str) -> list[str]:
+        """The METHOD of each message of the meeting ``uid`` in ``user``'s inbox."""
+        path = f"/caldav/calendars/{user}/inbox/"
+        auth = (user, f"{user}-pw")
+        listing = fresh("PROPFIND", a.url + path, headers={"Depth": "1"}, auth=auth).text
+        methods = []
+        for name in sorted(set(re.findall(rf"{path}([^<]+\.ics)<", listing))):
+            body = fresh("GET", a.url + path + name, auth=auth).text
+            if f"UID:{uid}\r\n" in body:
+                methods += re.findall(r"^METHOD:(\w+)", body, re.MULTILINE)
+        return sorted(methods)
+
+    def put(host: ServerProcess, uid: str, *attendees: str) -> int:
+        path = f"/caldav/calendars/alice/calendar/{uid}.ics"
+        return fresh("PUT", host.url + path, data=meeting(uid, *attendees), headers=ics,
+                     auth=alice).status_code  # fmt: skip
+
+    def delete(host: ServerProcess, uid: str) -> int:
+        path = f"/caldav/calendars/alice/calendar/{uid}.ics"
+        return fresh("DELETE", host.url + path, auth=alice).status_code
+
+    # Organized through a, deleted through b: b knows whom to cancel it for.
+    assert put(a, "m1", "bob") == 201
+    assert inbox("bob", "m1") == ["REQUEST"]
+    assert delete(b, "m1") == 204
+    assert inbox("bob", "m1") == ["CANCEL", "REQUEST"]
+    # An attendee removed through b is cancelled for; the meeting deleted through a
+    # then (a knows what b recorded) is cancelled for the one left, and once only.
+    assert put(a, "m2", "bob", "carol") == 201
+    assert inbox("bob", "m2") == inbox("carol", "m2") == ["REQUEST"]
+    assert put(b, "m2", "bob") == 204
+    assert inbox("carol", "m2") == ["CANCEL", "REQUEST"]
+    assert delete(a, "m2") == 204
+    assert inbox("bob", "m2")[0] == "CANCEL"
+    assert inbox("carol", "m2") == ["CANCEL", "REQUEST"]
+
+
+PUSH = (
+    '\n[push]\nenabled = true\nallow_hosts = ["127.0.0.1"]\nmerge_window = 0.05\n'
+    "poll_interval = 0.2\n"
+)
+PUSH_PROPS = (
+    '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:P="https://bitfire.at/webdav-push">'
+    "<D:prop><P:transports/><P:topic/></D:prop></D:propfind>"
+)
+
+
+@pytest.fixture
+def push_service() -> Iterator[PushService]:
+    """A running test push service (it checks each message's VAPID token and decrypts
+    it)."""
+    service = PushService().start()
+    yield service
+    service.stop()
+
+
+def push_props(host: ServerProcess, path: str) -> tuple[str, str]:
+    """The VAPID public key and the topic a host gives the collection ``path``."""
+    r = fresh("PROPFIND", host.url + path, data=PUSH_PROPS, headers={"Depth": "0"})
+    key = re.search(r"<P:vapid-public-key[^>]*>([^<]+)<", r.text)
+    topic = re.search(r"<P:topic[^>]*>([^<]+)<", r.text)
+    assert r.status_code == 207 and key is not None and topic is not None, r.text
+    return key.group(1), topic.group(1)
+
+
+def subscribe(host: ServerProcess, path: str, client: Client) -> None:
+    r = fresh("POST", host.url + path, data=register_body(client),
+              headers={"Content-Type": "application/xml"})  # fmt: skip
+    assert r.status_code == 201, r.text
+
+
+def test_push_keys_are_made_once_for_every_host(
+    hosts: Hosts, pg_url: str, push_service: PushService, tmp_path: Path
+) -> None:
+    a, b = hosts(pg_url, workers=2, extra=PUSH)
+    key, topic = push_props(a, "/dav/")
+    assert push_props(b, "/dav/") == (key, topic)
+    for _ in range(6):  # fresh connections: both of a's workers
+        assert push_props(a, "/dav/") == (key, topic)
+    assert push_props(b, CALENDAR)[0] == key
+    assert push_props(b, CALENDAR) == push_props(a, CALENDAR)
+    for host in ("a", "b"):  # in the database, not in the hosts' state folders
+        assert not (tmp_path / host / "state" / "push" / "vapid.pem").exists()
+    # A subscription made through a; a change through b is signed with the key a
+    # advertised (the service refuses a message signed with another).
+    push_service.vapid_key = key
+    client = push_service.client("c")
+    subscribe(a, "/dav/", client)
+    assert fresh("PUT", b.url + "/dav/through-b.txt", data=b"x").status_code == 201
+    (message,) = push_service.wait("c", 1)
+    assert message.topic == topic and message.content
+    assert push_service.rejected == []
+    # The keys outlive the hosts: started again, they sign with the same.
+    a.stop()
+    b.stop()
+    a, b = hosts(pg_url, extra=PUSH, again=True)
+    assert push_props(a, "/dav/") == push_props(b, "/dav/") == (key, topic)
+
+
+def changes_of(postgres: Cluster, pg_url: str, table: str, where: str) -> int:
+    """How many rows of the state's change ``table`` match ``where``."""
+    database = urlsplit(pg_url).path.lstrip("/")
+    return int(postgres.psql(f"SELECT count(*) FROM {table} WHERE {where}", database))
+
+
+def test_an_outside_change_of_a_shared_folder_is_pushed_once(
+    hosts: Hosts, postgres: Cluster, pg_url: str, push_service: PushService, tmp_path: Path
+) -> None:
+    _a, b = hosts(pg_url, workers=2, extra=PUSH)  # three processes poll, if they may
+    client = push_service.client("c")
+    subscribe(b, "/dav/", client)
+    time.sleep(1.0)  # the poller has seen the folder as it is
+    (tmp_path / "shared" / "store" / "outside.txt").write_bytes(b"made on the shared disk")
+    (message,) = push_service.wait("c", 1)
+    time.sleep(1.5)  # a second message would have come by now
+    assert len(push_service.messages("c")) == 1 and message.content
+    assert push_service.rejected == []
+    # One entry of the change sequence for it, whose number the message carries.
+    assert changes_of(postgres, pg_url, "changes", "path = 'outside.txt'") == 1
+    seq = postgres.psql(
+        "SELECT seq FROM changes WHERE path = 'outside.txt'", urlsplit(pg_url).path.lstrip("/")
+    ).strip()
+    assert message.token is not None and message.token.endswith(f"-{seq}")
+
+
+def test_an_outside_edit_of_a_calendar_is_one_change_for_every_host(
+    hosts: Hosts, postgres: Cluster, pg_url: str, push_service: PushService, tmp_path: Path
+) -> None:
+    a, b = hosts(pg_url, extra=PUSH)
+    assert put_event(a, "e1") == 201
+    client = push_service.client("c")
+    subscribe(a, CALENDAR, client)
+    before = {host.url: sync_token(host) for host in (a, b)}  # both follow the calendar
+    item = tmp_path / "shared" / "calendars" / "user" / "calendar" / "e1.ics"
+    item.write_bytes(EVENT.format(uid="e1").replace("SUMMARY:e1", "SUMMARY:edited").encode())
+    # Both hosts find it at once, and so may the poller.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        tokens = list(pool.map(sync_token, [a, b, a, b]))
+    assert all(t not in before.values() for t in tokens)
+    (message,) = push_service.wait("c", 1)
+    time.sleep(1.5)
+    assert len(push_service.messages("c")) == 1
+    assert changes_of(postgres, pg_url, "calendar_changes", "name = 'e1.ics'") == 2  # made, edited
+    assert changes_of(postgres, pg_url, "changes", "path LIKE '%/e1.ics'") == 2
+    assert len(set(tokens)) == 1 and message.token == tokens[0]
+    assert "SUMMARY:edited" in fresh("GET", f"{b.url}{CALENDAR}e1.ics").text
+
+
+def test_when_the_host_that_polls_dies_the_other_takes_over(
+    hosts: Hosts, postgres: Cluster, pg_url: str, push_service: PushService, tmp_path: Path
+) -> None:
+    a, b = hosts(pg_url, extra=PUSH)
+    client = push_service.client("c")
+    subscribe(a, "/dav/", client)
+    store = tmp_path / "shared" / "store"
+    time.sleep(1.0)
+    (store / "one.txt").write_bytes(b"1")
+    push_service.wait("c", 1)
+    database = urlsplit(pg_url).path.lstrip("/")
+    leader = postgres.psql(
+        "SELECT DISTINCT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+        f" WHERE l.locktype = 'advisory' AND l.classid = {LEADER_LOCK} AND l.granted",
+        database,
+    ).split()
+    assert leader in (["host-a"], ["host-b"])
+    dead, alive = (a, b) if leader == ["host-a"] else (b, a)
+    dead.proc.kill()  # no goodbye: its sessions end when the kernel closes them
+    dead.proc.wait()
+    time.sleep(1.0)  # the other one takes over and sees the folder as it is
+    (store / "two.txt").write_bytes(b"2")
+    push_service.wait("c", 2)
+    time.sleep(1.5)
+    assert len(push_service.messages("c")) == 2
+    assert changes_of(postgres, pg_url, "changes", "path = 'two.txt'") == 1
+    assert fresh("GET", alive.url + "/dav/two.txt").content == b"2"

@@ -4,6 +4,7 @@ that drop nothing, socket activation. Every test runs real server processes."""
 from __future__ import annotations
 
 import concurrent.futures
+import html
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from davserver.backends.disk import etag_of
 from gitrepo import assert_linear_and_clean, commits, files
 from helpers import ServerProcess, free_port, start_server
 
@@ -223,6 +225,47 @@ def test_racing_calendar_puts_over_workers_are_each_one_change(
         ).fetchall()
     assert len(rows) == 80 and {count for _, count in rows} == {1}
     assert "outside" not in server.log()
+
+
+def test_racing_overwrites_over_workers_leave_every_index_at_what_is_on_disk(
+    cluster: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Each worker leaves its own writes out of its change feed (they reach its index as
+    events): the other worker's overwrites of the same items must still be seen, so after
+    racing overwrites both workers answer with the ETags of the files on disk, and a sync
+    from scratch lists every item exactly once."""
+    server = cluster()
+    calendar = server.url + "/caldav/calendars/user/calendar/"
+
+    def put(n: int) -> int:
+        uid = f"over-{n % 8}"
+        body = EVENT.format(uid=uid).replace("SUMMARY:", f"SUMMARY:{n} ").encode()
+        r = fresh("PUT", f"{calendar}{uid}.ics", data=body,
+                  headers={"Content-Type": "text/calendar"})  # fmt: skip
+        return r.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(put, range(96))) <= {201, 204}
+    folder = tmp_path / "calendars" / "user" / "calendar"
+    on_disk = {f"over-{n}.ics": etag_of(os.stat(folder / f"over-{n}.ics")) for n in range(8)}
+    query = (
+        '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" '
+        'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter>'
+        '<C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>'
+    )
+    sync = (
+        '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/>'
+        "<D:prop><D:getetag/></D:prop></D:sync-collection>"
+    )
+    pattern = r"(over-\d+\.ics)</D:href>.*?<D:getetag>([^<]*)</D:getetag>"
+    for _ in range(6):  # fresh connections: both workers
+        text = fresh("REPORT", calendar, data=query, headers={"Depth": "1"}).text
+        found = {name: html.unescape(etag) for name, etag in re.findall(pattern, text, re.S)}
+        assert found == on_disk
+        listed = re.findall(r"over-\d+\.ics", fresh("REPORT", calendar, data=sync).text)
+        assert sorted(listed) == sorted(on_disk)
+    assert "outside" not in server.log()
+    assert len(pids_in_log(server)) == 2
 
 
 def test_a_worker_that_dies_is_replaced(cluster: Callable[..., ServerProcess]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
 import time
 import urllib.request
 from collections.abc import Callable
@@ -57,13 +58,14 @@ def basic(user: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def write_config(tmp_path: Path) -> Path:
+def write_config(tmp_path: Path, team: tuple[str, ...] = ("bob", "carl")) -> Path:
     users = tmp_path / "users"
     htpasswd.write(users, {u: htpasswd.hash_password(f"{u}-pw") for u in USERS})
     path = tmp_path / "config.toml"
+    members = ", ".join(f'"{u}"' for u in team)
     path.write_text(
         f'[server]\nstate_dir = "{tmp_path / "state"}"\naccess_log = false\n'
-        f'[auth]\nhtpasswd = "{users}"\n'
+        f'[auth]\nhtpasswd = "{users}"\n[groups]\nteam = [{members}]\n'
         f'[[mounts]]\npath = "/dav"\ntype = "caldav"\nroot = "{tmp_path / "cal"}"\n'
     )
     return path
@@ -229,6 +231,108 @@ async def test_a_deleted_calendar_takes_its_shares_along(client: TestClient) -> 
     assert (await client.request("MKCALENDAR", trip, headers=alice)).status == 201
     resp = await client.request("PROPFIND", trip, headers={"Depth": "0", **basic("bob")})
     assert resp.status == 403
+
+
+async def test_a_sharee_turns_a_share_down_for_themselves(
+    client: TestClient, tmp_path: Path
+) -> None:
+    alice = basic("alice")
+    resp = await client.put(f"{CALENDAR}a.ics", data=EVENT.format(uid="a", summary="x"),
+                            headers={"Content-Type": "text/calendar", **alice})  # fmt: skip
+    assert resp.status == 201
+    assert await post(client, "alice", cs_share("bob")) == 200
+    assert await post(client, "alice", cs_share("carl", "read")) == 200
+    before = snapshot(tmp_path / "cal")
+    assert (await client.delete(CALENDAR, headers=basic("bob"))).status == 204
+    assert snapshot(tmp_path / "cal") == before
+    assert (await client.get(f"{CALENDAR}a.ics", headers=basic("bob"))).status == 403
+    assert (await client.get(f"{CALENDAR}a.ics", headers=basic("carl"))).status == 200
+    assert (await client.get(f"{CALENDAR}a.ics", headers=alice)).status == 200
+    body = '<D:propfind xmlns:D="DAV:"><D:prop><CS:invite xmlns:CS="http://calendarserver.org/ns/"/></D:prop></D:propfind>'
+    text = await (
+        await client.request("PROPFIND", CALENDAR, data=body, headers={"Depth": "0", **alice})
+    ).text()
+    assert "/dav/principals/carl/" in text and "/dav/principals/bob/" not in text
+    # The owner shares it again: bob has it back.
+    assert await post(client, "alice", cs_share("bob", "read")) == 200
+    assert (await client.get(f"{CALENDAR}a.ics", headers=basic("bob"))).status == 200
+
+
+def invite_reply(host: str, answer: str) -> str:
+    return (
+        '<CS:invite-reply xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+        "<D:href>/dav/principals/alice/</D:href>"
+        f"<CS:{answer}/><CS:hosturl><D:href>{host}</D:href></CS:hosturl>"
+        "<CS:in-reply-to>x</CS:in-reply-to></CS:invite-reply>"
+    )
+
+
+async def test_a_group_share_and_a_declined_invite(client: TestClient, tmp_path: Path) -> None:
+    # "team" ([groups]) is bob and carl.
+    team = "/dav/principals/.groups/team/"
+    assert await post(client, "alice", share_resource(team, "read")) == 200
+    for user in ("bob", "carl"):
+        resp = await client.request("PROPFIND", CALENDAR, headers={"Depth": "0", **basic(user)})
+        assert resp.status == 207, user
+    resp = await client.request("PROPFIND", team, headers={"Depth": "0", **basic("carl")})
+    assert resp.status == 207 and "<D:principal/>" in await resp.text()
+    resp = await client.request(
+        "PROPFIND", CALENDAR, headers={"Depth": "0", **basic("alice")},
+        data='<D:propfind xmlns:D="DAV:"><D:prop><CS:invite xmlns:CS="http://calendarserver.org/ns/"/></D:prop></D:propfind>',
+    )  # fmt: skip
+    assert f"<D:href>{team}</D:href>" in await resp.text()
+    home = "/dav/calendars/bob/"
+    before = snapshot(tmp_path)
+    for body, status in (
+        (invite_reply("/dav/calendars/alice/tasks/", "invite-declined"), 403),  # not shared
+        (invite_reply(CALENDAR, "invite-accepted"), 200),  # accepted already: nothing to do
+        ('<CS:invite-reply xmlns:CS="http://calendarserver.org/ns/"/>', 400),
+        (cs_share("carl"), 403),  # a home is not shared
+        (share_resource("/dav/principals/.groups/nobody/", "read"), 403),
+    ):
+        assert await post(client, "bob", body, home) == status, body
+    assert (
+        await post(client, "alice", share_resource("/dav/principals/.groups/nobody/", "read"))
+        == 400
+    )
+    assert snapshot(tmp_path) == before
+    # bob declines: the group keeps it, bob does not.
+    assert await post(client, "bob", invite_reply(CALENDAR, "invite-declined"), home) == 200
+    resp = await client.request("PROPFIND", CALENDAR, headers={"Depth": "0", **basic("bob")})
+    assert resp.status == 403
+    resp = await client.request("PROPFIND", CALENDAR, headers={"Depth": "0", **basic("carl")})
+    assert resp.status == 207
+
+
+def test_a_group_share_follows_the_groups_members(tmp_path: Path) -> None:
+    config = write_config(tmp_path, team=("bob",))
+    server = start_server(tmp_path, "--config", str(config), "--workers", "2")
+    try:
+        url = server.url + CALENDAR
+        put = urllib.request.Request(
+            url + "a.ics",
+            data=EVENT.format(uid="a", summary="x").encode(),
+            method="PUT",
+            headers={"Content-Type": "text/calendar", **basic("alice")},
+        )
+        with urllib.request.urlopen(put, timeout=10) as resp:
+            assert resp.status == 201
+        body = share_resource("/dav/principals/.groups/team/", "read").encode()
+        assert _status(url, "alice", "POST", body) == 200
+        assert {_status(url + "a.ics", "bob") for _ in range(10)} == {200}
+        assert {_status(url + "a.ics", "carl") for _ in range(10)} == {403}
+        # carl joins the group and bob leaves it (the configuration read again).
+        write_config(tmp_path, team=("carl",))
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while _status(url + "a.ics", "carl") != 200:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.2)
+        time.sleep(2)  # the old workers finish
+        assert {_status(url + "a.ics", "carl") for _ in range(10)} == {200}
+        assert {_status(url + "a.ics", "bob") for _ in range(10)} == {403}
+    finally:
+        assert server.stop() == 0
 
 
 def _status(url: str, user: str, method: str = "GET", body: bytes | None = None) -> int:

@@ -114,7 +114,7 @@ async def test_a_sharee_reaches_nothing_else_of_the_owner(
         ("PUT", f"{OTHER}/x.ics"),
         ("DELETE", f"{OTHER}/t.ics"),
         ("MKCALENDAR", "/dav/calendars/alice/new"),
-        ("DELETE", SHARED),  # the shared calendar itself is its owner's
+        ("DELETE", "/files/alice/projects"),  # a shared folder is not turned down
         ("PROPPATCH", SHARED),
         ("MOVE", SHARED),
     ):
@@ -122,6 +122,30 @@ async def test_a_sharee_reaches_nothing_else_of_the_owner(
         resp = await client.request(method, path, data=body, headers={**ICS, **bob})
         assert resp.status == 403, (method, path)
     assert snapshot(tmp_path / "cal") == before
+
+
+async def test_a_sharee_turns_a_fixed_share_down_for_themselves(
+    client: TestClient, tmp_path: Path
+) -> None:
+    before = snapshot(tmp_path / "cal")
+    assert (await client.delete(SHARED, headers=basic("bob"))).status == 204
+    assert snapshot(tmp_path / "cal") == before
+    assert (await client.get(f"{SHARED}/a.ics", headers=basic("bob"))).status == 403
+    resp = await client.request(
+        "PROPFIND", "/dav/calendars/bob/", headers={"Depth": "1", **basic("bob")}
+    )
+    assert f"<D:href>{SHARED}/</D:href>" not in await resp.text()
+    # The owner, and the other sharees, keep theirs; the owner sees the no.
+    assert (await client.get(f"{SHARED}/a.ics", headers=basic("carl"))).status == 200
+    body = '<D:propfind xmlns:D="DAV:"><D:prop><CS:invite xmlns:CS="http://calendarserver.org/ns/"/></D:prop></D:propfind>'
+    resp = await client.request(
+        "PROPFIND", SHARED, data=body, headers={"Depth": "0", **basic("alice")}
+    )
+    assert "<CS:invite-declined/>" in await resp.text()
+    # Turned down once: a second DELETE finds nothing shared (403), and changes nothing.
+    before = snapshot(tmp_path)
+    assert (await client.delete(SHARED, headers=basic("bob"))).status == 403
+    assert snapshot(tmp_path) == before
 
 
 async def test_multiget_hrefs_outside_the_share_are_refused(client: TestClient) -> None:

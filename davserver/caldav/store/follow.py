@@ -33,7 +33,13 @@ async def follow(store: CalendarStore, space: str, events: Sequence[ChangeEvent]
 
     async def flush() -> None:
         if written:
-            await index.update(into, dict(written), [])
+            try:
+                await index.update(into, dict(written), [])
+            except BaseException:
+                # The change feed leaves out this process's own writes: the next
+                # refresh lists the collection instead, and finds the items then.
+                store.mark_stale(into)
+                raise
             written.clear()
 
     for event in events:

@@ -6,6 +6,9 @@ Paths (mount-relative) and where they live in the inner store::
     ""                                   the mount root         (virtual)
     principals/                          the principals         (virtual)
     principals/<user>/                   a principal            (virtual)
+    principals/<user>/calendar-proxy-read/    the user's read delegates   (virtual)
+    principals/<user>/calendar-proxy-write/   the user's write delegates  (virtual)
+    principals/.groups/<group>/          a group's principal    (virtual)
     calendars/                           the calendar homes     ""
     calendars/<user>/                    a calendar home        "<user>"
     calendars/<user>/<calendar>/         a calendar             "<user>/<calendar>"
@@ -40,7 +43,7 @@ import dataclasses
 import functools
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -59,6 +62,7 @@ from davserver.backends.base import (
     PropsUpdate,
     Resource,
     Storage,
+    is_virtual,
     virtual_collection,
 )
 from davserver.runtime.threads import offload
@@ -69,6 +73,12 @@ from .index import STALE, ItemIndex
 from .items import BOOKS_DIR, CalendarItems, Item, ItemSummary, summarize_item
 
 PRINCIPALS = "principals"
+PROXY_GROUPS = ("calendar-proxy-read", "calendar-proxy-write")
+"""The group principals under each user's principal whose members are the user's
+delegates (read-only, read-write)."""
+GROUPS = ".groups"
+"""The folder of the groups' principals under ``principals/`` (no user name starts with a
+dot: it cannot clash with one)."""
 CALENDARS = "calendars"
 ADDRESSBOOKS = "addressbooks"
 SPACES = (CALENDARS, ADDRESSBOOKS)
@@ -98,7 +108,8 @@ class Place:
     """What a mount-relative path names in the layout."""
 
     kind: str
-    """root, principals, principal, homes, home, calendar, addressbook, item, other, none."""
+    """root, principals, principal, proxy (a principal's group of delegates: ``name``),
+    groups, group (``name``), homes, home, calendar, addressbook, item, other, none."""
     user: str | None = None
     collection: str | None = None
     """The inner path of the calendar or address book the path is (or lies in)."""
@@ -148,8 +159,14 @@ def place(path: str) -> Place:
     if top == PRINCIPALS:
         if len(parts) == 1:
             return Place("principals")
+        if parts[1] == GROUPS:
+            if len(parts) == 2:
+                return Place("groups")
+            return Place("group", name=parts[2]) if len(parts) == 3 else Place("none")
         if len(parts) == 2:
             return Place("principal", user=parts[1])
+        if len(parts) == 3 and parts[2] in PROXY_GROUPS:
+            return Place("proxy", user=parts[1], name=parts[2])
         return Place("none")
     if top not in SPACES:
         return Place("none")
@@ -175,6 +192,8 @@ def owner(path: str) -> str | None:
     if top != PRINCIPALS and top not in SPACES:
         return None
     user = rest.partition("/")[0]
+    if top == PRINCIPALS and user == GROUPS:
+        return None  # the groups' principals: every user's to read
     return user if user and user != BOOKS_DIR else None
 
 
@@ -211,8 +230,13 @@ class CalendarStore:
         accounts: Callable[[], Iterable[str]] = list,
         mutexes: Mutexes | None = None,
         fixed: Mapping[str, Iterable[str]] | None = None,
+        groups: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.inner = inner
+        self.groups = groups
+        """Whether a group exists; given where users share and delegate (owner-only
+        trees): the store then lays out the groups' principals and each principal's
+        groups of delegates."""
         self.index = index
         self._mutexes = mutexes or FileMutexes(None)
         self.homes = {space: dict(defaults) for space, defaults in homes.items()}
@@ -307,6 +331,8 @@ class CalendarStore:
         where = place(path)
         if where.kind in ("root", "principals", "principal"):
             return self._virtual(path)
+        if where.kind in ("proxy", "groups", "group"):
+            return await self._principal_group(path, where)
         inner = where.inner
         if inner is None or not self.served(where):
             return None
@@ -314,6 +340,15 @@ class CalendarStore:
         if res is not None:
             return self._outer(res)
         return await self._virtual_in_home(path, where, dead_props)
+
+    async def _principal_group(self, path: str, where: Place) -> Resource | None:
+        """A principal's group of delegates, the groups' folder, a group's principal
+        (None where the store lays out none, or the group does not exist)."""
+        if self.groups is None:
+            return None
+        if where.kind == "group" and not await self.groups(where.name or ""):
+            return None
+        return self._virtual(path)
 
     def _default(self, where: Place) -> DeadProps | None:
         """The properties of the default collection ``where`` names (None: not one)."""
@@ -360,6 +395,9 @@ class CalendarStore:
             return
         if where.kind == "principals":
             yield [self._virtual(f"{PRINCIPALS}/{u}") for u in await self.users()]
+            return
+        if where.kind == "principal" and self.groups is not None:
+            yield [self._virtual(f"{path}/{name}") for name in PROXY_GROUPS]
             return
         inner = where.inner
         if inner is None or not self.served(where):
@@ -656,6 +694,13 @@ class CalendarChange:
         self._inner = inner
         self._homes: set[tuple[str, str]] = set()
         self._made: set[str] = set()
+
+    def stored(self, collection: Resource) -> None:
+        """This request found ``collection`` (a mount path) stored, not virtual: its home
+        exists, and a write into it need not look for the home again."""
+        where = place(collection.path)
+        if where.user is not None and where.space is not None and not is_virtual(collection):
+            self._homes.add((where.space, where.user))
 
     async def _target(self, path: str, *, making: bool = False) -> Place:
         """Where ``path`` lies; a virtual home it is in is created first, unless the

@@ -139,6 +139,9 @@ class PgDatabase:
         self._holders = asyncio.Semaphore(max(1, pool_size - 1))
         """Blocks that hold a connection while they make other calls (:meth:`held`)
         leave one connection of the pool to those calls: never all of it."""
+        self.lock_sessions: dict[asyncio.Task[Any], Conn] = {}
+        """The connection on which a task holds its named locks (mutex.py), whichever
+        space they are named in: a task's second lock never waits for a connection."""
 
     def attach(self) -> PgDatabase:
         """Count one more user (closed by :meth:`close`); the database itself."""

@@ -4,9 +4,9 @@ Within a process an asyncio lock per name comes first (davserver/state/mutex.py'
 :class:`ProcessMutexes`, re-entrant per task), so a process waits in the database with
 one connection per name at most; then a session advisory lock on a
 connection of the pool, held for the block and released after it. A task's locks share
-one connection (a lock taken inside another needs no second one, so nesting cannot
-starve the pool). Should that connection break meanwhile, the database releases the
-locks with it.
+one connection, in every space of the database (a lock taken inside another needs no
+second one, so nesting cannot starve the pool). Should that connection break meanwhile,
+the database releases the locks with it.
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ class PgMutexes(ProcessMutexes):
         super().__init__(after)
         self._db = db
         self._space = space
-        self._sessions: dict[asyncio.Task[object], Conn] = {}
-        """The connection on which a task holds its named locks."""
+        self._sessions = db.lock_sessions
+        """The connection on which a task holds its named locks, shared by the spaces
+        (scheduling's delivery to an attendee locks the meeting, then the attendee's
+        calendar: a connection each, while the organizer's write holds one, would drain
+        the pool with two attendees)."""
 
     def open(self) -> None:
         """Nothing to open: the database is the app's."""

@@ -18,7 +18,11 @@ mount:
 - ``checksums`` and ``quota``: the checksums of files and the bytes of quota'd trees of
   WebDAV mounts (checksums.py, quota.py);
 - ``subscriptions``: the WebDAV-Push subscriptions (subscriptions.py);
-- ``shares``: the shares made through the protocol (shares.py).
+- ``shares``: the shares made through the protocol (shares.py);
+- ``scheduling_records``: what implicit scheduling remembers of each scheduling object
+  resource of every CalDAV mount (davserver/scheduling/pg_records.py);
+- in ``meta`` beside the change log's epoch, the WebDAV-Push keys (the VAPID key, the
+  topic secret: secrets.py), made by the first process that needs them.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ LOCKS_LOCK = _SPACE + 5
 SUBSCRIPTIONS_LOCK = _SPACE + 6
 """Held while a WebDAV-Push subscription is checked (its endpoint's, its owner's count)
 and written."""
+LEADER_LOCK = _SPACE + 7
+"""Held, for as long as its session lasts, by the one process of all the hosts that does
+a job named by the second key (leaders.py)."""
 
 V1 = f"""
 CREATE TABLE locks (
@@ -165,6 +172,19 @@ CREATE TABLE shares (
     level TEXT NOT NULL,
     PRIMARY KEY (mount, path, kind, sharee)
 );
+
+-- Paths compare in code point order, as in SQLite (the first copy of a meeting by path;
+-- what lies below a collection).
+CREATE TABLE scheduling_records (
+    store TEXT NOT NULL,
+    path TEXT COLLATE "C" NOT NULL,
+    owner TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    role TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (store, path)
+);
+CREATE INDEX scheduling_records_by_uid ON scheduling_records (store, owner, uid, role);
 """
 
 MIGRATIONS: tuple[str, ...] = (V1,)
