@@ -12,12 +12,19 @@ one word per topic. A process that changes something shared writes a
 new value into its topic's word; the others compare the word with the value they saw last
 (a memory read, no system call) at the start of each request, and reload what they cache
 only when it differs. Values only need to differ: each process writes numbers no other
-writes (its own counter, tagged with a random id), so no lock is needed. A torn read at
-worst makes a process reload once more than needed.
+writes (its own counter, tagged with a random id). A torn read at worst makes a process
+reload once more than needed.
+
+A write replaces the word, so it could hide another process's write that the writer had
+not read yet (the writer then takes the word for its own and never reloads): a process
+holding a stale lock index would show, or enforce, a lock released elsewhere. So writes
+take the file's lock (``flock``) and read the word they replace: a value the writer had
+not seen makes its next :meth:`changed` say yes. Readers take no lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import secrets
@@ -64,6 +71,9 @@ class FileGenerations:
         self._tag = secrets.randbits(24) << 40
         self._counter = 0
         self._seen: dict[str, int] = {}
+        self._missed: set[str] = set()
+        """Topics whose word held, when this process replaced it, a value it had not seen."""
+        self._fd = -1  # kept open for flock
 
     async def open(self) -> None:
         """Map the file."""
@@ -76,8 +86,10 @@ class FileGenerations:
             if os.fstat(fd).st_size < SIZE:
                 os.ftruncate(fd, SIZE)
             self._map = mmap.mmap(fd, SIZE)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd = fd
         for topic in TOPICS:
             self._seen[topic] = self._read(topic)
 
@@ -95,14 +107,36 @@ class FileGenerations:
             return
         self._counter = (self._counter + 1) & ((1 << 40) - 1)
         value = self._tag | self._counter
-        _WORD.pack_into(self._map, 8 * TOPICS.index(topic), value)
+        replaced = self._replace(topic, value, False)
+        if replaced is None:  # another process is writing a word this very moment
+            replaced = await offload(self._replace, topic, value, True)
+        assert replaced is not None
+        if replaced != self._seen.get(topic, 0):
+            self._missed.add(topic)
         self._seen[topic] = value
+
+    def _replace(self, topic: str, value: int, wait: bool) -> int | None:
+        """Write ``value`` into the topic's word under the file's lock; the value it
+        replaced (None without ``wait`` when another process holds the lock)."""
+        assert self._map is not None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
+        try:
+            replaced = self._read(topic)
+            _WORD.pack_into(self._map, 8 * TOPICS.index(topic), value)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return replaced
 
     def changed(self, topic: str) -> bool:
         """Whether another process bumped ``topic`` since this one last looked."""
         value = self._read(topic)
+        missed = topic in self._missed
+        self._missed.discard(topic)
         if value == self._seen.get(topic, 0):
-            return False
+            return missed
         self._seen[topic] = value
         return True
 
@@ -111,3 +145,6 @@ class FileGenerations:
         if self._map is not None:
             self._map.close()
             self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -8,6 +8,8 @@ or a database: opening.py); two opened at one place act as two processes (or hos
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -87,11 +89,63 @@ async def test_bumps_heard_before_settling_are_not_lost(opener: Open) -> None:
     assert mine.changed("changes")
 
 
+async def test_a_bump_does_not_hide_one_it_crossed(opener: Open) -> None:
+    """Another process bumped a topic and this one, before it asked, bumped it too: the
+    other's bump is still heard (else a lock released there stays in the index here)."""
+    mine, theirs = await opened(opener), await opened(opener)
+    await theirs.bump("locks")
+    await mine.bump("locks")
+    await mine.settle()
+    assert mine.changed("locks")
+    assert not mine.changed("locks")  # told once
+    await theirs.settle()
+    assert theirs.changed("locks")
+
+
+async def test_crossing_bumps_of_many_processes_are_each_heard(opener: Open) -> None:
+    """Processes bumping one topic at once: each hears that the others did."""
+    processes = [await opened(opener) for _ in range(4)]
+    for _ in range(3):
+        await asyncio.gather(*(p.bump("locks") for p in processes))
+        for p in processes:
+            await p.settle()
+            assert p.changed("locks")
+
+
 async def test_many_waiting_settles_all_return(opener: Open) -> None:
     mine, theirs = await opened(opener), await opened(opener)
     await theirs.bump("locks")
     await asyncio.gather(*(mine.settle() for _ in range(50)))
     assert mine.changed("locks")
+
+
+# -- One host: the file ------------------------------------------------------------------
+
+
+async def test_a_bump_waits_for_another_process_writing_the_file(tmp_path: Path) -> None:
+    """A bump while another process holds the file's lock waits (off the event loop)
+    for it, then writes; what it replaced is heard."""
+    mine, theirs = (
+        FileGenerations(tmp_path / "generations"),
+        FileGenerations(tmp_path / "generations"),
+    )
+    await mine.open()
+    await theirs.open()
+    fd = os.open(tmp_path / "generations", os.O_RDWR)
+    try:
+        await theirs.bump("shares")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # theirs, writing its word this very moment
+        bump = asyncio.create_task(mine.bump("shares"))
+        await asyncio.sleep(0.1)
+        assert not bump.done()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        await asyncio.wait_for(bump, 10)
+        assert mine.changed("shares") and theirs.changed("shares")
+        assert not mine.changed("shares")
+    finally:
+        os.close(fd)
+        await mine.close()
+        await theirs.close()
 
 
 # -- PostgreSQL: the listening connection lost and found again ------------------------------

@@ -37,6 +37,11 @@ LOCK_BODY = (
     "</D:lockinfo>"
 )
 
+LOCKDISCOVERY = (
+    '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:">'
+    "<D:prop><D:lockdiscovery/></D:prop></D:propfind>"
+)
+
 
 def write_config(tmp_path: Path, backend: str = "filesystem", workers: int = 2) -> Path:
     store = (
@@ -117,6 +122,44 @@ def test_a_lock_taken_through_one_worker_is_honoured_by_the_other(
     assert fresh("PUT", url, data=b"v2", headers={"If": f"({token})"}).status_code == 204
     assert fresh("UNLOCK", url, headers={"Lock-Token": token}).status_code == 204
     assert {fresh("PUT", url, data=b"v3").status_code for _ in range(10)} == {204}
+
+
+def test_locks_taken_and_released_through_both_workers_at_once_leave_none(
+    cluster: Callable[..., ServerProcess],
+) -> None:
+    """Clients locking, writing and unlocking their own files at once, each step on a
+    connection of its own: every step answers as if one process served them all, and no
+    worker shows a lock at the end (a worker's own lock change once hid the other's, and
+    it kept showing, and enforcing, a lock released there)."""
+    server = cluster()
+    deadline = time.monotonic() + 8
+
+    def cycles(n: int) -> list[str]:
+        url = f"{server.url}/dav/client-{n}.bin"
+        wrong = [] if fresh("PUT", url, data=b"first").status_code == 201 else ["first PUT"]
+        while time.monotonic() < deadline:
+            r = fresh("LOCK", url, data=LOCK_BODY, headers={"Timeout": "Second-600"})
+            if r.status_code != 200:
+                wrong.append(f"LOCK {r.status_code}")
+                continue
+            token = r.headers["Lock-Token"]
+            put = fresh("PUT", url, data=b"locked", headers={"If": f"({token})"})
+            unlock = fresh("UNLOCK", url, headers={"Lock-Token": token})
+            if (put.status_code, unlock.status_code) != (204, 204):
+                wrong.append(f"PUT {put.status_code}, UNLOCK {unlock.status_code}")
+        return wrong
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        wrong = [w for found in pool.map(cycles, range(6)) for w in found]
+    assert wrong == []
+    shown = [
+        fresh(
+            "PROPFIND", server.url + "/dav/", data=LOCKDISCOVERY, headers={"Depth": "1"}
+        ).text.count("activelock>")
+        for _ in range(20)
+    ]
+    assert shown == [0] * 20
+    assert len(pids_in_log(server)) == 2  # both workers answered
 
 
 @pytest.mark.parametrize("backend", ["filesystem", "git"])
