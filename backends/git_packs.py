@@ -66,17 +66,14 @@ class PackSet:
                     return use(pack, os.path.join(self._dir, name + ".pack"))
                 except (KeyError, FileNotFoundError, PackFileDisappeared):
                     continue
-            self._rescan()
+            self.refresh()
             if self._generation == seen:  # nothing new since the search began
                 break
         raise KeyError(sha)
 
     def refresh(self) -> None:
-        """Take in new packs, drop removed ones, close those removed long enough ago."""
-        self._rescan()
-
-    def _rescan(self) -> None:
-        """Scan the folder."""
+        """Scan the folder: take in new packs, drop removed ones, close those removed
+        long enough ago."""
         try:
             names = set(os.listdir(self._dir))
         except FileNotFoundError:

@@ -126,6 +126,13 @@ class IndexedRenderer:
         where it cannot be given as asked)."""
         raise NotImplementedError
 
+    async def _items(self, calendar: str) -> CalendarItems:
+        """The index of ``calendar``, brought up to date once per request."""
+        items = self._fresh.get(calendar)
+        if items is None:
+            items = self._fresh[calendar] = await self.store.refresh(calendar)
+        return items
+
     async def _resources(self, targets: list[Target]) -> list[Resource | None]:
         """The items' resources: from the index (each calendar brought up to date once per
         request), or from the store for dead properties and what is not an item."""
@@ -139,9 +146,7 @@ class IndexedRenderer:
                 res = await store.stat(path, dead_props=self._dead)
                 out.append(res if res is not None and not res.is_collection else None)
                 continue
-            items = self._fresh.get(calendar)
-            if items is None:
-                items = self._fresh[calendar] = await store.refresh(calendar)
+            items = await self._items(calendar)
             item = items.get(name)
             if item is None:
                 out.append(None)
@@ -253,9 +258,7 @@ class IndexedRenderer:
         misses: list[int] = []
         for path, calendar, name in targets:
             assert calendar is not None
-            items = self._fresh.get(calendar)
-            if items is None:
-                items = self._fresh[calendar] = await store.refresh(calendar)
+            items = await self._items(calendar)
             item = items.get(name)
             if item is None:
                 found.append(None)
