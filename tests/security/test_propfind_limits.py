@@ -131,3 +131,14 @@ async def test_a_large_answer_is_rendered_in_slices_that_let_others_run() -> Non
     await ticker
     assert "".join(pieces) == "".join(f"<r>{i}</r>" for i in range(100))
     assert len(pieces) >= 5 and during >= len(pieces) - 1
+
+
+async def test_a_fast_rendering_is_handed_over_in_pieces_of_about_flush_at() -> None:
+    """Rendering that never uses up a slice still comes in pieces of about
+    ``FLUSH_AT`` characters (a larger piece would be a fresh mapping, page faults and
+    all, for each copy on its way to the socket), nothing lost or reordered."""
+    item = "x" * 700
+    pieces = [p async for p in multistatus.render_in_slices(lambda i: f"{i}{item}", range(1000))]
+    assert "".join(pieces) == "".join(f"{i}{item}" for i in range(1000))
+    assert len(pieces) > 1
+    assert all(len(p) < multistatus.FLUSH_AT + 710 for p in pieces)
