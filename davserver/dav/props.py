@@ -182,6 +182,18 @@ class PropRequest:
 ALLPROP_REQUEST = PropRequest("allprop")
 _STATUS_200 = status_line(200)
 _OK_TAIL = f"</D:prop><D:status>{_STATUS_200}</D:status></D:propstat>"
+# What PropRenderer._plain_allprop writes after getlastmodified: resourcetype and
+# supportedlock by (is a collection, the mount supports locking), then lockdiscovery.
+_PLAIN_TYPE_LOCK = {
+    (coll, locking): (
+        ("<D:resourcetype><D:collection/></D:resourcetype>" if coll else "<D:resourcetype/>")
+        + (SUPPORTEDLOCK if locking else "<D:supportedlock/>")
+    )
+    for coll in (False, True)
+    for locking in (False, True)
+}
+_NO_LOCKS = lockdiscovery([], "")
+_PLAIN_END = _OK_TAIL + "</D:response>"
 
 
 def parse_propfind(root: etree._Element | None) -> PropRequest:
@@ -241,9 +253,19 @@ class PropRenderer:
     _checked_live: object = field(default=None, init=False, repr=False, compare=False)
     _standard_allprop: bool = field(default=False, init=False, repr=False, compare=False)
     """Whether ``live`` (as of _checked_live) renders the allprop properties as LIVE."""
+    _plain_for: object = field(default=None, init=False, repr=False, compare=False)
+    """The table for which this (allprop) request's members without dead properties take
+    :meth:`_plain_allprop`, once :meth:`_render` has found it standard."""
 
     def render(self, res: Resource) -> str:
         """The response element for one resource."""
+        # A Depth 1 renders this per member: the one-step case is tried first, on what
+        # an earlier call found out (the request and, unless replaced, the table stay).
+        if self._plain_for is self.live and not res.dead_props:
+            return self._plain_allprop(res)
+        return self._render(res)
+
+    def _render(self, res: Resource) -> str:
         req = self.request
         dead = res.dead_props or {}
         live = self.live
@@ -252,6 +274,7 @@ class PropRenderer:
                 self._standard_allprop = all(live.get(n) is LIVE[n] for n in ALLPROP)
                 self._checked_live = live
             if self._standard_allprop:
+                self._plain_for = live
                 return self._plain_allprop(res)
         missing: list[str] = []
         if req.mode == "allprop":
@@ -286,24 +309,25 @@ class PropRenderer:
 
     def _plain_allprop(self, res: Resource) -> str:
         """:meth:`render` of allprop, when the allprop properties are LIVE's, for a resource
-        without dead properties (every plain member of a PROPFIND Depth 1), in one step:
+        without dead properties (every plain member of a PROPFIND Depth 1), in one step
+        (one f-string: each ``+`` of the ~700 characters would copy them again): under
         half the time of the general path. It must give what the LIVE renderers give
         (tests/webdav/test_props_render.py compares the two)."""
         locks = self.locks
+        path = res.path
         coll = res.is_collection
         ctype = res.content_type
+        held = locks(path) if locks else None
         return (
-            f"<D:response><D:href>{href(self.prefix, res.path, coll)}</D:href>"
+            f"<D:response><D:href>{href(self.prefix, path, coll)}</D:href>"
             f"<D:propstat><D:prop><D:creationdate>{iso_date(min(res.ctime, res.mtime))}"
-            f"</D:creationdate><D:displayname>{escape(res.name)}</D:displayname>"
-            + ("" if coll else f"<D:getcontentlength>{res.size}</D:getcontentlength>")
-            + (f"<D:getcontenttype>{escape(ctype)}</D:getcontenttype>" if ctype else "")
-            + f"<D:getetag>{escape(res.etag)}</D:getetag>"
+            f"</D:creationdate><D:displayname>{escape(path.rpartition('/')[2])}</D:displayname>"
+            f"{'' if coll else f'<D:getcontentlength>{res.size}</D:getcontentlength>'}"
+            f"{f'<D:getcontenttype>{escape(ctype)}</D:getcontenttype>' if ctype else ''}"
+            f"<D:getetag>{escape(res.etag)}</D:getetag>"
             f"<D:getlastmodified>{http_date(res.mtime)}</D:getlastmodified>"
-            + ("<D:resourcetype><D:collection/></D:resourcetype>" if coll else "<D:resourcetype/>")
-            + (SUPPORTEDLOCK if locks else "<D:supportedlock/>")
-            + lockdiscovery(locks(res.path) if locks else [], self.prefix)
-            + f"</D:prop><D:status>{_STATUS_200}</D:status></D:propstat></D:response>"
+            f"{_PLAIN_TYPE_LOCK[coll, locks is not None]}"
+            f"{lockdiscovery(held, self.prefix) if held else _NO_LOCKS}{_PLAIN_END}"
         )
 
     def file_renderer(self, vouched: frozenset[str] = frozenset()) -> FileRenderer | None:

@@ -66,6 +66,20 @@ def test_the_allprop_shortcut_renders_like_the_live_table(
     assert not general._standard_allprop
 
 
+def test_one_renderer_renders_members_with_and_without_dead_properties_alike() -> None:
+    """A Depth 1's renderer takes the shortcut for the plain members only: a member with
+    dead properties in between (and after a table is replaced) renders in full."""
+    dead = Resource("g.txt", False, 1, NOW, NOW, '"2"', "text/plain", {"{urn:x}a": b"<a/>"})
+    members = [RESOURCES[0], dead, RESOURCES[1], dead, RESOURCES[2]]
+    request = PropRequest("allprop")
+    fast = PropRenderer("/dav", request, locks=covering)
+    general = PropRenderer("/dav", request, live=general_table(), locks=covering)
+    assert [fast.render(r) for r in members] == [general.render(r) for r in members]
+    assert "<a/>" in fast.render(dead)
+    fast.live = {**LIVE, "{DAV:}getetag": lambda r, res: "<D:getetag>other</D:getetag>"}
+    assert "<D:getetag>other</D:getetag>" in fast.render(RESOURCES[0])
+
+
 FILES = [r for r in RESOURCES if not r.is_collection]
 FILE_NAMES = (
     "{DAV:}getetag", "{DAV:}getcontenttype", "{DAV:}getcontentlength",
