@@ -364,6 +364,15 @@ async def test_getetag_equals_the_etag_of_get(client: TestClient, root: Path) ->
     assert found[dav("getetag")].text == get.headers["ETag"]
 
 
+async def test_getetag_is_the_inode_mtime_and_size_in_hex(client: TestClient, root: Path) -> None:
+    """The filesystem's ETag (what clients kept from earlier answers compares against)."""
+    file = root / "a.txt"
+    file.write_bytes(b"hello")
+    st = file.stat()
+    found = props(only_response(await multistatus(client, "/a.txt", prop_body(dav("getetag")))))
+    assert found[dav("getetag")].text == f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
 async def test_getlastmodified_is_an_rfc1123_date_of_the_mtime(
     client: TestClient, root: Path
 ) -> None:
