@@ -159,10 +159,13 @@ class GroupCommit:
 def _insert(
     group: Group, origin: str, prune: bool, keep: int, db: sqlite3.Connection
 ) -> list[list[int]]:
-    """The group's changes, inserted in one transaction; their numbers per append."""
+    """The group's changes, inserted in one transaction; their numbers per append. (The
+    connection has no implicit transactions: ``with db`` alone would commit each insert
+    by itself, a write lock and a log frame each.)"""
     now = time.time()
     out: list[list[int]] = []
-    with db:
+    db.execute("BEGIN IMMEDIATE")
+    try:
         for mount, changes in group:
             seqs = []
             for ch in changes:
@@ -175,6 +178,10 @@ def _insert(
         if prune:
             for mount in {m for m, _ in group}:
                 _prune(db, mount, keep)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
     return out
 
 
