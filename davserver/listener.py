@@ -237,7 +237,7 @@ class Listener:
                 self._per_client[client] -= 1
                 if self._per_client[client] <= 0:
                     del self._per_client[client]
-                if self._seat is not None:
+                if self._seat is not None and self._sockets:  # still accepting
                     self._seat.count(self.open_connections)
                 if self._paused and self._sockets and self._retry is None:
                     self._watch()

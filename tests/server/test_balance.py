@@ -124,3 +124,21 @@ async def test_connections_one_after_the_other_reach_each_worker_in_turn(
     finally:
         for worker in workers:
             await worker.close()
+
+
+async def test_a_worker_that_stopped_accepting_is_never_first_again(
+    listening: socket.socket,
+) -> None:
+    """Its connections closing afterwards (it finishes them before it exits) do not make
+    it look like the worker with the fewest open."""
+    seats = Seats(2)
+    stopping = Listener(Held, max_connections=100, seat=seats.seat(0))
+    stopping.adopt([listening.dup()])
+    (client,) = await connect(listening, 1)
+    await until(lambda: stopping.open_connections == 1, "not accepted")
+    await stopping.close()
+    client.close()
+    await until(lambda: stopping.open_connections == 0, "not closed")
+    other = seats.seat(1)
+    other.take()
+    assert other.first(50)
