@@ -24,6 +24,7 @@ from . import cpu, logs, malloc, sockets, tls
 from .accesslog import MountAccessLogger
 from .app import DIRECT_KEY, ROUTER_KEY, create_app, prepare_shared
 from .auth import apppasswords, htpasswd, users_cli
+from .balance import Seat
 from .config import Config, ConfigError, MountConfig, embedded_default, load, override
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
@@ -75,11 +76,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def serve(
-    config: Config, listening: list[socket.socket] | None = None, ready_fd: int | None = None
+    config: Config,
+    listening: list[socket.socket] | None = None,
+    ready_fd: int | None = None,
+    seat: Seat | None = None,
 ) -> None:
     """Listen until SIGINT or SIGTERM, then let in-flight requests finish. A worker gets
-    its ``listening`` sockets from the master, and writes a byte to ``ready_fd`` once it
-    accepts connections."""
+    its ``listening`` sockets and its ``seat`` (davserver/balance.py) from the master, and
+    writes a byte to ``ready_fd`` once it accepts connections."""
     server = config.server
     ssl_context = None
     if server.tls_cert is not None and server.tls_key is not None:
@@ -98,7 +102,7 @@ async def serve(
     )
     await runner.setup()
     try:
-        await _serve(runner, config, ssl_context, handler_options, listening, ready_fd)
+        await _serve(runner, config, ssl_context, handler_options, listening, ready_fd, seat)
     finally:
         await runner.cleanup()
 
@@ -110,6 +114,7 @@ async def _serve(
     handler_options: dict[str, Any],
     listening: list[socket.socket] | None,
     ready_fd: int | None,
+    seat: Seat | None,
 ) -> None:
     server = config.server
     web_server = runner.server
@@ -146,6 +151,7 @@ async def _serve(
         max_connections_per_address=server.max_connections_per_address,
         ssl_context=ssl_context,
         handshake_timeout=server.read_timeout,
+        seat=seat,
     )
     # Everything made so far (modules, the app, the mounts) lives as long as the process:
     # out of the collector's sight, full collections stop walking it again and again
@@ -207,11 +213,11 @@ def _served(m: MountConfig) -> str:
     return str(m.app or m.root or m.repo or m.socket or " ".join(m.command) or "this server")
 
 
-def _worker(config: Config, listening: list[socket.socket], ready_fd: int) -> int:
+def _worker(config: Config, listening: list[socket.socket], ready_fd: int, seat: Seat) -> int:
     """A worker process of the master: a whole server on the master's sockets."""
 
     def run() -> int:
-        asyncio.run(serve(config, listening, ready_fd))
+        asyncio.run(serve(config, listening, ready_fd, seat))
         return 0
 
     return _guarded(run)

@@ -12,6 +12,13 @@ Accepting is a reader callback on each listening socket that accepts and hands t
 connection on in one step; stopping removes the callbacks. (An accept task that is
 cancelled can lose a connection the kernel had just handed over, which a stopping
 worker must not do: its clients would see a connection closed without an answer.)
+
+Workers of one master accept from the same sockets, each only while no other has fewer
+connections open (on a tie, the one that accepted least recently goes first:
+davserver/balance.py). One that is not first leaves a waiting connection to the others
+and goes on with its own work (the socket stays readable, so it looks again at each turn
+of its event loop); when the connection is still waiting after TURN_WAIT (the others are
+busy or at their cap), it takes it all the same, and whatever else is waiting then.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import sockets
+from .balance import Seat
 
 log = logging.getLogger("davserver")
 
@@ -33,6 +41,8 @@ ACCEPT_RETRY = 0.5  # seconds to wait after accept() fails for want of resources
 # At most one log line per address and this many seconds about connections refused for
 # max_connections_per_address (a client hammering the server must not flood the log).
 REFUSAL_LOG_INTERVAL = 60.0
+TURN_WAIT = 0.02  # seconds a worker leaves waiting connections to the others at most
+TURN_GAP = 0.05  # seconds without a look at them after which waiting ones are new ones
 
 # Makes the protocol of one connection; it must call the function it is given once the
 # connection has ended (connection_lost).
@@ -56,7 +66,8 @@ def client_key(address: Any) -> str:
 class Listener:
     """Accepts connections on every address of ``host``, hands each to a protocol from
     ``factory``, and keeps at most ``max_connections`` open, at most
-    ``max_connections_per_address`` of them from one client (see ``client_key``)."""
+    ``max_connections_per_address`` of them from one client (see ``client_key``). A
+    worker's ``seat`` shares the connections with the other workers (module docstring)."""
 
     def __init__(
         self,
@@ -66,6 +77,7 @@ class Listener:
         max_connections_per_address: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float = 60.0,
+        seat: Seat | None = None,
     ) -> None:
         self._factory = factory
         self.max_connections = max_connections
@@ -79,6 +91,8 @@ class Listener:
         self._refusals: dict[str, tuple[float, int]] = {}
         self._paused = False
         self._retry: asyncio.TimerHandle | None = None
+        self._seat = seat
+        self._left_since = self._left_last = 0.0  # leaving waiting connections to others
         self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -100,6 +114,8 @@ class Listener:
         for sock in listening:
             sock.setblocking(False)
             self._sockets.append(sock)
+        if self._seat is not None:
+            self._seat.take()
         self._watch()
 
     async def close(self) -> None:
@@ -108,6 +124,8 @@ class Listener:
         self._unwatch()
         if self._retry is not None:
             self._retry.cancel()
+        if self._seat is not None:
+            self._seat.leave()
         self._close_sockets()
         self._sockets = []
 
@@ -126,6 +144,21 @@ class Listener:
         if self._sockets:
             self._watch()
 
+    def _not_first(self) -> bool:
+        """Whether another worker should take the waiting connection (see the module
+        docstring): it has fewer open, and this one has not been leaving it for
+        TURN_WAIT yet."""
+        if self._seat is None:
+            return False
+        if self._seat.first(self.open_connections):
+            self._left_last = 0.0
+            return False
+        now = asyncio.get_running_loop().time()
+        if now - self._left_last > TURN_GAP:  # not the connections left a moment ago
+            self._left_since = now
+        self._left_last = now
+        return now - self._left_since < TURN_WAIT
+
     def _unwatch(self) -> None:
         loop = asyncio.get_running_loop()
         for sock in self._sockets:
@@ -140,9 +173,12 @@ class Listener:
     def _accept(self, sock: socket.socket) -> None:
         """Accept what is waiting on ``sock`` (a reader callback), up to the cap."""
         while self.open_connections < self.max_connections:
+            if self._not_first():
+                return
             try:
                 conn, address = sock.accept()
             except (BlockingIOError, InterruptedError):
+                self._left_last = 0.0  # none left waiting
                 return
             except ConnectionAbortedError:
                 continue
@@ -159,6 +195,8 @@ class Listener:
                 continue
             self._per_client[client] += 1
             self.open_connections += 1
+            if self._seat is not None:
+                self._seat.accepted(self.open_connections)
             if self.open_connections == self.max_connections:
                 log.warning(
                     "max_connections (%d) reached: new connections wait until one closes",
@@ -199,6 +237,8 @@ class Listener:
                 self._per_client[client] -= 1
                 if self._per_client[client] <= 0:
                     del self._per_client[client]
+                if self._seat is not None and self._sockets:  # still accepting
+                    self._seat.count(self.open_connections)
                 if self._paused and self._sockets and self._retry is None:
                     self._watch()
 

@@ -2,7 +2,8 @@
 
 With ``[server] workers`` above one, ``davserver serve`` becomes a master that binds the
 listening sockets (davserver/sockets.py), starts the workers (each a whole server, forked
-from the master, sharing the sockets and the state folder) and looks after them:
+from the master, sharing the sockets and the state folder; each takes a new connection
+only while no other has fewer open, davserver/balance.py) and looks after them:
 
 - a worker that dies is started again (a log line; after repeated quick deaths, with a
   growing pause);
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import cpu, sockets
+from .balance import Seat, Seats
 from .config import Config, ConfigError
 
 log = logging.getLogger("davserver")
@@ -42,9 +44,10 @@ RESPAWN_PAUSE_MAX = 10.0
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1)
 _PR_SET_PDEATHSIG = 1
 
-WorkerMain = Callable[[Config, list[socket.socket], int], int]
-"""What a worker runs: the configuration, its listening sockets and the file descriptor
-to write one byte to once it listens; its exit code."""
+WorkerMain = Callable[[Config, list[socket.socket], int, Seat], int]
+"""What a worker runs: the configuration, its listening sockets, the file descriptor to
+write one byte to once it listens and its seat in the table of open connections; its exit
+code."""
 
 
 def default_workers() -> int:
@@ -61,6 +64,7 @@ class _Worker:
     slot: int
     generation: int
     ready_fd: int
+    seat: int
     ready: bool = False
     stopping: bool = False
 
@@ -78,6 +82,9 @@ class Master:
     worker_exited: Callable[[int], None] = lambda pid: None
     """Told the pid of every worker that exited (its live metrics leave with it)."""
     slots: list[list[socket.socket]] = field(default_factory=list)
+    seats: Seats | None = None
+    """Open connections of each worker; twice as many seats as workers, for the old and
+    the new ones of a SIGHUP."""
     workers: dict[int, _Worker] = field(default_factory=dict)
     generation: int = 0
     _deaths: list[float] = field(default_factory=list)
@@ -85,28 +92,15 @@ class Master:
     """The exit code of the first worker that failed before it was ready."""
 
     def bind(self) -> None:
-        """The listening sockets: systemd's, or one set per worker with SO_REUSEPORT, or
-        one set for all."""
+        """The listening sockets, systemd's or bound here: one set that every worker
+        accepts from."""
         count = self.count
-        passed = sockets.from_systemd()
-        if passed:
-            self.slots = [passed] * count
-            return
-        server = self.config.server
-        infos = sockets.addresses_of(server.host, server.port)
-        if sockets.reuse_port_available():
-            # A first bind without SO_REUSEPORT: a port another server holds (even another
-            # davserver, whose reuseport group this one would silently join) is refused.
-            # It also fixes the port when the configuration asks for any (0).
-            probe = sockets.bind(infos)
-            port = probe[0].getsockname()[1]
-            for sock in probe:
-                sock.close()
-            infos = sockets.addresses_of(server.host, port)
-            self.slots = [sockets.bind(infos, reuse_port=True) for _ in range(count)]
-        else:
-            shared = sockets.bind(infos)
-            self.slots = [shared] * count
+        self.seats = Seats(2 * count)
+        shared = sockets.from_systemd()
+        if not shared:
+            server = self.config.server
+            shared = sockets.bind(sockets.addresses_of(server.host, server.port))
+        self.slots = [shared] * count
 
     @property
     def count(self) -> int:
@@ -153,6 +147,9 @@ class Master:
     # -- workers --------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
+        assert self.seats is not None
+        taken = {w.seat for w in self.workers.values()}
+        seat = min(i for i in range(self.seats.count + len(taken)) if i not in taken)
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
@@ -170,7 +167,7 @@ class Master:
                     for sock in group:
                         if sock not in mine:
                             sock.close()
-                code = self.worker_main(self.config, mine, write_fd)
+                code = self.worker_main(self.config, mine, write_fd, self._seat(seat))
             except BaseException:
                 log.exception("a worker failed")
             finally:
@@ -178,7 +175,23 @@ class Master:
                 sys.stderr.flush()
                 os._exit(code)
         os.close(write_fd)
-        self.workers[pid] = _Worker(pid, slot, self.generation, read_fd)
+        self.workers[pid] = _Worker(pid, slot, self.generation, read_fd, seat)
+
+    def _seat(self, index: int) -> Seat:
+        """Seat ``index`` of the table (past its end: one of a table of its own, which
+        never happens unless workers pile up faster than they are reaped)."""
+        assert self.seats is not None
+        if index < self.seats.count:
+            return self.seats.seat(index)
+        return Seats(1).seat(0)
+
+    def _forget(self, pid: int) -> _Worker | None:
+        """The worker ``pid`` has exited: no longer counted, its seat vacant."""
+        worker = self.workers.pop(pid, None)
+        self.worker_exited(pid)
+        if worker is not None and self.seats is not None and worker.seat < self.seats.count:
+            self.seats.vacate(worker.seat)
+        return worker
 
     def _wait_ready(self, generation: int) -> bool:
         """Wait until every worker of ``generation`` is ready (False: one failed)."""
@@ -211,8 +224,7 @@ class Master:
             done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
             if done == 0:
                 return False
-        worker = self.workers.pop(pid, None)
-        self.worker_exited(pid)
+        worker = self._forget(pid)
         if worker is not None and not worker.ready:
             with contextlib.suppress(OSError):
                 os.close(worker.ready_fd)
@@ -229,8 +241,7 @@ class Master:
                 return
             if pid == 0:
                 return
-            worker = self.workers.pop(pid, None)
-            self.worker_exited(pid)
+            worker = self._forget(pid)
             if worker is None or worker.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)

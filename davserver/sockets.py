@@ -1,11 +1,10 @@
 """The listening sockets: bound by the server itself, or handed over by systemd.
 
 A single process binds its sockets when it starts. With several workers the master binds
-them before it starts any worker: one set per worker slot with ``SO_REUSEPORT`` (the
-kernel spreads new connections over the slots), and the master keeps them all open, so a
-worker that stops (a restart, a crash) leaves its slot's queue to the worker that takes
-its place and no waiting connection is dropped. Sockets systemd passes (``LISTEN_FDS``,
-socket activation) are shared by every worker instead.
+them (or takes systemd's, ``LISTEN_FDS``, socket activation) before it starts any worker,
+and every worker accepts from that one set (davserver/balance.py decides which takes a
+connection). The master keeps them open, so a worker that stops (a restart, a crash)
+leaves the waiting connections to the others and none is dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ AddressInfo = tuple[
 """One address as ``getaddrinfo`` gives it."""
 
 
-def bind(infos: Sequence[AddressInfo], *, reuse_port: bool = False) -> list[socket.socket]:
+def bind(infos: Sequence[AddressInfo]) -> list[socket.socket]:
     """Listening, non-blocking sockets on the addresses ``getaddrinfo`` gave (one each)."""
     sockets: list[socket.socket] = []
     try:
@@ -35,8 +34,6 @@ def bind(infos: Sequence[AddressInfo], *, reuse_port: bool = False) -> list[sock
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
@@ -56,11 +53,6 @@ def bind(infos: Sequence[AddressInfo], *, reuse_port: bool = False) -> list[sock
 def addresses_of(host: str, port: int) -> Sequence[AddressInfo]:
     """What ``host`` and ``port`` resolve to, for :func:`bind` (blocking: DNS)."""
     return socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-
-
-def reuse_port_available() -> bool:
-    """Whether this system spreads connections over sockets bound with SO_REUSEPORT."""
-    return hasattr(socket, "SO_REUSEPORT")
 
 
 def from_systemd() -> list[socket.socket]:

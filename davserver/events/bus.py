@@ -121,9 +121,11 @@ class LocalBus:
         the remote subscribers (nothing to do, and no I/O, unless another process said it
         changed something). Without ``settle``, what they said may still be on its way
         (between hosts, a moment); with it, all they said before the call is heard
-        first (a round trip to the shared state)."""
+        first (a round trip to the shared state). With no remote subscriber nobody is
+        owed those changes: the log is not read (a subscriber that comes later gets what
+        was published since this bus opened)."""
         generations = self._generations
-        if generations is None or self._seen is None:
+        if generations is None or self._seen is None or not self._remote:
             return
         if settle:
             await generations.settle()

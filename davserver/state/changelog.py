@@ -9,7 +9,9 @@ older than that is no longer known (a client holding it must start over).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
+import os
 import secrets
 import sqlite3
 import time
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 from davserver.backends.base import Changed
 from davserver.runtime.sqlite import SQLiteThread
+from davserver.runtime.threads import offload
 
 KEEP = 100_000
 """Changes kept per mount."""
@@ -159,10 +162,13 @@ class GroupCommit:
 def _insert(
     group: Group, origin: str, prune: bool, keep: int, db: sqlite3.Connection
 ) -> list[list[int]]:
-    """The group's changes, inserted in one transaction; their numbers per append."""
+    """The group's changes, inserted in one transaction; their numbers per append. (The
+    connection has no implicit transactions: ``with db`` alone would commit each insert
+    by itself, a write lock and a log frame each.)"""
     now = time.time()
     out: list[list[int]] = []
-    with db:
+    db.execute("BEGIN IMMEDIATE")
+    try:
         for mount, changes in group:
             seqs = []
             for ch in changes:
@@ -175,6 +181,10 @@ def _insert(
         if prune:
             for mount in {m for m, _ in group}:
                 _prune(db, mount, keep)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
     return out
 
 
@@ -198,10 +208,17 @@ _INSERT = (
 
 class SQLiteChangeLog:
     """A :class:`ChangeLog` in a SQLite file of the state folder; appends are committed
-    in groups (:class:`GroupCommit`)."""
+    in groups (:class:`GroupCommit`).
+
+    The processes appending take turns through a lock file beside the database (``flock``,
+    waited for on the database's thread) rather than through SQLite's busy handler, which
+    polls: it sleeps a millisecond or more when it finds the other's commit under way, and
+    that commit takes a tenth of it."""
 
     def __init__(self, path: Path, keep: int = KEEP) -> None:
         self._db = SQLiteThread(path, _SCHEMA, "changelog", self._opened)
+        self._turns = path.with_name(path.name + ".appending")
+        self._turns_fd = -1
         self.origin = secrets.token_hex(8)
         self._keep = keep
         self._epoch: str | None = None
@@ -209,15 +226,29 @@ class SQLiteChangeLog:
 
     def _opened(self, _db: sqlite3.Connection) -> None:
         # A new connection may be to a database made afresh (a wiped state folder),
-        # whose epoch is another.
+        # whose epoch is another; the lock file is opened again beside it.
         self._epoch = None
+        self._close_turns()
+        self._turns_fd = os.open(self._turns, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def _close_turns(self) -> None:
+        if self._turns_fd >= 0:
+            os.close(self._turns_fd)
+            self._turns_fd = -1
+
+    def _insert_in_turn(self, group: Group, prune: bool, db: sqlite3.Connection) -> list[list[int]]:
+        fcntl.flock(self._turns_fd, fcntl.LOCK_EX)
+        try:
+            return _insert(group, self.origin, prune, self._keep, db)
+        finally:
+            fcntl.flock(self._turns_fd, fcntl.LOCK_UN)
 
     async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
         """Record changes; they are numbered in the order of the calls."""
         return await self._groups.append(mount, changes)
 
     async def _commit(self, group: Group, prune: bool) -> list[list[int]]:
-        return await self._db.run(functools.partial(_insert, group, self.origin, prune, self._keep))
+        return await self._db.run(functools.partial(self._insert_in_turn, group, prune))
 
     async def since(self, mount: str, seq: int, limit: int) -> list[LoggedChange]:
         """The changes after ``seq``, oldest first."""
@@ -274,3 +305,4 @@ class SQLiteChangeLog:
         """Commit what is pending, then close the database."""
         await self._groups.drain()
         await self._db.close()
+        await offload(self._close_turns)

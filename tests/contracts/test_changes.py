@@ -20,7 +20,7 @@ from davserver.backends.base import Changed
 from opening import Opened, Place, in_database, place_for
 
 from davserver.events.bus import ChangeEvent, EventBus, LocalBus
-from davserver.state.changelog import KEEP, ChangeLog, SQLiteChangeLog
+from davserver.state.changelog import KEEP, ChangeLog, LoggedChange, SQLiteChangeLog
 from davserver.state.generations import FileGenerations, Generations
 from davserver.state.postgres.changelog import PgChangeLog
 from davserver.state.postgres.database import PgDatabase
@@ -365,6 +365,28 @@ async def test_a_bus_opened_later_hands_on_only_what_comes_after(make_bus: MakeB
     await theirs.publish("/m", [changed("after")])
     await mine.catch_up(settle=True)
     assert [e.path for e in remote.events] == ["after"]
+
+
+async def test_a_bus_without_remote_subscribers_reads_no_log_yet_owes_a_later_one(
+    make_bus: MakeBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (mine, log), (theirs, _) = await make_bus(), await make_bus()
+    reads: list[int] = []
+    since_all = log.since_all
+
+    async def counted(seq: int, limit: int) -> list[LoggedChange]:
+        reads.append(seq)
+        return await since_all(seq, limit)
+
+    monkeypatch.setattr(log, "since_all", counted)
+    await theirs.publish("/m", [changed("unseen")])
+    await mine.catch_up(settle=True)
+    await mine.catch_up()
+    assert reads == []  # nobody here is owed their changes: a request costs no read
+    remote = Remote("remote", [])
+    mine.subscribe("/m", remote, remote=True)
+    await mine.catch_up(settle=True)
+    assert [e.path for e in remote.events] == ["unseen"] and len(reads) == 1
 
 
 async def test_catching_up_hands_on_every_change_in_order(make_bus: MakeBus) -> None:

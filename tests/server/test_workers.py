@@ -4,6 +4,7 @@ that drop nothing, socket activation. Every test runs real server processes."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import html
 import os
 import re
@@ -79,8 +80,13 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
 
 def workers_of(server: ServerProcess) -> set[int]:
-    """The pids of the master's live workers."""
-    return {c.pid for c in psutil.Process(server.proc.pid).children() if c.status() != "zombie"}
+    """The pids of the master's live workers (one reaped while they are listed is not)."""
+    found = set()
+    for child in psutil.Process(server.proc.pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.status() != "zombie":
+                found.add(child.pid)
+    return found
 
 
 def wait_for_workers(server: ServerProcess, count: int, old: set[int] = frozenset()) -> set[int]:
