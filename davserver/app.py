@@ -709,6 +709,8 @@ def create_app(config: Config) -> web.Application:
         mounts, pages, rules, logins, server.max_xml_size, server.max_propfind_props, shares
     )
     app[ROUTER_KEY] = router
+    # Under load, a write's change-log commit waits a moment for others to go with it.
+    state.changelog.wait_for_company(lambda: router.in_flight > 1)
     board = observe(mounts, router, state, server.max_connections)
     app[DISPATCH] = router.handle
     # Every path, line breaks included ("." would not match a decoded %0A, and aiohttp

@@ -27,6 +27,8 @@ from davserver.runtime.threads import offload
 KEEP = 100_000
 """Changes kept per mount."""
 _PRUNE_EVERY = 1024
+GROUP_WAIT = 0.0005
+"""Seconds a commit waits for company while the process is busy (see GroupCommit)."""
 
 _SCHEMA = """
 PRAGMA synchronous=NORMAL;
@@ -93,6 +95,10 @@ class ChangeLog(Protocol):
     async def epoch(self) -> str:
         """A random name of this log, made with it: numbers count within one log only."""
 
+    def wait_for_company(self, busy: Callable[[], bool]) -> None:
+        """Let appends wait a moment for others to share their commit with while
+        ``busy()`` says other requests are under way (see :class:`GroupCommit`)."""
+
     async def close(self) -> None:
         """Release the log."""
 
@@ -107,17 +113,32 @@ Group = list[tuple[str, Sequence[Changed]]]
 _Pending = tuple[str, Sequence[Changed], "asyncio.Future[list[int]]"]
 
 
+def _never() -> bool:
+    return False
+
+
 class GroupCommit:
     """Appends committed in groups: while one commit is on its way, the appends that
     come meanwhile wait and go together in the next one (one trip to the database and one
     commit for all of them), so a busy server pays a fraction of a transaction per change.
 
+    A commit is quick next to the time between two writes, so under load few appends
+    would come while one is on its way: when the last commit ended less than ``wait``
+    seconds ago and ``busy()`` says other requests are under way, the next one first
+    waits ``wait`` seconds for company. A lone client's writes (nothing else under way)
+    never wait.
+
     ``commit(group, prune)`` records a group in one transaction and returns the numbers
     of each append; ``prune`` is set once in every ``_PRUNE_EVERY`` changes.
     """
 
-    def __init__(self, commit: Callable[[Group, bool], Awaitable[list[list[int]]]]) -> None:
+    def __init__(
+        self, commit: Callable[[Group, bool], Awaitable[list[list[int]]]], wait: float = GROUP_WAIT
+    ) -> None:
         self._commit = commit
+        self._wait = wait
+        self.busy: Callable[[], bool] = _never
+        self._last = float("-inf")  # when the last commit ended (loop time)
         self._appended = 0
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -133,8 +154,11 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         """Commit what is pending, group by group, until nothing is left."""
+        loop = asyncio.get_running_loop()
         try:
             while self._pending:
+                if loop.time() - self._last < self._wait and self.busy():
+                    await asyncio.sleep(self._wait)
                 group, self._pending = self._pending, []
                 self._appended += sum(len(changes) for _, changes, _ in group)
                 prune = self._appended >= _PRUNE_EVERY
@@ -143,10 +167,12 @@ class GroupCommit:
                 try:
                     numbered = await self._commit([(m, ch) for m, ch, _ in group], prune)
                 except Exception as exc:
+                    self._last = loop.time()
                     for _, _, future in group:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                self._last = loop.time()
                 for (_, _, future), seqs in zip(group, numbered, strict=True):
                     if not future.done():
                         future.set_result(seqs)
@@ -246,6 +272,10 @@ class SQLiteChangeLog:
     async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
         """Record changes; they are numbered in the order of the calls."""
         return await self._groups.append(mount, changes)
+
+    def wait_for_company(self, busy: Callable[[], bool]) -> None:
+        """See :meth:`ChangeLog.wait_for_company`."""
+        self._groups.busy = busy
 
     async def _commit(self, group: Group, prune: bool) -> list[list[int]]:
         return await self._db.run(functools.partial(self._insert_in_turn, group, prune))

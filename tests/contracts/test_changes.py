@@ -20,7 +20,14 @@ from davserver.backends.base import Changed
 from opening import Opened, Place, in_database, place_for
 
 from davserver.events.bus import ChangeEvent, EventBus, LocalBus
-from davserver.state.changelog import KEEP, ChangeLog, LoggedChange, SQLiteChangeLog
+from davserver.state.changelog import (
+    KEEP,
+    ChangeLog,
+    Group,
+    GroupCommit,
+    LoggedChange,
+    SQLiteChangeLog,
+)
 from davserver.state.generations import FileGenerations, Generations
 from davserver.state.postgres.changelog import PgChangeLog
 from davserver.state.postgres.database import PgDatabase
@@ -179,6 +186,69 @@ async def test_concurrent_appends_get_distinct_numbers(open_log: OpenLog) -> Non
     numbers = [n for batch in results for n in batch]
     assert len(set(numbers)) == 20
     assert sorted(c.seq for c in await log.since("/m", 0, 100)) == sorted(numbers)
+
+
+async def test_appends_that_wait_for_company_are_numbered_alike(open_log: OpenLog) -> None:
+    """A log told the process is busy numbers and keeps what it is given as one that is
+    not: waiting for company changes when a commit happens, never what it records."""
+    log = open_log()
+    log.wait_for_company(lambda: True)
+    first = await log.append("/m", [changed("a")])
+    results = await asyncio.gather(*(log.append("/m", [changed(f"p{i}")]) for i in range(5)))
+    later = await log.append("/n", [changed("b"), changed("c")])
+    numbers = [*first, *(n for batch in results for n in batch)]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 6
+    assert [c.path for c in await log.since("/m", 0, 100)] == ["a", *(f"p{i}" for i in range(5))]
+    assert [c.path for c in await log.since("/n", 0, 100)] == ["b", "c"]
+    assert later[0] < later[1]
+
+
+class Commits:
+    """A commit function for GroupCommit that records the groups it is given."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = []
+        self.seq = 0
+
+    async def __call__(self, group: Group, prune: bool) -> list[list[int]]:
+        self.groups.append([ch.path for _, changes in group for ch in changes])
+        out = []
+        for _, changes in group:
+            out.append(list(range(self.seq + 1, self.seq + 1 + len(changes))))
+            self.seq += len(changes)
+        return out
+
+
+async def appends_a_moment_apart(groups: GroupCommit, names: list[str]) -> None:
+    """Appends that come one after another, each a little after the one before
+    (less than the wait), as the writes of a busy server do."""
+
+    async def append_later(i: int, name: str) -> None:
+        await asyncio.sleep(i * 0.0001)
+        await groups.append("/m", [changed(name)])
+
+    await asyncio.gather(*(append_later(i, name) for i, name in enumerate(names)))
+
+
+async def test_a_busy_process_commits_appends_that_come_close_together_at_once() -> None:
+    commits = Commits()
+    groups = GroupCommit(commits, wait=0.05)
+    groups.busy = lambda: True
+    await groups.append("/m", [changed("first")])  # no commit before it: at once
+    await appends_a_moment_apart(groups, ["a", "b", "c"])
+    assert commits.groups == [["first"], ["a", "b", "c"]]
+
+
+async def test_appends_do_not_wait_when_nothing_else_is_under_way() -> None:
+    commits = Commits()
+    groups = GroupCommit(commits, wait=0.05)
+    await groups.append("/m", [changed("first")])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for name in ("a", "b", "c"):
+        await groups.append("/m", [changed(name)])
+    assert commits.groups == [["first"], ["a"], ["b"], ["c"]]
+    assert loop.time() - started < 0.05
 
 
 # -- the bus -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from davserver.backends.base import Changed
@@ -40,6 +40,10 @@ class PgChangeLog:
     async def append(self, mount: str, changes: Sequence[Changed]) -> list[int]:
         """Record changes; they are numbered in the order of the calls."""
         return await self._groups.append(mount, changes)
+
+    def wait_for_company(self, busy: Callable[[], bool]) -> None:
+        """See :meth:`~davserver.state.changelog.ChangeLog.wait_for_company`."""
+        self._groups.busy = busy
 
     async def _commit(self, group: Group, prune: bool) -> list[list[int]]:
         flat = [(mount, ch) for mount, changes in group for ch in changes]
