@@ -173,12 +173,17 @@ class IndexedRenderer:
         """The responses of the resources at these paths, in order (404 for those that
         are not there, or are not calendar objects)."""
         targets: list[Target] = []
+        # Whether a path names an item, and of which collection, depends on its folder
+        # alone (an item is a collection's member: see place): asked once per folder.
+        folders: dict[str, str | None] = {}
         for path in paths:
-            where = place(path)
-            if self.indexed(where) and where.collection and where.name:
-                targets.append((path, where.collection, where.name))
-            else:
-                targets.append((path, None, ""))
+            folder, _, name = path.rpartition("/")
+            if folder not in folders:
+                where = place(path)
+                indexed = self.indexed(where) and where.collection and where.name == name
+                folders[folder] = where.collection if indexed else None
+            collection = folders[folder] if name else None
+            targets.append((path, collection, name) if collection is not None else (path, None, ""))
         return await self.render_targets(targets)
 
     def known(self, calendar: str, items: CalendarItems) -> None:
@@ -270,9 +275,10 @@ class IndexedRenderer:
             if wanted and body is None:
                 misses.append(len(found))
             found.append((item.etag, body))
-        fetched = await asyncio.gather(*(self._body(targets[i], None) for i in misses))
-        for i, got in zip(misses, fetched, strict=True):
-            found[i] = (got[0].etag, got[1]) if got is not None else None
+        if misses:
+            fetched = await asyncio.gather(*(self._body(targets[i], None) for i in misses))
+            for i, got in zip(misses, fetched, strict=True):
+                found[i] = (got[0].etag, got[1]) if got is not None else None
         names = self.props.request.names
         with_etag = GETETAG in names
         etag_first = names[0] == GETETAG
