@@ -65,3 +65,10 @@ def render(
     """The ``C:calendar-data`` element for a stored object and what was asked of it (see
     :func:`davserver.ical.partial.text`)."""
     return f"<C:calendar-data>{escape(text(data, request, spans, parsed))}</C:calendar-data>"
+
+
+def verbatim(data: bytes) -> str:
+    """The ``C:calendar-data`` element of a stored object asked for whole: what
+    :func:`render` gives for a request that is :attr:`~CalendarData.verbatim`, without
+    looking at the request (asked for each of the hundred items of a multiget)."""
+    return f"<C:calendar-data>{escape(data.decode('utf-8', 'replace'))}</C:calendar-data>"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -43,6 +42,8 @@ Parsed = Mapping[str, Calendar]
 """Calendar objects parsed already in this request, by item name."""
 CALENDAR_DATA = c("calendar-data")
 GETETAG = dav("getetag")
+_OK_OPEN, _OK_CLOSE = propstat("\0", 200).split("\0")
+"""A propstat of found properties around them, in two (a response is one f-string)."""
 Spans = Sequence[Span] | None
 Target = tuple[str, str | None, str]
 """(path, inner collection path or None when not an indexed item, item name)."""
@@ -172,12 +173,17 @@ class IndexedRenderer:
         """The responses of the resources at these paths, in order (404 for those that
         are not there, or are not calendar objects)."""
         targets: list[Target] = []
+        # Whether a path names an item, and of which collection, depends on its folder
+        # alone (an item is a collection's member: see place): asked once per folder.
+        folders: dict[str, str | None] = {}
         for path in paths:
-            where = place(path)
-            if self.indexed(where) and where.collection and where.name:
-                targets.append((path, where.collection, where.name))
-            else:
-                targets.append((path, None, ""))
+            folder, _, name = path.rpartition("/")
+            if folder not in folders:
+                where = place(path)
+                indexed = self.indexed(where) and where.collection and where.name == name
+                folders[folder] = where.collection if indexed else None
+            collection = folders[folder] if name else None
+            targets.append((path, collection, name) if collection is not None else (path, None, ""))
         return await self.render_targets(targets)
 
     def known(self, calendar: str, items: CalendarItems) -> None:
@@ -251,14 +257,16 @@ class IndexedRenderer:
         """What render_targets gives for indexed items when the request asks for their
         ETags and their data as stored: from the index and the body cache, without a
         resource per item (the bytes not cached are read)."""
-        store = self.store
-        cache = store.bodies
+        cache = self.store.bodies
         wanted = self.data is not None
-        found: list[tuple[str, str, bytes | None] | None] = []
+        found: list[tuple[str, bytes | None] | None] = []
         misses: list[int] = []
-        for path, calendar, name in targets:
+        current, items = None, None
+        for _, calendar, name in targets:
             assert calendar is not None
-            items = await self._items(calendar)
+            if calendar != current:  # the targets of a calendar come together
+                current, items = calendar, await self._items(calendar)
+            assert items is not None
             item = items.get(name)
             if item is None:
                 found.append(None)
@@ -266,13 +274,17 @@ class IndexedRenderer:
             body = cache.get(f"{calendar}/{name}", item.etag) if wanted else None
             if wanted and body is None:
                 misses.append(len(found))
-            found.append((path, item.etag, body))
-        fetched = await asyncio.gather(*(self._body(targets[i], None) for i in misses))
-        for i, got in zip(misses, fetched, strict=True):
-            found[i] = (targets[i][0], got[0].etag, got[1]) if got is not None else None
+            found.append((item.etag, body))
+        if misses:
+            fetched = await asyncio.gather(*(self._body(targets[i], None) for i in misses))
+            for i, got in zip(misses, fetched, strict=True):
+                found[i] = (got[0].etag, got[1]) if got is not None else None
         names = self.props.request.names
+        with_etag = GETETAG in names
+        etag_first = names[0] == GETETAG
         plain = self.plain
         prefix = self.prefix
+        bases: dict[str, str] = {}
         out: list[str] = []
         slices = multistatus.Slices()
         for (path, _, _), entry in zip(targets, found, strict=True):
@@ -281,12 +293,18 @@ class IndexedRenderer:
             if entry is None:
                 out.append(missing(href(prefix, path, False)))
                 continue
-            _, etag, body = entry
+            # The href of each member of a folder: the folder's, once, and the name's.
+            folder, _, name = path.rpartition("/")
+            base = bases.get(folder)
+            if base is None:
+                base = bases[folder] = href(prefix, folder, True)
+            etag, body = entry
             data = plain(body) if plain is not None and body is not None else ""
-            props = "".join(etag_element(etag) if n == GETETAG else data for n in names)
+            tag = etag_element(etag) if with_etag else ""
+            first, second = (tag, data) if etag_first else (data, tag)
             out.append(
-                f"<D:response><D:href>{href(prefix, path, False)}</D:href>"
-                f"{propstat(props, 200)}</D:response>"
+                f"<D:response><D:href>{member_href(base, name)}</D:href>"
+                f"{_OK_OPEN}{first}{second}{_OK_CLOSE}</D:response>"
             )
         return out
 
@@ -335,7 +353,7 @@ class ItemRenderer(IndexedRenderer):
         super().__init__(ctx, root, calendars(ctx), settings(ctx).max_resource_size)
         spec = self.data
         if spec is not None and spec.verbatim:
-            self.plain = functools.partial(calendar_data.render, request=spec)
+            self.plain = calendar_data.verbatim
         self._zones: dict[str, tzinfo | None] = {}
         self._zone_set = False
 

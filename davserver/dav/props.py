@@ -205,10 +205,14 @@ def parse_propfind(root: etree._Element | None) -> PropRequest:
     return prop_selection(root)
 
 
+_KINDS = ("{DAV:}allprop", "{DAV:}propname", "{DAV:}prop")
+
+
 def prop_selection(parent: etree._Element) -> PropRequest:
     """The allprop (with include), propname or prop child of a PROPFIND or REPORT body."""
-    kinds = [c for c in parent if c.tag in ("{DAV:}allprop", "{DAV:}propname", "{DAV:}prop")]
-    includes = [c for c in parent if c.tag == "{DAV:}include"]
+    # Children picked by lxml (a REPORT names its hrefs beside them: a multiget's hundred
+    # would each be made a Python object to be looked at).
+    kinds = list(parent.iterchildren(*_KINDS))
     if len(kinds) != 1:
         raise DAVError(400, "exactly one of allprop, propname and prop is needed")
     kind = kinds[0]
@@ -217,6 +221,7 @@ def prop_selection(parent: etree._Element) -> PropRequest:
         return PropRequest("prop", tuple(dict.fromkeys(_names(kind))))
     if kind.tag == "{DAV:}propname":
         return PropRequest("propname")
+    includes = parent.iterchildren("{DAV:}include")
     return PropRequest("allprop", tuple(dict.fromkeys(n for inc in includes for n in _names(inc))))
 
 
