@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from davserver.runtime.sqlite import SQLiteThread
+from davserver.runtime.sqlite import SQLiteThread, transaction
 
 from .manager import Conflicts, Lock
 
@@ -64,8 +64,7 @@ class SQLiteLockStore:
         transaction that other processes wait for (BEGIN IMMEDIATE)."""
 
         def insert(db: sqlite3.Connection) -> Lock | None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 db.execute("DELETE FROM locks WHERE expires <= ?", (now,))
                 live = [
                     _lock(row)
@@ -76,10 +75,6 @@ class SQLiteLockStore:
                 other = conflicts(live)
                 if other is None:
                     db.execute(_INSERT, _values(lock))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
             return other
 
         return await self._db.run(insert)
@@ -100,7 +95,12 @@ class SQLiteLockStore:
     async def delete(self, tokens: Iterable[str]) -> None:
         """Forget locks."""
         rows = [(t,) for t in tokens]
-        await self._db.run(lambda db: db.executemany("DELETE FROM locks WHERE token = ?", rows))
+
+        def delete(db: sqlite3.Connection) -> None:
+            with transaction(db):
+                db.executemany("DELETE FROM locks WHERE token = ?", rows)
+
+        await self._db.run(delete)
 
     async def close(self) -> None:
         """Close the database."""

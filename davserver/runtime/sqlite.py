@@ -7,9 +7,9 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from .threads import WorkerPool
 
@@ -17,6 +17,33 @@ _T = TypeVar("_T")
 BUSY_TIMEOUT = 10.0
 """Seconds a statement waits for another process's write to end."""
 SETUP_ATTEMPTS = 20
+
+
+@contextlib.contextmanager
+def transaction(
+    db: sqlite3.Connection, mode: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE"
+) -> Iterator[sqlite3.Connection]:
+    """One transaction around the block: committed when it ends, rolled back when it
+    raises (anything), the exception then raised again.
+
+    The connections have no implicit transactions (``isolation_level=None``), so each
+    statement outside this commits by itself, and ``with db:`` begins nothing. Every
+    write of more than one statement (``executemany`` of several rows included) goes
+    through here: it is then all or nothing, and one commit. ``IMMEDIATE`` takes the
+    write lock at once, so what the block reads stays true until it commits (another
+    process's write waits, up to :data:`BUSY_TIMEOUT`); ``DEFERRED`` is for reads that
+    must see one snapshot. Transactions do not nest: SQLite refuses a ``BEGIN`` inside
+    one (``sqlite3.OperationalError``), so a function writing inside a caller's
+    transaction takes the connection from it and opens none of its own.
+    """
+    db.execute(f"BEGIN {mode}")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # SQLite may have rolled back already (a full disk)
+            db.execute("ROLLBACK")
+        raise
 
 
 class SQLiteThread:

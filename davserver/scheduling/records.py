@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from davserver.runtime.sqlite import SQLiteThread
+from davserver.runtime.sqlite import SQLiteThread, transaction
 
 _SCHEMA = """
 PRAGMA synchronous=NORMAL;
@@ -126,16 +126,19 @@ class SQLiteRecords:
         """Forget resources."""
         if paths:
             rows = [(p,) for p in paths]
-            await self._db.run(
-                lambda db: db.executemany("DELETE FROM objects WHERE path = ?", rows)
-            )
+
+            def delete(db: sqlite3.Connection) -> None:
+                with transaction(db):
+                    db.executemany("DELETE FROM objects WHERE path = ?", rows)
+
+            await self._db.run(delete)
 
     async def move(self, src: str, dst: str) -> None:
         """Rename a resource's record, or those below a moved collection."""
         start = src + "/"
 
         def move(db: sqlite3.Connection) -> None:
-            with db:
+            with transaction(db):
                 db.execute("DELETE FROM objects WHERE path = ?", (dst,))
                 db.execute(
                     "DELETE FROM objects WHERE substr(path, 1, ?) = ?", (len(dst) + 1, dst + "/")

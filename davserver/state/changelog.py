@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from davserver.backends.base import Changed
-from davserver.runtime.sqlite import SQLiteThread
+from davserver.runtime.sqlite import SQLiteThread, transaction
 from davserver.runtime.threads import offload
 
 KEEP = 100_000
@@ -188,13 +188,10 @@ class GroupCommit:
 def _insert(
     group: Group, origin: str, prune: bool, keep: int, db: sqlite3.Connection
 ) -> list[list[int]]:
-    """The group's changes, inserted in one transaction; their numbers per append. (The
-    connection has no implicit transactions: ``with db`` alone would commit each insert
-    by itself, a write lock and a log frame each.)"""
+    """The group's changes, inserted in one transaction; their numbers per append."""
     now = time.time()
     out: list[list[int]] = []
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         for mount, changes in group:
             seqs = []
             for ch in changes:
@@ -207,10 +204,6 @@ def _insert(
         if prune:
             for mount in {m for m, _ in group}:
                 _prune(db, mount, keep)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return out
 
 

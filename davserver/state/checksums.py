@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from davserver.runtime.sqlite import SQLiteThread
+from davserver.runtime.sqlite import SQLiteThread, transaction
 
 KEEP = 1_000_000
 """Versions whose checksums are kept (about 150 bytes each)."""
@@ -84,7 +84,7 @@ class SQLiteChecksums:
         keep = self._keep
 
         def store(db: sqlite3.Connection) -> None:
-            with db:
+            with transaction(db):
                 db.execute(
                     "INSERT OR REPLACE INTO checksums VALUES (?, ?, ?, ?)",
                     (mount, etag, sums["md5"], sums["sha1"]),

@@ -83,13 +83,12 @@ class SQLiteQuota:
         """One conditional UPDATE: the check and the addition are one step."""
 
         def update(db: sqlite3.Connection) -> bool:
-            with db:
-                done = db.execute(
-                    "UPDATE quota SET used = used + ? WHERE mount = ? AND tree = ? "
-                    "AND (? <= 0 OR used + ? <= ?)",
-                    (delta, mount, tree, delta, delta, limit),
-                )
-                return done.rowcount == 1
+            done = db.execute(
+                "UPDATE quota SET used = used + ? WHERE mount = ? AND tree = ? "
+                "AND (? <= 0 OR used + ? <= ?)",
+                (delta, mount, tree, delta, delta, limit),
+            )
+            return done.rowcount == 1
 
         return await self._db.run(update)
 
@@ -97,11 +96,10 @@ class SQLiteQuota:
         """Unconditional."""
 
         def update(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "UPDATE quota SET used = MAX(0, used + ?) WHERE mount = ? AND tree = ?",
-                    (delta, mount, tree),
-                )
+            db.execute(
+                "UPDATE quota SET used = MAX(0, used + ?) WHERE mount = ? AND tree = ?",
+                (delta, mount, tree),
+            )
 
         await self._db.run(update)
 
@@ -111,18 +109,17 @@ class SQLiteQuota:
         """Insert if absent, or update if the row is the one seen (compare and swap)."""
 
         def store(db: sqlite3.Connection) -> None:
-            with db:
-                if previous is None:
-                    db.execute(
-                        "INSERT OR IGNORE INTO quota VALUES (?, ?, ?, ?)",
-                        (mount, tree, used, counted),
-                    )
-                else:
-                    db.execute(
-                        "UPDATE quota SET used = ?, counted = ? "
-                        "WHERE mount = ? AND tree = ? AND counted = ?",
-                        (used, counted, mount, tree, previous),
-                    )
+            if previous is None:
+                db.execute(
+                    "INSERT OR IGNORE INTO quota VALUES (?, ?, ?, ?)",
+                    (mount, tree, used, counted),
+                )
+            else:
+                db.execute(
+                    "UPDATE quota SET used = ?, counted = ? "
+                    "WHERE mount = ? AND tree = ? AND counted = ?",
+                    (used, counted, mount, tree, previous),
+                )
 
         await self._db.run(store)
 

@@ -131,12 +131,11 @@ class SQLiteShareStore:
         """Add a share, or change its level."""
 
         def write(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "INSERT OR REPLACE INTO shares (mount, path, kind, sharee, level) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (share.mount, share.path, share.kind, share.sharee, share.level),
-                )
+            db.execute(
+                "INSERT OR REPLACE INTO shares (mount, path, kind, sharee, level) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (share.mount, share.path, share.kind, share.sharee, share.level),
+            )
 
         await self._db.run(write)
 
@@ -144,11 +143,10 @@ class SQLiteShareStore:
         """Drop a share (nothing when there is none)."""
 
         def write(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "DELETE FROM shares WHERE mount = ? AND path = ? AND kind = ? AND sharee = ?",
-                    (mount, path, kind, sharee),
-                )
+            db.execute(
+                "DELETE FROM shares WHERE mount = ? AND path = ? AND kind = ? AND sharee = ?",
+                (mount, path, kind, sharee),
+            )
 
         await self._db.run(write)
 
@@ -156,11 +154,10 @@ class SQLiteShareStore:
         """Drop the shares of ``path`` and of what lies below it (it was deleted)."""
 
         def write(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "DELETE FROM shares WHERE mount = ? AND (path = ? OR substr(path, 1, ?) = ?)",
-                    (mount, path, len(path) + 1, path + "/"),
-                )
+            db.execute(
+                "DELETE FROM shares WHERE mount = ? AND (path = ? OR substr(path, 1, ?) = ?)",
+                (mount, path, len(path) + 1, path + "/"),
+            )
 
         await self._db.run(write)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from davserver.runtime.sqlite import SQLiteThread
+from davserver.runtime.sqlite import SQLiteThread, transaction
 
 NONE = -1
 """A trigger the subscription does not ask for."""
@@ -122,8 +122,7 @@ def _subscription(row: tuple[Any, ...]) -> Subscription:
 def _register(
     sub: Subscription, limit: int, now: float, db: sqlite3.Connection
 ) -> tuple[Subscription, bool]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         row = db.execute(
             "SELECT id FROM subscriptions WHERE mount = ? AND path = ? AND endpoint = ?"
             " AND expires > ?",
@@ -147,10 +146,6 @@ def _register(
             f"INSERT OR REPLACE INTO subscriptions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             _values(sub),
         )
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return sub, row is None
 
 

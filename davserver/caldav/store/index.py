@@ -17,14 +17,14 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from sys import intern
 from typing import Any, Protocol
 
 from davserver import vcard
 from davserver.ical.summary import Summary
-from davserver.runtime.sqlite import SQLiteThread
+from davserver.runtime.sqlite import SQLiteThread, transaction
 
 from .items import CalendarItems, Item
 
@@ -208,11 +208,16 @@ class CalendarIndex(MirroredIndex):
             self._epoch = str(row[0]) if row is not None else announced
         return self._epoch
 
-    def _write(self, db: sqlite3.Connection) -> None:
-        """What every write does first: give a new database its epoch (the one announced
-        before it existed; a database made after it gets another)."""
-        made = db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (self._new_epoch,))
-        if made.rowcount:
+    def _write(self, db: sqlite3.Connection, rows: Callable[[sqlite3.Connection], None]) -> None:
+        """A write, ``rows(db)``, in one transaction, which first gives a new database its
+        epoch (the one announced before it existed; a database made after it gets
+        another, once this one is committed)."""
+        with transaction(db):
+            made = db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (self._new_epoch,)
+            ).rowcount
+            rows(db)
+        if made:
             self._new_epoch = secrets.token_hex(4)
 
     async def _load(self, calendar: str, names: list[str] | None) -> list[tuple[str, Item]]:
@@ -249,24 +254,22 @@ class CalendarIndex(MirroredIndex):
         items = await self.items(calendar)
         columns = ", ".join("?" * (5 + len(_ADDED)))
 
-        def write(db: sqlite3.Connection) -> None:
-            with db:
-                self._write(db)
-                db.executemany(
-                    f"INSERT OR REPLACE INTO items (calendar, {_COLUMNS}) VALUES ({columns})",
-                    [_row(calendar, n, i) for n, i in changed.items()],
-                )
-                db.executemany(
-                    "DELETE FROM items WHERE calendar = ? AND name = ?",
-                    [(calendar, n) for n in removed],
-                )
-                log = [(calendar, n, 0) for n in changed if n not in quiet]
-                log += [(calendar, n, 1) for n in removed]
-                if touched:
-                    log.append((calendar, "", 0))
-                db.executemany("INSERT INTO changes (calendar, name, deleted) VALUES (?,?,?)", log)
+        def rows(db: sqlite3.Connection) -> None:
+            db.executemany(
+                f"INSERT OR REPLACE INTO items (calendar, {_COLUMNS}) VALUES ({columns})",
+                [_row(calendar, n, i) for n, i in changed.items()],
+            )
+            db.executemany(
+                "DELETE FROM items WHERE calendar = ? AND name = ?",
+                [(calendar, n) for n in removed],
+            )
+            log = [(calendar, n, 0) for n in changed if n not in quiet]
+            log += [(calendar, n, 1) for n in removed]
+            if touched:
+                log.append((calendar, "", 0))
+            db.executemany("INSERT INTO changes (calendar, name, deleted) VALUES (?,?,?)", log)
 
-        await self._db.run(write)
+        await self._db.run(lambda db: self._write(db, rows))
         self._remember(items, changed, removed)
 
     async def forget(self, calendar: str) -> None:
@@ -285,16 +288,14 @@ class CalendarIndex(MirroredIndex):
 
     async def _drop(self, where: str, args: tuple[object, ...], touched: str = "") -> None:
         def drop(db: sqlite3.Connection) -> None:
-            with db:
-                self._write(db)
-                gone = db.execute(f"SELECT calendar, name FROM items WHERE {where}", args)
-                log = [(calendar, name, 1) for calendar, name in gone.fetchall()]
-                if touched:
-                    log.append((touched, "", 0))
-                db.executemany("INSERT INTO changes (calendar, name, deleted) VALUES (?,?,?)", log)
-                db.execute(f"DELETE FROM items WHERE {where}", args)
+            gone = db.execute(f"SELECT calendar, name FROM items WHERE {where}", args)
+            log = [(calendar, name, 1) for calendar, name in gone.fetchall()]
+            if touched:
+                log.append((touched, "", 0))
+            db.executemany("INSERT INTO changes (calendar, name, deleted) VALUES (?,?,?)", log)
+            db.execute(f"DELETE FROM items WHERE {where}", args)
 
-        await self._db.run(drop)
+        await self._db.run(lambda db: self._write(db, drop))
 
     async def token(self, calendar: str) -> int:
         """The sequence number of the calendar's latest change (0 when none)."""
