@@ -88,16 +88,16 @@ def test_every_version_is_served_while_packs_are_combined(
 
     def read() -> None:
         nonlocal gets
-        reader = requests.Session()
-        while not stop.is_set():
-            with lock:
-                todo = list(expected.items())
-            for url, body in todo:
-                answer = reader.get(url, timeout=30)
-                if answer.status_code != 200 or answer.content != body:
-                    failures.append(f"{url}: {answer.status_code}")
+        with requests.Session() as reader:
+            while not stop.is_set():
                 with lock:
-                    gets += 1
+                    todo = list(expected.items())
+                for url, body in todo:
+                    answer = reader.get(url, timeout=30)
+                    if answer.status_code != 200 or answer.content != body:
+                        failures.append(f"{url}: {answer.status_code}")
+                    with lock:
+                        gets += 1
 
     def gc() -> str:
         done = subprocess.run(
@@ -132,10 +132,18 @@ def test_every_version_is_served_while_packs_are_combined(
 
     # A read that misses makes a worker rescan the packs and close those removed more
     # than 10 s ago: none of the server's descriptors is left on a removed pack.
+    # The misses come over 8 connections open at once: a worker takes a connection while
+    # it has no more open than the other, so both get some of them.
+    session.close()
     time.sleep(11)
-    for _ in range(8):
-        missing = requests.get(f"{base}/dav/f0.txt?version={'0' * 40}", timeout=30)
-        assert missing.status_code == 404
+    askers = [requests.Session() for _ in range(8)]
+    try:
+        for asker in askers:
+            missing = asker.get(f"{base}/dav/f0.txt?version={'0' * 40}", timeout=30)
+            assert missing.status_code == 404
+    finally:
+        for asker in askers:
+            asker.close()
     targets = fd_targets(served)
     pack_dir = str(repo / "objects" / "pack")
     on_packs = [t for t in targets if t.startswith(pack_dir)]
