@@ -81,7 +81,8 @@ class Master:
     """SIGUSR1: the master reopens its log files, and each worker its own."""
     worker_exited: Callable[[int], None] = lambda pid: None
     """Told the pid of every worker that exited (its live metrics leave with it)."""
-    slots: list[list[socket.socket]] = field(default_factory=list)
+    listening: list[socket.socket] = field(default_factory=list)
+    """The listening sockets (systemd's or bound here): every worker accepts from all."""
     seats: Seats | None = None
     """Open connections of each worker; twice as many seats as workers, for the old and
     the new ones of a SIGHUP."""
@@ -96,11 +97,10 @@ class Master:
         accepts from."""
         count = self.count
         self.seats = Seats(2 * count)
-        shared = sockets.from_systemd()
-        if not shared:
+        self.listening = sockets.from_systemd()
+        if not self.listening:
             server = self.config.server
-            shared = sockets.bind(sockets.addresses_of(server.host, server.port))
-        self.slots = [shared] * count
+            self.listening = sockets.bind(sockets.addresses_of(server.host, server.port))
 
     @property
     def count(self) -> int:
@@ -110,7 +110,7 @@ class Master:
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """(host, port) of each listening address."""
-        return [sock.getsockname()[:2] for sock in self.slots[0]]
+        return [sock.getsockname()[:2] for sock in self.listening]
 
     def run(self, on_ready: Callable[[], None]) -> int:
         """Start the workers, call ``on_ready`` once they listen, and look after them until
@@ -162,12 +162,7 @@ class Master:
                 signal.pthread_sigmask(signal.SIG_SETMASK, [])
                 if self.config.server.pin_cpu:  # before the worker starts a thread
                     cpu.pin_to_one_cpu(slot)
-                mine = self.slots[slot]
-                for group in self.slots:
-                    for sock in group:
-                        if sock not in mine:
-                            sock.close()
-                code = self.worker_main(self.config, mine, write_fd, self._seat(seat))
+                code = self.worker_main(self.config, self.listening, write_fd, self._seat(seat))
             except BaseException:
                 log.exception("a worker failed")
             finally:
@@ -281,7 +276,7 @@ class Master:
         old = [w for w in self.workers.values() if not w.stopping]
         self.config = config
         self.generation += 1
-        for slot in range(len(self.slots)):
+        for slot in range(self.count):
             self._spawn(slot)
         if not self._wait_ready(self.generation):
             log.error("SIGHUP: the new workers did not start; the old ones go on")
@@ -294,9 +289,7 @@ class Master:
             worker.stopping = True
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGTERM)
-        log.info(
-            "SIGHUP: %d new workers serve; the old ones finish their requests", len(self.slots)
-        )
+        log.info("SIGHUP: %d new workers serve; the old ones finish their requests", self.count)
 
     def _stop_all(self) -> None:
         """SIGTERM to every worker, then wait for them (they finish their requests)."""
