@@ -1,6 +1,7 @@
 """A folder on disk as a DAV store: reading it (writes are in filesystem_change.py).
 
-Every disk call runs on the storage's worker threads (davserver.runtime.threads). Writes
+Every disk call runs on the storage's worker threads (davserver.runtime.threads); small
+files unchanged since they were last read are answered from memory (readcache.py). Writes
 go to a hidden temporary file in the target's folder and are renamed into place, so a
 reader or a crash sees the old bytes or the new ones, never half of them; a collection
 copied is built under a temporary name the same way. What a process killed during a long
@@ -36,6 +37,7 @@ from .disk import (
 from .filesystem_change import FilesystemChange
 from .inotify import InotifyFeed
 from .pathlocks import PathLocks
+from .readcache import ReadCache, is_local
 from .temps import TEMP_PREFIX, Registry, own_temp
 
 LISTING_BATCH = 512
@@ -70,11 +72,18 @@ class FilesystemStorage:
     reserved_prefixes: tuple[str, ...] = (TEMP_PREFIX,)
 
     def __init__(
-        self, root: str | os.PathLike[str], codec: PropsCodec, lock_file: str | None = None
+        self,
+        root: str | os.PathLike[str],
+        codec: PropsCodec,
+        lock_file: str | None = None,
+        read_cache: int = 16 << 20,
     ) -> None:
         """``lock_file``: where writes to one path are serialized with other processes
-        serving the same folder (pathlocks.py; None: within this process only)."""
+        serving the same folder (pathlocks.py; None: within this process only).
+        ``read_cache``: bytes of small files kept in memory (readcache.py; 0: none)."""
         self._configured_root = root
+        self._read_cache = read_cache
+        self._cache: ReadCache | None = None
         self._lock_file = lock_file
         self.root = ""
         self.codec = codec
@@ -88,19 +97,25 @@ class FilesystemStorage:
         """Start the worker threads; create the root folder when missing and resolve it;
         sweep what processes that died in the middle of long writes left (temps.py)."""
 
-        def prepare() -> str:
+        def prepare() -> tuple[str, ReadCache | None]:
             os.makedirs(self._configured_root, exist_ok=True)
             root = self.temps.root = os.path.realpath(self._configured_root)
             self.temps.sweep()
             if self._lock_file is not None:
                 os.makedirs(os.path.dirname(self._lock_file), exist_ok=True)
                 self.locks.open(self._lock_file)
-            return root
+            cache = None
+            if self._read_cache > 0 and self._cache is None and is_local(root):
+                # Not Linux, or out of inotify instances: no cache.
+                with contextlib.suppress(OSError, AttributeError):
+                    cache = ReadCache(root, os.stat(root).st_dev, self._read_cache, self.run)
+            return root, cache
 
         if self._pool is None:
             self._pool = WorkerPool(default_threads(), "filesystem")
             self._loop = asyncio.get_running_loop()
-        self.root = await self.run(prepare)
+        self.root, cache = await self.run(prepare)
+        self._cache = self._cache or cache
 
     def listen(self, listener: ChangeListener) -> None:
         """Report committed changes to ``listener``."""
@@ -292,6 +307,11 @@ class FilesystemStorage:
 
     async def stat(self, path: str, *, dead_props: bool = False) -> Resource | None:
         """The resource at ``path``, or None."""
+        cache = self._cache
+        if cache is not None and path:  # the root is a folder: never cached
+            return cache.resource(path, dead_props) or await cache.stat(
+                path, dead_props, self.stat_sync
+            )
         return await self.run(self.stat_sync, path, dead_props)
 
     async def children(
@@ -318,6 +338,11 @@ class FilesystemStorage:
 
     async def read(self, path: str, *, inline_limit: int) -> Body:
         """Open ``path`` for sending."""
+        cache = self._cache
+        if cache is not None and path:
+            return cache.body(path, inline_limit) or await cache.read(
+                path, inline_limit, self._read_sync
+            )
         return await self.run(self._read_sync, path, inline_limit)
 
     async def quota(self, path: str) -> tuple[int, int] | None:
@@ -364,6 +389,9 @@ class FilesystemStorage:
     async def close(self) -> None:
         """Stop the worker threads once they have finished what is queued."""
         pool, self._pool = self._pool, None
+        cache, self._cache = self._cache, None
+        if cache is not None:
+            cache.close()
         if pool is not None:
             await pool.submit(asyncio.get_running_loop(), self.locks.close)
             pool.close()

@@ -44,7 +44,7 @@ that is not watched never brings it)."""
 _READ_SIZE = 1 << 16
 
 
-class _Inotify:
+class Inotify:
     """The three inotify calls, through libc."""
 
     def __init__(self) -> None:
@@ -58,9 +58,9 @@ class _Inotify:
             raise OSError(ctypes.get_errno(), "inotify_init1")
         self.fd = fd
 
-    def add(self, path: str) -> int:
-        """Watch a folder; its watch descriptor."""
-        wd = self._add(self.fd, os.fsencode(path), _MASK)
+    def add(self, path: str, mask: int = _MASK) -> int:
+        """Watch a folder (or what ``mask`` says); its watch descriptor."""
+        wd = self._add(self.fd, os.fsencode(path), mask)
         if wd < 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code), path)
@@ -109,7 +109,7 @@ class InotifyFeed:
         self._hidden = hidden
         self._own = own
         self._renames: set[int] = set()  # cookies of this process's renames under way
-        self._inotify = _Inotify()
+        self._inotify = Inotify()
         self._folders: dict[int, str] = {}  # wd -> folder
         self._watches: dict[str, int] = {}  # folder -> wd
         self._pending: dict[str, set[str]] = {}

@@ -399,7 +399,9 @@ def build_storage(m: MountConfig, config: Config, state: SharedState) -> Storage
             gc_pack_limit=m.gc_pack_limit,
         )
     assert m.root is not None
-    return FilesystemStorage(m.root, PROPS_CODEC, state.path_lock_file(m.root))
+    return FilesystemStorage(
+        m.root, PROPS_CODEC, state.path_lock_file(m.root), read_cache=m.read_cache
+    )
 
 
 def build_site_mount(m: MountConfig, config: Config) -> Mount:

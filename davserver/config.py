@@ -37,7 +37,7 @@ _WSGI_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
         ("backend", "repo", "branch", "author", "stale_lock_age", "depth_infinity",
-         "gc_interval", "gc_loose_objects", "gc_pack_limit"),
+         "gc_interval", "gc_loose_objects", "gc_pack_limit", "read_cache"),
         ("webdav", "caldav"),
     ),
     "root": ("webdav", "caldav", "static", "cgi", "fastcgi"),
@@ -191,6 +191,7 @@ class MountConfig:
     gc_loose_objects: int = 6700
     gc_pack_limit: int = 4
     depth_infinity: bool = False
+    read_cache: int = 16 << 20
     default_user: str = "user"
     max_resource_size: int = 10 << 20
     contacts: bool = True
@@ -515,7 +516,7 @@ def _check_mount(source: str, where: str, m: MountConfig) -> None:
         )
     lows = (("threads", 1), ("timeout", 0.001), ("gzip_min_size", 0), ("cache_ttl", 0),
             ("stale_lock_age", 1), ("processes", 1), ("pool_size", 1), ("gc_interval", 0),
-            ("gc_loose_objects", 1), ("gc_pack_limit", 1))  # fmt: skip
+            ("gc_loose_objects", 1), ("gc_pack_limit", 1), ("read_cache", 0))  # fmt: skip
     for key, low in lows:
         if getattr(m, key) < low:
             raise ConfigError(f"{source}: {where}.{key}: must be at least {low}")

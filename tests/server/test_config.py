@@ -93,6 +93,10 @@ def test_overrides_replace_host_port_and_first_filesystem_root(tmp_path: Path) -
          "mounts[0].gc_pack_limit", "at least 1"),
         ("[[mounts]]\npath='/'\ntype='static'\nroot='d'\ngc_pack_limit=4",
          "mounts[0].gc_pack_limit", "static"),
+        ("[[mounts]]\npath='/'\ntype='webdav'\nroot='d'\nread_cache=-1",
+         "mounts[0].read_cache", "at least 0"),
+        ("[[mounts]]\npath='/'\ntype='static'\nroot='d'\nread_cache=0",
+         "mounts[0].read_cache", "static"),
         ("[server\n", "", "not valid TOML"),
     ],
 )  # fmt: skip
