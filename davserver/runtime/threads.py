@@ -20,6 +20,7 @@ or CPU-heavy call: a shared pool, started on first use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections import deque
@@ -44,6 +45,22 @@ def default_threads() -> int:
     except AttributeError:  # not on every platform
         cpus = os.cpu_count() or 1
     return min(32, cpus + 3)
+
+
+def defer_to_loop() -> None:
+    """Make the calling thread wait for the event loop rather than interrupt it (Linux:
+    the SCHED_BATCH policy; elsewhere nothing).
+
+    A worker thread that a job wakes would otherwise preempt the event loop at once when
+    both share a CPU (``[server] pin_cpu`` keeps a process's threads on one): a context
+    switch, and the interpreter lock handed to the worker and back in the middle of the
+    loop's turn. A batch thread is not preferred at wake-up: it runs once the loop waits
+    for events or its time slice ends, so the jobs of one turn of the loop run together
+    and hand their results back together. Its share of the CPU stays the same.
+    """
+    if hasattr(os, "SCHED_BATCH"):
+        with contextlib.suppress(OSError):  # a sandbox may refuse it: no harm
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 _Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
@@ -88,6 +105,7 @@ class WorkerPool:
     # -- worker side --------------------------------------------------------------------
 
     def _work(self) -> None:
+        defer_to_loop()
         jobs = self._jobs
         while True:
             job = jobs.get()
