@@ -17,26 +17,29 @@ from collections.abc import Callable
 
 from davserver.runtime.threads import offload
 
-_IN_NONBLOCK = os.O_NONBLOCK
-_IN_CLOEXEC = os.O_CLOEXEC
-_IN_MODIFY = 0x2
-_IN_ATTRIB = 0x4
-_IN_CLOSE_WRITE = 0x8
-_IN_MOVED_FROM = 0x40
-_IN_MOVED_TO = 0x80
-_IN_CREATE = 0x100
-_IN_DELETE = 0x200
-_IN_DELETE_SELF = 0x400
-_IN_MOVE_SELF = 0x800
-_IN_Q_OVERFLOW = 0x4000
-_IN_IGNORED = 0x8000
-_IN_ONLYDIR = 0x01000000
-_IN_EXCL_UNLINK = 0x04000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x01000000
+IN_EXCL_UNLINK = 0x04000000
+IN_DONT_FOLLOW = 0x02000000
+IN_MASK_ADD = 0x20000000
+IN_ISDIR = 0x40000000
 _MASK = (
-    _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE
-    | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR | _IN_EXCL_UNLINK
+    IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE
+    | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK
 )  # fmt: skip
-_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
+GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED
 _EVENT = struct.Struct("iIII")
 _RENAMES_KEPT = 1024
 """Cookies of own renames waiting for their second half, at most (a rename to a folder
@@ -53,7 +56,7 @@ class Inotify:
         self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
         self._rm = libc.inotify_rm_watch
         self._rm.argtypes = (ctypes.c_int, ctypes.c_int)
-        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
         self.fd = fd
@@ -146,19 +149,19 @@ class InotifyFeed:
         """Sort the queued events by folder."""
         own = self._own
         for wd, mask, cookie, name in self._inotify.events():
-            if mask & _IN_Q_OVERFLOW:
+            if mask & IN_Q_OVERFLOW:
                 self._lost.update(self._watches)
                 continue
             folder = self._folders.get(wd)
             if folder is None:
                 continue
-            if mask & _GONE:
+            if mask & GONE:
                 self._drop(folder)
-            elif mask & _IN_MOVED_FROM and own is not None and own(name):
+            elif mask & IN_MOVED_FROM and own is not None and own(name):
                 if len(self._renames) >= _RENAMES_KEPT:  # halves that never came
                     self._renames.clear()
                 self._renames.add(cookie)
-            elif mask & _IN_MOVED_TO and cookie in self._renames:
+            elif mask & IN_MOVED_TO and cookie in self._renames:
                 self._renames.discard(cookie)
             elif name and not self._hidden(name):
                 self._pending.setdefault(folder, set()).add(name)

@@ -44,18 +44,21 @@ from typing import Any, TypeVar
 from .base import Body, Resource
 from .disk import PROPS_DIR, SELF_PROPS, etag_of
 from .inotify import (
-    _IN_ATTRIB,
-    _IN_CREATE,
-    _IN_DELETE,
-    _IN_DELETE_SELF,
-    _IN_EXCL_UNLINK,
-    _IN_IGNORED,
-    _IN_MODIFY,
-    _IN_MOVE_SELF,
-    _IN_MOVED_FROM,
-    _IN_MOVED_TO,
-    _IN_ONLYDIR,
-    _IN_Q_OVERFLOW,
+    GONE,
+    IN_ATTRIB,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_DONT_FOLLOW,
+    IN_EXCL_UNLINK,
+    IN_ISDIR,
+    IN_MASK_ADD,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
     Inotify,
 )
 from .temps import TEMP_PREFIX
@@ -72,18 +75,12 @@ SMB, FUSE, or an overlay whose lower layers may change underneath)."""
 CONTENT_LIMIT = 64 << 10
 """The largest file whose bytes are kept (the DAV mounts' inline limit)."""
 
-_IN_DONT_FOLLOW = 0x02000000
-_IN_MASK_ADD = 0x20000000  # never narrow a watch that another path placed on the inode
-_IN_ISDIR = 0x40000000
-_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
-_NAMES = _IN_CREATE | _IN_DELETE | _IN_MOVED_FROM | _IN_MOVED_TO
+_NAMES = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
 _FOLDER_MASK = (
-    _IN_MODIFY | _IN_ATTRIB | _NAMES | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR
-    | _IN_EXCL_UNLINK | _IN_DONT_FOLLOW | _IN_MASK_ADD
+    IN_MODIFY | IN_ATTRIB | _NAMES | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
+    | IN_EXCL_UNLINK | IN_DONT_FOLLOW | IN_MASK_ADD  # never narrow another path's watch
 )  # fmt: skip
-_FILE_MASK = (
-    _IN_MODIFY | _IN_ATTRIB | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_DONT_FOLLOW | _IN_MASK_ADD
-)
+_FILE_MASK = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW | IN_MASK_ADD
 _FOLDER, _PROPS, _FILE = 0, 1, 2
 _ENTRY_COST = 512  # bytes an entry holds besides its data (Resource, strings, indexes)
 _TOUCHED_KEPT = 4096
@@ -388,7 +385,7 @@ class ReadCache:
             return
         self._seq += 1
         for wd, mask, _, name in events:
-            if mask & _IN_Q_OVERFLOW:
+            if mask & IN_Q_OVERFLOW:
                 self.clear()
                 continue
             known = self._watched.get(wd)
@@ -403,7 +400,7 @@ class ReadCache:
             if kind == _FILE:
                 self._drop(where)
             elif kind == _PROPS:
-                if mask & _GONE:
+                if mask & GONE:
                     self._unwatch(wd)
                     self._drop_members(where)
                 elif name.startswith("m."):
@@ -411,12 +408,12 @@ class ReadCache:
                 elif name != SELF_PROPS and not name.startswith(TEMP_PREFIX):
                     self._drop_members(where)  # h.<hash>: whose, the name does not say
             elif not name:  # the folder itself: gone, moved, or its permissions
-                self._drop_below(where, watches=bool(mask & _GONE))
+                self._drop_below(where, watches=bool(mask & GONE))
             elif name == PROPS_DIR:
                 self._drop_members(where)
             elif not name.startswith(TEMP_PREFIX):
                 child = f"{where}/{name}" if where else name
-                if mask & _IN_ISDIR:
+                if mask & IN_ISDIR:
                     self._drop_below(child, watches=bool(mask & _NAMES))
                 self._drop(child)
 
