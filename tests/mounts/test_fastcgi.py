@@ -328,13 +328,20 @@ async def test_x_sendfile_outside_the_allowed_folders_is_403(
 async def test_kept_connections_are_reused(make_fcgi: MakeClient) -> None:
     client = await make_fcgi()
     mount = next(m for m in client.app[ROUTER_KEY].mounts if m.prefix == "/py")
+    kept = []
     for _ in range(5):
         resp = await client.get("/py/")
         assert resp.status == 200
-        # Read to the end: a streamed answer's headers go out before the application's
-        # end of request came and its connection went back to the pool.
+        # The body of an answer with a Content-Length can reach the client before the
+        # application's end of request reaches the server and the connection goes back
+        # to the pool: wait for it (the test client shares the server's loop).
         await resp.read()
+        async with asyncio.timeout(5):
+            while not mount.pool._idle:
+                await asyncio.sleep(0.001)
+        kept.append(mount.pool._idle[-1][0])
     assert len(mount.pool._idle) == 1  # one connection served them all, one at a time
+    assert all(conn is kept[0] for conn in kept)
 
 
 def test_fastcgi_options_are_checked(tmp_path: Path) -> None:
