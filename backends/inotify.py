@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import select
 import struct
 from collections.abc import Callable
 
@@ -60,6 +61,10 @@ class Inotify:
         if fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
         self.fd = fd
+        # Asked before each read: an empty queue (what almost every request finds) then
+        # costs one poll, without the failed read and the exception it raises.
+        self._queued = select.epoll()
+        self._queued.register(fd, select.EPOLLIN)
 
     def add(self, path: str, mask: int = _MASK) -> int:
         """Watch a folder (or what ``mask`` says); its watch descriptor."""
@@ -76,6 +81,8 @@ class Inotify:
     def events(self) -> list[tuple[int, int, int, str]]:
         """(wd, mask, cookie, name) of every event queued now; never blocks."""
         out: list[tuple[int, int, int, str]] = []
+        if not self._queued.poll(0):
+            return out
         while True:
             try:
                 data = os.read(self.fd, _READ_SIZE)
@@ -91,6 +98,7 @@ class Inotify:
 
     def close(self) -> None:
         """Release the descriptor."""
+        self._queued.close()
         os.close(self.fd)
 
 

@@ -14,8 +14,14 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise DAVError(413, f"body of {length} bytes exceeds the limit of {limit}")
+    content = request.content
+    if content.is_eof():  # all of it is here already (a small body, the usual case)
+        whole = content.read_nowait()
+        if len(whole) > limit:
+            raise DAVError(413, f"body exceeds the limit of {limit} bytes")
+        return whole
     data = bytearray()
-    async for chunk in request.content.iter_any():
+    async for chunk in content.iter_any():
         data += chunk
         if len(data) > limit:
             raise DAVError(413, f"body exceeds the limit of {limit} bytes")

@@ -41,6 +41,10 @@ precondition)."""
 READS_SOURCE = READ_METHODS | {"COPY"}
 """Methods that change nothing at their own path (COPY's destination is checked apart):
 what a read-only share allows."""
+_PATHS_KEPT = 4096
+"""Decoded raw paths a tree remembers, at most (then it starts over)..."""
+_PATH_KEPT_LENGTH = 512
+"""...each at most this long (a long one is decoded each time)."""
 
 
 class DavMount:
@@ -63,6 +67,9 @@ class DavMount:
         self.features = FeatureSet(features, layout, settings)
         self.services: Mapping[ServiceKey[Any], Any] = self.features.services
         self._bus = bus
+        self._paths: dict[str, str] = {}
+        """Storage paths of raw paths decoded lately (clients ask for the same ones again;
+        a path refused is not kept, and is refused again each time)."""
         storage.listen(functools.partial(bus.publish, prefix))
         for feature in self.features.features:
             feature.subscribe(bus, self)
@@ -71,8 +78,16 @@ class DavMount:
 
     def storage_path(self, raw_path: str) -> str:
         """The storage path of a raw URL path under this mount (which must contain it)."""
+        known = self._paths.get(raw_path)
+        if known is not None:
+            return known
         rel = strip_query(raw_path)[len(self.prefix) :]
-        return normalize(rel, self.storage.reserved_names, self.storage.reserved_prefixes)
+        path = normalize(rel, self.storage.reserved_names, self.storage.reserved_prefixes)
+        if len(raw_path) <= _PATH_KEPT_LENGTH:
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[raw_path] = path
+        return path
 
     def contains(self, raw_path: str) -> bool:
         """Whether a raw path lies under this mount's prefix."""
