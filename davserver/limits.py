@@ -287,7 +287,11 @@ class Connection(RequestHandler, asyncio.BufferedProtocol):
         self._target_too_long = target_len > self._limits.max_request_line
 
     def resume_reading(self, resume_parser: bool = True) -> None:
-        """Reading resumes: the time paused does not count against the client."""
+        """Reading resumes: the time paused does not count against the client. aiohttp
+        asks this each time a handler takes body bytes, paused or not; when nothing was
+        paused there is nothing to resume (and no half-parsed data to feed again)."""
+        if not self._reading_paused:
+            return
         self._last_read = self._loop.time()
         super().resume_reading(resume_parser)
 
