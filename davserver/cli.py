@@ -80,10 +80,12 @@ async def serve(
     listening: list[socket.socket] | None = None,
     ready_fd: int | None = None,
     seat: Seat | None = None,
+    follower: cpu.Follower | None = None,
 ) -> None:
     """Listen until SIGINT or SIGTERM, then let in-flight requests finish. A worker gets
     its ``listening`` sockets and its ``seat`` (davserver/balance.py) from the master, and
-    writes a byte to ``ready_fd`` once it accepts connections."""
+    writes a byte to ``ready_fd`` once it accepts connections. A single process pinned to
+    a CPU moves with its ``follower`` (davserver/cpu.py)."""
     server = config.server
     ssl_context = None
     if server.tls_cert is not None and server.tls_key is not None:
@@ -101,9 +103,14 @@ async def serve(
         app, shutdown_timeout=server.shutdown_timeout, handle_signals=False, **handler_options
     )
     await runner.setup()
+    following = asyncio.create_task(follower.run()) if follower is not None else None
     try:
         await _serve(runner, config, ssl_context, handler_options, listening, ready_fd, seat)
     finally:
+        if following is not None:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
         await runner.cleanup()
 
 
@@ -253,11 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         prepare_shared(config)
         malloc.tune()  # before any thread starts: see malloc.py
         if single:
+            follower = None
             if config.server.pin_cpu:  # before any thread starts, too: see cpu.py
+                allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
                 pinned = cpu.pin_to_one_cpu()
                 if pinned is not None:
                     log.info("running on CPU %d (pin_cpu)", pinned)
-            asyncio.run(serve(config))
+                    follower = cpu.Follower(allowed, pinned)
+            asyncio.run(serve(config, follower=follower))
             return 0
         return _run_workers(config, lambda: _config(args))
 

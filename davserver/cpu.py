@@ -12,12 +12,36 @@ request instead of 1 and ran at 0.6x the pinned rate, PROPFIND Depth 0 at 0.5x, 
 process pinned to the CPU it started on ran at the pinned rates. With several worker
 processes (``[server] workers``), worker slot ``n`` keeps to the n-th allowed CPU, so that
 they do not pile up on one.
+
+A single process does not stay on a CPU that other programs take while another CPU it may
+use sits idle: :class:`Follower` looks once a second and moves the whole process (loop and
+threads together) to the idler CPU, which the kernel would have done for a process that
+was not pinned.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
+import resource
+import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from davserver.runtime.threads import offload
+
+log = logging.getLogger("davserver.cpu")
+
+OTHERS_SHARE = 0.25
+"""The share of its CPU that other programs must take, two looks in a row, for the
+process to move..."""
+IDLE_SHARE = 0.5
+"""...to a CPU it may use that was idle at least this share of the same time."""
+LOOK_EVERY = 1.0
+"""Seconds between two looks."""
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def current_cpu() -> int | None:
@@ -50,3 +74,92 @@ def pin_to_one_cpu(slot: int | None = None) -> int | None:
         cpu = min(allowed)
     os.sched_setaffinity(0, {cpu})
     return cpu
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What one look saw: every CPU's busy and idle ticks (/proc/stat) and the process's
+    own CPU seconds, at a moment (monotonic seconds)."""
+
+    at: float
+    busy: dict[int, int]
+    idle: dict[int, int]
+    own: float
+
+
+def _look() -> _Look:
+    busy: dict[int, int] = {}
+    idle: dict[int, int] = {}
+    with open("/proc/stat", encoding="ascii") as stat:
+        for line in stat:
+            if not line.startswith("cpu") or line.startswith("cpu "):
+                continue
+            name, *fields = line.split()
+            ticks = [int(f) for f in fields[:8]]
+            # user nice system idle iowait irq softirq steal: what programs ran (user,
+            # nice, system) against what nothing did (idle, iowait).
+            cpu = int(name[3:])
+            busy[cpu] = ticks[0] + ticks[1] + ticks[2]
+            idle[cpu] = ticks[3] + ticks[4]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return _Look(time.monotonic(), busy, idle, usage.ru_utime + usage.ru_stime)
+
+
+class Follower:
+    """Keeps a process pinned by :func:`pin_to_one_cpu` on a CPU it has to itself, as far
+    as the CPUs it may use (``allowed``) allow: when other programs took at least
+    :data:`OTHERS_SHARE` of its CPU in each of two looks while another allowed CPU was
+    idle at least :data:`IDLE_SHARE` of the time, every thread of the process moves to the
+    idlest such CPU (threads started later follow the thread that starts them)."""
+
+    def __init__(self, allowed: set[int], cpu: int) -> None:
+        self.allowed = allowed
+        self.cpu = cpu
+        self._crowded = 0  # looks in a row that found the CPU taken by others
+
+    async def run(self) -> None:
+        """Look every :data:`LOOK_EVERY` seconds until cancelled (/proc is read on a
+        worker thread); a look that fails ends the following, with a log line."""
+        try:
+            before = await offload(_look)
+            while True:
+                await asyncio.sleep(LOOK_EVERY)
+                now = await offload(_look)
+                target = self.verdict(before, now)
+                before = now
+                if target is not None:
+                    await offload(self.move, target)
+        except (OSError, ValueError) as exc:
+            log.warning("pin_cpu: staying on CPU %d, the CPUs' load cannot be read: %s",
+                        self.cpu, exc)  # fmt: skip
+
+    def verdict(self, before: _Look, now: _Look) -> int | None:
+        """The CPU to move to after these two looks, or None to stay."""
+        span = (now.at - before.at) * _TICK
+        if span <= 0 or self.cpu not in now.busy or self.cpu not in before.busy:
+            return None
+        ours = (now.own - before.own) * _TICK
+        others = (now.busy[self.cpu] - before.busy[self.cpu] - ours) / span
+        self._crowded = self._crowded + 1 if others >= OTHERS_SHARE else 0
+        if self._crowded < 2:
+            return None
+        idlest, share = None, IDLE_SHARE
+        for cpu in sorted(self.allowed - {self.cpu}):
+            if cpu in now.idle and cpu in before.idle:
+                idle = (now.idle[cpu] - before.idle[cpu]) / span
+                if idle >= share:
+                    idlest, share = cpu, idle
+        if idlest is not None:
+            log.info(
+                "moving to CPU %d: other programs took %.0f%% of CPU %d, CPU %d was %.0f%% idle",
+                idlest, 100 * others, self.cpu, idlest, 100 * share,
+            )  # fmt: skip
+        return idlest
+
+    def move(self, cpu: int) -> None:
+        """Put every thread of the process on ``cpu``."""
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(tid), {cpu})
+        self.cpu = cpu
+        self._crowded = 0

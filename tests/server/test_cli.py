@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from helpers import ServerProcess, free_port
 
 import davserver
@@ -161,9 +162,11 @@ def test_version_prints_the_installed_version(tmp_path: Path) -> None:
     assert importlib.metadata.version("davserver") == davserver.__version__
 
 
-def cpus_allowed(pid: int) -> str:
-    """The CPUs a process may run on, as /proc shows them (e.g. '0-1' or '1')."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def cpus_allowed(pid: int, thread: int | None = None) -> str:
+    """The CPUs a process (or one of its threads) may run on, as /proc shows them (e.g.
+    '0-1' or '1')."""
+    status = Path(f"/proc/{pid}/status" if thread is None else f"/proc/{pid}/task/{thread}/status")
+    for line in status.read_text().splitlines():
         if line.startswith("Cpus_allowed_list:"):
             return line.split(":", 1)[1].strip()
     raise AssertionError("no Cpus_allowed_list")
@@ -208,3 +211,30 @@ def test_pin_cpu_spreads_the_workers_over_the_cpus(
     assert pinned == (want or [cpus_allowed(server.proc.pid)] * 2)
     assert cpus_allowed(server.proc.pid) == cpus_allowed(os.getpid())  # the master is not
     assert request("PUT", f"{server.url}/f", b"x")[0] == 201
+
+
+def test_pin_cpu_moves_off_a_cpu_other_programs_take(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs to move between")
+    server = server_process("--workers", "1")
+    first = int(cpus_allowed(server.proc.pid))
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {first}),
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and cpus_allowed(server.proc.pid) == str(first):
+            time.sleep(0.2)
+    finally:
+        busy.kill()
+        busy.wait()
+    now = cpus_allowed(server.proc.pid)
+    assert now.isdigit() and int(now) != first and int(now) in os.sched_getaffinity(0)
+    # Every thread went along, not the main thread alone.
+    threads = [int(t.name) for t in Path(f"/proc/{server.proc.pid}/task").iterdir()]
+    assert {cpus_allowed(server.proc.pid, t) for t in threads} == {now}
+    assert f"moving to CPU {now}: other programs took" in server.log()
+    assert request("PUT", f"{server.url}/f", b"x")[0] == 201  # serves as before
