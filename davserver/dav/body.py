@@ -14,18 +14,24 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise DAVError(413, f"body of {length} bytes exceeds the limit of {limit}")
-    content = request.content
-    if content.is_eof():  # all of it is here already (a small body, the usual case)
-        whole = content.read_nowait()
+    whole = arrived(request)
+    if whole is not None:
         if len(whole) > limit:
             raise DAVError(413, f"body exceeds the limit of {limit} bytes")
         return whole
     data = bytearray()
-    async for chunk in content.iter_any():
+    async for chunk in request.content.iter_any():
         data += chunk
         if len(data) > limit:
             raise DAVError(413, f"body exceeds the limit of {limit} bytes")
     return bytes(data)
+
+
+def arrived(request: web.Request) -> bytes | None:
+    """The whole body when all of it has arrived already (a small one usually comes with
+    the head): taken at once, without iterating over the stream; else None."""
+    content = request.content
+    return content.read_nowait() if content.is_eof() else None
 
 
 def has_body(request: web.Request) -> bool:

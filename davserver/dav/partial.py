@@ -88,7 +88,7 @@ async def apply(
     """Write the request's body at ``offset`` of the file (one change); the new resource
     and whether it was created, or the 416 answer."""
     request, path = ctx.request, ctx.path
-    body = request_body(request) or await request.read()
+    body = await request_body(request)
     quotas = ctx.tree.services.get(quota.SERVICE)
     charge: AbstractAsyncContextManager[None] = contextlib.nullcontext()
     if quotas is not None and quotas.trees(path):

@@ -11,7 +11,7 @@ from aiohttp import web
 from davserver.backends.base import AlreadyExists, DeleteFailure, FileChange, Resource
 
 from . import checksums, conditions, multistatus, quota
-from .body import has_body, read_limited
+from .body import arrived, has_body, read_limited
 from .context import Context
 from .errors import DAVError
 from .locking import require_unlocked
@@ -48,12 +48,12 @@ async def put_target(ctx: Context, path: str) -> Resource | None:
     return current
 
 
-def request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
-    """How an upload's body is taken: None when it is small enough to be read whole
-    (``await request.read()``), else the stream of its chunks."""
+async def request_body(request: web.Request) -> bytes | AsyncIterator[bytes]:
+    """An upload's body: whole when it is small enough (at once when all of it came with
+    the head, the usual case), else the stream of its chunks."""
     length = request.content_length
     if length is not None and length <= SMALL_BODY:
-        return None
+        return arrived(request) or await request.read()
     return request.content.iter_chunked(STREAM_CHUNK)
 
 
@@ -98,7 +98,7 @@ async def put(ctx: Context) -> web.StreamResponse:
     service = ctx.tree.services.get(checksums.SERVICE) if "OC-Checksum" in h else None
     announced = checksums.parse_header(h["OC-Checksum"]) if service is not None else None
     hasher = checksums.Hasher() if service is not None else None
-    body = request_body(request) or await request.read()
+    body = await request_body(request)
     quotas = ctx.tree.services.get(quota.SERVICE)
     charge: AbstractAsyncContextManager[None] = contextlib.nullcontext()
     old_size = -1  # for a body of unknown length: counted once stored
