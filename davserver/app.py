@@ -105,6 +105,7 @@ SHARES_FILE = "shares.sqlite3"
 PUSH_DIR = "push"
 """Of the state folder: the WebDAV-Push keys and the lock files of the polling."""
 WELL_KNOWN = "/.well-known/"
+_NO_GROUPS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,7 +527,7 @@ class Router:
             if mount is None:
                 return challenge() if logins is not None and user is None else None
             rules = self.access[mount.prefix]
-            groups = frozenset[str]()
+            groups = _NO_GROUPS
             if rules.groups and user is not None and logins is not None:
                 groups = await logins.groups.of(user)
             refusal = access.admit(
@@ -568,6 +569,9 @@ class Router:
 
     def _well_known(self, request: web.Request) -> web.Response | None:
         """RFC 6764's redirect (a 301: TbSync had trouble with 302, Radicale found)."""
+        raw = request.raw_path
+        if not raw.startswith(WELL_KNOWN) and "%" not in raw:
+            return None  # (cheaply) no encoding of the well-known prefix either
         path = request.path
         if not path.startswith(WELL_KNOWN):
             return None
