@@ -128,7 +128,9 @@ class DavMount:
             path = self.storage_path(request.raw_path)
             user = request.get(USER)
             principal = self.features.principal(user)
-            ctx = Context(request, path, self, user, principal, request.get(GRANTS, NO_GRANTS))
+            # Shares are put in the request for owner-only trees only (app.Router._grant).
+            grants = request.get(GRANTS, NO_GRANTS) if self.settings.owner_only else NO_GRANTS
+            ctx = Context(request, path, self, user, principal, grants)
             CURRENT.set(ctx)
             if self.settings.owner_only and request.method != "OPTIONS":
                 if ctx.principal is None:
