@@ -180,6 +180,8 @@ class ReadCache:
         self._inflight = 0
         self._touched: dict[str, int] = {}
         self._orphans: set[int] = set()
+        self._folder_paths: set[str] = set()
+        """Paths a stat last found to be folders: stated without a fill."""
 
     # -- lookups (on the event loop) ------------------------------------------------------
 
@@ -219,7 +221,17 @@ class ReadCache:
         self, path: str, dead_props: bool, op: Callable[[str, bool], Resource | None]
     ) -> Resource | None:
         """``op(path, dead_props)`` (the storage's stat), keeping what it finds."""
+        if path in self._folder_paths:
+            # A folder is never cached: the fill's watches and checks would be for nothing.
+            found: Resource | None = await self._run(op, path, dead_props)
+            if found is None or not found.is_collection:
+                self._folder_paths.discard(path)  # a file now, maybe: the next stat fills
+            return found
         res: Resource | None = await self._fill(path, dead_props, op, path, dead_props)
+        if res is not None and res.is_collection:
+            if len(self._folder_paths) >= self._max_entries:
+                self._folder_paths.clear()
+            self._folder_paths.add(path)
         return res
 
     async def _fill(self, path: str, dead_props: bool, op: Callable[..., Any], *args: Any) -> Any:

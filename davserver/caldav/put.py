@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -28,6 +29,13 @@ def supported_components(props: Mapping[str, bytes] | None) -> tuple[str, ...]:
     stored = (props or {}).get(SUPPORTED_COMPONENTS)
     if stored is None:
         return COMPONENTS
+    return _components(stored)
+
+
+@functools.lru_cache(maxsize=256)
+def _components(stored: bytes) -> tuple[str, ...]:
+    """The components a stored ``supported-calendar-component-set`` names (asked at each
+    PUT; calendars hold few different values: remembered)."""
     root = etree.fromstring(stored)
     return tuple(el.get("name", "").upper() for el in root.iter(c("comp")))
 

@@ -21,10 +21,10 @@ _T = TypeVar("_T")
 
 def complete(responses: str, trailer: str = "") -> web.Response:
     """A 207 answer holding the given ``<D:response>`` elements (then ``trailer``, such
-    as a sync-token)."""
+    as a sync-token). One join: a sum of the four would copy a large answer thrice."""
     return web.Response(
         status=207,
-        body=(MULTISTATUS_OPEN + responses + trailer + MULTISTATUS_CLOSE).encode(),
+        body="".join((MULTISTATUS_OPEN, responses, trailer, MULTISTATUS_CLOSE)).encode(),
         content_type=XML_CONTENT_TYPE,
         charset="utf-8",
     )

@@ -38,7 +38,7 @@ _PARSER = etree.XMLParser(
 MAX_DEPTH = 64
 # True when some element lies deeper than MAX_DEPTH: libxml2 answers it several times faster
 # than a walk of the tree in Python (1 MiB of empty elements: 7 ms instead of 50).
-_TOO_DEEP = "boolean(" + "/*" * (MAX_DEPTH + 1) + ")"
+_TOO_DEEP = etree.XPath("boolean(" + "/*" * (MAX_DEPTH + 1) + ")")
 
 # Byte order marks, and (XML 1.0 Appendix F) how a document in a two- or four-byte encoding
 # without one begins: with "<".
@@ -120,7 +120,7 @@ def parse(data: bytes) -> etree._Element:
     doc = root.getroottree().docinfo
     if doc.doctype or doc.internalDTD is not None:
         raise XMLError("DOCTYPE declarations are not accepted")
-    if root.xpath(_TOO_DEEP):
+    if _TOO_DEEP(root):
         raise XMLError(f"XML nested deeper than {MAX_DEPTH} levels")
     return root
 

@@ -219,6 +219,32 @@ async def test_unchanged_file_needs_no_thread(
     assert len(calls) == 7
 
 
+async def test_folder_stated_without_a_fill(
+    counted: tuple[FilesystemStorage, list[str]], tmp_path: Path
+) -> None:
+    """A path a stat found to be a folder is stated again by the storage alone (a folder
+    is never cached: no watches to place); once it is a file, it is cached again."""
+    storage, calls = counted
+    folder = tmp_path / "store" / "d"
+    folder.mkdir()
+    for _ in range(3):
+        res = await storage.stat("d")
+        assert res is not None and res.is_collection
+    assert calls == ["_fill_sync", "stat_sync", "stat_sync"]
+    folder.rmdir()
+    folder.write_bytes(b"now a file")
+    res = await storage.stat("d")
+    assert res is not None and not res.is_collection and res.size == 10
+    assert calls[3:] == ["stat_sync"]
+    for _ in range(3):
+        assert await storage.stat("d") == res
+    assert "_fill_sync" in calls[4:]
+    served = len(calls)
+    for _ in range(3):
+        assert await storage.stat("d") == res
+    assert len(calls) == served
+
+
 async def test_symlinked_folder_not_cached(
     counted: tuple[FilesystemStorage, list[str]], tmp_path: Path
 ) -> None:
