@@ -10,6 +10,7 @@ and nothing of a local file in the answer. A body correctly encoded in UTF-16 is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from caldav_data import EVENTS, HOME, NSDECL, Cal, MakeCal, error_condition
 from helpers import snapshot
 from lxml import etree
 
+from davserver.app import create_app
+from davserver.config import Config, MountConfig, ServerConfig
 from davserver.dav.xml import MAX_DEPTH
 
 pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
@@ -272,6 +275,35 @@ async def test_bodies_over_the_limit_are_413(
             assert status == 413, (method.id, status)
             assert "refused: 413" in caplog.text, method.id
     assert snapshot(store) == before
+
+
+async def test_a_chunked_body_over_the_limit_that_came_whole_is_413(
+    aiohttp_client: Any, tmp_path: Path, root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chunked body is not announced: one that arrived whole with its head, in one write,
+    is measured at once (the handler takes it without waiting) and refused all the same."""
+    config = Config(
+        server=ServerConfig(state_dir=tmp_path / "state", access_log=False, max_xml_size=256),
+        mounts=(MountConfig(path="/", type="webdav", root=root),),
+    )
+    client = await aiohttp_client(create_app(config))
+    (root / "f.txt").write_bytes(b"data")
+    caplog.set_level(logging.INFO, logger="davserver.dav")
+    before = snapshot(root)
+    body = padded(WEBDAV[1].body, 300)
+    head = "PROPPATCH /f.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(head.encode() + chunked)  # head and body in one segment
+        await writer.drain()
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"413"
+    assert "PROPPATCH /f.txt refused: 413 body exceeds the limit of 256 bytes" in caplog.text
+    assert snapshot(root) == before
 
 
 async def test_a_body_just_under_the_limit_is_read(client: TestClient, root: Path) -> None:
