@@ -1,15 +1,17 @@
 """Side-by-side WebDAV benchmark: davserver vs Apache mod_dav, WsgiDAV and bare aiohttp.
 
-Usage: bench/run [--duration S] [--warmup S] [--rounds N] [--pin off|on] [--workloads LIST]
+Usage: bench/run [--duration S] [--warmup S] [--rounds N] [--pin off|on] [--workers N]
+                 [--workloads LIST]
    or: python3 bench/webdav.py [same options]
 
 In one run it starts davserver twice (filesystem WebDAV; once unpinned, as users run it, and
-once pinned to the first CPU), Apache httpd with mod_dav, WsgiDAV 4.4 on cheroot and a bare
-aiohttp app, each on a free loopback port with a fresh temporary folder, creates the same
-fixtures on the DAV servers over HTTP, then measures every workload with wrk (1 thread, 16
-connections), servers interleaved per workload, and prints requests/s, the ratios and
-PASS/FAIL per floor. By default nothing but the pinned davserver is pinned (--pin on pins
-every server to the first CPU and wrk to the second, as earlier runs did).
+once pinned to the first CPU; with --workers N > 1 a third time, unpinned with one worker),
+Apache httpd with mod_dav, WsgiDAV 4.4 on cheroot and a bare aiohttp app, each on a free
+loopback port with a fresh temporary folder, creates the same fixtures on the DAV servers over
+HTTP, then measures every workload with wrk (1 thread, 16 connections), servers interleaved
+per workload, and prints requests/s, the ratios and PASS/FAIL per floor. By default nothing
+but the pinned davserver is pinned (--pin on pins every server to the first CPU and wrk to the
+second, as earlier runs did).
 It installs what it needs itself: wrk and apache2 (apt-get) and a venv with the peers
 (bench/.venv-peers). A benchmark, not a test: the exit code is 0 even when a floor fails.
 See docs/benchmarks.md.
@@ -54,8 +56,9 @@ WORKLOADS: dict[str, tuple[str, str]] = {
 }
 # Column names. "davserver" runs unpinned, as users run it; "davserver-pinned" is the same
 # server pinned to the first CPU (wrk on the second): both are measured in every run.
-DAV, DAV_PINNED = "davserver", "davserver-pinned"
-SERVERS = (DAV, DAV_PINNED, "apache", "wsgidav", "aiohttp-bare")
+# "davserver-1w" is davserver with one worker, unpinned: only with --workers N > 1.
+DAV, DAV_PINNED, DAV_1W = "davserver", "davserver-pinned", "davserver-1w"
+SERVERS = (DAV, DAV_PINNED, DAV_1W, "apache", "wsgidav", "aiohttp-bare")
 APACHE = Path("/usr/sbin/apache2")
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 
@@ -66,6 +69,8 @@ class Floor:
 
     ``dav`` is the davserver column compared ("" = the one run like the peers: unpinned by
     default, pinned with --pin on); ``unpinned_only`` floors are n/a in a --pin on run.
+    A ``one_process`` floor with ``dav`` "" is about one process: with --workers N > 1 it is
+    computed on davserver-1w. ``multi_worker`` floors are n/a unless --workers N > 1.
     """
 
     workload: str
@@ -73,6 +78,8 @@ class Floor:
     factor: float
     dav: str = ""
     unpinned_only: bool = False
+    one_process: bool = False
+    multi_worker: bool = False
 
 
 FLOORS = (
@@ -82,10 +89,17 @@ FLOORS = (
     Floor("propfind1", "wsgidav", 15.0),
     # Issue 21: unpinned, one process, against Apache; and pinning must not be what makes
     # davserver fast.
-    Floor("propfind0", "apache", 0.6, unpinned_only=True),
-    Floor("propfind1", "apache", 1.0, unpinned_only=True),
-    Floor("put", "apache", 0.8, unpinned_only=True),
+    Floor("propfind0", "apache", 0.6, unpinned_only=True, one_process=True),
+    Floor("propfind1", "apache", 1.0, unpinned_only=True, one_process=True),
+    Floor("put", "apache", 0.8, unpinned_only=True, one_process=True),
     *(Floor(wl, DAV_PINNED, 0.9, dav=DAV) for wl in WORKLOADS),
+    # Issue 14: N workers, unpinned, against Apache and against one worker in the same run.
+    Floor("get", "apache", 0.6, unpinned_only=True, multi_worker=True),
+    *(
+        Floor(wl, "apache", 1.0, unpinned_only=True, multi_worker=True)
+        for wl in ("put", "propfind0", "propfind1")
+    ),
+    *(Floor(wl, DAV_1W, 1.5, dav=DAV, unpinned_only=True, multi_worker=True) for wl in WORKLOADS),
 )
 PUT_PATHS = 8
 FILE_4K = bytes(range(256)) * 16
@@ -317,21 +331,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def server_names(workers: int) -> tuple[str, ...]:
+    """The servers of a run whose davservers have ``workers`` workers (no davserver-1w at 1)."""
+    return tuple(s for s in SERVERS if s != DAV_1W or workers > 1)
+
+
 def make_servers(
     dav_cmd: list[str] | None, bare_py: Path, args: argparse.Namespace
 ) -> list[Server]:
     """The servers, each with a fresh temporary folder (data/ inside it is served)."""
     servers = []
-    for name in SERVERS:
+    for name in server_names(args.workers):
         tmp = Path(tempfile.mkdtemp(prefix=f"davbench-{name}-"))
         for sub in ("data", "state"):
             (tmp / sub).mkdir()
         data, config, config_name, problem = str(tmp / "data"), "", "", ""
         wls = tuple(WORKLOADS)
-        if name in (DAV, DAV_PINNED):
+        if name in (DAV, DAV_PINNED, DAV_1W):
             cmd = []
             if dav_cmd:
-                config, config_name = davserver_config(tmp, args.davserver_server), "davserver.toml"
+                keys = args.davserver_server
+                if name == DAV_1W:
+                    keys = {**keys, "workers": 1}
+                config, config_name = davserver_config(tmp, keys), "davserver.toml"
                 cmd = [*dav_cmd, "serve", "--config", str(tmp / config_name)]
                 cmd += ["--host", "127.0.0.1", "--port", "@PORT@", *davserver_quiet_args(dav_cmd)]
             else:
@@ -347,7 +369,7 @@ def make_servers(
         else:
             cmd = [str(bare_py), str(BENCH / "bare_aiohttp.py"), "--port", "@PORT@"]
             wls = ("get",)
-        pinned = name == DAV_PINNED or (name != DAV and args.pin == "on")
+        pinned = name == DAV_PINNED or (name not in (DAV, DAV_1W) and args.pin == "on")
         if name == DAV_PINNED and not args.cpus and not problem:
             problem = "not measured (pinning needs two CPUs)"
         srv = Server(name, cmd, wls, tmp, config, config_name, pinned=pinned, problem=problem)
@@ -663,22 +685,25 @@ def table(rows: list[list[str]]) -> list[str]:
 RUN_COLUMNS = ["server", "workload", "req/s", "requests", "non-2xx", "socket errs"]
 RUN_COLUMNS += ["mean ms", "p50 ms", "p99 ms", "other CPU %", "flags"]
 RATIO_COLUMNS = ["vs Apache", "vs wsgidav", "vs bare", "unpinned/pinned"]
+RATIO_1W = f"{DAV}/{DAV_1W}"  # the ratio column added with --workers N > 1
 FLOOR_COLUMNS = ["workload", "davserver", "reference", "ratio", "floor", "PASS/FAIL"]
 
 
 def summarize(
-    runs: list[Run], workloads: list[str], pin: str
+    runs: list[Run], workloads: list[str], pin: str, workers: int
 ) -> tuple[list[str], list[dict[str, object]]]:
     """The report lines (runs table, requests/s table, floors table, notes) and the verdicts.
 
     The ratios and the floors against peers use the davserver run like the peers
     (davserver unpinned; davserver-pinned with --pin on); unpinned/pinned is davserver's
-    figure divided by davserver-pinned's.
+    figure divided by davserver-pinned's. With ``workers`` > 1 davserver-1w is a column too,
+    the one-process floors use it, and davserver/davserver-1w is a ratio column.
     """
     by: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
         by.setdefault((r.server, r.workload), []).append(r)
     main_dav = DAV_PINNED if pin == "on" else DAV
+    names, multi = server_names(workers), workers > 1
 
     def median(server: str, wl: str, attr: str = "rps") -> float | None:
         rs = by.get((server, wl))
@@ -700,20 +725,24 @@ def summarize(
         nums += [f"{r.mean_ms:.1f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.other_cpu_pct:.0f}"]
         run_rows.append([r.server, WORKLOADS[r.workload][0], *nums, r.flags or "ok"])
 
-    rows = [["workload", *SERVERS, *RATIO_COLUMNS]]
+    rows = [["workload", *names, *RATIO_COLUMNS, *([RATIO_1W] if multi else [])]]
     for wl in workloads:
         dav = median(main_dav, wl)
-        row = [WORKLOADS[wl][0], *(cell(s, wl) for s in SERVERS)]
+        row = [WORKLOADS[wl][0], *(cell(s, wl) for s in names)]
         row += [ratio(dav, median(ref, wl)) for ref in ("apache", "wsgidav", "aiohttp-bare")]
-        rows.append([*row, ratio(median(DAV, wl), median(DAV_PINNED, wl))])
+        row.append(ratio(median(DAV, wl), median(DAV_PINNED, wl)))
+        rows.append([*row, *([ratio(median(DAV, wl), median(DAV_1W, wl))] if multi else [])])
 
     floor_rows, notes = [FLOOR_COLUMNS], []
     verdicts: list[dict[str, object]] = []
     for f in (f for f in FLOORS if f.workload in workloads):
-        dav_name, ref, k = f.dav or main_dav, f.ref, f.factor
+        dav_name = f.dav or (DAV_1W if f.one_process and multi else main_dav)
+        ref, k = f.ref, f.factor
         dav, den = median(dav_name, f.workload), median(ref, f.workload)
         floor = f">= {k:g}x {ref}"
-        if f.unpinned_only and pin == "on":
+        if f.multi_worker and not multi:
+            verdict = "n/a (a floor for --workers N > 1)"
+        elif f.unpinned_only and pin == "on":
             verdict = "n/a (an unpinned floor: run with --pin off)"
         elif dav is None or den is None:
             verdict = "n/a (not measured)"
@@ -805,8 +834,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     ap.add_argument(
         "--workers", type=int, action=DavserverKey,
-        help="[server] workers of both davservers (default 1: one process, what the floors "
-        "are about; the pinned one's workers all share its CPU)",
+        help="[server] workers of the davservers (default 1: one process; the pinned one's "
+        "workers all share its CPU); N > 1 adds davserver-1w (one worker) and issue 14's floors",
     )  # fmt: skip
     ap.add_argument(
         "--pin",
@@ -824,15 +853,17 @@ def parse_args() -> argparse.Namespace:
     args.workloads = [w for w in args.workloads.split(",") if w]
     if any(w not in WORKLOADS for w in args.workloads):
         ap.error(f"workloads are {', '.join(WORKLOADS)}")
-    if min(args.duration, args.warmup, args.rounds, args.connections) < 1:
-        ap.error("--duration, --warmup, --rounds and --connections must be >= 1")
+    args.workers = davserver_keys(args.davserver_server)["workers"]  # N, 1 unless --workers
+    if min(args.duration, args.warmup, args.rounds, args.connections, args.workers) < 1:
+        ap.error("--duration, --warmup, --rounds, --connections and --workers must be >= 1")
     cpus = sorted(os.sched_getaffinity(0))
     args.cpus = (cpus[0], cpus[1]) if len(cpus) >= 2 else None
     return args
 
 
 class DavserverKey(argparse.Action):
-    """Stores an option's value as a [server] key of davserver's config (both davservers).
+    """Stores an option's value as a [server] key of davserver's config (every davserver;
+    davserver-1w keeps workers = 1).
 
     An option for a [server] key is one line in parse_args, e.g.
     ``ap.add_argument("--workers", type=int, action=DavserverKey, help=...)`` gives
@@ -855,7 +886,8 @@ def cpu_line(args: argparse.Namespace) -> str:
         return "CPUs: one CPU, nothing pinned (davserver-pinned not measured)"
     on = f"on CPU {args.cpus[0]}, wrk on CPU {args.cpus[1]}"
     if args.pin == "on":
-        return f"CPUs: --pin on: every server {on} (davserver unpinned, wrk unpinned)"
+        free = f"{DAV} and {DAV_1W}" if args.workers > 1 else DAV
+        return f"CPUs: --pin on: every server {on} ({free} unpinned, wrk unpinned)"
     return f"CPUs: --pin off: servers and wrk unpinned (davserver-pinned {on})"
 
 
@@ -876,6 +908,14 @@ def main() -> int:
             f"{k} = {toml_value(v)}" for k, v in davserver_keys(args.davserver_server).items()
         )
         + ")",
+        *(
+            [
+                f"{DAV_1W}: the same with workers = 1 (one process, unpinned like {DAV}): "
+                f"the one-process floors use it, and issue 14's 1.5x floor compares with it"
+            ]
+            if args.workers > 1
+            else []
+        ),
         *versions(bare_py),
         f"wrk -t1 -c{args.connections}, {args.duration} s per run after a {args.warmup} s "
         f"warm-up, {args.rounds} round(s), servers interleaved per workload",
@@ -904,7 +944,7 @@ def main() -> int:
         for srv in servers:
             stop(srv)
             shutil.rmtree(srv.tmp, ignore_errors=True)
-    report, verdicts = summarize(runs, args.workloads, args.pin)
+    report, verdicts = summarize(runs, args.workloads, args.pin, args.workers)
     skipped = [f"NOTE: {s.name} not measured: {s.problem}" for s in servers if s.problem]
     text = "\n".join(["", *report, *skipped])
     print(text)
