@@ -10,26 +10,20 @@ never wait for each other in a circle.
 Within a process a stripe is a thread lock; between processes (the workers of a host,
 or hosts sharing the folder over a network filesystem) it is also a byte-range lock
 (``lockf``) on byte <stripe> of one lock file in the store, taken after the thread lock
-(POSIX record locks belong to the process, not to the thread). Because they belong to
-the process, the kernel's deadlock detection sees two threads of one worker as one
-waiter: worker A's thread holding stripe 3 while its other thread waits for stripe 5,
-which worker B holds while waiting for stripe 3, looks like a circle although A's first
-thread will let go. The kernel then answers EDEADLK; the wait is simply tried again,
-since stripes taken in order can never make a real circle.
+(POSIX record locks belong to the process, not to the thread). A wait the kernel's
+deadlock detection refuses is tried again (davserver/runtime/byterange.py): stripes taken
+in order can never make a real circle.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import threading
-import time
 import zlib
 
+from davserver.runtime.byterange import lock_byte, unlock_byte
+
 STRIPES = 1024
-RETRY_S = 0.001
-"""The pause before a wait the kernel refused as a deadlock is tried again."""
 
 
 class PathLocks:
@@ -79,7 +73,7 @@ class _Held:
                 self._locks[i].acquire()
                 taken.append((i, False))
                 if fd is not None:
-                    _lock_byte(fd, i)
+                    lock_byte(fd, i)
                     taken[-1] = (i, True)
         except BaseException:
             self._release()
@@ -94,18 +88,6 @@ class _Held:
             i, byte = taken.pop()
             try:
                 if byte:
-                    fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, i)  # type: ignore[arg-type]
+                    unlock_byte(self._fd, i)  # type: ignore[arg-type]
             finally:
                 self._locks[i].release()
-
-
-def _lock_byte(fd: int, offset: int) -> None:
-    """Wait for the byte-range lock of byte ``offset`` (see the module doc: EDEADLK)."""
-    while True:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EDEADLK:
-                raise
-            time.sleep(RETRY_S)

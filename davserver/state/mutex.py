@@ -3,9 +3,13 @@ while it checks something and writes what depends on it (the UIDs of a calendar,
 
 :class:`Mutexes` is the interface. :class:`FileMutexes` serves the processes of one host:
 within a process, an asyncio lock per name; across processes, a byte-range lock
-(``lockf``) on a shared file, byte <stripe of the name>. A taken range is tried again
-every few milliseconds rather than waited for in a thread, so waiting costs no thread.
-The PostgreSQL one (davserver/state/postgres/mutex.py) serves several hosts.
+(``lockf``) on a shared file, byte <stripe of the name> (davserver/runtime/byterange.py).
+A byte another process holds is waited for in the kernel, on a thread, which wakes the
+moment it is let go: with a calendar's writes alternating between two workers, a retry
+every few milliseconds left the lock idle for half a retry on average after each write,
+and that idle time bounded a bulk upload. A few threads wait at most; a further wait
+tries again every few milliseconds. The PostgreSQL one (davserver/state/postgres/mutex.py)
+serves several hosts.
 
 Once a lock is held, ``after()`` runs (when given): it brings what the process caches up
 to date with what the previous holder did, before the holder checks anything.
@@ -15,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import os
 import zlib
 from abc import ABC, abstractmethod
@@ -25,8 +27,14 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
+from davserver.runtime.byterange import lock_byte, try_lock_byte, unlock_byte
+from davserver.runtime.threads import WorkerPool
+
 STRIPES = 4096
+WAITERS = 4
+"""Threads of a process at most that wait in the kernel for bytes other processes hold."""
 RETRY = 0.005
+"""Seconds between the tries of a wait beyond :data:`WAITERS`."""
 
 
 After = Callable[[], Awaitable[None]]
@@ -94,6 +102,8 @@ class FileMutexes(ProcessMutexes):
         super().__init__(after)
         self._path = path
         self._fd: int | None = None
+        self._waiters: WorkerPool | None = None  # started at the first wait
+        self._waiting = 0
 
     def open(self) -> None:
         """Open the lock file (blocking: off the event loop, or at start)."""
@@ -106,6 +116,9 @@ class FileMutexes(ProcessMutexes):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._waiters is not None:
+            self._waiters.close()
+            self._waiters = None
 
     def _key(self, name: str) -> int:
         """The name's stripe: its byte of the file."""
@@ -118,15 +131,41 @@ class FileMutexes(ProcessMutexes):
         if fd is None:
             yield
             return
-        while True:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                    raise
-            await asyncio.sleep(RETRY)
+        if not try_lock_byte(fd, stripe):
+            await self._wait(fd, stripe)
         try:
             yield
         finally:
-            fcntl.lockf(fd, fcntl.LOCK_UN, 1, stripe)
+            unlock_byte(fd, stripe)
+
+    async def _wait(self, fd: int, stripe: int) -> None:
+        """Take the byte of ``stripe`` once the process holding it lets go."""
+        if self._waiting >= WAITERS:
+            while not try_lock_byte(fd, stripe):
+                await asyncio.sleep(RETRY)
+            return
+        if self._waiters is None:
+            self._waiters = WorkerPool(WAITERS, "mutexwait")
+        self._waiting += 1
+        try:
+            taken = self._waiters.submit(asyncio.get_running_loop(), lock_byte, fd, stripe)
+            await _to_the_end(taken, lambda: unlock_byte(fd, stripe))
+        finally:
+            self._waiting -= 1
+
+
+async def _to_the_end(wait: asyncio.Future[None], undo: Callable[[], None]) -> None:
+    """Await ``wait`` (a lock taken on a thread) to its end even when the task is
+    cancelled meanwhile; a cancelled task then undoes what it took and is cancelled. (A
+    byte-range lock belongs to the process: left taken, it would be taken for the next
+    task's, and let go under it.)"""
+    cancelled = False
+    while not wait.done():
+        try:
+            await asyncio.shield(wait)
+        except asyncio.CancelledError:
+            cancelled = True
+    wait.result()  # the wait's own failure, if any
+    if cancelled:
+        undo()
+        raise asyncio.CancelledError

@@ -20,6 +20,7 @@ import pytest
 from opening import Place, in_database, place_for
 
 from davserver.runtime.threads import offload
+from davserver.state import mutex
 from davserver.state.mutex import After, FileMutexes, Mutexes
 from davserver.state.postgres.database import PgDatabase
 from davserver.state.postgres.mutex import PgMutexes
@@ -167,6 +168,71 @@ async def test_a_task_holding_a_lock_passes_it_again(opener: Open) -> None:
     assert caught_up == ["once held", "once held"]  # not again on passing
     async with holder(opener, "collection\0ann/calendar"):
         pass  # released by all of it
+
+
+async def test_a_wait_cancelled_leaves_the_lock_free(opener: Open) -> None:
+    """A task cancelled while another process holds its lock ends cancelled once that
+    lets go, and leaves the lock to whoever comes next, here or elsewhere."""
+    mine = await opened(opener)
+    name = "collection\0ann/calendar"
+    other = contextlib.AsyncExitStack()
+    await other.enter_async_context(holder(opener, name))
+
+    async def take() -> None:
+        async with mine.hold(name):
+            raise AssertionError("granted to a cancelled task")
+
+    task = asyncio.create_task(take())
+    await asyncio.sleep(PATIENCE)
+    task.cancel()
+    await other.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    async with holder(opener, name):
+        pass
+    async with asyncio.timeout(10), mine.hold(name):
+        pass
+
+
+@pytest.fixture
+async def file_opener(tmp_path: Path) -> AsyncIterator[Open]:
+    """Opens the file implementation (for the tests of its own; closed at the end)."""
+    place = Place(tmp_path)
+    opened: list[Mutexes] = []
+
+    def open_one(after: After | None = None) -> Mutexes:
+        opened.append(file(place, after))
+        return opened[-1]
+
+    open_one.place, open_one.factory, open_one.url = place, "file", ""  # type: ignore[attr-defined]
+    yield open_one
+    for mutexes in opened:
+        await offload(mutexes.close)
+
+
+async def test_more_waits_than_waiting_threads_are_all_granted(
+    file_opener: Open, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's own: one thread waits in the kernel, the further wait tries again."""
+    monkeypatch.setattr(mutex, "WAITERS", 1)
+    opener = file_opener
+    mine = await opened(opener)
+    names = ["collection\0ann/calendar", "collection\0bob/calendar"]
+    others = contextlib.AsyncExitStack()
+    for name in names:
+        await others.enter_async_context(holder(opener, name))
+    granted: list[str] = []
+
+    async def take(name: str) -> None:
+        async with mine.hold(name):
+            granted.append(name)
+
+    tasks = [asyncio.create_task(take(name)) for name in names]
+    await asyncio.sleep(PATIENCE)
+    assert not granted
+    await others.aclose()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert sorted(granted) == names
 
 
 async def test_a_block_that_raises_releases_the_lock(opener: Open) -> None:
