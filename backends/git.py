@@ -44,6 +44,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from davserver.runtime import metrics
+from davserver.runtime.affinity import spread
 from davserver.runtime.threads import WorkerPool, default_threads
 
 from .base import (
@@ -272,6 +273,7 @@ class GitStorage:
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        spread(proc.pid)
         try:
             out, err = await proc.communicate()
         except asyncio.CancelledError:  # the server stops: a pack cut short is harmless

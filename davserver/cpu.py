@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from davserver.runtime import affinity
 from davserver.runtime.threads import offload
 
 log = logging.getLogger("davserver.cpu")
@@ -72,6 +73,7 @@ def pin_to_one_cpu(slot: int | None = None) -> int | None:
         cpu = current_cpu()
     if cpu is None or cpu not in allowed:
         cpu = min(allowed)
+    affinity.remember_unpinned(allowed)  # for the processes it starts
     os.sched_setaffinity(0, {cpu})
     return cpu
 

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from davserver.dav.errors import DAVError
 from davserver.dav.paths import strip_query
+from davserver.runtime.affinity import spread
 from davserver.runtime.threads import offload
 
 from . import DISPATCH, files, gateway
@@ -214,6 +215,7 @@ class _Run:
         except OSError as exc:
             log.error("%s: cannot start: %s", self.who, exc)
             return web.Response(status=502, text="502 Bad Gateway\n")
+        spread(proc.pid)
         self.proc = proc
         self.watchdog = _Watchdog(self.mount.settings.timeout, proc)
         helpers = [

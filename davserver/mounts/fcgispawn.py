@@ -18,6 +18,8 @@ import signal
 import socket
 from collections.abc import Mapping
 
+from davserver.runtime.affinity import spread
+
 log = logging.getLogger("davserver.fastcgi")
 
 STOP_GRACE = 5.0
@@ -67,6 +69,7 @@ class Spawner:
                 log.error("%s: cannot start %s: %s", self.who, self.command[0], exc)
                 code = None
             else:
+                spread(proc.pid)
                 self._procs.add(proc)
                 started = asyncio.get_running_loop().time()
                 await self._log_stderr(proc)

@@ -182,6 +182,32 @@ def test_pin_cpu_keeps_the_process_on_one_cpu(
     assert request("PUT", f"{server.url}/f", b"x")[0] == 201  # serves as before
 
 
+def test_pin_cpu_leaves_the_processes_it_starts_every_cpu(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    """A CGI script (as a FastCGI application, or the packing of a git repository) runs
+    on the CPUs the server could use before it kept to one, not on the server's."""
+    (tmp_path / "cgi").mkdir()
+    script = tmp_path / "cgi" / "cpus"
+    script.write_text(
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n"
+        "sleep 0.2\n"  # the server spreads it once it is started
+        "grep Cpus_allowed_list /proc/self/status\n"
+    )
+    script.chmod(0o755)
+    conf = tmp_path / "conf.toml"
+    conf.write_text(
+        '[server]\nworkers = 1\n[[mounts]]\npath = "/cgi-bin"\ntype = "cgi"\nroot = "cgi"\n'
+    )
+    server = server_process("--config", str(conf))
+    mine = cpus_allowed(os.getpid())
+    if len(os.sched_getaffinity(0)) > 1:
+        assert cpus_allowed(server.proc.pid) != mine  # the server itself keeps to one
+    status, body = request("GET", f"{server.url}/cgi-bin/cpus")
+    assert status == 200
+    assert body.decode().split(":", 1)[1].strip() == mine
+
+
 def test_pin_cpu_false_leaves_the_placement_alone(
     tmp_path: Path, server_process: Callable[..., ServerProcess]
 ) -> None:
