@@ -29,7 +29,7 @@ from .config import Config, ConfigError, MountConfig, embedded_default, load, ov
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
 from .master import Master
-from .runtime import metrics, requestid
+from .runtime import affinity, metrics, requestid
 from .state.errors import SchemaTooNew, StateUnavailable
 
 log = logging.getLogger("davserver")
@@ -262,11 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         if single:
             follower = None
             if config.server.pin_cpu:  # before any thread starts, too: see cpu.py
-                allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
                 pinned = cpu.pin_to_one_cpu()
                 if pinned is not None:
                     log.info("running on CPU %d (pin_cpu)", pinned)
-                    follower = cpu.Follower(allowed, pinned)
+                    follower = cpu.Follower(affinity.unpinned(), pinned)
             asyncio.run(serve(config, follower=follower))
             return 0
         return _run_workers(config, lambda: _config(args))

@@ -27,6 +27,7 @@ import logging
 import os
 import resource
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +115,7 @@ class Follower:
     idle at least :data:`IDLE_SHARE` of the time, every thread of the process moves to the
     idlest such CPU (threads started later follow the thread that starts them)."""
 
-    def __init__(self, allowed: set[int], cpu: int) -> None:
+    def __init__(self, allowed: AbstractSet[int], cpu: int) -> None:
         self.allowed = allowed
         self.cpu = cpu
         self._crowded = 0  # looks in a row that found the CPU taken by others

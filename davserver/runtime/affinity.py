@@ -24,6 +24,11 @@ def remember_unpinned(cpus: set[int]) -> None:
     _before_pinning = frozenset(cpus)
 
 
+def unpinned() -> frozenset[int]:
+    """The CPUs the process could use before it was pinned (none: it was not)."""
+    return _before_pinning or frozenset()
+
+
 def spread(pid: int) -> None:
     """Let the process ``pid``, which this one started, run on every CPU this one could
     use before it was pinned (nothing to do when it was not)."""

@@ -191,7 +191,7 @@ def test_pin_cpu_leaves_the_processes_it_starts_every_cpu(
     script = tmp_path / "cgi" / "cpus"
     script.write_text(
         "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n"
-        "sleep 0.2\n"  # the server spreads it once it is started
+        "cat >/dev/null\n"  # its stdin ends once the server has spread it
         "grep Cpus_allowed_list /proc/self/status\n"
     )
     script.chmod(0o755)
