@@ -322,15 +322,16 @@ class IndexedRenderer:
         the index, without a resource per item: what _simple_response gives."""
         base = href(self.prefix, path, True)
         out = []
+        get = items.get
         for name in names:
             link = member_href(base, name)
-            item = items.get(name)
+            item = get(name)
             if item is None:
                 out.append(missing(link))
             else:
                 out.append(
-                    f"<D:response><D:href>{link}</D:href>"
-                    f"{propstat(etag_element(item.etag), 200)}</D:response>"
+                    f"<D:response><D:href>{link}</D:href>{_OK_OPEN}"
+                    f"{etag_element(item.etag)}{_OK_CLOSE}</D:response>"
                 )
         return out
 

@@ -85,9 +85,8 @@ async def answer(
     if given or limit is not None:
         changes = await store.index.changes_since(collection, since)
         changes = changes if given else [ch for ch in changes if not ch[2]]
-    else:  # everything there is: the index says it without the change log
-        current = await store.index.token(collection)
-        changes = [(current, name, False) for name in items]
+    else:  # everything there is: the index's names, without the change log (below)
+        changes = []
     truncated = limit is not None and len(changes) > limit
     if truncated:
         changes = changes[:limit]
@@ -97,6 +96,11 @@ async def answer(
     renderer.known(collection, items)
 
     async def responses() -> AsyncIterator[str]:
+        if not given and limit is None:  # thousands of names: no tuple made of each
+            names = list(items)
+            for i in range(0, len(names), BATCH):
+                some = names[i : i + BATCH]
+                yield "".join(await renderer.render_members(path, collection, some))
         for i in range(0, len(changes), BATCH):
             batch = changes[i : i + BATCH]
             present = [name for _, name, deleted in batch if not deleted]

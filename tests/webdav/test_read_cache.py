@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,9 +16,10 @@ import pytest
 import requests
 from aiohttp.test_utils import TestClient
 from davserver.backends import filesystem
-from davserver.backends.base import NotFound
+from davserver.backends.base import NotFound, Resource
 from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.readcache import filesystem_type
+from davserver.backends.temps import TEMP_PREFIX
 from helpers import ServerProcess
 from lxml import etree
 
@@ -210,35 +212,65 @@ async def test_unchanged_file_needs_no_thread(
     os.chmod(tmp_path / "store" / "d" / "f.bin", 0o600)  # an event: read again
     assert (await storage.read("d/f.bin", inline_limit=65536)).data == b"z" * 4096
     assert len(calls) == 3
-    # What is not kept: a smaller inline limit (a file to send), folders, missing files.
+    # What is not kept: a smaller inline limit (a file to send), missing files. A
+    # folder's stat is (one fill, then none).
     assert (await storage.read("d/f.bin", inline_limit=100)).data is None
     await storage.stat("d")
     await storage.stat("d")
     with pytest.raises(NotFound):
         await storage.read("d/none", inline_limit=65536)
-    assert len(calls) == 7
+    assert len(calls) == 6
 
 
-async def test_folder_stated_without_a_fill(
+async def test_folder_stat_kept_until_it_changes(
     counted: tuple[FilesystemStorage, list[str]], tmp_path: Path
 ) -> None:
-    """A path a stat found to be a folder is stated again by the storage alone (a folder
-    is never cached: no watches to place); once it is a file, it is cached again."""
+    """A folder's stat is answered from memory until a name in it is created, removed or
+    renamed (a temporary file's too: its mtime moves), its attributes or its own dead
+    properties change, or it is moved away; the change shows in the very next stat."""
     storage, calls = counted
     folder = tmp_path / "store" / "d"
     folder.mkdir()
-    for _ in range(3):
-        res = await storage.stat("d")
+
+    async def stat_twice(dead_props: bool = False) -> Resource:
+        """The folder's stat: one fill, then the same from memory."""
+        served = len(calls)
+        res = await storage.stat("d", dead_props=dead_props)
         assert res is not None and res.is_collection
-    assert calls == ["_fill_sync", "stat_sync", "stat_sync"]
-    folder.rmdir()
+        assert len(calls) == served + 1
+        assert await storage.stat("d", dead_props=dead_props) == res
+        assert len(calls) == served + 1
+        return res
+
+    res = await stat_twice()
+    changes: list[Callable[[], object]] = [
+        lambda: (folder / "new").write_bytes(b"1"),
+        lambda: (folder / f"{TEMP_PREFIX}x").write_bytes(b"1"),  # a temporary file
+        lambda: (folder / "new").rename(folder / "renamed"),
+        lambda: (folder / "renamed").unlink(),
+        lambda: (folder / "sub").mkdir(),
+        lambda: os.utime(folder, ns=(1, 1)),
+        lambda: os.chmod(folder, 0o700),
+    ]
+    for change in changes:
+        change()
+        now = await stat_twice()
+        assert (now.etag, now.mtime, now.ctime) != (res.etag, res.mtime, res.ctime)
+        assert calls[-1] == "stat_sync"  # its watches in place: the stat alone
+        res = now
+    with_props = await stat_twice(dead_props=True)
+    assert with_props.dead_props == {}
+    own = folder / ".davprops" / "self"
+    own.parent.mkdir()
+    for value in (b"<color/>", b"<other/>"):
+        props = PROPS_CODEC.encode({"{urn:x-test:}color": value})
+        replace(own, props) if own.exists() else own.write_bytes(props)
+        assert (await stat_twice(dead_props=True)).dead_props == PROPS_CODEC.decode(props)
+    # Moved away, a file in its place: the file, and that is kept as a file's stat is.
+    folder.rename(folder.parent / "moved")
     folder.write_bytes(b"now a file")
     res = await storage.stat("d")
     assert res is not None and not res.is_collection and res.size == 10
-    assert calls[3:] == ["stat_sync"]
-    for _ in range(3):
-        assert await storage.stat("d") == res
-    assert "_fill_sync" in calls[4:]
     served = len(calls)
     for _ in range(3):
         assert await storage.stat("d") == res
@@ -376,6 +408,48 @@ async def test_changes_racing_the_fills(tmp_path: Path) -> None:
     calls = await count_calls(storage)
     assert (await storage.read("a/b/f", inline_limit=100)).data == b"399"
     assert len(calls) <= 1
+    await storage.close()
+
+
+async def test_folder_changes_racing_the_stats(tmp_path: Path) -> None:
+    """Stats of a folder fill and refill the cache while another thread keeps making,
+    renaming and removing names in it, and changing its dead properties: once the changes
+    stop, every stat gives what is on disk, from memory again."""
+    storage = FilesystemStorage(tmp_path / "store", PROPS_CODEC)
+    await storage.open()
+    folder = tmp_path / "store" / "a" / "b"
+    (folder / ".davprops").mkdir(parents=True)
+    own = folder / ".davprops" / "self"
+
+    def writer() -> None:
+        for i in range(400):
+            (folder / f"f{i}").write_bytes(b"x")
+            if i % 3 == 0:
+                (folder / f"f{i}").rename(folder / f"g{i}")
+            if i % 5 == 0:
+                replace(own, PROPS_CODEC.encode({"{urn:x-test:}n": b"<n>%d</n>" % i}))
+            if i % 7 == 0:
+                for name in os.listdir(folder):
+                    if name.startswith("g"):
+                        (folder / name).unlink()
+
+    async def reader() -> None:
+        while not done.done():
+            await storage.stat("a/b", dead_props=True)
+            await storage.stat("a/b")
+            await asyncio.sleep(0)  # hits do not yield: let the writer's end be seen
+
+    done = asyncio.ensure_future(asyncio.to_thread(writer))
+    await asyncio.gather(done, *(reader() for _ in range(8)))
+    want = storage.stat_sync("a/b", True)
+    for _ in range(3):
+        assert await storage.stat("a/b", dead_props=True) == want
+    assert want is not None and want.dead_props == PROPS_CODEC.decode(own.read_bytes())
+    assert want.dead_props
+    calls = await count_calls(storage)
+    assert await storage.stat("a/b", dead_props=True) == want
+    assert await storage.stat("a/b") == dataclasses.replace(want, dead_props=None)
+    assert not calls
     await storage.close()
 
 
