@@ -441,10 +441,11 @@ async def test_folder_changes_racing_the_stats(tmp_path: Path) -> None:
 
     done = asyncio.ensure_future(asyncio.to_thread(writer))
     await asyncio.gather(done, *(reader() for _ in range(8)))
-    want = storage.stat_sync("a/b", True)
+    want = await asyncio.to_thread(storage.stat_sync, "a/b", True)
     for _ in range(3):
         assert await storage.stat("a/b", dead_props=True) == want
-    assert want is not None and want.dead_props == PROPS_CODEC.decode(own.read_bytes())
+    stored = await asyncio.to_thread(own.read_bytes)
+    assert want is not None and want.dead_props == PROPS_CODEC.decode(stored)
     assert want.dead_props
     calls = await count_calls(storage)
     assert await storage.stat("a/b", dead_props=True) == want
