@@ -259,8 +259,10 @@ class ReadCache:
         kept if no event touched the folder, its names or a folder above meanwhile. A
         folder written to keeps being stated (each write drops its entry) at the cost of
         that call alone: nothing to place, nothing to settle if the request goes."""
-        plan = _Plan(path, path.rpartition("/")[0], (*chain, path, path + "/"), [], False,
-                     False, self._seq, True)  # fmt: skip
+        plan = _Plan(
+            path, path.rpartition("/")[0], (*chain, path, path + "/"), missing=[],
+            props=False, own_props=False, start=self._seq, folder_ok=True,
+        )  # fmt: skip
         self._inflight += 1
         try:
             res: Resource | None = await self._run(op, path, dead_props)

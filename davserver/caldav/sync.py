@@ -82,11 +82,12 @@ async def answer(
         if parsed is None or parsed > await store.index.newest():
             raise DAVError(403, "unknown sync token", condition="valid-sync-token")
         since = parsed
+    everything: list[str] = []
     if given or limit is not None:
         changes = await store.index.changes_since(collection, since)
         changes = changes if given else [ch for ch in changes if not ch[2]]
-    else:  # everything there is: the index's names, without the change log (below)
-        changes = []
+    else:  # everything there is: the index's names alone (no tuple made of each)
+        changes, everything = [], list(items)
     truncated = limit is not None and len(changes) > limit
     if truncated:
         changes = changes[:limit]
@@ -96,11 +97,9 @@ async def answer(
     renderer.known(collection, items)
 
     async def responses() -> AsyncIterator[str]:
-        if not given and limit is None:  # thousands of names: no tuple made of each
-            names = list(items)
-            for i in range(0, len(names), BATCH):
-                some = names[i : i + BATCH]
-                yield "".join(await renderer.render_members(path, collection, some))
+        for i in range(0, len(everything), BATCH):
+            some = everything[i : i + BATCH]
+            yield "".join(await renderer.render_members(path, collection, some))
         for i in range(0, len(changes), BATCH):
             batch = changes[i : i + BATCH]
             present = [name for _, name, deleted in batch if not deleted]
