@@ -4,7 +4,6 @@ storage's worker threads."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -12,6 +11,8 @@ import shutil
 import stat
 import threading
 import time
+
+from davserver.runtime import closer
 
 from .base import (
     NAME_MAX,
@@ -101,10 +102,10 @@ def read_whole(fd: int, size: int) -> bytes:
 
 
 def release(held: int | None) -> None:
-    """Close the descriptor of a replaced file (see filesystem_change.py: why it is held)."""
+    """Close the descriptor of a replaced file (see filesystem_change.py: why it is held);
+    freeing the file may fall to a helper process (davserver/runtime/closer.py)."""
     if held is not None:
-        with contextlib.suppress(OSError):
-            os.close(held)
+        closer.close(held)
 
 
 def etag_of(st: os.stat_result) -> str:

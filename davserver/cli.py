@@ -29,7 +29,7 @@ from .config import Config, ConfigError, MountConfig, embedded_default, load, ov
 from .limits import Connection, Limits, guard_body_size
 from .listener import Listener
 from .master import Master
-from .runtime import affinity, metrics, requestid
+from .runtime import affinity, closer, metrics, requestid
 from .state.errors import SchemaTooNew, StateUnavailable
 
 log = logging.getLogger("davserver")
@@ -266,11 +266,26 @@ def main(argv: list[str] | None = None) -> int:
                 if pinned is not None:
                     log.info("running on CPU %d (pin_cpu)", pinned)
                     follower = cpu.Follower(affinity.unpinned(), pinned)
-            asyncio.run(serve(config, follower=follower))
+                    _start_closer()
+            try:
+                asyncio.run(serve(config, follower=follower))
+            finally:
+                closer.stop()
             return 0
         return _run_workers(config, lambda: _config(args))
 
     return _guarded(run)
+
+
+def _start_closer() -> None:
+    """Let a helper process free the files PUTs replace, on the CPUs the pinned process
+    left (davserver/runtime/closer.py); without one, the server frees them itself."""
+    try:
+        pid = closer.start()
+    except OSError as exc:
+        log.warning("replaced files are freed on the server's CPU: no helper (%s)", exc)
+    else:
+        log.info("replaced files are freed by helper process %d", pid)
 
 
 def _guarded(run: Callable[[], int]) -> int:

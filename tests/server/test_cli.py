@@ -208,6 +208,64 @@ def test_pin_cpu_leaves_the_processes_it_starts_every_cpu(
     assert body.decode().split(":", 1)[1].strip() == mine
 
 
+def closer_helpers(pid: int) -> list[int]:
+    """The children of ``pid`` that are its closer helper (davserver/runtime/closer.py)."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(kid) for kid in kids
+        if b"davserver.runtime.closer" in Path(f"/proc/{kid}/cmdline").read_bytes()
+    ]  # fmt: skip
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for its parent has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in "ZX"
+
+
+def test_a_pinned_process_frees_replaced_files_in_a_helper(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    """On more than one CPU, the single pinned process hands the files its PUTs replace to
+    a helper on the CPUs it left; the writes are what they would be without it, and the
+    helper ends with the server."""
+    server = server_process("--workers", "1")
+    helpers = closer_helpers(server.proc.pid)
+    if len(os.sched_getaffinity(0)) < 2:
+        assert helpers == []  # nothing pinned, nothing to spare
+        return
+    assert len(helpers) == 1
+    assert cpus_allowed(helpers[0]) == cpus_allowed(os.getpid())
+    assert "replaced files are freed by helper process" in server.log()
+    for n in range(50):
+        assert request("PUT", f"{server.url}/f", b"version %d" % n)[0] == (201 if n == 0 else 204)
+    assert request("GET", f"{server.url}/f") == (200, b"version 49")
+    assert sorted(os.listdir(tmp_path / "data")) == ["f"]  # no temporary file left
+    assert (tmp_path / "data" / "f").read_bytes() == b"version 49"
+    assert server.stop() == 0
+    assert gone(helpers[0])
+
+
+def test_the_closer_helper_ends_when_the_server_is_killed(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        return  # no helper: see the test above
+    server = server_process("--workers", "1")
+    (helper,) = closer_helpers(server.proc.pid)
+    assert request("PUT", f"{server.url}/f", b"x")[0] == 201
+    assert request("PUT", f"{server.url}/f", b"y")[0] == 204
+    server.proc.kill()
+    server.proc.wait()
+    deadline = time.monotonic() + 10
+    while not gone(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(helper)
+
+
 def test_pin_cpu_false_leaves_the_placement_alone(
     tmp_path: Path, server_process: Callable[..., ServerProcess]
 ) -> None:
@@ -218,6 +276,7 @@ def test_pin_cpu_false_leaves_the_placement_alone(
     )
     server = server_process("--config", str(conf))
     assert cpus_allowed(server.proc.pid) == cpus_allowed(os.getpid())
+    assert closer_helpers(server.proc.pid) == []  # its threads may use every CPU
     assert request("PUT", f"{server.url}/f", b"x")[0] == 201
 
 

@@ -1,0 +1,115 @@
+"""Closing the descriptors of replaced files in a helper process, on another CPU.
+
+A PUT over an existing file holds the replaced file open until its rename is done
+(backends/filesystem_change.py says why), and closing that last descriptor is when the
+kernel frees the file: it drops its pages, frees its blocks and, on a mount with
+``discard``, waits for the device to discard them (milliseconds, during which a worker
+thread of the server's small pool is taken). A process pinned to one CPU (``[server]
+pin_cpu``, davserver/cpu.py) pays that CPU time on its serving CPU while the other CPUs
+sit idle. A single pinned process therefore starts this helper: it hands each such
+descriptor over a Unix socket (SCM_RIGHTS) and closes its own copy, which is then not
+the last one and costs next to nothing; the helper, left to the kernel on every CPU the
+server could use, does the freeing, on threads that may wait for the device side by
+side. Measured on 2 CPUs (wrk, 16 connections, PUT of 4 KiB over 8 files, this build
+and the one before side by side on the same CPU, alternating rounds; docs/benchmarks.md):
+1.18x and 1.09x the PUTs per second, 11 % less server CPU per PUT. With as many worker
+processes as CPUs no CPU sits idle: a helper per worker gave 0.92x, so only the single
+pinned process uses one.
+
+The hand-over never waits: when the helper lags behind (its socket's buffer is full) or
+has gone, the server closes the descriptor itself, as it would without a helper. The
+helper ends when the server's end of the socket closes, whatever ends the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+from . import affinity
+
+_THREADS = 8
+"""The helper's closing threads: at 3,000 PUTs a second and 2 ms of waiting for the
+device per close, six closes are under way at a time."""
+
+_to_helper: socket.socket | None = None
+_helper: subprocess.Popen[bytes] | None = None
+
+
+def start() -> int:
+    """Start the helper for this process; its PID. Call it once, from the process that
+    will hand descriptors over (after it pinned itself: the helper gets every CPU the
+    process could use before)."""
+    global _to_helper, _helper
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        _helper = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(theirs.fileno())], pass_fds=[theirs.fileno()]
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    affinity.spread(_helper.pid)
+    ours.setblocking(False)  # Python 3.11's send_fds drops its flags (MSG_DONTWAIT)
+    _to_helper = ours
+    return _helper.pid
+
+
+def stop() -> None:
+    """End the helper (it closes what it was handed first) and wait for it."""
+    global _to_helper, _helper
+    if _to_helper is not None:
+        _to_helper.close()
+        _to_helper = None
+    if _helper is not None:
+        _helper.wait()
+        _helper = None
+
+
+def close(fd: int) -> None:
+    """Close ``fd``, the last descriptor of a file this process replaced: the helper
+    frees the file when there is one to take it, else this call does. Errors of the
+    close are ignored, like those of a close after a rename."""
+    to_helper = _to_helper
+    if to_helper is not None:
+        # Full or gone: the close below frees the file here.
+        with contextlib.suppress(OSError):
+            socket.send_fds(to_helper, [b"c"], [fd])
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _serve(fd: int) -> None:
+    """The helper: close every descriptor it is handed, on several threads (a close may
+    wait milliseconds for the device's discard), until its socket ends."""
+    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process
+    # group: the server decides when it ends, and its end ends this loop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with socket.socket(fileno=fd) as sock:
+        closers = [threading.Thread(target=_close_handed, args=(sock,)) for _ in range(_THREADS)]
+        for thread in closers:
+            thread.start()
+        for thread in closers:
+            thread.join()
+
+
+def _close_handed(sock: socket.socket) -> None:
+    while True:
+        message, fds, _flags, _address = socket.recv_fds(sock, 1, 1)
+        for handed in fds:
+            with contextlib.suppress(OSError):
+                os.close(handed)
+        if not message:
+            return
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
