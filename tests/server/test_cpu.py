@@ -1,4 +1,5 @@
-"""When a pinned process moves to another CPU (davserver.cpu.Follower's verdict), from
+"""Which CPU a pinned process takes (the fewest device interrupts first, from
+/proc/interrupts), and when it moves to another (davserver.cpu.Follower's verdict), from
 looks at the CPUs' ticks and the process's own CPU time."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import itertools
 
 import pytest
 
-from davserver.cpu import Follower, _Look
+from davserver.cpu import Follower, _Look, device_interrupts, quietest_first
 
 TICK = 100  # /proc/stat counts USER_HZ ticks: 100 a second on Linux
 OWN = 0.4  # the process takes 40 % of CPU 0 throughout
@@ -53,3 +54,41 @@ def test_the_process_stays(seconds: list[tuple[float, float]]) -> None:
 def test_only_the_cpus_the_process_may_use_are_moved_to() -> None:
     follower = Follower({0}, 0)
     assert verdicts(follower, seen([(0.5, 0.9)] * 3)) == [None] * 3
+
+
+# The shape of /proc/interrupts on the 2-CPU test machine (the disk is virtio1), cut down.
+INTERRUPTS = """\
+           CPU0       CPU1
+ 24:          1          0  IO-APIC   5-edge      ACPI:Ged
+ 36:          0   22129267  PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0
+ 38:          0      57147  PCI-MSIX-0000:00:03.0   1-edge      virtio2-input.0
+ 39:      40803          0  PCI-MSIX-0000:00:03.0   2-edge      virtio2-output.0
+NMI:          0          0   Non-maskable interrupts
+LOC:    6461807    7019554   Local timer interrupts
+RES:    5530528    5109598   Rescheduling interrupts
+ERR:          0
+"""
+
+
+def test_device_interrupts_count_the_numbered_rows_only() -> None:
+    assert device_interrupts(INTERRUPTS) == {0: 1 + 40803, 1: 22129267 + 57147}
+    assert device_interrupts("") == {}
+
+
+def test_device_interrupts_follow_the_header_s_cpu_numbers() -> None:
+    """With a CPU offline its column is missing: the header names the CPUs shown."""
+    text = "      CPU0    CPU2\n 9:   5   7   IO-APIC  9-fasteoi  acpi\n"
+    assert device_interrupts(text) == {0: 5, 2: 7}
+
+
+def test_the_cpu_the_disk_interrupts_go_to_comes_last() -> None:
+    counts = device_interrupts(INTERRUPTS)
+    assert quietest_first({0, 1}, counts) == [0, 1]
+    assert quietest_first({0, 1}, counts, first=1) == [0, 1]  # even for the one it is on
+    assert quietest_first({1}, counts) == [1]
+
+
+def test_among_equals_the_cpu_it_runs_on_comes_first() -> None:
+    assert quietest_first({0, 1, 2}, {}, first=2) == [2, 0, 1]
+    assert quietest_first({0, 1, 2}, {0: 9, 1: 3, 2: 3}) == [1, 2, 0]
+    assert quietest_first({0, 1, 2}, {0: 9, 1: 3, 2: 3}, first=2) == [2, 1, 0]
