@@ -13,13 +13,13 @@ process pinned to the CPU it started on ran at the pinned rates. With several wo
 processes (``[server] workers``), worker slot ``n`` keeps to the n-th allowed CPU, so that
 they do not pile up on one.
 
-The CPUs are taken in the order of the device interrupts they handle, fewest first
-(:func:`quietest_first`), so that a single process does not sit on the CPU its disk's
-interrupts go to: their handlers (a write's completion, a discard's) run on that CPU, in
-the process's time. On the 2-CPU test machine, whose disk interrupts all go to CPU 1, a
-single process on CPU 0 served 1.3-1.5 times the 4 KiB PUTs it served on CPU 1 (GET did not
-differ; docs/benchmarks.md). Where the interrupts are spread evenly or cannot be read, the
-order is the CPUs' (a single process stays on the CPU it started on).
+The CPUs are taken in the order of the device interrupts they have handled, fewest
+first (:func:`quietest_first`), so that a single process does not sit on the CPU its
+disk's interrupts go to: their handlers (a write's completion, a discard's) run on that
+CPU, in the process's time. On the 2-CPU test machine, whose disk interrupts all go to
+CPU 1, a single process on CPU 0 served 1.3-1.5 times the 4 KiB PUTs it served on CPU 1
+(GET did not differ; docs/benchmarks.md). Where the interrupts are spread evenly or
+cannot be read, the order is the CPUs' (a single process stays on the CPU it started on).
 
 A single process does not stay on a CPU that other programs take while another CPU it may
 use sits idle: :class:`Follower` looks once a second and moves the whole process (loop and
