@@ -35,7 +35,7 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,11 +100,22 @@ def quietest_first(
     return sorted(allowed, key=lambda cpu: (interrupts.get(cpu, 0), cpu != first, cpu))
 
 
-def pin_to_one_cpu(slot: int | None = None) -> int | None:
-    """Restrict the process to one CPU: for worker ``slot`` the slot-th of the CPUs it
-    may use (round robin), otherwise the first; in the order of :func:`quietest_first`,
-    where the CPU it runs on now comes first among equals. Call it before any thread
-    starts (threads inherit the affinity of the thread that starts them).
+def worker_order() -> list[int]:
+    """The CPUs this process may use, in the order worker processes take them
+    (:func:`quietest_first`). The master reads it once and hands it to every worker it
+    starts: each reading its own, two workers (or one started again) could see near-equal
+    CPUs in two orders and take the same one."""
+    if not hasattr(os, "sched_getaffinity"):
+        return []
+    return quietest_first(os.sched_getaffinity(0), interrupts_now())
+
+
+def pin_to_one_cpu(slot: int | None = None, order: Sequence[int] = ()) -> int | None:
+    """Restrict the process to one CPU: worker ``slot`` to the slot-th of ``order`` (round
+    robin; see :func:`worker_order`), a single process to the first of
+    :func:`quietest_first`, where the CPU it runs on now comes first among equals. Call it
+    before any thread starts (threads inherit the affinity of the thread that starts
+    them).
 
     Returns the CPU, or None when nothing was changed: the process may run on one CPU
     only already (taskset, a container's cpuset), or the platform has no CPU affinity.
@@ -114,9 +125,11 @@ def pin_to_one_cpu(slot: int | None = None) -> int | None:
     allowed = os.sched_getaffinity(0)
     if len(allowed) < 2:
         return None
-    first = None if slot is not None else current_cpu()
-    order = quietest_first(allowed, interrupts_now(), first)
-    cpu = order[(slot or 0) % len(order)]
+    if slot is None:
+        cpu = quietest_first(allowed, interrupts_now(), current_cpu())[0]
+    else:
+        mine = [c for c in order if c in allowed] or sorted(allowed)
+        cpu = mine[slot % len(mine)]
     affinity.remember_unpinned(allowed)  # for the processes it starts
     os.sched_setaffinity(0, {cpu})
     return cpu

@@ -91,6 +91,8 @@ class Master:
     _deaths: list[float] = field(default_factory=list)
     _failure: int = 0
     """The exit code of the first worker that failed before it was ready."""
+    _cpus: list[int] = field(default_factory=list)
+    """The CPUs the workers take, slot n the n-th (cpu.worker_order, read once)."""
 
     def bind(self) -> None:
         """The listening sockets, systemd's or bound here: one set that every worker
@@ -150,6 +152,8 @@ class Master:
         assert self.seats is not None
         taken = {w.seat for w in self.workers.values()}
         seat = min(i for i in range(self.seats.count + len(taken)) if i not in taken)
+        if self.config.server.pin_cpu and not self._cpus:
+            self._cpus = cpu.worker_order()  # in the master: one order for every worker
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
@@ -161,7 +165,7 @@ class Master:
                     signal.signal(sig, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, [])
                 if self.config.server.pin_cpu:  # before the worker starts a thread
-                    cpu.pin_to_one_cpu(slot)
+                    cpu.pin_to_one_cpu(slot, self._cpus)
                 code = self.worker_main(self.config, self.listening, write_fd, self._seat(seat))
             except BaseException:
                 log.exception("a worker failed")

@@ -5,9 +5,11 @@ looks at the CPUs' ticks and the process's own CPU time."""
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
+from davserver import cpu
 from davserver.cpu import Follower, _Look, device_interrupts, quietest_first
 
 TICK = 100  # /proc/stat counts USER_HZ ticks: 100 a second on Linux
@@ -92,3 +94,29 @@ def test_among_equals_the_cpu_it_runs_on_comes_first() -> None:
     assert quietest_first({0, 1, 2}, {}, first=2) == [2, 0, 1]
     assert quietest_first({0, 1, 2}, {0: 9, 1: 3, 2: 3}) == [1, 2, 0]
     assert quietest_first({0, 1, 2}, {0: 9, 1: 3, 2: 3}, first=2) == [2, 1, 0]
+
+
+def test_a_worker_takes_its_slot_of_the_order_the_master_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers take their CPU from the one order the master read (cpu.worker_order), not
+    from their own look at /proc/interrupts: near-equal CPUs read twice may swap places,
+    and two workers would land on one."""
+
+    def no_second_look() -> dict[int, int]:
+        raise AssertionError("a worker read /proc/interrupts again")
+
+    monkeypatch.setattr(cpu, "interrupts_now", no_second_look)
+    allowed = os.sched_getaffinity(0)
+    order = sorted(allowed, reverse=True)  # not the CPUs' own order
+    taken = []
+    try:
+        for slot in range(len(order) + 1):
+            taken.append(cpu.pin_to_one_cpu(slot, order))
+            os.sched_setaffinity(0, allowed)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    if len(allowed) < 2:
+        assert taken == [None, None]  # one CPU already: nothing to choose
+    else:
+        assert taken == [*order, order[0]]  # round robin
