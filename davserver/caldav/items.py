@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from icalendar import Calendar
@@ -19,7 +21,7 @@ from davserver.backends.base import Resource
 from davserver.dav import multistatus
 from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
-from davserver.dav.paths import href, member_href
+from davserver.dav.paths import href, member_hrefs
 from davserver.dav.props import (
     PropRenderer,
     PropRequest,
@@ -259,51 +261,50 @@ class IndexedRenderer:
         resource per item (the bytes not cached are read)."""
         cache = self.store.bodies
         wanted = self.data is not None
+        links: list[str] = []
         found: list[tuple[str, bytes | None] | None] = []
         misses: list[int] = []
-        current, items = None, None
-        for _, calendar, name in targets:
-            assert calendar is not None
-            if calendar != current:  # the targets of a calendar come together
-                current, items = calendar, await self._items(calendar)
-            assert items is not None
-            item = items.get(name)
-            if item is None:
-                found.append(None)
-                continue
-            body = cache.get(f"{calendar}/{name}", item.etag) if wanted else None
-            if wanted and body is None:
-                misses.append(len(found))
-            found.append((item.etag, body))
+        # The targets of a calendar come together: its index is looked up, and the href
+        # of its folder made, once for them all.
+        for calendar, group in groupby(targets, key=itemgetter(1)):
+            members = list(group)
+            names = [name for _, _, name in members]
+            base = href(self.prefix, members[0][0].rpartition("/")[0], True)
+            links += member_hrefs(base, names)
+            get = (await self._items(calendar)).get
+            for name in names:
+                item = get(name)
+                if item is None:
+                    found.append(None)
+                elif wanted:
+                    body = cache.get(f"{calendar}/{name}", item.etag)
+                    if body is None:
+                        misses.append(len(found))
+                    found.append((item.etag, body))
+                else:
+                    found.append((item.etag, None))
         if misses:
             fetched = await asyncio.gather(*(self._body(targets[i], None) for i in misses))
             for i, got in zip(misses, fetched, strict=True):
                 found[i] = (got[0].etag, got[1]) if got is not None else None
-        names = self.props.request.names
-        with_etag = GETETAG in names
-        etag_first = names[0] == GETETAG
+        asked = self.props.request.names
+        with_etag = GETETAG in asked
+        etag_first = asked[0] == GETETAG
         plain = self.plain
-        prefix = self.prefix
-        bases: dict[str, str] = {}
         out: list[str] = []
         slices = multistatus.Slices()
-        for (path, _, _), entry in zip(targets, found, strict=True):
+        for link, entry in zip(links, found, strict=True):
             if len(out) % 64 == 0:
                 await slices.tick()
             if entry is None:
-                out.append(missing(href(prefix, path, False)))
+                out.append(missing(link))
                 continue
-            # The href of each member of a folder: the folder's, once, and the name's.
-            folder, _, name = path.rpartition("/")
-            base = bases.get(folder)
-            if base is None:
-                base = bases[folder] = href(prefix, folder, True)
             etag, body = entry
             data = plain(body) if plain is not None and body is not None else ""
             tag = etag_element(etag) if with_etag else ""
             first, second = (tag, data) if etag_first else (data, tag)
             out.append(
-                f"<D:response><D:href>{member_href(base, name)}</D:href>"
+                f"<D:response><D:href>{link}</D:href>"
                 f"{_OK_OPEN}{first}{second}{_OK_CLOSE}</D:response>"
             )
         return out
@@ -320,11 +321,10 @@ class IndexedRenderer:
     def _etags(self, path: str, items: CalendarItems, names: list[str]) -> list[str]:
         """Responses with the getetag alone (a sync or a query asking nothing else) from
         the index, without a resource per item: what _simple_response gives."""
-        base = href(self.prefix, path, True)
+        links = member_hrefs(href(self.prefix, path, True), names)
         out = []
         get = items.get
-        for name in names:
-            link = member_href(base, name)
+        for name, link in zip(names, links, strict=True):
             item = get(name)
             if item is None:
                 out.append(missing(link))

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from davserver.backends.base import Resource
 from davserver.dav import multistatus
-from davserver.dav.paths import href, member_href
+from davserver.dav.paths import href, member_hrefs
 from davserver.dav.props import PropRenderer
 
 from .names import dav
@@ -41,8 +41,9 @@ async def indexed_members(
     async def responses() -> AsyncIterator[str]:
         slices = multistatus.Slices()
         done: list[str] = []
-        for name, item in listed:
-            done.append(render(member_href(base, name), item))
+        links = member_hrefs(base, [name for name, _ in listed])
+        for link, (_, item) in zip(links, listed, strict=True):
+            done.append(render(link, item))
             if len(done) >= _PER_PIECE:
                 yield "".join(done)
                 done = []

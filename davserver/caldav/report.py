@@ -13,7 +13,7 @@ from lxml import etree
 from davserver.dav import multistatus
 from davserver.dav.context import Context
 from davserver.dav.errors import DAVError
-from davserver.dav.paths import destination_raw_path
+from davserver.dav.paths import all_plain, destination_raw_path
 
 from .freebusy import free_busy_query
 from .items import IndexedRenderer, ItemRenderer, missing
@@ -50,20 +50,23 @@ def _targets(ctx: Context, links: list[str]) -> list[tuple[str, str | None, bool
     refused, prefixes = {".", "..", *storage.reserved_names}, storage.reserved_prefixes
     folders: dict[str, tuple[str | None, bool]] = {}
     out: list[tuple[str, str | None, bool]] = []
-    for raw_link in links:
-        link = raw_link.strip()
-        folder, _, name = link.rpartition("/")
+    split = [link.strip().rpartition("/") for link in links]
+    # A name needs no decoding when it holds only the characters that need no encoding.
+    every = all_plain([name for _, _, name in split])
+    for folder, slash, name in split:
+        link = folder + slash + name
         path: str | None = None
         if (
-            _NAME(name)
+            name
+            and (every or _NAME(name))
             and name not in refused
             and not name.startswith(prefixes)
-            and "?" not in folder
-            and "#" not in folder
         ):
             found = folders.get(folder)
             if found is None:
-                base = _path_of(ctx, folder + "/")
+                # A folder with a query or a fragment takes the whole way with its hrefs.
+                plain = "?" not in folder and "#" not in folder
+                base = _path_of(ctx, folder + "/") if plain else None
                 found = folders[folder] = (base, base is not None and _enters(ctx, base))
             base, entered = found
             if base is not None:
@@ -99,20 +102,23 @@ async def answer_multiget(
     # An href into another user's tree is answered 403, not looked at.
     targets = _targets(ctx, links)
 
+    async def batch(part: list[tuple[str, str | None, bool]]) -> list[str]:
+        paths = [p for _, p, good in part if good and p is not None]
+        rendered = iter(await items.render(paths) if paths else [])
+        return [
+            next(rendered) if good else missing(link, 404 if p is None else 403)
+            for link, p, good in part
+        ]
+
+    if len(targets) <= BATCH:
+        # One batch (what clients send): the whole answer in one write, headers included.
+        return multistatus.complete(await batch(targets))
+
     async def responses() -> AsyncIterator[str]:
         for i in range(0, len(targets), BATCH):
-            batch = targets[i : i + BATCH]
-            paths = [p for _, p, good in batch if good and p is not None]
-            rendered = iter(await items.render(paths) if paths else [])
-            yield "".join(
-                next(rendered) if good else missing(link, 404 if p is None else 403)
-                for link, p, good in batch
-            )
+            yield "".join(await batch(targets[i : i + BATCH]))
 
-    if len(targets) > BATCH:
-        return await multistatus.stream(ctx.request, responses())
-    # One batch (what clients send): the whole answer in one write, headers included.
-    return multistatus.complete("".join([part async for part in responses()]))
+    return await multistatus.stream(ctx.request, responses())
 
 
 async def empty(ctx: Context, root: etree._Element) -> web.StreamResponse:

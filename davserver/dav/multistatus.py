@@ -19,12 +19,14 @@ SLICE = 0.002
 _T = TypeVar("_T")
 
 
-def complete(responses: str, trailer: str = "") -> web.Response:
-    """A 207 answer holding the given ``<D:response>`` elements (then ``trailer``, such
-    as a sync-token). One join: a sum of the four would copy a large answer thrice."""
+def complete(responses: str | list[str], trailer: str = "") -> web.Response:
+    """A 207 answer holding the given ``<D:response>`` elements, joined or each apart
+    (then ``trailer``, such as a sync-token). One join: a sum of the four would copy a
+    large answer thrice, a join of the elements first once more."""
+    parts = [responses] if isinstance(responses, str) else responses
     return web.Response(
         status=207,
-        body="".join((MULTISTATUS_OPEN, responses, trailer, MULTISTATUS_CLOSE)).encode(),
+        body="".join((MULTISTATUS_OPEN, *parts, trailer, MULTISTATUS_CLOSE)).encode(),
         content_type=XML_CONTENT_TYPE,
         charset="utf-8",
     )

@@ -106,6 +106,24 @@ async def test_multiget_checks_each_href_whole_though_its_folder_is_decoded_once
         assert r.status == status, r.href
 
 
+async def test_multiget_answers_names_that_need_encoding_with_their_encoded_hrefs(
+    cal: Cal,
+) -> None:
+    # The names of one request are checked together: one that needs encoding among plain
+    # ones takes the whole way, in the request and in the answer.
+    asked = [f"{EVENTS}plain.ics", f"{EVENTS}with%20space.ics", f"{EVENTS}%C3%A9t%C3%A9.ics"]
+    etags = [await cal.put_ok(link, event(f"e{i}")) for i, link in enumerate(asked)]
+    ms = await cal.multiget(EVENTS, asked)
+    assert [r.href for r in ms.responses] == asked
+    assert [r.value(f"{D}getetag") for r in ms.responses] == etags
+    spelled = [f"{EVENTS}pl%61in.ics", f"{EVENTS}with space.ics"]  # decoded the same
+    ms = await cal.multiget(EVENTS, spelled)
+    assert [r.href for r in ms.responses] == asked[:2]
+    assert [r.value(f"{D}getetag") for r in ms.responses] == etags[:2]
+    names = sorted(p.name for p in cal.folder().glob("*.ics"))
+    assert names == ["plain.ics", "with space.ics", "été.ics"]
+
+
 async def test_multiget_with_full_urls_as_thunderbird_may_send(cal: Cal) -> None:
     await cal.put_ok(f"{EVENTS}a.ics", event("a1"))
     full = str(cal.client.make_url(f"{EVENTS}a.ics"))

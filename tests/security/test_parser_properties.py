@@ -35,7 +35,7 @@ from davserver.dav.core import WebDav
 from davserver.dav.deadprops import PROPS_CODEC
 from davserver.dav.errors import DAVError
 from davserver.dav.lockinfo import owner_element, parse_lockinfo, parse_timeout
-from davserver.dav.paths import destination_raw_path, href, normalize
+from davserver.dav.paths import destination_raw_path, href, member_hrefs, normalize
 from davserver.dav.proppatch import parse_update
 from davserver.dav.props import PropRequest, parse_propfind, prop_selection
 from davserver.events import LocalBus
@@ -620,3 +620,14 @@ def test_hrefs_decode_back_to_their_paths(segments: list[str], collection: bool)
     link = href("/dav", path, collection)
     assert MOUNT.storage_path(link) == path
     assert destination_raw_path(f"http://{HOST}{link}", HOST) == link
+
+
+PLAIN_NAMES = st.from_regex(r"[A-Za-z0-9._~-]{1,12}", fullmatch=True)
+
+
+@FAST
+@given(st.lists(NAMES | PLAIN_NAMES, max_size=6))
+def test_member_hrefs_are_the_hrefs_of_each_member(names: list[str]) -> None:
+    # The batch checks the names at once: plain or not, each href is what href gives.
+    folder = href("/dav", "cal", True)
+    assert member_hrefs(folder, names) == [href("/dav", f"cal/{n}", False) for n in names]
