@@ -260,9 +260,9 @@ class IndexedRenderer:
         ETags and their data as stored: from the index and the body cache, without a
         resource per item (the bytes not cached are read)."""
         cache = self.store.bodies
-        wanted = self.data is not None
+        plain = self.plain if self.data is not None else None
         links: list[str] = []
-        found: list[tuple[str, bytes | None] | None] = []
+        found: list[tuple[str, str | None] | None] = []  # (ETag, data element once read)
         misses: list[int] = []
         # The targets of a calendar come together: its index is looked up, and the href
         # of its folder made, once for them all.
@@ -276,21 +276,21 @@ class IndexedRenderer:
                 item = get(name)
                 if item is None:
                     found.append(None)
-                elif wanted:
-                    body = cache.get(f"{calendar}/{name}", item.etag)
-                    if body is None:
-                        misses.append(len(found))
-                    found.append((item.etag, body))
+                elif plain is None:
+                    found.append((item.etag, ""))
                 else:
-                    found.append((item.etag, None))
+                    data = cache.rendered(f"{calendar}/{name}", item.etag, plain)
+                    if data is None:
+                        misses.append(len(found))
+                    found.append((item.etag, data))
         if misses:
+            assert plain is not None
             fetched = await asyncio.gather(*(self._body(targets[i], None) for i in misses))
             for i, got in zip(misses, fetched, strict=True):
-                found[i] = (got[0].etag, got[1]) if got is not None else None
+                found[i] = (got[0].etag, plain(got[1])) if got is not None else None
         asked = self.props.request.names
         with_etag = GETETAG in asked
         etag_first = asked[0] == GETETAG
-        plain = self.plain
         out: list[str] = []
         slices = multistatus.Slices()
         for link, entry in zip(links, found, strict=True):
@@ -299,8 +299,7 @@ class IndexedRenderer:
             if entry is None:
                 out.append(missing(link))
                 continue
-            etag, body = entry
-            data = plain(body) if plain is not None and body is not None else ""
+            etag, data = entry
             tag = etag_element(etag) if with_etag else ""
             first, second = (tag, data) if etag_first else (data, tag)
             out.append(

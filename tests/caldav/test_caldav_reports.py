@@ -26,6 +26,7 @@ from caldav_data import (
     todo,
     vevent,
 )
+from lxml import etree
 
 pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
 
@@ -55,6 +56,22 @@ async def test_multiget_returns_the_stored_bytes_and_etags(cal: Cal) -> None:
         assert r.value(f"{D}getetag") == etags[path]
         # XML turns CRLF into LF; the text is otherwise the stored object.
         assert r.value(f"{C}calendar-data") == data.decode().replace("\r\n", "\n")
+
+
+async def test_multiget_asked_again_answers_the_same_and_a_changed_item_anew(cal: Cal) -> None:
+    # The second answer comes from the renderings kept in the body cache; a PUT moves the
+    # ETag, so the third renders the new bytes.
+    links = [f"{EVENTS}a.ics", f"{EVENTS}b.ics"]
+    for link in links:
+        await cal.put_ok(link, event(link[-5], "Before"))
+    first = await cal.multiget(EVENTS, links)
+    again = await cal.multiget(EVENTS, links)
+    assert etree.tostring(again.root) == etree.tostring(first.root)
+    etag = await cal.put_ok(links[0], event("a", "After"))
+    ms = await cal.multiget(EVENTS, links)
+    assert ms[links[0]].value(f"{D}getetag") == etag
+    assert "SUMMARY:After" in ms[links[0]].value(f"{C}calendar-data")
+    assert etree.tostring(ms.root[1]) == etree.tostring(first.root[1])  # b, unchanged
 
 
 async def test_multiget_of_missing_and_foreign_hrefs_answers_404_for_each(cal: Cal) -> None:
