@@ -271,9 +271,8 @@ class IndexedRenderer:
             names = [name for _, _, name in members]
             base = href(self.prefix, members[0][0].rpartition("/")[0], True)
             links += member_hrefs(base, names)
-            get = (await self._items(calendar)).get
-            for name in names:
-                item = get(name)
+            known = (await self._items(calendar)).lookup(names)
+            for name, item in zip(names, known, strict=True):
                 if item is None:
                     found.append(None)
                 elif plain is None:

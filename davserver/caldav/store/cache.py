@@ -38,16 +38,16 @@ class BodyCache:
         return found[1] if found is not None else None
 
     def rendered(self, path: str, etag: str, render: Callable[[bytes], str]) -> str | None:
-        """``render`` of the bytes of ``path`` when they are cached with this ETag, made
-        once and kept while it is among the latest (None when the bytes are not cached).
-        ``render`` is a function that depends on the bytes alone."""
-        found = self._bodies.get(path, etag)
-        if found is None:
-            return None
+        """``render`` of the bytes of ``path`` at this ETag: kept from an earlier call
+        while it is among the latest, else made from the cached bytes (None when they are
+        not cached). ``render`` is a function that depends on the bytes alone."""
         kept = self._texts.get(path, etag)
         if kept is not None and kept[1] is render:
             text: str = kept[2]
             return text
+        found = self._bodies.get(path, etag)
+        if found is None:
+            return None
         made: str = render(found[1])
         self._texts.put(path, (etag, render, made), len(made))
         return made

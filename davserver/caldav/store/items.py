@@ -224,6 +224,11 @@ class CalendarItems:
         """The item called ``name``, if any."""
         return self._items.get(name)
 
+    def lookup(self, names: list[str]) -> list[Item | None]:
+        """The item called each of ``names`` (None where there is none), in one call."""
+        get = self._items.get
+        return [get(name) for name in names]
+
     def items(self) -> Iterator[tuple[str, Item]]:
         """(name, item) pairs."""
         return iter(self._items.items())
