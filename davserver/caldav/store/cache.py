@@ -4,7 +4,7 @@ elements lately rendered from them.
 
 Each worker has its own cache, so its budget counts once per worker: 11 MiB of bytes hold
 every object of a calendar of 12,000 typical events (about 620 bytes each, and
-:data:`ENTRY` of bookkeeping), and 1 MiB the rendered elements of the last 1,500 or so
+:data:`ENTRY` of bookkeeping), and 1 MiB the rendered elements of the last 1,100 or so
 objects a multiget or a query asked for whole, so that an item asked for again (by
 another device of its owner, by each sharee of its calendar, by a client reloading a
 week) is not decoded and escaped again. The budget bounds what the cache adds to a worker
