@@ -40,16 +40,11 @@ async def indexed_members(
 
     async def responses() -> AsyncIterator[str]:
         slices = multistatus.Slices()
-        done: list[str] = []
-        links = member_hrefs(base, [name for name, _ in listed])
-        for link, (_, item) in zip(links, listed, strict=True):
-            done.append(render(link, item))
-            if len(done) >= _PER_PIECE:
-                yield "".join(done)
-                done = []
-                await slices.tick()
-        if done:
-            yield "".join(done)
+        for start in range(0, len(listed), _PER_PIECE):
+            piece = listed[start : start + _PER_PIECE]
+            links = member_hrefs(base, [name for name, _ in piece])
+            yield "".join(render(link, item) for link, (_, item) in zip(links, piece, strict=True))
+            await slices.tick()
 
     return responses()
 

@@ -35,7 +35,13 @@ from davserver.dav.core import WebDav
 from davserver.dav.deadprops import PROPS_CODEC
 from davserver.dav.errors import DAVError
 from davserver.dav.lockinfo import owner_element, parse_lockinfo, parse_timeout
-from davserver.dav.paths import destination_raw_path, href, member_hrefs, normalize
+from davserver.dav.paths import (
+    PLAIN_BATCH,
+    destination_raw_path,
+    href,
+    member_hrefs,
+    normalize,
+)
 from davserver.dav.proppatch import parse_update
 from davserver.dav.props import PropRequest, parse_propfind, prop_selection
 from davserver.events import LocalBus
@@ -630,4 +636,13 @@ PLAIN_NAMES = st.from_regex(r"[A-Za-z0-9._~-]{1,12}", fullmatch=True)
 def test_member_hrefs_are_the_hrefs_of_each_member(names: list[str]) -> None:
     # The batch checks the names at once: plain or not, each href is what href gives.
     folder = href("/dav", "cal", True)
-    assert member_hrefs(folder, names) == [href("/dav", f"cal/{n}", False) for n in names]
+    assert list(member_hrefs(folder, names)) == [href("/dav", f"cal/{n}", False) for n in names]
+
+
+def test_member_hrefs_checks_each_batch_of_names_apart() -> None:
+    # One name that needs encoding makes its batch take the way of each name, not others.
+    names = [f"{i}.ics" for i in range(3 * PLAIN_BATCH)]
+    names[PLAIN_BATCH + 7] = "with space.ics"
+    want = [href("/dav", f"cal/{n}", False) for n in names]
+    assert list(member_hrefs(href("/dav", "cal", True), names)) == want
+    assert want[PLAIN_BATCH + 7] == "/dav/cal/with%20space.ics"
