@@ -321,9 +321,7 @@ class IndexedRenderer:
         the index, without a resource per item: what _simple_response gives."""
         links = member_hrefs(href(self.prefix, path, True), names)
         out = []
-        get = items.get
-        for name, link in zip(names, links, strict=True):
-            item = get(name)
+        for link, item in zip(links, items.lookup(names), strict=True):
             if item is None:
                 out.append(missing(link))
             else:

@@ -16,8 +16,9 @@ from .errors import DAVError
 
 _HREF_SAFE = "/:@!$'()*+,;=-._~"
 # Paths made only of these characters need no percent-encoding (the common case).
-_PLAIN = re.compile(r"[A-Za-z0-9/._~-]*\Z").match
-_PLAIN_BYTES = (string.ascii_letters + string.digits + "/._~-").encode()
+_PLAIN_CHARS = string.ascii_letters + string.digits + "/._~-"
+_PLAIN = re.compile(f"[{re.escape(_PLAIN_CHARS)}]*\\Z").match
+_PLAIN_BYTES = _PLAIN_CHARS.encode()
 
 
 def strip_query(raw_path: str) -> str:
