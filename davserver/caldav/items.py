@@ -407,16 +407,18 @@ class ItemRenderer(IndexedRenderer):
             return [None] * len(targets)
         out: list[Spans] = []
         index = self.store.index
+        # A day's margin: a floating instance's wall time may be that far from UTC.
+        lo, hi = rng.lo - DAY, rng.hi + DAY
+        covered = (max(lo, EARLIEST.timestamp()), min(hi, LATEST.timestamp()))
         for (_, calendar, name), res in zip(targets, resources, strict=True):
             items = index.cached(calendar) if calendar is not None else None
             item = items.get(name) if items is not None else None
-            # A day's margin: a floating instance's wall time may be that far from UTC.
             usable = (
                 item is not None and res is not None and item.etag == res.etag
-                and item.covers(max(rng.lo - DAY, EARLIEST.timestamp()),
-                                min(rng.hi + DAY, LATEST.timestamp()))
+                and item.covers(*covered)
             )  # fmt: skip
-            out.append(item.spans if usable and item is not None else None)
+            # Only the spans near the range: the expansion tests each of them again.
+            out.append(item.spans_near(lo, hi) if usable and item is not None else None)
         return out
 
     async def _calendar_data(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from .spans import Span, absolute, overlaps
@@ -84,41 +85,55 @@ def _stamp(name: str, moment: float, is_date: bool) -> str:
     return f"{name}:{when:%Y%m%dT%H%M%SZ}"
 
 
+@dataclass(slots=True)
+class _Event:
+    """A VEVENT of the object, read once for all its instances: its content lines, each
+    as written, unfolded, and with its property name ("" for its BEGIN and END and the
+    lines of the components inside it, which are copied as they are)."""
+
+    lines: list[tuple[str, str, str]] = field(default_factory=list)
+    override: bool = False
+    """It has a RECURRENCE-ID."""
+    timed: bool = True
+    """Its DTSTART is no DATE."""
+    recurs: bool = False
+    """It has a recurrence property (RRULE, RDATE, EXDATE, EXRULE)."""
+
+    def add(self, raw: str, line: str, key: str, own_property: bool) -> None:
+        """One more line; ``own_property``: a property of the VEVENT itself."""
+        self.lines.append((raw, line, key if own_property else ""))
+        if key == "RECURRENCE-ID":
+            self.override = True
+        elif key == "DTSTART" and _is_date(line):
+            self.timed = False
+        elif key in _RECURRENCE:
+            self.recurs = True
+
+
 def _instance(
-    block: list[str], span: Span, recurring: bool, zone: tzinfo | None, own: Mapping[str, str]
+    event: _Event, span: Span, recurring: bool, zone: tzinfo | None, own: Mapping[str, str]
 ) -> list[str] | None:
-    """One instance of a VEVENT given as its raw lines (first BEGIN, last END); a
-    floating ``span`` is placed in ``zone``, but for dates."""
+    """One instance of a VEVENT; a floating ``span`` is placed in ``zone``, but for
+    dates."""
     placed = absolute(span, zone)
     out: list[str] = []
-    depth = 0
-    is_date = False
-    override = any(_key(_unfold(raw)) == "RECURRENCE-ID" for raw in block)
-    # A DURATION of a timed instance becomes its DTEND in UTC, the end its span has: the
-    # same instant the expansion by recurring-ical-events gives when the duration spans
-    # a change of offset (added in wall time), where a DURATION after a start in UTC
-    # would count exact hours.
-    timed = not any(_key(line := _unfold(raw)) == "DTSTART" and _is_date(line) for raw in block)
-    for raw in block:
-        line = _unfold(raw)
-        key = _key(line)
-        if key == "BEGIN":
-            depth += 1
-        elif key == "END":
-            depth -= 1
-        if depth != 1 or key in ("BEGIN", "END"):
+    for raw, line, key in event.lines:
+        if not key:
             out.append(raw)
-            continue
-        if key == "DTSTART":
+        elif key == "DTSTART":
             is_date = _is_date(line)
             start = span.start if is_date else placed.start
             out.append(_stamp("DTSTART", start, is_date))
-            if recurring and not override:
+            if recurring and not event.override:
                 out.append(_stamp("RECURRENCE-ID", start, is_date))
         elif key == "DTEND":
             ends_on_date = _is_date(line)
             out.append(_stamp("DTEND", span.end if ends_on_date else placed.end, ends_on_date))
-        elif key == "DURATION" and timed and placed.end > placed.start:
+        # A DURATION of a timed instance becomes its DTEND in UTC, the end its span has:
+        # the same instant the expansion by recurring-ical-events gives when the duration
+        # spans a change of offset (added in wall time), where a DURATION after a start
+        # in UTC would count exact hours.
+        elif key == "DURATION" and event.timed and placed.end > placed.start:
             out.append(_stamp("DTEND", placed.end, False))
         elif key == "RECURRENCE-ID":
             if "THISANDFUTURE" in line.upper():
@@ -152,26 +167,27 @@ def expand_known(
     except UnicodeDecodeError:
         return None
     head: list[str] = []
-    blocks: list[list[str]] = []
-    current: list[str] | None = None
+    events: list[_Event] = []
+    event: _Event | None = None
     zone_lines: list[str] = []
     own: dict[str, str] = {}
     """The object's VTIMEZONEs by TZID, each as a VCALENDAR of its own."""
     depth = 0
     skip = False
     for raw in _LINES.split(text.strip("\r\n")):
-        key = _key(raw)
-        value = raw.partition(":")[2].strip().upper() if key in ("BEGIN", "END") else ""
+        line = _unfold(raw)
+        key = _key(line)
+        value = line.partition(":")[2].strip().upper() if key in ("BEGIN", "END") else ""
         if key == "BEGIN":
             depth += 1
             if depth == 2:
                 if value in _OTHER_MAIN:
                     return None
                 skip = value == "VTIMEZONE"
-                current = [] if value == "VEVENT" else None
+                event = _Event() if value == "VEVENT" else None
         if depth >= 2:
-            if current is not None:
-                current.append(raw)
+            if event is not None:
+                event.add(raw, line, key, depth == 2 and key not in ("BEGIN", "END"))
             elif skip:
                 zone_lines.append(raw)
             else:
@@ -180,23 +196,21 @@ def expand_known(
             head.append(raw)
         if key == "END":
             depth -= 1
-            if depth == 1 and current is not None:
-                blocks.append(current)
-                current = None
+            if depth == 1 and event is not None:
+                events.append(event)
+                event = None
             elif depth == 1 and skip:
                 _keep_zone(zone_lines, own)
                 zone_lines = []
     if depth != 0 or not head or _key(head[0]) != "BEGIN":
         return None
-    recurring = len(blocks) > 1 or any(
-        _key(_unfold(raw)) in _RECURRENCE for block in blocks for raw in block
-    )
+    recurring = len(events) > 1 or any(e.recurs for e in events)
     out = head
     lo, hi = rng.lo, rng.hi
     for span in [s for s in spans if overlaps(absolute(s, zone), lo, hi)]:
-        if span.source >= len(blocks):
+        if span.source >= len(events):
             return None
-        instance = _instance(blocks[span.source], span, recurring, zone, own)
+        instance = _instance(events[span.source], span, recurring, zone, own)
         if instance is None:
             return None
         out += instance

@@ -65,6 +65,19 @@ def unpack(packed: bytes) -> tuple[Span, ...]:
     return tuple(Span(v[i], v[i + 1], int(v[i + 2]), int(v[i + 3])) for i in range(0, len(v), 4))
 
 
+def unpack_near(packed: bytes, lo: float, hi: float) -> tuple[Span, ...]:
+    """The spans :func:`pack` made that reach into [lo, hi] at all (end >= lo, start <=
+    hi): every span :func:`overlaps` accepts for that range, and some at its very edges
+    that it refuses, so a caller still tests each. Only these become tuples: an object
+    that recurs daily has hundreds of spans, of which a week's query needs seven."""
+    v = array("d", packed)
+    return tuple(
+        Span(v[i], v[i + 1], int(v[i + 2]), int(v[i + 3]))
+        for i in range(0, len(v), 4)
+        if v[i + 1] >= lo and v[i] <= hi
+    )
+
+
 def overlaps(span: Span | tuple[float, float, int, int], lo: float, hi: float) -> bool:
     """THE time-range test: whether an instance meets the range [lo, hi) (§9.9)."""
     start, end, flags = span[0], span[1], span[2]

@@ -33,6 +33,7 @@ from .spans import (
     recurs,
     timestamp,
     unpack,
+    unpack_near,
 )
 from .zones import parse
 
@@ -76,6 +77,10 @@ class Summary:
     def spans(self) -> tuple[Span, ...]:
         """The spans of the object's instances."""
         return unpack(self.packed) if self.packed else ()
+
+    def spans_near(self, lo: float, hi: float) -> tuple[Span, ...]:
+        """The spans that reach into [lo, hi] (see :func:`~davserver.ical.spans.unpack_near`)."""
+        return unpack_near(self.packed, lo, hi) if self.packed else ()
 
     def covers(self, lo: float, hi: float) -> bool:
         """Whether the spans alone answer a time-range test of [lo, hi)."""

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from caldav_data import EVENTS, HEAD, NSDECL, Cal, MakeCal, caldav_config, event, ical, vevent
+from hypothesis import given
+from hypothesis import strategies as st
 
 from davserver.app import ROUTER_KEY, create_app
 from davserver.caldav.store.layout import CalendarStore
-from davserver.ical.spans import INF
+from davserver.ical.spans import INF, Span, overlaps, pack, unpack, unpack_near
 from davserver.ical.summary import MAX_SPANS, summarize
 
 pytest_plugins = ("caldav_data.fixtures",)  # the cal and make_cal fixtures
@@ -50,6 +52,29 @@ def test_an_unbounded_rule_is_enumerated_to_a_horizon() -> None:
     assert not summary.covers(now, now + 30 * 365 * 86400)
     bounded = summarize(event("b", "Weekly", "RRULE:FREQ=WEEKLY;COUNT=10"), now)
     assert len(bounded.spans) == 10 and bounded.covers(0, now * 2)
+
+
+_times = st.sampled_from([-INF, INF, 0.0, 86400.0]) | st.floats(-1e9, 1e9)
+_spans = st.builds(
+    lambda a, b, flags, source: Span(min(a, b), max(a, b), flags, source),
+    _times, _times, st.integers(0, 7), st.integers(0, 3),
+)  # fmt: skip
+
+
+@given(st.lists(_spans, max_size=30), _times, _times)
+def test_the_spans_near_a_range_are_all_that_can_meet_it(
+    spans: list[Span], a: float, b: float
+) -> None:
+    """unpack_near keeps, in order, every span the time-range test accepts, edges and
+    open ends included, and drops only spans that do not reach into the range."""
+    lo, hi = min(a, b), max(a, b)
+    packed = pack(spans)
+    near = unpack_near(packed, lo, hi)
+    assert [s for s in unpack(packed) if overlaps(s, lo, hi)] == [
+        s for s in near if overlaps(s, lo, hi)
+    ]
+    assert all(s.end >= lo and s.start <= hi for s in near)
+    assert [s for s in unpack(packed) if s.end >= lo and s.start <= hi] == list(near)
 
 
 async def test_queries_beyond_the_horizon_are_evaluated_exactly(cal: Cal) -> None:

@@ -70,6 +70,11 @@ class Item:
         """The spans of a calendar object's instances (none for a vCard)."""
         return self.summary.spans if isinstance(self.summary, Summary) else ()
 
+    def spans_near(self, lo: float, hi: float) -> tuple[Span, ...]:
+        """Those of :attr:`spans` that reach into [lo, hi] (see
+        :func:`~davserver.ical.spans.unpack_near`)."""
+        return self.summary.spans_near(lo, hi) if isinstance(self.summary, Summary) else ()
+
     def covers(self, lo: float, hi: float) -> bool:
         """Whether the spans alone answer a time-range test of [lo, hi)."""
         return isinstance(self.summary, Summary) and self.summary.covers(lo, hi)
@@ -354,10 +359,3 @@ class CalendarItems:
         for name, spans in self._floating_long.items():
             if name not in found and any(overlaps(absolute(s, zone), lo, hi) for s in spans):
                 found.add(name)
-
-    def spans_in(self, name: str, lo: float, hi: float) -> list[Span]:
-        """The spans of one item that meet [lo, hi)."""
-        item = self._items.get(name)
-        if item is None:
-            return []
-        return [s for s in item.spans if overlaps(s, lo, hi)]
