@@ -73,6 +73,10 @@ def member_href(collection_href: str, name: str) -> str:
     return collection_href + (name if _PLAIN(name) else quote(name, safe=_HREF_SAFE))
 
 
+PLAIN_BATCH = 256
+"""Names :func:`member_hrefs` checks in one pass."""
+
+
 def member_hrefs(collection_href: str, names: Sequence[str]) -> Iterator[str]:
     """:func:`member_href` of each of ``names``, checked :data:`PLAIN_BATCH` at a time (a
     listing of 100,000 names holds a batch's hrefs, not all of them)."""
@@ -82,10 +86,6 @@ def member_hrefs(collection_href: str, names: Sequence[str]) -> Iterator[str]:
             yield from (collection_href + name for name in batch)
         else:
             yield from (member_href(collection_href, name) for name in batch)
-
-
-PLAIN_BATCH = 256
-"""Names :func:`member_hrefs` checks in one pass."""
 
 
 def all_plain(names: Iterable[str]) -> bool:
