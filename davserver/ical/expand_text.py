@@ -18,7 +18,8 @@ from datetime import UTC, datetime, tzinfo
 
 from .spans import Span, absolute, overlaps
 from .timerange import TimeRange
-from .zones import BROKEN, iana, zone_of_text
+from .tzdb import iana
+from .zones import BROKEN, zone_of_text
 
 _LINES = re.compile(r"\r?\n(?![ \t])")
 _FOLD = re.compile(r"\r?\n[ \t]")

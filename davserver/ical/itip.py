@@ -19,6 +19,7 @@ import recurring_ical_events
 from .meeting import InvalidMessage, Meeting, Rid, address, params, rid_of, scheduled, values
 from .spans import moment
 from .strict import NotOneCalendar, one_calendar
+from .zones import govern
 
 PRODID = "-//davserver//scheduling//EN"
 # Parameters that steer the server's scheduling: kept in the stored copies, never sent.
@@ -394,6 +395,7 @@ def posted(data: bytes) -> Posted:
         calendar = one_calendar(data)
     except NotOneCalendar as exc:
         raise InvalidMessage("valid-calendar-data", str(exc)) from exc
+    govern(calendar, data)
     method = method_of(calendar)
     if not method:
         raise InvalidMessage("valid-scheduling-message", "an iTIP message needs a METHOD")

@@ -10,6 +10,8 @@ import re
 
 import icalendar
 
+from .reader import read_all
+
 _UNFOLD = re.compile(rb"\r?\n[ \t]")
 # C0 controls but HTAB, and DEL: never in a content line (RFC 5545 §3.1).
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -53,12 +55,12 @@ def one_calendar(data: bytes) -> icalendar.Calendar:
     if problem is not None:
         raise NotOneCalendar(f"not valid iCalendar: {problem}")
     try:
-        found = icalendar.Calendar.from_ical(data, multiple=True)
+        found = read_all(data)
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         raise NotOneCalendar(f"not iCalendar: {exc}") from exc
-    if len(found) != 1 or found[0].name != "VCALENDAR":
+    calendar = found[0] if len(found) == 1 else None
+    if not isinstance(calendar, icalendar.Calendar):
         raise NotOneCalendar("expected exactly one VCALENDAR")
-    calendar: icalendar.Calendar = found[0]
     return calendar
 
 

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import icalendar
+from .reader import read
 
 
 def timezone_problem(text: str) -> str | None:
     """Why ``text`` is not one VCALENDAR with exactly one VTIMEZONE (None: it is). Parsing
     is CPU work: call it off the event loop."""
     try:
-        calendar = icalendar.Calendar.from_ical(text)
+        calendar = read(text)
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         return f"not iCalendar: {exc}"
     if calendar.name != "VCALENDAR":

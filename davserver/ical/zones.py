@@ -1,13 +1,15 @@
 """Which time zone definition governs a TZID: the VTIMEZONE an object (or a query, or a
 calendar's ``calendar-timezone``) carries, as RFC 5545 says, wherever it differs from the
-IANA zone of the same name.
+database's zone of the same name.
 
-icalendar resolves every IANA name through the zone database and ignores the object's own
-VTIMEZONE; most clients copy the database, so both agree and the database's zone (fast,
-exact at gaps and folds) is kept. Where they differ in the years the object is about (a
-deliberately different definition, or a zone whose rules changed), the object's VTIMEZONE
-is turned into a tzinfo by icalendar (``Timezone.to_tz``) and put on the object's values,
-so that the recurrence library and everything else compute with it.
+icalendar resolves the names of the zone database (and Windows names) through the
+database and ignores the object's own VTIMEZONE; most clients copy the database, so both
+agree and the database's zone (fast, exact at gaps and folds) is kept. Where they differ
+in the years the object is about (a deliberately different definition, or a zone whose
+rules changed), and for a TZID the database does not know ("Customized Time Zone"), the
+object's VTIMEZONE is turned into a tzinfo by icalendar (``Timezone.to_tz``) and put on
+the object's values, so that the recurrence library and everything else compute with it.
+The object's own: no definition outlives the object it came in (:mod:`.reader`).
 
 Agreement is decided on the VTIMEZONE's own transitions (three hours before and after
 each) and on two days of each month in the years asked about, comparing the offsets it
@@ -21,13 +23,17 @@ kept per definition text.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import icalendar
+
+from .reader import read
+from .tzdb import database_zone
 
 TIMES = ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID", "EXDATE", "RDATE")
 """The properties of a component whose values may carry a TZID."""
@@ -38,15 +44,6 @@ NEAR = timedelta(hours=3)
 """How far from each of its changes a VTIMEZONE is compared with the database."""
 BROKEN = (ValueError, KeyError, TypeError, IndexError, AttributeError)
 """What icalendar raises for a VTIMEZONE it cannot make a zone of."""
-
-
-@functools.lru_cache(maxsize=512)
-def iana(tzid: str) -> ZoneInfo | None:
-    """The database's zone of this name, if there is one."""
-    try:
-        return ZoneInfo(tzid)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
 
 
 class Definition:
@@ -113,7 +110,7 @@ class Definition:
 
     def governing(self, first: int, last: int) -> tzinfo:
         """The zone to compute with in those years: the database's when it agrees."""
-        zone = iana(self.tzid)
+        zone = database_zone(self.tzid)
         if zone is not None and self.agrees(zone, first, last):
             return zone
         return self.tz
@@ -122,12 +119,23 @@ class Definition:
 _BLOCK = re.compile(rb"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?$", re.DOTALL | re.MULTILINE | re.I)
 
 
-@functools.lru_cache(maxsize=256)
+KEPT_DEFINITION_BYTES = 64 << 10
+"""The longest VTIMEZONE text whose definition is kept for the next object that sends it
+(real ones are a few hundred bytes to a few kilobytes)."""
+
+
 def _definition(text: bytes) -> Definition:
     """The definition in a VTIMEZONE's text (its BEGIN and END lines included)."""
-    calendar = icalendar.Calendar.from_ical(
-        b"BEGIN:VCALENDAR\r\n" + text.strip() + b"\r\nEND:VCALENDAR\r\n"
-    )
+    return _kept_definition(text) if len(text) <= KEPT_DEFINITION_BYTES else _parsed(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _kept_definition(text: bytes) -> Definition:
+    return _parsed(text)
+
+
+def _parsed(text: bytes) -> Definition:
+    calendar = read(b"BEGIN:VCALENDAR\r\n" + text.strip() + b"\r\nEND:VCALENDAR\r\n")
     return Definition(calendar.subcomponents[0])
 
 
@@ -152,16 +160,17 @@ def _values(prop: object) -> list[object]:
 
 
 def govern(calendar: icalendar.Calendar, data: bytes | str) -> None:
-    """Put the object's own VTIMEZONEs on its values wherever they differ from the
-    database's zones of the same names (``data``: the text it was parsed from; CPU work,
-    off the event loop)."""
+    """Give each date-time value with a TZID the zone that governs it (``data``: the text
+    the object was parsed from; CPU work, off the event loop): the object's own VTIMEZONE
+    of that TZID wherever it differs from the database's zone the TZID names, or when the
+    TZID names none; else the database's zone. The values of a TZID that is neither stay
+    in local time (floating), as icalendar reads them."""
     zones = [z for z in calendar.subcomponents if z.name == "VTIMEZONE"]
-    if not zones:
-        return
-    texts = dict(zip((str(z.get("TZID", "")) for z in zones), _texts(calendar, data), strict=True))
-    own = {tzid: text for tzid, text in texts.items() if iana(tzid) is not None}
-    if not own:
-        return
+    texts = (
+        dict(zip((str(z.get("TZID", "")) for z in zones), _texts(calendar, data), strict=True))
+        if zones
+        else {}
+    )
     found: dict[str, list[object]] = {}
     span: dict[str, tuple[int, int]] = {}
     recurring = False
@@ -173,33 +182,38 @@ def govern(calendar: icalendar.Calendar, data: bytes | str) -> None:
             props = component.get(name)
             for prop in props if isinstance(props, list) else [props] if props is not None else []:
                 tzid = str(getattr(prop, "params", {}).get("TZID", ""))
-                if tzid not in own:
+                if not tzid:
                     continue
                 for value in _values(prop):
                     dt = getattr(value, "dt", None)
-                    if isinstance(dt, datetime):
+                    # icalendar's reading of a zone's name stands unless the object
+                    # defines that name itself.
+                    if isinstance(dt, datetime) and (dt.tzinfo is None or tzid in texts):
                         found.setdefault(tzid, []).append(value)
                         span[tzid] = _years(dt, *span.get(tzid, (LAST_YEAR, FIRST_YEAR)))
     for tzid, values in found.items():
-        first, last = span[tzid]
-        if recurring:
-            last = max(last, first + SPAN_YEARS)
-        first, last = max(first, FIRST_YEAR), min(last, LAST_YEAR)
-        try:
-            zone = _definition(own[tzid]).governing(first, last)
-        except BROKEN:  # a definition icalendar cannot work with: the database's zone
-            continue
-        if zone is iana(tzid):
+        zone: tzinfo | None = database_zone(tzid)
+        text = texts.get(tzid)
+        if text is not None:
+            first, last = span[tzid]
+            if recurring:
+                last = max(last, first + SPAN_YEARS)
+            first, last = max(first, FIRST_YEAR), min(last, LAST_YEAR)
+            # A definition icalendar cannot work with leaves the database's zone.
+            with contextlib.suppress(*BROKEN):
+                zone = _definition(text).governing(first, last)
+        if zone is None:
             continue
         for value in values:
             dt = value.dt  # type: ignore[attr-defined]
-            value.dt = dt.replace(tzinfo=zone)  # type: ignore[attr-defined]
+            if dt.tzinfo is not zone:
+                value.dt = dt.replace(tzinfo=zone)  # type: ignore[attr-defined]
 
 
 def parse(data: bytes | str) -> icalendar.Calendar:
     """A calendar object parsed, its own time zone definitions governing its values
     (raises what icalendar raises for text that is not iCalendar)."""
-    calendar = icalendar.Calendar.from_ical(data)
+    calendar = read(data)
     govern(calendar, data)
     return calendar
 
@@ -207,7 +221,7 @@ def parse(data: bytes | str) -> icalendar.Calendar:
 @functools.lru_cache(maxsize=256)
 def _zone_of_text(text: str, first: int, last: int) -> tzinfo | None:
     try:
-        calendar = icalendar.Calendar.from_ical(text)
+        calendar = read(text)
     except (ValueError, IndexError, KeyError, TypeError):
         return None
     zones = _texts(calendar, text)
@@ -217,7 +231,7 @@ def _zone_of_text(text: str, first: int, last: int) -> tzinfo | None:
         return _definition(zones[0]).governing(first, last)
     except BROKEN:
         tzid = [str(z.get("TZID", "")) for z in calendar.subcomponents if z.name == "VTIMEZONE"]
-        return iana(tzid[0])
+        return database_zone(tzid[0])
 
 
 def zone_of_text(text: str, lo: float, hi: float) -> tzinfo | None:

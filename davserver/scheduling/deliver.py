@@ -39,6 +39,7 @@ from davserver.backends.base import (
 from davserver.caldav.put import supported_components
 from davserver.caldav.store.layout import CALENDARS, CalendarStore, place
 from davserver.dav.preconditions import absent
+from davserver.ical import zones
 from davserver.ical.itip import apply_reply, attendee_copy, cancelled_copy, serialize
 from davserver.ical.meeting import Meeting, meeting, scheduled
 from davserver.ical.objects import InvalidObject
@@ -272,7 +273,7 @@ class Postman:
         if body.data is None or body.resource.is_collection:
             return None
         try:
-            calendar = await offload(icalendar.Calendar.from_ical, body.data)
+            calendar = await offload(zones.parse, body.data)
         except ValueError:
             return None
         return body.resource, body.data, calendar

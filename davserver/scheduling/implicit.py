@@ -30,6 +30,7 @@ import icalendar
 
 from davserver.backends.base import StorageError
 from davserver.caldav.store.layout import CALENDARS, CalendarStore, Place, place
+from davserver.ical import zones
 from davserver.ical.itip import (
     cancel,
     changed_partstats,
@@ -64,7 +65,7 @@ MAX_RECENT = 1024
 
 def parse(data: bytes) -> tuple[icalendar.Calendar, Meeting | None]:
     """An object and the meeting it holds (CPU work: off the event loop)."""
-    calendar = icalendar.Calendar.from_ical(data)
+    calendar = zones.parse(data)
     return calendar, meeting(calendar)
 
 
