@@ -120,8 +120,9 @@ _BLOCK = re.compile(rb"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?$", re.DOTALL | r
 
 
 KEPT_DEFINITION_BYTES = 64 << 10
-"""The longest VTIMEZONE text whose definition is kept for the next object that sends it
-(real ones are a few hundred bytes to a few kilobytes)."""
+"""The longest VTIMEZONE text (or text of a query's ``timezone``) whose zone is kept for
+the next object or query that sends it (real ones are a few hundred bytes to a few
+kilobytes): what is kept stays under about 32 MiB, whatever clients send."""
 
 
 def _definition(text: bytes) -> Definition:
@@ -219,6 +220,10 @@ def parse(data: bytes | str) -> icalendar.Calendar:
 
 
 @functools.lru_cache(maxsize=256)
+def _kept_zone_of_text(text: str, first: int, last: int) -> tzinfo | None:
+    return _zone_of_text(text, first, last)
+
+
 def _zone_of_text(text: str, first: int, last: int) -> tzinfo | None:
     try:
         calendar = read(text)
@@ -240,4 +245,7 @@ def zone_of_text(text: str, lo: float, hi: float) -> tzinfo | None:
     ``hi`` (POSIX seconds); None for text that is no such thing."""
     first = datetime.fromtimestamp(max(lo, -2208988800.0), UTC).year - 1
     last = datetime.fromtimestamp(min(hi, 7258118400.0), UTC).year + 1
-    return _zone_of_text(text, max(first, FIRST_YEAR), min(last, LAST_YEAR))
+    years = max(first, FIRST_YEAR), min(last, LAST_YEAR)
+    if len(text) <= KEPT_DEFINITION_BYTES:
+        return _kept_zone_of_text(text, *years)
+    return _zone_of_text(text, *years)

@@ -17,6 +17,7 @@ from caldav_data import EVENTS, HOME, Cal, ical, vevent
 from icalendar.timezone import tzp
 from test_caldav_floating import BERLIN, NEW_YORK, TOKYO, hits, query, starts, vtimezone
 
+from davserver.ical import reader, zones
 from davserver.ical.objects import InvalidObject, check
 from davserver.ical.reader import read, read_all
 from davserver.ical.zones import parse
@@ -58,8 +59,8 @@ def test_one_tzid_defined_two_ways_gives_each_object_its_own_times() -> None:
         check(second)
     assert utc_hour(east) == 5.0
     assert utc_hour(west) == 18.0
-    assert start_of(east).utcoffset().total_seconds() == 5 * 3600  # type: ignore[union-attr]
-    assert start_of(west).utcoffset().total_seconds() == -8 * 3600  # type: ignore[union-attr]
+    assert start_of(east).utcoffset().total_seconds() == 5 * 3600
+    assert start_of(west).utcoffset().total_seconds() == -8 * 3600
 
 
 def test_a_definition_after_the_event_that_uses_it_governs_it() -> None:
@@ -73,7 +74,7 @@ def test_a_tzid_without_definition_or_zone_stays_local_time() -> None:
     elsewhere = meeting("def@x", tzid, fixed(tzid, "+0300"))
     check(elsewhere)
     assert start_of(meeting("none@x", tzid)).tzinfo is None
-    assert start_of(elsewhere).utcoffset().total_seconds() == 3 * 3600  # type: ignore[union-attr]
+    assert start_of(elsewhere).utcoffset().total_seconds() == 3 * 3600
 
 
 @pytest.mark.filterwarnings("ignore::icalendar.error.GloballyUniqueTZIDGuessed")  # icalendar's
@@ -95,7 +96,7 @@ def test_names_of_the_zone_database_are_read_as_icalendar_reads_them(tzid: str, 
 def test_icalendar_keeps_no_zone_of_an_object() -> None:
     """icalendar's own table of zones (private to it, looked at here for this one guard)
     does not grow with the TZIDs objects invent, nor learns their definitions."""
-    table = tzp._TZP__tz_cache  # type: ignore[attr-defined]
+    table = tzp._TZP__tz_cache
     check(meeting("warm@x", "/vendor0/Europe/Berlin"))
     before = len(table)
     tzid = f"Invented {uuid.uuid4()}"
@@ -196,3 +197,18 @@ async def test_the_server_answers_each_object_by_its_own_definition(cal: Cal) ->
     )
     assert starts(east) == ["DTSTART:20260301T050000Z"]
     assert starts(west) == ["DTSTART:20260301T180000Z"]
+
+
+def test_long_definitions_are_not_kept() -> None:
+    """Zones are kept by their text: a text longer than real ones is worked out each
+    time, so that what clients send cannot fill the memory."""
+    comment = "COMMENT:" + "x" * (zones.KEPT_DEFINITION_BYTES + 1)
+    long_zone = fixed(CUSTOM, "+0500").replace("END:VTIMEZONE", f"{comment}\r\nEND:VTIMEZONE")
+    kept = (zones._kept_definition, zones._kept_zone_of_text, reader._zone)
+    before = [f.cache_info().currsize for f in kept]
+    for _ in range(2):
+        assert utc_hour(meeting("long@x", CUSTOM, long_zone)) == 5.0
+        text = ical(long_zone).decode()
+        zone = zones.zone_of_text(text, 0, 86400)
+        assert zone is not None and zone.utcoffset(datetime(2026, 3, 1)).total_seconds() == 18000
+    assert [f.cache_info().currsize for f in kept] == before
