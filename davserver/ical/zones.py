@@ -25,12 +25,16 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+import dateutil.rrule
+import dateutil.tz
 import icalendar
+from icalendar.timezone import tzp
 
 from .reader import read
 from .tzdb import database_zone
@@ -42,6 +46,11 @@ SPAN_YEARS = 20
 FIRST_YEAR, LAST_YEAR = 1900, 2199
 NEAR = timedelta(hours=3)
 """How far from each of its changes a VTIMEZONE is compared with the database."""
+MAX_CHANGES = 5000
+"""The most changes of offset a VTIMEZONE's rules may make for the server to compute with
+it (a zone of two changes a year from 1601 to 2199 makes 1,200): icalendar lists them all,
+and a rule of one an hour would take seconds and gigabytes. One that makes more is a
+definition the server cannot work with, like one icalendar cannot read."""
 BROKEN = (ValueError, KeyError, TypeError, IndexError, AttributeError)
 """What icalendar raises for a VTIMEZONE it cannot make a zone of."""
 
@@ -54,6 +63,7 @@ class Definition:
             raise ValueError(f"{vtimezone.name} is not a VTIMEZONE")
         self.vtimezone = vtimezone
         self.tzid = str(vtimezone.get("TZID", ""))
+        _limit_changes(vtimezone)
         times, infos = vtimezone.get_transitions()
         self.times = times
         self.offsets = [info[0] for info in infos]
@@ -114,6 +124,31 @@ class Definition:
         if zone is not None and self.agrees(zone, first, last):
             return zone
         return self.tz
+
+
+def _limit_changes(vtimezone: icalendar.cal.Component) -> None:
+    """ValueError when the VTIMEZONE's observances make more than :data:`MAX_CHANGES`
+    changes of offset as icalendar expands them (a rule up to its UNTIL or COUNT, else to
+    2038): found by counting to that number, before icalendar is asked to list them all."""
+    total = 0
+    for observance in vtimezone.subcomponents:
+        rule, start = observance.get("RRULE"), observance.get("DTSTART")
+        offset = getattr(observance.get("TZOFFSETFROM"), "td", None)
+        if rule is None or not isinstance(getattr(start, "dt", None), datetime):
+            continue
+        if not isinstance(offset, timedelta):
+            raise ValueError("an observance without TZOFFSETFROM")
+        # As icalendar does: the start at the offset before the change.
+        before = dateutil.tz.tzoffset(None, offset)
+        expanded = dateutil.rrule.rrulestr(
+            rule.to_ical().decode(), dtstart=start.dt.replace(tzinfo=before)
+        )
+        if not isinstance(expanded, dateutil.rrule.rrule):
+            raise ValueError("an observance of several rules")
+        tzp.fix_rrule_until(expanded, rule)
+        total += sum(1 for _ in itertools.islice(expanded, MAX_CHANGES - total + 1))
+        if total > MAX_CHANGES:
+            raise ValueError(f"{vtimezone.get('TZID', '')} changes offset over {MAX_CHANGES} times")
 
 
 _BLOCK = re.compile(rb"^BEGIN:VTIMEZONE\r?$.*?^END:VTIMEZONE\r?$", re.DOTALL | re.MULTILINE | re.I)

@@ -212,3 +212,21 @@ def test_long_definitions_are_not_kept() -> None:
         zone = zones.zone_of_text(text, 0, 86400)
         assert zone is not None and zone.utcoffset(datetime(2026, 3, 1)).total_seconds() == 18000
     assert [f.cache_info().currsize for f in kept] == before
+
+
+@pytest.mark.parametrize("freq", ["DAILY", "HOURLY", "SECONDLY"])
+def test_a_definition_of_endless_changes_is_not_worked_with(freq: str) -> None:
+    """icalendar lists every change a VTIMEZONE's rules make, up to 2038: one rule of a
+    change a second would take hours and gigabytes. Past 5,000 changes the definition is
+    one the server cannot work with: a zone's name keeps the database's zone, any other
+    TZID stays local time; the object is stored and found as such."""
+    rules = ("STANDARD", "20000101T000000", "+0100", "+0200", f"FREQ={freq}")
+    for tzid, hour in (("Europe/Berlin", 9.0), (f"Endless {uuid.uuid4()}", 10.0)):
+        data = meeting("endless@x", tzid, vtimezone(tzid, rules))
+        assert utc_hour(data) == hour
+    with pytest.raises(ValueError, match="changes offset over 5000 times"):
+        zones._definition(vtimezone("Europe/Berlin", rules).encode())
+    yearly = vtimezone(
+        "Europe/Berlin", ("STANDARD", "16010101T000000", "+0100", "+0500", "FREQ=YEARLY")
+    )
+    assert utc_hour(meeting("yearly@x", "Europe/Berlin", yearly)) == 5.0
