@@ -35,8 +35,8 @@ KEPT_ZONE_CHARS = 16 << 10
 thousand): the kept ones hold at most about a megabyte of text."""
 
 _COMPONENTS = icalendar.ComponentFactory()
-_BEGIN_ZONE = Contentline("BEGIN:VTIMEZONE")  # type: ignore[no-untyped-call]
 _TYPES = icalendar.TypesFactory.instance()
+_BEGIN_ZONE = Contentline("BEGIN:VTIMEZONE")  # type: ignore[no-untyped-call]
 
 
 def read_all(data: bytes | str) -> list[icalendar.cal.Component]:
