@@ -32,13 +32,13 @@ def fixed(tzid: str, offset: str) -> str:
     return vtimezone(tzid, ("STANDARD", "16010101T000000", offset, offset, ""))
 
 
-def meeting(uid: str, tzid: str, *zones: str, zones_last: bool = False) -> bytes:
-    """An event on 1 March 2026, 10:00 to 11:00 in ``tzid``, with ``zones`` before it (or
-    after it)."""
+def meeting(uid: str, tzid: str, *definitions: str, zones_last: bool = False) -> bytes:
+    """An event on 1 March 2026, 10:00 to 11:00 in ``tzid``, with the VTIMEZONEs
+    ``definitions`` before it (or after it)."""
     lines = vevent(uid, "Zoned", "X", "X")
     lines[lines.index("DTSTART:X")] = f"DTSTART;TZID={tzid}:20260301T100000"
     lines[lines.index("DTEND:X")] = f"DTEND;TZID={tzid}:20260301T110000"
-    return ical(*lines, *zones) if zones_last else ical(*zones, *lines)
+    return ical(*lines, *definitions) if zones_last else ical(*definitions, *lines)
 
 
 def start_of(data: bytes) -> datetime:
