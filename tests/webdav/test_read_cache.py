@@ -400,6 +400,7 @@ async def test_changes_racing_the_fills(tmp_path: Path) -> None:
             with contextlib.suppress(NotFound):  # between the move and the new folder
                 await storage.read("a/b/f", inline_limit=100)
             await storage.stat("a/b/f", dead_props=True)
+            await asyncio.sleep(0)  # hits do not yield: let the writer's end be seen
 
     done = asyncio.ensure_future(asyncio.to_thread(writer))
     await asyncio.gather(done, *(reader() for _ in range(8)))
