@@ -28,6 +28,14 @@ vCard's."""
 
 MERGE_BATCH = 4096
 """Items whose spans :meth:`CalendarItems.put_many` sorts in together."""
+BLOCK = 1024
+"""Rows of a block of :class:`SortedSpans` (from this to twice as many)."""
+ADD_ONE_BY_ONE = 8
+"""Spans are inserted one by one while they number less than an eighth of those held (an
+insertion moves part of one block; a merge sorts each block it reaches again)."""
+UNSORTED_LIMIT = 64 * BLOCK
+"""Rows a block may reach unsorted during a merge before it is sorted and cut (a sort
+holds a key object for each of its rows)."""
 LONG = 7 * 86400.0
 """Spans longer than this (and open ones) are kept apart and tested one by one, so that a
 lookup by start only has to go back this far before the range."""
@@ -85,9 +93,10 @@ class Item:
         return self.summary if isinstance(self.summary, vcard.Summary) else None
 
 
-class SortedSpans:
-    """Spans sorted by start, each with its item's name, in parallel arrays (about 30
-    bytes a span rather than a tuple and its floats: 150)."""
+class SpanRows:
+    """Spans, each with its item's name, in parallel arrays (about 30 bytes a span rather
+    than a tuple and its floats: 150): one block of :class:`SortedSpans`, or a batch of
+    spans to be sorted in."""
 
     __slots__ = ("ends", "flags", "names", "sources", "starts")
 
@@ -101,8 +110,16 @@ class SortedSpans:
     def __len__(self) -> int:
         return len(self.names)
 
-    def add(self, name: str, span: Span) -> None:
-        """Insert one span of the item ``name``."""
+    def append(self, name: str, span: Span) -> None:
+        """Add a span at the end."""
+        self.starts.append(span.start)
+        self.ends.append(span.end)
+        self.flags.append(span.flags)
+        self.sources.append(span.source)
+        self.names.append(name)
+
+    def insert(self, name: str, span: Span) -> None:
+        """Insert a span after those that start when it does or before."""
         i = bisect.bisect_right(self.starts, span.start)
         self.starts.insert(i, span.start)
         self.ends.insert(i, span.end)
@@ -110,15 +127,16 @@ class SortedSpans:
         self.sources.insert(i, span.source)
         self.names.insert(i, name)
 
-    def append(self, name: str, span: Span) -> None:
-        """Add a span at the end, unsorted (for :meth:`merge`)."""
-        self.starts.append(span.start)
-        self.ends.append(span.end)
-        self.flags.append(span.flags)
-        self.sources.append(span.source)
-        self.names.append(name)
+    def remove(self, i: int) -> None:
+        """Remove the span at ``i``."""
+        del self.starts[i], self.ends[i], self.flags[i], self.sources[i], self.names[i]
 
-    def _sort(self) -> None:
+    def row(self, i: int) -> Span:
+        """The span at ``i``."""
+        return Span(self.starts[i], self.ends[i], self.flags[i], self.sources[i])
+
+    def sort(self) -> None:
+        """Order the spans by start."""
         order = sorted(range(len(self.names)), key=self.starts.__getitem__)
         # Each array rebuilt from a generator: no list of a float object per span.
         starts, ends, flags, sources = self.starts, self.ends, self.flags, self.sources
@@ -128,67 +146,169 @@ class SortedSpans:
         self.sources = array("I", (sources[i] for i in order))
         self.names = [self.names[i] for i in order]
 
-    def _adopt(self, other: SortedSpans) -> None:
-        self.starts, self.ends, self.flags = other.starts, other.ends, other.flags
-        self.sources, self.names = other.sources, other.names
+    def piece(self, lo: int, hi: int) -> SpanRows:
+        """The rows ``lo`` to ``hi`` as rows of their own."""
+        out = SpanRows()
+        out.starts, out.ends = self.starts[lo:hi], self.ends[lo:hi]
+        out.flags, out.sources = self.flags[lo:hi], self.sources[lo:hi]
+        out.names = self.names[lo:hi]
+        return out
 
-    def merge(self, other: SortedSpans) -> None:
-        """Take in the spans of ``other`` (appended unsorted; emptied): many at once cost
-        one copy of the arrays rather than one each (an insertion moves the tail)."""
-        if len(other) <= 8:
-            for i in range(len(other)):
-                self.add(other.names[i], Span(*other._row(i)))
+
+class SortedSpans:
+    """Spans sorted by start, each with its item's name, in blocks of :data:`BLOCK` to
+    twice that many rows (:class:`SpanRows`), each block's starts between its first and
+    the next block's: a write moves the rows of one block, not every span of the calendar
+    (the benchmark's calendar of 100,000 events has some 400,000; one array of them was
+    copied whole for each recurring object written: about 13 ms).
+
+    Many spans at once (:meth:`merge`, a calendar loaded) are appended to the blocks their
+    starts fall in and each such block is sorted once, when next asked for
+    (:meth:`settle`): the batches of a load do not sort every block again each."""
+
+    __slots__ = ("_blocks", "_firsts", "_len", "_unsorted")
+
+    def __init__(self) -> None:
+        self._blocks: list[SpanRows] = []
+        self._firsts = array("d")
+        """The lowest start of each block."""
+        self._len = 0
+        self._unsorted: set[int] = set()
+        """The ids of the blocks that :meth:`merge` appended to."""
+
+    def __len__(self) -> int:
+        return self._len
+
+    def add(self, name: str, span: Span) -> None:
+        """Insert one span of the item ``name``."""
+        self.settle()
+        if not self._blocks:
+            self._blocks.append(SpanRows())
+            self._firsts.append(span.start)
+        b = max(bisect.bisect_right(self._firsts, span.start) - 1, 0)
+        block = self._blocks[b]
+        block.insert(name, span)
+        self._firsts[b] = block.starts[0]
+        self._len += 1
+        if len(block) > 2 * BLOCK:
+            self._split(b)
+
+    def merge(self, rows: SpanRows) -> None:
+        """Take in the spans of ``rows`` (in any order; taken over): a few are inserted
+        one by one; many are sorted and appended to the blocks they fall in, which
+        :meth:`settle` sorts."""
+        if len(rows) * ADD_ONE_BY_ONE < self._len and not self._unsorted:
+            for i in range(len(rows)):
+                self.add(rows.names[i], rows.row(i))
             return
-        other._sort()
-        if not self.names:
-            self._adopt(other)
+        if not rows:
             return
-        out = SortedSpans()
-        starts = self.starts
-        done = 0
-        for j in range(len(other)):
-            i = bisect.bisect_right(starts, other.starts[j], done)
-            if i > done:
-                self._copy(out, done, i)
-                done = i
-            out.append(other.names[j], Span(*other._row(j)))
-        self._copy(out, done, len(starts))
-        self._adopt(out)
+        rows.sort()
+        self._len += len(rows)
+        if not self._blocks:
+            self._blocks.append(rows)
+            self._firsts.append(rows.starts[0])
+            self._split(0)
+            return
+        firsts, starts = self._firsts, rows.starts
+        hi = len(starts)
+        for b in range(len(self._blocks) - 1, -1, -1):  # from the last: cuts move none before
+            lo = bisect.bisect_left(starts, firsts[b], 0, hi) if b else 0
+            if lo == hi:
+                continue
+            block = _joined(self._blocks[b], rows.piece(lo, hi))
+            hi = lo
+            if len(block) > UNSORTED_LIMIT:
+                self._unsorted.discard(id(block))
+                block.sort()
+                firsts[b] = block.starts[0]
+                self._split(b)
+            else:
+                self._unsorted.add(id(block))
 
-    def _copy(self, out: SortedSpans, lo: int, hi: int) -> None:
-        """Append the rows ``lo`` to ``hi`` to ``out``."""
-        out.starts.extend(self.starts[lo:hi])
-        out.ends.extend(self.ends[lo:hi])
-        out.flags.extend(self.flags[lo:hi])
-        out.sources.extend(self.sources[lo:hi])
-        out.names.extend(self.names[lo:hi])
+    def settle(self) -> None:
+        """Sort the blocks :meth:`merge` appended to (and cut those grown too long)."""
+        if not self._unsorted:
+            return
+        for b in range(len(self._blocks) - 1, -1, -1):  # from the last: cuts move none before
+            block = self._blocks[b]
+            if id(block) in self._unsorted:
+                block.sort()
+                self._firsts[b] = block.starts[0]  # the first block takes lower ones
+                self._split(b)
+        self._unsorted.clear()
 
-    def _row(self, i: int) -> tuple[float, float, int, int]:
-        return self.starts[i], self.ends[i], self.flags[i], self.sources[i]
+    def _split(self, b: int) -> None:
+        """Cut block ``b`` (sorted) in pieces of :data:`BLOCK` rows when it is longer
+        than twice that."""
+        block = self._blocks[b]
+        if len(block) <= 2 * BLOCK:
+            return
+        pieces = [block.piece(i, i + BLOCK) for i in range(0, len(block), BLOCK)]
+        if len(pieces[-1]) < BLOCK // 2:
+            last = pieces.pop()
+            pieces[-1] = _joined(pieces[-1], last)
+        self._blocks[b : b + 1] = pieces
+        self._firsts[b : b + 1] = array("d", (p.starts[0] for p in pieces))
 
     def drop(self, name: str, span: Span) -> None:
         """Remove one span of the item ``name``."""
-        starts = self.starts
-        i = bisect.bisect_left(starts, span.start)
-        while i < len(starts) and starts[i] == span.start:
-            if (
-                self.names[i] == name
-                and self.ends[i] == span.end
-                and self.flags[i] == span.flags
-                and self.sources[i] == span.source
-            ):
-                del starts[i], self.ends[i], self.flags[i], self.sources[i], self.names[i]
+        self.settle()
+        firsts, start = self._firsts, span.start
+        b = max(bisect.bisect_left(firsts, start) - 1, 0)
+        while b < len(self._blocks) and (b == 0 or firsts[b] <= start):
+            block = self._blocks[b]
+            starts = block.starts
+            i = bisect.bisect_left(starts, start)
+            while i < len(starts) and starts[i] == start:
+                if block.names[i] == name and block.row(i) == span:
+                    self._take_out(b, i)
+                    return
+                i += 1
+            if i < len(starts):
+                return  # past the start
+            b += 1
+
+    def _take_out(self, b: int, i: int) -> None:
+        block = self._blocks[b]
+        block.remove(i)
+        self._len -= 1
+        if not block:
+            del self._blocks[b], self._firsts[b]
+        elif i == 0:
+            self._firsts[b] = block.starts[0]
+
+    def around(self, lo: float, hi: float) -> Iterator[tuple[SpanRows, int, int]]:
+        """The rows whose start lies within [lo, hi]: per block, the block and the
+        range of its indexes."""
+        self.settle()
+        b = max(bisect.bisect_left(self._firsts, lo) - 1, 0)
+        for block in itertools.islice(self._blocks, b, None):
+            starts = block.starts
+            if starts[0] > hi:
                 return
-            i += 1
+            i = bisect.bisect_left(starts, lo)
+            end = bisect.bisect_right(starts, hi, i)
+            if i < end:
+                yield block, i, end
 
     def starting(self, lo: float, hi: float) -> Iterator[tuple[str, Span]]:
         """The spans that start within [lo, hi], by start."""
-        starts = self.starts
-        i = bisect.bisect_left(starts, lo)
-        end = bisect.bisect_right(starts, hi, i)
-        ends, flags, sources, names = self.ends, self.flags, self.sources, self.names
-        for j in range(i, end):
-            yield names[j], Span(starts[j], ends[j], flags[j], sources[j])
+        for block, i, end in self.around(lo, hi):
+            names, starts, ends = block.names, block.starts, block.ends
+            flags, sources = block.flags, block.sources
+            for j in range(i, end):
+                yield names[j], Span(starts[j], ends[j], flags[j], sources[j])
+
+
+def _joined(first: SpanRows, second: SpanRows) -> SpanRows:
+    """The rows of ``first`` then ``second`` (in order already)."""
+    first.starts.extend(second.starts)
+    first.ends.extend(second.ends)
+    first.flags.extend(second.flags)
+    first.sources.extend(second.sources)
+    first.names.extend(second.names)
+    return first
 
 
 class CalendarItems:
@@ -259,12 +379,14 @@ class CalendarItems:
         # key and an index object for each of them meanwhile (30 MiB at 100,000 events).
         pairs = iter(items)
         while chunk := list(itertools.islice(pairs, MERGE_BATCH)):
-            rows, floating = SortedSpans(), SortedSpans()
+            rows, floating = SpanRows(), SpanRows()
             for name, item in chunk:
                 for span, floats in self._take(name, item):
                     (floating if floats else rows).append(name, span)
             self._sorted.merge(rows)
             self._floating.merge(floating)
+        self._sorted.settle()
+        self._floating.settle()
 
     def _take(self, name: str, item: Item) -> Iterator[tuple[Span, bool]]:
         """Record an item but for its short spans, which it yields (with whether each
@@ -330,16 +452,15 @@ class CalendarItems:
         wide_lo, wide_hi = max(lo - DAY, EARLIEST.timestamp()), min(hi + DAY, LATEST.timestamp())
         unsure = {n for n in self._partial if not self._items[n].covers(wide_lo, wide_hi)}
         found: set[str] = set()
-        rows = self._sorted
-        starts, ends, flags, names = rows.starts, rows.ends, rows.flags, rows.names
-        i = bisect.bisect_left(starts, lo - LONG)
-        for j in range(i, bisect.bisect_right(starts, hi, i)):
-            end = ends[j]
-            if end < lo:  # ended before the range: no closed side can help
-                continue
-            name = names[j]
-            if name not in found and overlaps((starts[j], end, flags[j], 0), lo, hi):
-                found.add(name)
+        for rows, i, last in self._sorted.around(lo - LONG, hi):
+            starts, ends, flags, names = rows.starts, rows.ends, rows.flags, rows.names
+            for j in range(i, last):
+                end = ends[j]
+                if end < lo:  # ended before the range: no closed side can help
+                    continue
+                name = names[j]
+                if name not in found and overlaps((starts[j], end, flags[j], 0), lo, hi):
+                    found.add(name)
         for name, spans in self._long.items():
             if name not in found and any(overlaps(s, lo, hi) for s in spans):
                 found.add(name)
