@@ -86,10 +86,14 @@ class _Temp:
         no dead properties."""
         stamp = unique_mtime_ns()
         os.utime(self.fd, ns=(stamp, stamp))
-        st = os.fstat(self.fd)
-        self._close()
-        os.replace(self.path, full)
-        self._gone = True
+        placed = os.dup(self.fd)  # stated once in place (see _commit)
+        try:
+            self._close()
+            os.replace(self.path, full)
+            self._gone = True
+            st = os.fstat(placed)
+        finally:
+            os.close(placed)
         self._change._s.temps.remove(self.path)
         if drop_props:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
@@ -215,13 +219,18 @@ class FilesystemChange:
         precondition against what is there and rename over it: (new, replaced). On any
         failure the temporary file goes and the target keeps its old bytes."""
         open_fd: int | None = fd
+        placed: int | None = None
         held: int | None = None
         try:
             stamp = stamp_ns(mtime)
             os.utime(fd, ns=(stamp, stamp))
-            st = os.fstat(fd)
-            # close() may report a write that failed late (ENOSPC, EDQUOT on NFS); the
-            # descriptor is freed all the same.
+            # The file is stated once in place: the rename moves its ctime (the
+            # creationdate), and what the write returns (what the calendar index keeps)
+            # must be what a stat gives afterwards.
+            placed = os.dup(fd)
+            # close() may report a write that failed late (ENOSPC, EDQUOT on NFS; every
+            # close flushes there, a duplicate left open or not); the descriptor is
+            # freed all the same.
             open_fd = None
             os.close(fd)
             with self._s.locks.hold(full):
@@ -230,12 +239,16 @@ class FilesystemChange:
                     raise AlreadyExists(f"{path!r} is a collection")
                 _check(expect, old)
                 os.replace(tmp, full)
+            st = os.fstat(placed)
         except BaseException as exc:
             release(held)
             self._discard(tmp, open_fd, long)
             if isinstance(exc, OSError):
                 raise storage_error(exc) from exc
             raise
+        finally:
+            if placed is not None:
+                os.close(placed)
         if long:
             self._s.temps.remove(tmp)
         try:
@@ -652,12 +665,13 @@ class FilesystemChange:
         path), through a registered temporary file; a file there is replaced."""
         full, tmp, fd = self._begin(dst, True)
         open_fd: int | None = fd  # held open while copying: it marks the copy as alive
+        placed: int | None = None
         held: int | None = None
         try:
             shutil.copyfile(s, tmp)
             stamp = unique_mtime_ns()
             os.utime(fd, ns=(stamp, stamp))
-            st = os.fstat(fd)
+            placed = os.dup(fd)  # stated once in place (see _commit)
             open_fd = None
             os.close(fd)
             with self._s.locks.hold(full):
@@ -667,11 +681,14 @@ class FilesystemChange:
                 _check(expect_dst, old)
                 self._copy_member_props(s, full, move=False)
                 os.replace(tmp, full)
+            st = os.fstat(placed)
         except BaseException:
             self._discard(tmp, open_fd, True)
             raise
         finally:
             release(held)
+            if placed is not None:
+                os.close(placed)
         self._s.temps.remove(tmp)
         return old, resource_of(dst, st, None)
 

@@ -13,9 +13,12 @@ store did not change and that the listener heard nothing.
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from davserver.backends.base import (
@@ -207,6 +210,40 @@ async def test_stat_tells_what_is_stored(store: Store) -> None:
     assert found.content_type == "text/plain"
     assert await store.storage.stat("missing.txt") is None
     assert await store.storage.stat("notes.txt/below") is None
+
+
+@pytest.mark.parametrize("op", ["write", "replace", "copy"])
+async def test_what_a_write_says_it_stored_is_what_a_stat_finds(
+    store: Store, op: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resource a write returns, and the one its listener hears, are the file as it
+    stands once in place, down to its change time: a rename moves that, and the calendar
+    index keeps these resources to answer PROPFINDs with (its creationdate must not
+    differ by a second from what a stat gives)."""
+    rename = os.replace
+
+    def late_rename(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.03)  # a few clock ticks after the file was written and stamped
+        rename(*args, **kwargs)
+
+    await store.write("a.txt", b"old")
+    monkeypatch.setattr(os, "replace", late_rename)
+    store.heard.clear()
+    if op == "copy":
+        await store.op("copy", "a.txt", "b.txt", recursive=True)
+        path = "b.txt"
+    else:
+        path = "a.txt" if op == "replace" else "new.txt"
+        await store.write(path, b"new")
+    [said] = [c.resource for c in store.heard if c.path == path]
+    if said is None:  # a copy may be told without it (git)
+        assert op == "copy"
+        return
+    found = await store.storage.stat(path)
+    assert found is not None
+    assert (said.etag, said.size, said.mtime, said.ctime) == (
+        found.etag, found.size, found.mtime, found.ctime,
+    )  # fmt: skip
 
 
 async def test_children_stream_the_members_of_a_collection(store: Store) -> None:
