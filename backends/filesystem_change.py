@@ -86,14 +86,14 @@ class _Temp:
         no dead properties."""
         stamp = unique_mtime_ns()
         os.utime(self.fd, ns=(stamp, stamp))
-        placed = os.dup(self.fd)  # stated once in place (see _commit)
+        placed = _placed(self.path)
         try:
             self._close()
             os.replace(self.path, full)
             self._gone = True
             st = os.fstat(placed)
         finally:
-            os.close(placed)
+            _close_placed(placed)
         self._change._s.temps.remove(self.path)
         if drop_props:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
@@ -224,13 +224,9 @@ class FilesystemChange:
         try:
             stamp = stamp_ns(mtime)
             os.utime(fd, ns=(stamp, stamp))
-            # The file is stated once in place: the rename moves its ctime (the
-            # creationdate), and what the write returns (what the calendar index keeps)
-            # must be what a stat gives afterwards.
-            placed = os.dup(fd)
-            # close() may report a write that failed late (ENOSPC, EDQUOT on NFS; every
-            # close flushes there, a duplicate left open or not); the descriptor is
-            # freed all the same.
+            placed = _placed(tmp)
+            # close() may report a write that failed late (ENOSPC, EDQUOT on NFS); the
+            # descriptor is freed all the same.
             open_fd = None
             os.close(fd)
             with self._s.locks.hold(full):
@@ -248,7 +244,7 @@ class FilesystemChange:
             raise
         finally:
             if placed is not None:
-                os.close(placed)
+                _close_placed(placed)
         if long:
             self._s.temps.remove(tmp)
         try:
@@ -671,7 +667,7 @@ class FilesystemChange:
             shutil.copyfile(s, tmp)
             stamp = unique_mtime_ns()
             os.utime(fd, ns=(stamp, stamp))
-            placed = os.dup(fd)  # stated once in place (see _commit)
+            placed = _placed(tmp)
             open_fd = None
             os.close(fd)
             with self._s.locks.hold(full):
@@ -688,7 +684,7 @@ class FilesystemChange:
         finally:
             release(held)
             if placed is not None:
-                os.close(placed)
+                _close_placed(placed)
         self._s.temps.remove(tmp)
         return old, resource_of(dst, st, None)
 
@@ -784,3 +780,17 @@ class FilesystemChange:
 
         res = await self._s.run(store)
         await self._s.emit([self._changed(path, "props", res.is_collection, res, res, note=note)])
+
+
+def _placed(tmp: str) -> int:
+    """A read-only descriptor of the temporary file ``tmp``, to state the file once it is
+    renamed into place: the rename moves its ctime (the creationdate), and what a write
+    returns (what the calendar index keeps) must be what a stat gives afterwards. Read-only,
+    so that closing it after the rename tells no watcher of a write to the file."""
+    return os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _close_placed(fd: int) -> None:
+    """Close a descriptor from :func:`_placed` (a read-only one has nothing to report)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
