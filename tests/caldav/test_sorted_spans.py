@@ -35,7 +35,8 @@ operations = st.lists(
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of 2 to 4 rows, unsorted ones cut at 8, batches of 8 or more merged."""
+    """Blocks of 2 to 4 rows; a block that batches make longer than 8 rows is sorted and
+    cut at once."""
     monkeypatch.setattr(items, "BLOCK", 2)
     monkeypatch.setattr(items, "UNSORTED_LIMIT", 8)
 

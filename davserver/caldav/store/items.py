@@ -173,8 +173,8 @@ class SortedSpans:
         self._firsts = array("d")
         """The lowest start of each block."""
         self._len = 0
-        self._unsorted: set[int] = set()
-        """The ids of the blocks that :meth:`merge` appended to."""
+        self._unsorted: set[SpanRows] = set()
+        """The blocks that :meth:`merge` appended to."""
 
     def __len__(self) -> int:
         return self._len
@@ -219,12 +219,12 @@ class SortedSpans:
             block = _joined(self._blocks[b], rows.piece(lo, hi))
             hi = lo
             if len(block) > UNSORTED_LIMIT:
-                self._unsorted.discard(id(block))
+                self._unsorted.discard(block)
                 block.sort()
                 firsts[b] = block.starts[0]
                 self._split(b)
             else:
-                self._unsorted.add(id(block))
+                self._unsorted.add(block)
 
     def settle(self) -> None:
         """Sort the blocks :meth:`merge` appended to (and cut those grown too long)."""
@@ -232,7 +232,7 @@ class SortedSpans:
             return
         for b in range(len(self._blocks) - 1, -1, -1):  # from the last: cuts move none before
             block = self._blocks[b]
-            if id(block) in self._unsorted:
+            if block in self._unsorted:
                 block.sort()
                 self._firsts[b] = block.starts[0]  # the first block takes lower ones
                 self._split(b)
