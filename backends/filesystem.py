@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from davserver.runtime import tempstock
 from davserver.runtime.threads import WorkerPool, default_threads, offload
 
 from .base import Body, Changed, ChangeListener, Feed, Forbidden, NotFound, PropsCodec, Resource
@@ -38,7 +40,9 @@ from .filesystem_change import FilesystemChange
 from .inotify import InotifyFeed
 from .pathlocks import PathLocks
 from .readcache import ReadCache, is_local
-from .temps import TEMP_PREFIX, Registry, own_temp
+from .temps import STOCK_DIR, TEMP_PREFIX, Registry, own_temp
+
+log = logging.getLogger(__name__)
 
 LISTING_BATCH = 512
 
@@ -90,6 +94,8 @@ class FilesystemStorage:
         self._pool: WorkerPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.temps = Registry()
+        self.stock: str | None = None
+        """The stock folder of files made ahead (temps.STOCK_DIR), when a helper makes them."""
         self.locks = PathLocks()
         self._listener: ChangeListener | None = None
 
@@ -101,6 +107,14 @@ class FilesystemStorage:
             os.makedirs(self._configured_root, exist_ok=True)
             root = self.temps.root = os.path.realpath(self._configured_root)
             self.temps.sweep()
+            if tempstock.active():
+                stock = os.path.join(root, STOCK_DIR)
+                try:
+                    os.makedirs(stock, 0o700, exist_ok=True)
+                except OSError as exc:
+                    log.warning("no files made ahead for %s: %s", root, exc)
+                else:
+                    self.stock = stock
             if self._lock_file is not None:
                 os.makedirs(os.path.dirname(self._lock_file), exist_ok=True)
                 self.locks.open(self._lock_file)

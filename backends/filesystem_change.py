@@ -19,6 +19,8 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from davserver.runtime import tempstock
+
 from .base import (
     AlreadyExists,
     Changed,
@@ -171,12 +173,16 @@ class FilesystemChange:
     def _open_temp(self, full: str, *, long: bool = False) -> tuple[str, int]:
         """A new temporary file beside ``full``: its path and a descriptor to write it.
         ``long``: it is registered (temps.py) until :meth:`_commit` or :meth:`_discard`.
-        A missing parent (or one that is a file) shows here (ENOENT, ENOTDIR: Conflict)."""
+        A missing parent (or one that is a file) shows here (ENOENT, ENOTDIR: Conflict).
+        The file is one a helper made ahead when there is one at hand (tempstock.py)."""
         tmp = os.path.join(os.path.dirname(full), temp_name())
-        try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            raise storage_error(exc) from exc
+        stock = self._s.stock
+        fd = None if stock is None else tempstock.place(stock, tmp)
+        if fd is None:
+            try:
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            except OSError as exc:
+                raise storage_error(exc) from exc
         if long:
             try:
                 self._s.temps.add(tmp, fd)

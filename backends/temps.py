@@ -30,6 +30,9 @@ import stat
 
 TEMP_PREFIX = ".davtmp-"
 REGISTRY_DIR = TEMP_PREFIX + "journal"
+STOCK_DIR = TEMP_PREFIX + "stock"
+"""The folder at a filesystem store's root where a helper makes files ahead of the
+writes (davserver/runtime/tempstock.py); it holds no names, only unnamed files."""
 UNDO_MAGIC = b"davserver-undo 1\n"
 """How an undo record starts: a registered temporary file that says how to roll back a
 file appended to in place (its name in the same folder, inode, old size and times, as

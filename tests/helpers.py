@@ -43,6 +43,20 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
     return out
 
 
+def fill_stock(stock: str) -> None:
+    """Have the helper make files ahead in the stock folder ``stock`` and wait until a
+    batch is at hand (davserver/runtime/tempstock.py; closer.start() came first)."""
+    from davserver.runtime import tempstock
+
+    probe = os.path.join(stock, "probe")
+    deadline = time.monotonic() + 10
+    while (fd := tempstock.place(stock, probe)) is None:
+        assert time.monotonic() < deadline, "no files made ahead"
+        time.sleep(0.01)
+    os.unlink(probe)
+    os.close(fd)
+
+
 def free_port() -> int:
     """A loopback TCP port that is free right now."""
     with socket.socket() as s:

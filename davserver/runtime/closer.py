@@ -16,6 +16,9 @@ and the one before side by side on the same CPU, alternating rounds; docs/benchm
 processes as CPUs no CPU sits idle: a helper per worker gave 0.92x, so only the single
 pinned process uses one.
 
+The same helper makes files ahead for the server's writes (tempstock.py), which it
+asks for over the same socket.
+
 The hand-over never waits: when the helper lags behind (its socket's buffer is full) or
 has gone, the server closes the descriptor itself, as it would without a helper. The
 helper ends when the server's end of the socket closes, whatever ends the server.
@@ -31,7 +34,7 @@ import subprocess
 import sys
 import threading
 
-from . import affinity
+from . import affinity, tempstock
 
 _THREADS = 8
 """The helper's closing threads: at 3,000 PUTs a second and 2 ms of waiting for the
@@ -62,12 +65,14 @@ def start() -> int:
     affinity.spread(_helper.pid)
     ours.setblocking(False)  # Python 3.11's send_fds drops its flags (MSG_DONTWAIT)
     _to_helper = ours
+    tempstock.attach(ours)
     return _helper.pid
 
 
 def stop() -> None:
     """End the helper (it closes what it was handed first) and wait for it."""
     global _to_helper, _helper
+    tempstock.attach(None)
     if _to_helper is not None:
         _to_helper.close()
         _to_helper = None
@@ -106,12 +111,14 @@ def _serve(fd: int) -> None:
 
 def _close_handed(sock: socket.socket) -> None:
     while True:
-        message, fds, _flags, _address = socket.recv_fds(sock, 1, 1)
+        message, fds, _flags, _address = socket.recv_fds(sock, tempstock.MESSAGE, 1)
         for handed in fds:
             with contextlib.suppress(OSError):
                 os.close(handed)
         if not message:
             return
+        if message[:1] == tempstock.MAKE:
+            tempstock.make(sock, message[1:])
 
 
 if __name__ == "__main__":

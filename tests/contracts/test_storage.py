@@ -43,14 +43,38 @@ from davserver.backends.base import (
 )
 from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.git import GitStorage
+from helpers import fill_stock
 
 from davserver.dav.deadprops import PROPS_CODEC
+from davserver.runtime import closer
 
 
 def filesystem(folder: Path, codec: PropsCodec) -> Storage:
     """The filesystem backend over an empty folder."""
     (folder / "root").mkdir()
     return FilesystemStorage(folder / "root", codec)
+
+
+class _MadeAhead(FilesystemStorage):
+    """The filesystem backend with a helper process making its files ahead
+    (runtime/tempstock.py), started with it, and a batch at hand before the test writes:
+    its writes link files the helper made, as a single pinned server's do."""
+
+    async def open(self) -> None:
+        await asyncio.to_thread(closer.start)
+        await super().open()
+        assert self.stock is not None
+        await asyncio.to_thread(fill_stock, self.stock)
+
+    async def close(self) -> None:
+        await super().close()
+        await asyncio.to_thread(closer.stop)
+
+
+def filesystem_made_ahead(folder: Path, codec: PropsCodec) -> Storage:
+    """The filesystem backend over an empty folder, its files made ahead by a helper."""
+    (folder / "root").mkdir()
+    return _MadeAhead(folder / "root", codec)
 
 
 def git(folder: Path, codec: PropsCodec) -> Storage:
@@ -60,6 +84,7 @@ def git(folder: Path, codec: PropsCodec) -> Storage:
 
 BACKENDS = [
     pytest.param(filesystem, id="filesystem"),
+    pytest.param(filesystem_made_ahead, id="filesystem-made-ahead"),
     pytest.param(git, id="git"),
 ]
 
@@ -212,7 +237,7 @@ async def test_stat_tells_what_is_stored(store: Store) -> None:
     assert await store.storage.stat("notes.txt/below") is None
 
 
-@pytest.mark.parametrize("store", [pytest.param(filesystem, id="filesystem")], indirect=True)
+@pytest.mark.parametrize("store", BACKENDS[:2], indirect=True)
 @pytest.mark.parametrize("op", ["write", "replace", "copy"])
 async def test_what_a_write_says_it_stored_is_what_a_stat_finds(
     store: Store, op: str, monkeypatch: pytest.MonkeyPatch
