@@ -45,7 +45,8 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 
 def fill_stock(stock: str) -> None:
     """Have the helper make files ahead in the stock folder ``stock`` and wait until a
-    batch is at hand (davserver/runtime/tempstock.py; closer.start() came first)."""
+    batch is at hand (davserver/runtime/tempstock.py; closer.start() came first). Takes
+    come oldest first: the files held now are the next ones taken."""
     from davserver.runtime import tempstock
 
     probe = os.path.join(stock, "probe")
@@ -55,6 +56,19 @@ def fill_stock(stock: str) -> None:
         time.sleep(0.01)
     os.unlink(probe)
     os.close(fd)
+
+
+def made_ahead(stock: str) -> set[int]:
+    """The inodes of the unnamed files this process holds in the stock folder ``stock``."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(stock + "/#") and target.endswith(" (deleted)"):
+            inodes.add(os.stat(f"/proc/self/fd/{fd}").st_ino)
+    return inodes
 
 
 def free_port() -> int:

@@ -31,13 +31,18 @@ import logging
 import os
 import socket
 import threading
+from collections import deque
+from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 
 BATCH = 32
 """Files per request, sent in one message."""
-_LOW = 16
-"""A folder's stock is topped up when what it holds and what is asked for fall below."""
+_LOW = 64
+"""A folder's stock is topped up when what it holds and what is asked for fall below:
+up to two requests under way, made side by side by the helper's threads. Where ext4
+searches long for each inode (200-300 us in the helper), one batch at a time left the
+stock empty for a third of the writes at 3,000 PUTs a second."""
 MESSAGE = 4096 + 64
 """Room for the longest message on the helper's socket: a kind, a folder's path, a reason."""
 
@@ -52,7 +57,7 @@ class _Stock:
     __slots__ = ("asked", "fds", "off")
 
     def __init__(self) -> None:
-        self.fds: list[int] = []
+        self.fds: deque[int] = deque()  # oldest first
         self.asked = 0
         self.off = False
 
@@ -101,7 +106,7 @@ def place(folder: str, name: str) -> int | None:
             return None
         if stock.asked:  # else nothing is on its way (one system call less)
             _receive(channel)
-        fd = stock.fds.pop() if stock.fds else None
+        fd = stock.fds.popleft() if stock.fds else None
         if len(stock.fds) + stock.asked < _LOW:
             with contextlib.suppress(OSError):  # full or gone: asked again at the next take
                 channel.send(MAKE + os.fsencode(folder))
@@ -118,7 +123,7 @@ def place(folder: str, name: str) -> int | None:
             if _channel is None or stock.off:  # stopped meanwhile
                 _close_all([fd])
             else:
-                stock.fds.append(fd)
+                stock.fds.appendleft(fd)
         return None
     return fd
 
@@ -141,7 +146,7 @@ def _receive(channel: socket.socket) -> None:
             continue
         stock.asked = max(0, stock.asked - BATCH)
         if kind == _MADE:
-            stock.fds += fds
+            stock.fds.extend(fds)
         else:
             _close_all(fds)
             stock.off = True
@@ -150,7 +155,7 @@ def _receive(channel: socket.socket) -> None:
             log.warning("no files made ahead in %s: %s", folder, reason)
 
 
-def _close_all(fds: list[int]) -> None:
+def _close_all(fds: Iterable[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)

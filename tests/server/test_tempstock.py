@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from davserver.backends.filesystem import FilesystemStorage
 from davserver.backends.temps import STOCK_DIR
-from helpers import fill_stock
+from helpers import fill_stock, made_ahead
 
 from davserver.dav.deadprops import PROPS_CODEC
 from davserver.runtime import closer, tempstock
@@ -38,19 +38,6 @@ def stock(tmp_path: Path) -> str:
     return str(folder)
 
 
-def at_hand(stock: str) -> set[int]:
-    """The inodes of the unnamed files this process holds in ``stock``."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(stock + "/#") and target.endswith(" (deleted)"):
-            inodes.add(os.stat(f"/proc/self/fd/{fd}").st_ino)
-    return inodes
-
-
 def test_without_a_helper_there_is_none(stock: str, tmp_path: Path) -> None:
     assert not tempstock.active()
     assert tempstock.place(stock, str(tmp_path / "t")) is None
@@ -67,8 +54,8 @@ def test_a_file_made_ahead_is_linked_where_the_write_wants_it(
     assert tempstock.place(stock, str(name)) is None
     assert not name.exists()
     fill_stock(stock)
-    held = at_hand(stock)
-    assert len(held) == tempstock.BATCH - 1
+    held = made_ahead(stock)
+    assert len(held) >= tempstock.BATCH - 1  # a batch, perhaps two (both asked for)
     fd = tempstock.place(stock, str(name))
     assert fd is not None
     try:
@@ -91,14 +78,14 @@ def test_a_failed_link_keeps_the_file_for_the_next_write(
     helper: int, stock: str, tmp_path: Path
 ) -> None:
     fill_stock(stock)
-    held = at_hand(stock)
+    held = made_ahead(stock)
     assert tempstock.place(stock, str(tmp_path / "missing" / "t")) is None
     assert not (tmp_path / "missing").exists()
-    assert at_hand(stock) == held
+    assert made_ahead(stock) >= held  # (more may have come meanwhile)
     (tmp_path / "t").write_bytes(b"")
     assert tempstock.place(stock, str(tmp_path / "t")) is None  # a name that is taken
     assert (tmp_path / "t").read_bytes() == b""
-    assert at_hand(stock) == held
+    assert made_ahead(stock) >= held
 
 
 def test_the_stock_is_topped_up(helper: int, stock: str, tmp_path: Path) -> None:
@@ -142,14 +129,14 @@ def test_a_folder_without_unnamed_files_gets_none_again(
     assert not (tmp_path / "t").exists()
 
 
-def test_stopping_the_helper_closes_what_is_at_hand(stock: str, tmp_path: Path) -> None:
+def test_stopping_the_helper_closes_what_is_made_ahead(stock: str, tmp_path: Path) -> None:
     closer.start()
     try:
         fill_stock(stock)
-        assert at_hand(stock)
+        assert made_ahead(stock)
     finally:
         closer.stop()
-    assert at_hand(stock) == set()
+    assert made_ahead(stock) == set()
     assert not tempstock.active()
     assert tempstock.place(stock, str(tmp_path / "t")) is None
 
@@ -164,7 +151,7 @@ async def test_the_filesystem_backend_writes_into_files_made_ahead(tmp_path: Pat
         await storage.open()
         assert storage.stock == str(tmp_path / "root" / STOCK_DIR)
         await asyncio.to_thread(fill_stock, storage.stock)
-        held = await asyncio.to_thread(at_hand, storage.stock)
+        held = await asyncio.to_thread(made_ahead, storage.stock)
         async with storage.change(author="test <t@example.org>", message="w") as change:
             await change.write("a.txt", b"new")
         assert os.stat(tmp_path / "root" / "a.txt").st_ino in held
