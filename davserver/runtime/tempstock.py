@@ -19,9 +19,10 @@ behind, gone or never started) or whose link fails (another filesystem mounted b
 the root) creates its file itself, as without a helper. A folder whose filesystem cannot
 make unnamed files (the helper says so once) gets none for the rest of the process.
 
-What differs from a file created in place: its group is the one a file made in the stock
-folder gets (set-group-ID folders below the root do not pass theirs on), and ext4
-places its inode near the stock folder rather than near its own.
+What differs from a file created in place: its group and default ACL are those a file
+made in the stock folder gets (set-group-ID folders and default ACLs below the root do
+not pass theirs on), and ext4 places its inode near the stock folder rather than near
+its own.
 """
 
 from __future__ import annotations
