@@ -150,3 +150,34 @@ def test_the_helper_ignores_the_signals_meant_for_the_server(helper: int) -> Non
         assert ended(read_end, 10)
     finally:
         os.close(read_end)
+
+
+def wakeups(pid: int) -> int:
+    """How often the threads of process ``pid`` have gone to sleep and woken so far."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        status = (Path(f"/proc/{pid}/task") / tid / "status").read_text()
+        total += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return total
+
+
+def test_a_helper_left_idle_waits_without_waking(helper: int) -> None:
+    """While handed descriptors keep coming, the helper looks at its socket every few
+    milliseconds rather than waiting on it (a wait there makes each send wake it, on
+    another CPU); 0.1 s without one and it waits again, costing nothing while idle."""
+    for _ in range(20):
+        read_end, write_end = pipe()
+        closer.close(write_end)
+        assert ended(read_end, 10)
+        os.close(read_end)
+    looking = wakeups(helper)
+    time.sleep(0.05)
+    assert wakeups(helper) > looking  # still looking
+    time.sleep(0.3)
+    idle = wakeups(helper)
+    time.sleep(0.5)
+    assert wakeups(helper) - idle < 3
+    read_end, write_end = pipe()  # and a wait that ends with the next one
+    closer.close(write_end)
+    assert ended(read_end, 10)
+    os.close(read_end)
