@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from davserver.runtime import closer
-
-
-@pytest.fixture
-def helper() -> Iterator[int]:
-    """A started helper's PID; stopped (or reaped, if a test killed it) at the end."""
-    pid = closer.start()
-    try:
-        yield pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-        closer.stop()
 
 
 def pause(pid: int) -> None:

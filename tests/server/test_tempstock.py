@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,6 @@ from helpers import fill_stock, made_ahead
 
 from davserver.dav.deadprops import PROPS_CODEC
 from davserver.runtime import closer, tempstock
-
-
-@pytest.fixture
-def helper() -> Iterator[int]:
-    """A started helper's PID; stopped at the end."""
-    pid = closer.start()
-    try:
-        yield pid
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        closer.stop()
 
 
 @pytest.fixture
