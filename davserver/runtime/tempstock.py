@@ -43,7 +43,8 @@ _LOW = 64
 """A folder's stock is topped up when what it holds and what is asked for fall below:
 up to two requests under way, made side by side by the helper's threads. Where ext4
 searches long for each inode (200-300 us in the helper), one batch at a time left the
-stock empty for a third of the writes at 3,000 PUTs a second."""
+stock empty at 3,000 PUTs a second: the server creating its own files was 27 % of its
+CPU samples (docs/benchmarks.md)."""
 MESSAGE = 4096 + 64
 """Room for the longest message on the helper's socket: a kind, a folder's path, a reason."""
 
