@@ -111,7 +111,7 @@ def _serve(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with socket.socket(fileno=fd) as sock:
-        work: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        work: queue.SimpleQueue[tuple[bytes, list[int]] | None] = queue.SimpleQueue()
         doers = [threading.Thread(target=_do, args=(sock, work)) for _ in range(_THREADS)]
         for thread in doers:
             thread.start()
@@ -124,7 +124,7 @@ def _serve(fd: int) -> None:
                 thread.join()
 
 
-def _receive(sock: socket.socket, work: queue.SimpleQueue[bytes | None]) -> None:
+def _receive(sock: socket.socket, work: queue.SimpleQueue[tuple[bytes, list[int]] | None]) -> None:
     """Take the server's messages until its end closes, queueing each for the doers: a
     handed descriptor to close, a request for files to make.
 
@@ -137,6 +137,7 @@ def _receive(sock: socket.socket, work: queue.SimpleQueue[bytes | None]) -> None
     while True:
         flags = 0 if empty >= _QUIET_LOOKS else socket.MSG_DONTWAIT
         try:
+            # recvmsg, not socket.recv_fds: Python 3.11's drops its flags.
             message, ancillary, _flags, _address = sock.recvmsg(
                 tempstock.MESSAGE, socket.CMSG_SPACE(_FD.itemsize), flags
             )
@@ -144,34 +145,23 @@ def _receive(sock: socket.socket, work: queue.SimpleQueue[bytes | None]) -> None
             empty += 1
             time.sleep(_LOOK)
             continue
+        if not message:  # every message has a kind: this is the end
+            return
         empty = 0
         handed = array.array("i")
         for level, kind, data in ancillary:
             if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
                 handed.frombytes(data[: len(data) - len(data) % _FD.itemsize])
-        if not message:
-            for fd in handed:
-                _close(fd)
-            return
-        if handed:
-            # The closes themselves (which may wait for the device) go to the doers.
-            work.put(b"c" + handed.tobytes())
-        elif message[:1] == tempstock.MAKE:
-            work.put(message)
+        work.put((message, handed.tolist()))
 
 
-def _do(sock: socket.socket, work: queue.SimpleQueue[bytes | None]) -> None:
+def _do(sock: socket.socket, work: queue.SimpleQueue[tuple[bytes, list[int]] | None]) -> None:
+    """A doer: close what was handed (which may wait for the device), make what is asked."""
     while (job := work.get()) is not None:
-        if job[:1] == tempstock.MAKE:
-            tempstock.make(sock, job[1:])
-        else:
-            for fd in array.array("i", job[1:]):
-                _close(fd)
-
-
-def _close(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
+        message, handed = job
+        tempstock.close_all(handed)
+        if message[:1] == tempstock.MAKE:
+            tempstock.make(sock, message[1:])
 
 
 if __name__ == "__main__":

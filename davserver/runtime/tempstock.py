@@ -84,7 +84,7 @@ def attach(channel: socket.socket | None) -> None:
         _channel = channel
         if channel is None:
             for stock in _stocks.values():
-                _close_all(stock.fds)
+                close_all(stock.fds)
             _stocks.clear()
 
 
@@ -123,7 +123,7 @@ def place(folder: str, name: str) -> int | None:
         # as good as before for the next write.
         with _lock:
             if _channel is None or stock.off:  # stopped meanwhile
-                _close_all([fd])
+                close_all([fd])
             else:
                 stock.fds.appendleft(fd)
         return None
@@ -138,26 +138,27 @@ def _receive(channel: socket.socket) -> None:
         except OSError:  # BlockingIOError: nothing more now
             return
         if not message:  # the helper is gone
-            _close_all(fds)
+            close_all(fds)
             return
         kind, rest = message[:1], message[1:]
         folder, _, reason = os.fsdecode(rest).partition("\0")
         stock = _stocks.get(folder)
         if stock is None or stock.off:
-            _close_all(fds)
+            close_all(fds)
             continue
         stock.asked = max(0, stock.asked - BATCH)
         if kind == _MADE:
             stock.fds.extend(fds)
         else:
-            _close_all(fds)
+            close_all(fds)
             stock.off = True
-            _close_all(stock.fds)
+            close_all(stock.fds)
             stock.fds.clear()
             log.warning("no files made ahead in %s: %s", folder, reason)
 
 
-def _close_all(fds: Iterable[int]) -> None:
+def close_all(fds: Iterable[int]) -> None:
+    """Close each of ``fds``, ignoring errors (nothing is left to report them to)."""
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -179,4 +180,4 @@ def make(channel: socket.socket, folder: bytes) -> None:
     except OSError:
         return  # the server is gone
     finally:
-        _close_all(fds)  # the server holds its own copies now
+        close_all(fds)  # the server holds its own copies now
