@@ -145,6 +145,8 @@ def _receive(sock: socket.socket, work: queue.SimpleQueue[tuple[bytes, list[int]
             empty += 1
             time.sleep(_LOOK)
             continue
+        except ConnectionResetError:  # the server's end closed with batches it never read
+            return
         if not message:  # every message has a kind: this is the end
             return
         empty = 0

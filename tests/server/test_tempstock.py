@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -127,6 +129,34 @@ def test_stopping_the_helper_closes_what_is_made_ahead(stock: str, tmp_path: Pat
     assert made_ahead(stock) == set()
     assert not tempstock.active()
     assert tempstock.place(stock, str(tmp_path / "t")) is None
+
+
+def test_a_helper_whose_batch_was_never_read_ends_quietly(
+    stock: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The server stops with a batch it asked for still unread on its end of the socket
+    (the helper then reads ECONNRESET, not the end): the helper ends all the same, with
+    status 0 and nothing on the server's stderr."""
+    closer.start()
+    process = closer._helper
+    assert process is not None
+    try:
+        assert tempstock.place(stock, str(tmp_path / "t")) is None  # asks for a batch
+        channel = closer._to_helper
+        assert channel is not None
+        deadline = time.monotonic() + 10
+        while True:  # until the batch waits on the server's end (peeked at, not read)
+            with contextlib.suppress(BlockingIOError):
+                if channel.recv(1, socket.MSG_PEEK) == tempstock._MADE:
+                    break
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        closer.stop()
+    assert process.returncode == 0
+    assert "Traceback" not in capfd.readouterr().err
+    assert made_ahead(stock) == set()
+    assert sorted(os.listdir(tmp_path)) == [STOCK_DIR]
 
 
 async def test_the_filesystem_backend_writes_into_files_made_ahead(tmp_path: Path) -> None:
