@@ -265,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 pinned = cpu.pin_to_one_cpu()
                 if pinned is not None:
                     log.info("running on CPU %d (pin_cpu)", pinned)
-                    follower = cpu.Follower(affinity.unpinned(), pinned)
-                    _start_closer()
+                    follower = cpu.Follower(affinity.unpinned(), pinned, closer.keep_off)
+                    _start_closer(pinned)
             try:
                 asyncio.run(serve(config, follower=follower))
             finally:
@@ -277,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     return _guarded(run)
 
 
-def _start_closer() -> None:
-    """Let a helper process free the files PUTs replace, on the CPUs the pinned process
-    left (davserver/runtime/closer.py); without one, the server frees them itself."""
+def _start_closer(pinned: int) -> None:
+    """Let a helper process free the files PUTs replace, on the CPUs the process pinned to
+    ``pinned`` left (davserver/runtime/closer.py); without one, the server frees them
+    itself."""
     try:
-        pid = closer.start()
+        pid = closer.start(pinned)
     except OSError as exc:
         log.warning("replaced files are freed on the server's CPU: no helper (%s)", exc)
     else:

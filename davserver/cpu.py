@@ -24,7 +24,12 @@ cannot be read, the order is the CPUs' (a single process stays on the CPU it sta
 A single process does not stay on a CPU that other programs take while another CPU it may
 use sits idle: :class:`Follower` looks once a second and moves the whole process (loop and
 threads together) to the idler CPU, which the kernel would have done for a process that
-was not pinned.
+was not pinned. It moves only while it serves (an idle process loses nothing to the
+others), and then stays at least :data:`HOLD` seconds: a client on the same host follows
+the process that answers it (the kernel tends to wake a reader on the CPU of the thread
+that wrote to it), and moving away from it only had the process hop between the CPUs every
+few seconds (on the 2-CPU test machine, during a bench/run of PUTs: 13 moves in 93 s,
+every other one onto the CPU that takes the disk's interrupts, where a PUT costs more).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +57,12 @@ IDLE_SHARE = 0.5
 """...to a CPU it may use that was idle at least this share of the same time."""
 LOOK_EVERY = 1.0
 """Seconds between two looks."""
+OWN_SHARE = 0.25
+"""The share of its CPU the process itself must have used in a look for the others' share
+to count: a process that waits for requests has nothing to move for."""
+HOLD = 60.0
+"""Seconds the process stays on a CPU it moved to, crowded or not (see the module's
+docstring: a crowd that follows it)."""
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -167,14 +178,20 @@ def _look() -> _Look:
 class Follower:
     """Keeps a process pinned by :func:`pin_to_one_cpu` on a CPU it has to itself, as far
     as the CPUs it may use (``allowed``) allow: when other programs took at least
-    :data:`OTHERS_SHARE` of its CPU in each of two looks while another allowed CPU was
-    idle at least :data:`IDLE_SHARE` of the time, every thread of the process moves to the
-    idlest such CPU (threads started later follow the thread that starts them)."""
+    :data:`OTHERS_SHARE` of its CPU in each of two looks in which the process itself used
+    at least :data:`OWN_SHARE` of it, while another allowed CPU was idle at least
+    :data:`IDLE_SHARE` of the time, every thread of the process moves to the idlest such
+    CPU (threads started later follow the thread that starts them), and ``on_move`` is
+    told the new CPU. No move comes sooner than :data:`HOLD` seconds after the last."""
 
-    def __init__(self, allowed: AbstractSet[int], cpu: int) -> None:
+    def __init__(
+        self, allowed: AbstractSet[int], cpu: int, on_move: Callable[[int], None] | None = None
+    ) -> None:
         self.allowed = allowed
         self.cpu = cpu
+        self._on_move = on_move
         self._crowded = 0  # looks in a row that found the CPU taken by others
+        self._moved_at: float | None = None  # when the last move was decided (a look's time)
 
     async def run(self) -> None:
         """Look every :data:`LOOK_EVERY` seconds until cancelled (/proc is read on a
@@ -199,8 +216,11 @@ class Follower:
             return None
         ours = (now.own - before.own) * _TICK
         others = (now.busy[self.cpu] - before.busy[self.cpu] - ours) / span
-        self._crowded = self._crowded + 1 if others >= OTHERS_SHARE else 0
+        crowded = others >= OTHERS_SHARE and ours / span >= OWN_SHARE
+        self._crowded = self._crowded + 1 if crowded else 0
         if self._crowded < 2:
+            return None
+        if self._moved_at is not None and now.at - self._moved_at < HOLD:
             return None
         idlest, share = None, IDLE_SHARE
         for cpu in sorted(self.allowed - {self.cpu}):
@@ -209,6 +229,7 @@ class Follower:
                 if idle >= share:
                     idlest, share = cpu, idle
         if idlest is not None:
+            self._moved_at = now.at
             log.info(
                 "moving to CPU %d: other programs took %.0f%% of CPU %d, CPU %d was %.0f%% idle",
                 idlest, 100 * others, self.cpu, idlest, 100 * share,
@@ -222,3 +243,5 @@ class Follower:
                 os.sched_setaffinity(int(tid), {cpu})
         self.cpu = cpu
         self._crowded = 0
+        if self._on_move is not None:
+            self._on_move(cpu)

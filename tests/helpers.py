@@ -45,7 +45,7 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 
 def fill_stock(stock: str) -> None:
     """Have the helper make files ahead in the stock folder ``stock`` and wait until a
-    batch is at hand (davserver/runtime/tempstock.py; closer.start() came first). Takes
+    batch is at hand (davserver/runtime/tempstock.py; closer.start came first). Takes
     come oldest first: the files held now are the next ones taken."""
     from davserver.runtime import tempstock
 

@@ -35,3 +35,13 @@ def spread(pid: int) -> None:
     if _before_pinning is not None:
         with contextlib.suppress(OSError):  # it may have ended already
             os.sched_setaffinity(pid, _before_pinning)
+
+
+def beside(pid: int, cpu: int) -> None:
+    """Let the process ``pid``, which this one started, run on every CPU this one could
+    use before it was pinned but ``cpu``, the one it serves from (on all of them when
+    there is no other; nothing to do when it was not pinned): a helper that takes work
+    off the serving CPU must not take that CPU's time instead."""
+    if _before_pinning is not None:
+        with contextlib.suppress(OSError):  # it may have ended already
+            os.sched_setaffinity(pid, _before_pinning - {cpu} or _before_pinning)

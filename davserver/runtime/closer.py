@@ -9,12 +9,13 @@ pin_cpu``, davserver/cpu.py) pays that CPU time on its serving CPU while the oth
 sit idle. A single pinned process therefore starts this helper: it hands each such
 descriptor over a Unix socket (SCM_RIGHTS) and closes its own copy, which is then not
 the last one and costs next to nothing; the helper, left to the kernel on every CPU the
-server could use, does the freeing, on threads that may wait for the device side by
-side. Measured on 2 CPUs (wrk, 16 connections, PUT of 4 KiB over 8 files, this build
-and the one before side by side on the same CPU, alternating rounds; docs/benchmarks.md):
-1.18x and 1.09x the PUTs per second, 12 % and 4 % less server CPU per PUT. With as many worker
-processes as CPUs no CPU sits idle: a helper per worker gave 0.92x, so only the single
-pinned process uses one.
+server could use but the one it serves from (and moved off the one it moves to), does
+the freeing, on threads that may wait for the device side by side. Measured on 2 CPUs
+(wrk, 16 connections, PUT of 4 KiB over 8 files, this build and the one before side by
+side on the same CPU, alternating rounds; docs/benchmarks.md): 1.18x and 1.09x the PUTs
+per second, 12 % and 4 % less server CPU per PUT. With as many worker processes as CPUs
+no CPU sits idle: a helper per worker gave 0.92x, so only the single pinned process
+uses one.
 
 The same helper makes files ahead for the server's writes (tempstock.py), which it
 asks for over the same socket.
@@ -52,10 +53,10 @@ _to_helper: socket.socket | None = None
 _helper: subprocess.Popen[bytes] | None = None
 
 
-def start() -> int:
+def start(cpu: int) -> int:
     """Start the helper for this process; its PID. Call it once, from the process that
-    will hand descriptors over (after it pinned itself: the helper gets every CPU the
-    process could use before)."""
+    will hand descriptors over, after it pinned itself to ``cpu``: the helper gets every
+    other CPU the process could use before."""
     global _to_helper, _helper
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -70,11 +71,18 @@ def start() -> int:
         raise
     finally:
         theirs.close()
-    affinity.spread(_helper.pid)
+    affinity.beside(_helper.pid, cpu)
     ours.setblocking(False)  # Python 3.11's send_fds drops its flags (MSG_DONTWAIT)
     _to_helper = ours
     tempstock.attach(ours)
     return _helper.pid
+
+
+def keep_off(cpu: int) -> None:
+    """The server now serves from ``cpu`` (davserver/cpu.py moved it): the helper keeps
+    to the other CPUs."""
+    if _helper is not None:
+        affinity.beside(_helper.pid, cpu)
 
 
 def stop() -> None:

@@ -61,7 +61,7 @@ class _MadeAhead(FilesystemStorage):
     its writes link files the helper made, as a single pinned server's do."""
 
     async def open(self) -> None:
-        await asyncio.to_thread(closer.start)
+        await asyncio.to_thread(closer.start, 0)
         await super().open()
         assert self.stock is not None
         await asyncio.to_thread(fill_stock, self.stock)

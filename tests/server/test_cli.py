@@ -173,6 +173,15 @@ def cpus_allowed(pid: int, thread: int | None = None) -> str:
     raise AssertionError("no Cpus_allowed_list")
 
 
+def cpu_set(listed: str) -> set[int]:
+    """The CPUs of a list as /proc shows it ('0-1,3' is {0, 1, 3})."""
+    cpus: set[int] = set()
+    for part in listed.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 def test_pin_cpu_keeps_the_process_on_one_cpu(
     tmp_path: Path, server_process: Callable[..., ServerProcess]
 ) -> None:
@@ -266,7 +275,8 @@ def test_a_pinned_process_frees_replaced_files_in_a_helper(
         assert helpers == []  # nothing pinned, nothing to spare
         return
     assert len(helpers) == 1
-    assert cpus_allowed(helpers[0]) == cpus_allowed(os.getpid())
+    pinned = int(cpus_allowed(server.proc.pid))  # the helper keeps off the serving CPU
+    assert cpu_set(cpus_allowed(helpers[0])) == os.sched_getaffinity(0) - {pinned}
     assert "replaced files are freed by helper process" in server.log()
     for n in range(50):
         assert request("PUT", f"{server.url}/f", b"version %d" % n)[0] == (201 if n == 0 else 204)
@@ -334,28 +344,53 @@ def test_pin_cpu_spreads_the_workers_over_the_cpus(
     assert request("PUT", f"{server.url}/f", b"x")[0] == 201
 
 
-def test_pin_cpu_moves_off_a_cpu_other_programs_take(
+def serving(url: str, stop: threading.Event) -> None:
+    """Keep the server busy until ``stop``: PROPFINDs of a folder of many files, one at a
+    time (milliseconds of the server's CPU each, next to nothing of this process's)."""
+    body = b'<?xml version="1.0"?><propfind xmlns="DAV:"><allprop/></propfind>'
+    while not stop.is_set():
+        req = urllib.request.Request(url, data=body, method="PROPFIND", headers={"Depth": "1"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
+
+def test_pin_cpu_moves_off_a_cpu_other_programs_take_while_it_serves(
     tmp_path: Path, server_process: Callable[..., ServerProcess]
 ) -> None:
+    """Idle, the process stays where it is whoever takes its CPU; serving, it moves to an
+    idle one within seconds, every thread and its helper's CPUs along."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs to move between")
+    (tmp_path / "data" / "many").mkdir(parents=True)
+    for n in range(500):
+        (tmp_path / "data" / "many" / f"f{n}").write_bytes(b"x")
     server = server_process("--workers", "1")
     first = int(cpus_allowed(server.proc.pid))
+    (helper,) = closer_helpers(server.proc.pid)
     busy = subprocess.Popen(
         [sys.executable, "-c", "while True: pass"],
         preexec_fn=lambda: os.sched_setaffinity(0, {first}),
     )
+    stop = threading.Event()
+    client = threading.Thread(target=serving, args=(f"{server.url}/many/", stop))
     try:
+        time.sleep(5)  # idle: others take its CPU, and it stays
+        assert cpus_allowed(server.proc.pid) == str(first)
+        client.start()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and cpus_allowed(server.proc.pid) == str(first):
             time.sleep(0.2)
     finally:
+        stop.set()
         busy.kill()
         busy.wait()
+        if client.is_alive():
+            client.join()
     now = cpus_allowed(server.proc.pid)
     assert now.isdigit() and int(now) != first and int(now) in os.sched_getaffinity(0)
-    # Every thread went along, not the main thread alone.
+    # Every thread went along, not the main thread alone; the helper left the new CPU.
     threads = [int(t.name) for t in Path(f"/proc/{server.proc.pid}/task").iterdir()]
     assert {cpus_allowed(server.proc.pid, t) for t in threads} == {now}
+    assert cpu_set(cpus_allowed(helper)) == os.sched_getaffinity(0) - {int(now)}
     assert f"moving to CPU {now}: other programs took" in server.log()
     assert request("PUT", f"{server.url}/f", b"x")[0] == 201  # serves as before

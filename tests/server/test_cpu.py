@@ -4,6 +4,7 @@ looks at the CPUs' ticks and the process's own CPU time."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
@@ -16,17 +17,18 @@ TICK = 100  # /proc/stat counts USER_HZ ticks: 100 a second on Linux
 OWN = 0.4  # the process takes 40 % of CPU 0 throughout
 
 
-def seen(seconds: list[tuple[float, float]]) -> list[_Look]:
+def seen(seconds: list[tuple[float, float]], share: float = OWN) -> list[_Look]:
     """Looks a second apart; each item of ``seconds`` says what happened between two: the
-    share of CPU 0 other programs took, and the share of the time CPU 1 was idle."""
+    share of CPU 0 other programs took, and the share of the time CPU 1 was idle (the
+    process itself took ``share`` of CPU 0 throughout)."""
     busy, idle, own = [0, 0], [0, 0], 0.0
     out = [_Look(0.0, {0: 0, 1: 0}, {0: 0, 1: 0}, 0.0)]
     for at, (others, idle1) in enumerate(seconds, start=1):
-        busy[0] += round(TICK * (OWN + others))
-        idle[0] += round(TICK * (1 - OWN - others))
+        busy[0] += round(TICK * (share + others))
+        idle[0] += round(TICK * (1 - share - others))
         busy[1] += round(TICK * (1 - idle1))
         idle[1] += round(TICK * idle1)
-        own += OWN
+        own += share
         out.append(_Look(float(at), {0: busy[0], 1: busy[1]}, {0: idle[0], 1: idle[1]}, own))
     return out
 
@@ -51,6 +53,41 @@ def test_a_cpu_taken_by_others_twice_in_a_row_is_left_for_an_idle_one() -> None:
 def test_the_process_stays(seconds: list[tuple[float, float]]) -> None:
     follower = Follower({0, 1}, 0)
     assert verdicts(follower, seen(seconds)) == [None] * len(seconds)
+
+
+def test_an_idle_process_stays_whoever_takes_its_cpu() -> None:
+    """Waiting for requests, it loses nothing to the others (bench/run's servers take
+    turns: the others' runs would move it about)."""
+    follower = Follower({0, 1}, 0)
+    assert verdicts(follower, seen([(0.9, 0.9)] * 4, share=0.02)) == [None] * 4
+
+
+def test_after_a_move_the_process_stays_a_while() -> None:
+    """A client on the same host follows the process that answers it: a second move comes
+    no sooner than HOLD seconds after the first, however crowded the CPU."""
+    follower = Follower({0, 1}, 0)
+    hold = int(cpu.HOLD)
+    got = verdicts(follower, seen([(0.5, 0.9)] * (hold + 4)))
+    assert got[:2] == [None, 1]
+    assert got[2 : 1 + hold] == [None] * (hold - 1)  # the look at 2 s moved; 3..HOLD+1 stay
+    assert 1 in got[1 + hold :]
+
+
+def test_a_move_is_told_to_the_helper_s_keeper() -> None:
+    """Follower.move puts every thread on the CPU and tells ``on_move`` (the closer helper
+    keeps off it); the test process's threads get their CPUs back."""
+    told: list[int] = []
+    allowed = os.sched_getaffinity(0)
+    target = min(allowed)
+    before = {tid: os.sched_getaffinity(int(tid)) for tid in os.listdir("/proc/self/task")}
+    try:
+        Follower(allowed, target, told.append).move(target)
+        assert os.sched_getaffinity(0) == {target}
+    finally:
+        for tid, cpus in before.items():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(tid), cpus)
+    assert told == [target]
 
 
 def test_only_the_cpus_the_process_may_use_are_moved_to() -> None:
