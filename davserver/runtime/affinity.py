@@ -29,19 +29,12 @@ def unpinned() -> frozenset[int]:
     return _before_pinning or frozenset()
 
 
-def spread(pid: int) -> None:
+def spread(pid: int, but: int | None = None) -> None:
     """Let the process ``pid``, which this one started, run on every CPU this one could
-    use before it was pinned (nothing to do when it was not)."""
+    use before it was pinned (nothing to do when it was not); with ``but``, on every one
+    but that CPU, the one this process serves from (on all of them when there is no
+    other): a helper that takes work off the serving CPU must not take its time instead."""
     if _before_pinning is not None:
+        cpus = _before_pinning - {but} if but is not None else _before_pinning
         with contextlib.suppress(OSError):  # it may have ended already
-            os.sched_setaffinity(pid, _before_pinning)
-
-
-def beside(pid: int, cpu: int) -> None:
-    """Let the process ``pid``, which this one started, run on every CPU this one could
-    use before it was pinned but ``cpu``, the one it serves from (on all of them when
-    there is no other; nothing to do when it was not pinned): a helper that takes work
-    off the serving CPU must not take that CPU's time instead."""
-    if _before_pinning is not None:
-        with contextlib.suppress(OSError):  # it may have ended already
-            os.sched_setaffinity(pid, _before_pinning - {cpu} or _before_pinning)
+            os.sched_setaffinity(pid, cpus or _before_pinning)

@@ -71,7 +71,7 @@ def start(cpu: int) -> int:
         raise
     finally:
         theirs.close()
-    affinity.beside(_helper.pid, cpu)
+    affinity.spread(_helper.pid, but=cpu)
     ours.setblocking(False)  # Python 3.11's send_fds drops its flags (MSG_DONTWAIT)
     _to_helper = ours
     tempstock.attach(ours)
@@ -82,7 +82,7 @@ def keep_off(cpu: int) -> None:
     """The server now serves from ``cpu`` (davserver/cpu.py moved it): the helper keeps
     to the other CPUs."""
     if _helper is not None:
-        affinity.beside(_helper.pid, cpu)
+        affinity.spread(_helper.pid, but=cpu)
 
 
 def stop() -> None:
